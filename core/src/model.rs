@@ -1,0 +1,347 @@
+//! The node snapshot: one consistent reading of a node's GPUs, GPU processes and host.
+//!
+//! Every measured value is an `Option`: `None` means "could not be read" (not supported, driver
+//! missing, GPU lost), which exporters omit and rules treat as unknown, never as zero.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One reading of a whole node, published by the agent's sampling engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    /// Who this node is.
+    pub node: NodeInfo,
+    /// When the sample was taken, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Driver and library versions; `None` when no NVIDIA driver could be loaded.
+    pub driver: Option<DriverInfo>,
+    /// One entry per GPU the driver enumerates, lost GPUs included (marked `lost`).
+    pub gpus: Vec<GpuSample>,
+    /// One entry per (process, GPU) pair using a GPU.
+    pub processes: Vec<ProcessSample>,
+    /// Host signals; `None` when the host samplers have not produced a reading yet.
+    pub host: Option<HostSample>,
+}
+
+/// Identity of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Host name as the node reports it.
+    pub hostname: String,
+    /// Stable machine id (`/etc/machine-id`) when known.
+    pub machine_id: Option<String>,
+    /// The job this node currently works for, when known (scheduler label).
+    pub job: Option<String>,
+    /// Extra labels from configuration (cluster, rack, …).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// NVIDIA driver and library versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// Kernel driver version string, e.g. `550.54.15`.
+    pub driver_version: String,
+    /// CUDA driver API version as NVML encodes it (12040 = 12.4).
+    pub cuda_driver_version: Option<u32>,
+    /// NVML library version string.
+    pub nvml_version: Option<String>,
+}
+
+/// One GPU's reading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuSample {
+    /// NVML index.
+    pub index: u32,
+    /// GPU UUID (`GPU-…`).
+    pub uuid: String,
+    /// Product name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub model: String,
+    /// Board serial number.
+    pub serial: Option<String>,
+    /// PCI bus id, e.g. `00000000:18:00.0`.
+    pub pci_bus_id: Option<String>,
+    /// CUDA compute capability, e.g. `9.0`.
+    pub compute_capability: Option<String>,
+    /// The GPU fell off the bus or is otherwise inaccessible; all other values are `None`.
+    pub lost: bool,
+    /// MIG mode currently enabled.
+    pub mig_enabled: Option<bool>,
+    /// Persistence mode enabled.
+    pub persistence_mode: Option<bool>,
+
+    /// Total framebuffer memory.
+    pub memory_total_bytes: Option<u64>,
+    /// Used framebuffer memory.
+    pub memory_used_bytes: Option<u64>,
+    /// Free framebuffer memory.
+    pub memory_free_bytes: Option<u64>,
+    /// Memory reserved by the driver.
+    pub memory_reserved_bytes: Option<u64>,
+
+    /// Fraction of time one or more kernels ran (NVML utilization, coarse).
+    pub utilization_ratio: Option<f64>,
+    /// Fraction of time device memory was read or written.
+    pub memory_copy_utilization_ratio: Option<f64>,
+    /// Video encoder utilization.
+    pub encoder_utilization_ratio: Option<f64>,
+    /// Video decoder utilization.
+    pub decoder_utilization_ratio: Option<f64>,
+
+    /// Profiling ratio: graphics/compute engine active (GPM graphics utilization).
+    pub graphics_active_ratio: Option<f64>,
+    /// Profiling ratio: fraction of SMs with at least one warp resident (GPM SM utilization).
+    pub sm_active_ratio: Option<f64>,
+    /// Profiling ratio: resident warps over the maximum.
+    pub sm_occupancy_ratio: Option<f64>,
+    /// Profiling ratio: any tensor pipe active.
+    pub tensor_active_ratio: Option<f64>,
+    /// Profiling ratio: FP64 pipe active.
+    pub fp64_active_ratio: Option<f64>,
+    /// Profiling ratio: FP32 pipe active.
+    pub fp32_active_ratio: Option<f64>,
+    /// Profiling ratio: FP16 pipe active.
+    pub fp16_active_ratio: Option<f64>,
+    /// Profiling ratio: DRAM bandwidth utilization.
+    pub dram_active_ratio: Option<f64>,
+
+    /// GPU core temperature.
+    pub temperature_celsius: Option<f64>,
+    /// HBM / memory temperature.
+    pub memory_temperature_celsius: Option<f64>,
+    /// Temperature at which the GPU starts to slow down.
+    pub slowdown_temperature_celsius: Option<f64>,
+    /// Temperature at which the GPU shuts down.
+    pub shutdown_temperature_celsius: Option<f64>,
+    /// Fan speed as a fraction of the maximum (absent on passively cooled boards).
+    pub fan_speed_ratio: Option<f64>,
+
+    /// Power draw.
+    pub power_watts: Option<f64>,
+    /// Current power management limit.
+    pub power_limit_watts: Option<f64>,
+    /// Default power management limit.
+    pub power_default_limit_watts: Option<f64>,
+    /// Lowest settable power limit.
+    pub power_min_limit_watts: Option<f64>,
+    /// Highest settable power limit.
+    pub power_max_limit_watts: Option<f64>,
+    /// Energy consumed since the driver was loaded.
+    pub energy_joules: Option<f64>,
+
+    /// Current SM clock.
+    pub sm_clock_hertz: Option<f64>,
+    /// Current memory clock.
+    pub memory_clock_hertz: Option<f64>,
+    /// Current graphics clock.
+    pub graphics_clock_hertz: Option<f64>,
+    /// Maximum SM clock.
+    pub sm_clock_max_hertz: Option<f64>,
+    /// Maximum memory clock.
+    pub memory_clock_max_hertz: Option<f64>,
+    /// Current clock event (throttle) reasons bitmask, NVML encoding.
+    pub clock_event_reasons: Option<u64>,
+
+    /// PCIe transmit throughput (device to host).
+    pub pcie_tx_bytes_per_second: Option<f64>,
+    /// PCIe receive throughput (host to device).
+    pub pcie_rx_bytes_per_second: Option<f64>,
+    /// Current PCIe link generation.
+    pub pcie_link_generation: Option<u32>,
+    /// Maximum PCIe link generation.
+    pub pcie_link_generation_max: Option<u32>,
+    /// Current PCIe link width (lanes).
+    pub pcie_link_width: Option<u32>,
+    /// Maximum PCIe link width (lanes).
+    pub pcie_link_width_max: Option<u32>,
+    /// PCIe replay counter.
+    pub pcie_replays_total: Option<u64>,
+    /// NVLink transmit throughput over all links.
+    pub nvlink_tx_bytes_per_second: Option<f64>,
+    /// NVLink receive throughput over all links.
+    pub nvlink_rx_bytes_per_second: Option<f64>,
+    /// Per-link NVLink state and error counters.
+    pub nvlinks: Vec<NvLinkSample>,
+
+    /// Corrected (single-bit) ECC errors since the last driver load.
+    pub ecc_corrected_volatile_total: Option<u64>,
+    /// Uncorrected (double-bit) ECC errors since the last driver load.
+    pub ecc_uncorrected_volatile_total: Option<u64>,
+    /// Corrected ECC errors over the GPU's lifetime.
+    pub ecc_corrected_aggregate_total: Option<u64>,
+    /// Uncorrected ECC errors over the GPU's lifetime.
+    pub ecc_uncorrected_aggregate_total: Option<u64>,
+    /// Retired memory pages (all causes).
+    pub retired_pages_total: Option<u64>,
+    /// A page retirement waits for the next reset.
+    pub retired_pages_pending: Option<bool>,
+    /// Rows remapped after correctable errors.
+    pub remapped_rows_correctable_total: Option<u64>,
+    /// Rows remapped after uncorrectable errors.
+    pub remapped_rows_uncorrectable_total: Option<u64>,
+    /// A row remapping waits for the next reset.
+    pub row_remap_pending: Option<bool>,
+    /// A row remapping failed.
+    pub row_remap_failed: Option<bool>,
+
+    /// The most recent XID code seen on this GPU.
+    pub xid_last: Option<u64>,
+    /// XID events seen since the agent started, per code.
+    pub xid_counts: BTreeMap<u64, u64>,
+}
+
+/// One NVLink link of a GPU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkSample {
+    /// Link number.
+    pub link: u32,
+    /// Link is up.
+    pub active: Option<bool>,
+    /// CRC errors on data flits.
+    pub crc_errors_total: Option<u64>,
+    /// Replay errors.
+    pub replay_errors_total: Option<u64>,
+    /// Recovery errors.
+    pub recovery_errors_total: Option<u64>,
+}
+
+/// One process using one GPU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    /// Host PID.
+    pub pid: u32,
+    /// Process name (`comm`); command lines are not exported by default.
+    pub name: String,
+    /// User name or uid.
+    pub user: Option<String>,
+    /// NVML index of the GPU.
+    pub gpu_index: u32,
+    /// UUID of the GPU.
+    pub gpu_uuid: String,
+    /// GPU memory this process holds on that GPU.
+    pub gpu_memory_bytes: Option<u64>,
+    /// Share of the GPU's SM time this process used.
+    pub sm_utilization_ratio: Option<f64>,
+    /// Share of the GPU's memory bandwidth this process used.
+    pub memory_utilization_ratio: Option<f64>,
+    /// Container id (runtime-specific, e.g. containerd's 64 hex digits).
+    pub container: Option<String>,
+    /// Kubernetes pod name.
+    pub pod: Option<String>,
+    /// Kubernetes namespace.
+    pub namespace: Option<String>,
+    /// Kubernetes pod UID.
+    pub pod_uid: Option<String>,
+    /// CPU time the process used.
+    pub cpu_seconds_total: Option<f64>,
+    /// Resident set size.
+    pub rss_bytes: Option<u64>,
+}
+
+/// Host signals of a node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostSample {
+    /// Per-core CPU usage.
+    pub cpus: Vec<CpuSample>,
+    /// Busy fraction over all cores (not idle, not iowait).
+    pub cpu_busy_ratio: Option<f64>,
+    /// Fraction of CPU time waiting on I/O.
+    pub cpu_iowait_ratio: Option<f64>,
+    /// Fraction of CPU time stolen by the hypervisor.
+    pub cpu_steal_ratio: Option<f64>,
+    /// One-minute load average.
+    pub load1: Option<f64>,
+    /// Total memory.
+    pub memory_total_bytes: Option<u64>,
+    /// Memory available for new work.
+    pub memory_available_bytes: Option<u64>,
+    /// Network interfaces, Ethernet and InfiniBand.
+    pub nics: Vec<NicSample>,
+    /// NVMe block devices.
+    pub disks: Vec<DiskSample>,
+}
+
+/// One CPU core.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuSample {
+    /// Core number.
+    pub cpu: u32,
+    /// Busy fraction over the last interval.
+    pub busy_ratio: Option<f64>,
+    /// I/O wait fraction over the last interval.
+    pub iowait_ratio: Option<f64>,
+}
+
+/// Kind of network interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NicKind {
+    /// Ethernet (or anything that is not InfiniBand).
+    #[default]
+    Ethernet,
+    /// InfiniBand HCA port.
+    Infiniband,
+}
+
+impl NicKind {
+    /// Lower-case label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NicKind::Ethernet => "ethernet",
+            NicKind::Infiniband => "infiniband",
+        }
+    }
+}
+
+/// One network interface or InfiniBand port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicSample {
+    /// Interface name (`eth0`) or `device/port` for InfiniBand (`mlx5_0/1`).
+    pub name: String,
+    /// Ethernet or InfiniBand.
+    pub kind: NicKind,
+    /// Link speed.
+    pub speed_bytes_per_second: Option<f64>,
+    /// Bytes received.
+    pub rx_bytes_total: Option<u64>,
+    /// Bytes sent.
+    pub tx_bytes_total: Option<u64>,
+    /// Packets received.
+    pub rx_packets_total: Option<u64>,
+    /// Packets sent.
+    pub tx_packets_total: Option<u64>,
+    /// Receive errors.
+    pub rx_errors_total: Option<u64>,
+    /// Transmit errors.
+    pub tx_errors_total: Option<u64>,
+    /// Received packets dropped.
+    pub rx_dropped_total: Option<u64>,
+    /// Receive rate over the last interval.
+    pub rx_bytes_per_second: Option<f64>,
+    /// Transmit rate over the last interval.
+    pub tx_bytes_per_second: Option<f64>,
+}
+
+/// One NVMe block device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskSample {
+    /// Block device name, e.g. `nvme0n1`.
+    pub name: String,
+    /// Controller model when known.
+    pub model: Option<String>,
+    /// Bytes read.
+    pub read_bytes_total: Option<u64>,
+    /// Bytes written.
+    pub write_bytes_total: Option<u64>,
+    /// Completed reads.
+    pub reads_total: Option<u64>,
+    /// Completed writes.
+    pub writes_total: Option<u64>,
+    /// Time the device was busy.
+    pub busy_seconds_total: Option<f64>,
+    /// Read rate over the last interval.
+    pub read_bytes_per_second: Option<f64>,
+    /// Write rate over the last interval.
+    pub write_bytes_per_second: Option<f64>,
+    /// Busy fraction over the last interval.
+    pub busy_ratio: Option<f64>,
+}

@@ -1,0 +1,63 @@
+//! Units of the catalogue's signals and how each is spelled in Prometheus and OTLP (UCUM).
+
+use serde::{Deserialize, Serialize};
+
+/// The base unit a signal is stored and exported in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A 0–1 fraction (utilization, activity).
+    Ratio,
+    /// Bytes.
+    Bytes,
+    /// Bytes per second.
+    BytesPerSecond,
+    /// Degrees Celsius.
+    Celsius,
+    /// Watts.
+    Watts,
+    /// Joules.
+    Joules,
+    /// Hertz.
+    Hertz,
+    /// Seconds.
+    Seconds,
+    /// A plain count of events or things (errors, pages, rows).
+    Count,
+    /// A 0/1 state or a code (no unit).
+    State,
+    /// An `_info` series whose value is always 1 and whose labels carry identity.
+    Info,
+}
+
+impl Unit {
+    /// The suffix a Prometheus metric name in this unit must carry (before `_total`).
+    pub fn prometheus_suffix(self) -> Option<&'static str> {
+        match self {
+            Unit::Ratio => Some("_ratio"),
+            Unit::Bytes => Some("_bytes"),
+            Unit::BytesPerSecond => Some("_bytes_per_second"),
+            Unit::Celsius => Some("_celsius"),
+            Unit::Watts => Some("_watts"),
+            Unit::Joules => Some("_joules"),
+            Unit::Hertz => Some("_hertz"),
+            Unit::Seconds => Some("_seconds"),
+            Unit::Info => Some("_info"),
+            Unit::Count | Unit::State => None,
+        }
+    }
+
+    /// The UCUM unit string used in OTLP.
+    pub fn ucum(self) -> &'static str {
+        match self {
+            Unit::Ratio | Unit::Count | Unit::State | Unit::Info => "1",
+            Unit::Bytes => "By",
+            Unit::BytesPerSecond => "By/s",
+            Unit::Celsius => "Cel",
+            Unit::Watts => "W",
+            Unit::Joules => "J",
+            Unit::Hertz => "Hz",
+            Unit::Seconds => "s",
+        }
+    }
+}
