@@ -83,7 +83,7 @@ pub struct GpuInfo {
 }
 
 /// One NVLink link's state at a time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LinkState {
     /// Link is up.
     pub active: bool,
@@ -100,7 +100,7 @@ pub struct LinkState {
 }
 
 /// Every GPU signal at one scenario time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GpuState {
     /// The GPU has fallen off the bus; every query answers GPU_IS_LOST.
     pub lost: bool,
@@ -197,7 +197,7 @@ pub struct GpuState {
 }
 
 /// A process using one GPU at one time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GpuProcessState {
     /// PID.
     pub pid: u32,
@@ -212,7 +212,7 @@ pub struct GpuProcessState {
 }
 
 /// One NIC at one time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NicState {
     /// netdev name.
     pub name: String,
@@ -233,7 +233,7 @@ pub struct NicState {
 }
 
 /// One NVMe device at one time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DiskState {
     /// Block device name.
     pub name: String,
@@ -254,7 +254,7 @@ pub struct DiskState {
 }
 
 /// Host signals at one time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HostState {
     /// Per-core busy fraction.
     pub core_busy: Vec<f64>,

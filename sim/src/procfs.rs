@@ -461,6 +461,14 @@ fn meminfo(h: &HostState) -> String {
         ("Committed_AS", used + used / 4),
         ("VmallocTotal", 34_359_738_367),
         ("VmallocUsed", 300_000),
+        ("VmallocChunk", 0),
+        ("Percpu", 120_000),
+        ("HardwareCorrupted", 0),
+        ("AnonHugePages", used / 4),
+        ("ShmemHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FileHugePages", 0),
+        ("FilePmdMapped", 0),
     ] {
         let _ = writeln!(s, "{:<16}{:>8} kB", format!("{k}:"), v);
     }
@@ -473,6 +481,10 @@ fn meminfo(h: &HostState) -> String {
         let _ = writeln!(s, "{:<16}{:>8}", format!("{k}:"), 0);
     }
     let _ = writeln!(s, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "Hugetlb:", 0);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "DirectMap4k:", 1_048_576);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "DirectMap2M:", total / 2);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "DirectMap1G:", total / 2);
     s
 }
 

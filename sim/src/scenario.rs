@@ -170,7 +170,7 @@ pub enum CgroupDriver {
 }
 
 /// Kind of network interface.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NicKindSpec {
     /// An Ethernet netdev.

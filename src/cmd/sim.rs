@@ -29,6 +29,9 @@ pub enum SimCommand {
         /// Node of a multi-node job.
         #[arg(long, default_value_t = 0)]
         node: u32,
+        /// With --at: print the values as JSON (every GPU, process and host signal).
+        #[arg(long, requires = "at")]
+        json: bool,
     },
     /// Print the shell exports that point NVML (and /proc, /sys) at the simulator.
     Env {
@@ -103,7 +106,15 @@ pub fn run(cmd: SimCommand) -> Result<()> {
             }
             Ok(())
         }
-        SimCommand::Show { scenario, at, node } => show(&scenario, at, node),
+        SimCommand::Show {
+            scenario,
+            at: Some(t),
+            node,
+            json: true,
+        } => show_json(&scenario, t, node),
+        SimCommand::Show {
+            scenario, at, node, ..
+        } => show(&scenario, at, node),
         SimCommand::Env {
             scenario,
             node,
@@ -234,6 +245,37 @@ fn show(name: &str, at: Option<f64>, node: u32) -> Result<()> {
         let busy = h.core_busy.iter().sum::<f64>() / h.core_busy.len().max(1) as f64;
         println!("host cpu busy {busy:.2}");
     }
+    Ok(())
+}
+
+/// Every value of the scenario at `t` as JSON: what NVML and /proc will report, before rounding.
+fn show_json(name: &str, t: f64, node: u32) -> Result<()> {
+    let sim = Simulation::new(Scenario::load(name)?, node)?;
+    let gpus: Vec<serde_json::Value> = sim
+        .gpus()
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.preset.name,
+                "serial": g.serial,
+                "pci_bus_id": g.pci_bus_id,
+                "state": sim.gpu(g.index, t),
+                "processes": sim.gpu_processes(g.index, t),
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "scenario": sim.scenario().name,
+        "node": node,
+        "hostname": sim.hostname(),
+        "t": t,
+        "phase": sim.phase_name(t),
+        "gpus": gpus,
+        "host": sim.host(t),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
