@@ -1,6 +1,8 @@
 //! The signal engine: scenarios load, values follow the targets, counters integrate the gauges,
 //! and everything is a deterministic function of (scenario, node, time).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use gpuscope_sim::engine::REASON_GPU_IDLE;
 use gpuscope_sim::scenario::{BUILTIN, Scenario, ScenarioError};
 use gpuscope_sim::{SimClock, Simulation};

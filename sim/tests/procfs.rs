@@ -1,6 +1,8 @@
 //! The /proc + /sys writer: the kernel's formats, parsed by procfs-core (the agent's parsers),
 //! carrying the scenario's values.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use gpuscope_sim::procfs::{TreeWriter, USER_HZ};
 use gpuscope_sim::scenario::Scenario;
 use gpuscope_sim::{SimClock, Simulation};

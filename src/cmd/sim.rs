@@ -84,8 +84,8 @@ pub fn run(cmd: SimCommand) -> Result<()> {
     match cmd {
         SimCommand::List => {
             println!(
-                "{:<24} {:>5} {:>4}  {:<30} {}",
-                "SCENARIO", "NODES", "GPUS", "GPU MODEL", "EXPECTED FINDINGS"
+                "{:<24} {:>5} {:>4}  {:<30} EXPECTED FINDINGS",
+                "SCENARIO", "NODES", "GPUS", "GPU MODEL"
             );
             for (name, _) in BUILTIN {
                 let s = Scenario::load(name)?;

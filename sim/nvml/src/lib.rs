@@ -547,7 +547,7 @@ nvml! {
             1 => p.slowdown_temp_c,
             2 if p.memory_temperature => 95,
             3 => p.slowdown_temp_c - 3,
-            0..=7 => return Err(NOT_SUPPORTED),
+            2 | 4..=7 => return Err(NOT_SUPPORTED),
             _ => return Err(INVALID_ARGUMENT),
         };
         out(temp, v)

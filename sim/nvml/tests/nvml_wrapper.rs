@@ -2,6 +2,8 @@
 //! process per case because the library picks its scenario from the environment once.
 //! Expected values come from the same engine at the same frozen scenario time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use gpuscope_sim::clock::unix_now;
 use gpuscope_sim::{Scenario, Simulation};
 use serde_json::Value;
