@@ -132,6 +132,24 @@ def test_gpm_on_hopper_and_not_supported_before(nvml, expected):
         assert set(nvml(GPM, scenario=scenario, time=10)) == {3}, f"{scenario}: NOT_SUPPORTED"
 
 
+def test_t4_from_a_scenario_file(nvml, tmp_path):
+    path = tmp_path / "t4.toml"
+    path.write_text(
+        '[[gpus]]\nmodel = "T4"\ncount = 2\n[[phases]]\nduration_s = 60\n[phases.gpu]\nutil = { value = 0.5, noise = 0 }\n'
+    )
+    got = nvml(
+        GPM
+        + """
+h = nvmlDeviceGetHandleByIndex(0)
+result = dict(gpm=out, name=nvmlDeviceGetName(h), util=nvmlDeviceGetUtilizationRates(h).gpu,
+              cc=list(nvmlDeviceGetCudaComputeCapability(h)), limit=nvmlDeviceGetPowerManagementLimit(h))
+""",
+        scenario=str(path),
+        time=30,
+    )
+    assert got == {"gpm": [3, 3], "name": "Tesla T4", "util": 50, "cc": [7, 5], "limit": 70_000}
+
+
 def test_xid_event_arrives_and_the_gpu_is_lost(nvml):
     import time
 
