@@ -1,6 +1,7 @@
 //! `gpuscope`: the GPU observability agent's command-line entry point.
 
 mod cmd;
+mod config;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,22 +16,48 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node agent: GPU and host samplers behind a Prometheus endpoint (:9466).
+    Agent(config::Overrides),
+    /// Print one snapshot of this node: GPUs, GPU processes and host, as a table or JSON.
+    Query {
+        #[command(flatten)]
+        overrides: config::Overrides,
+        /// Print JSON (the snapshot format documented in docs/query-json.md).
+        #[arg(long)]
+        json: bool,
+        /// Milliseconds between the two readings that rates and profiling ratios need.
+        #[arg(long, default_value_t = 500)]
+        gap_ms: u64,
+    },
+    /// Install the agent as a hardened systemd service with a default configuration.
+    Install(cmd::install::InstallArgs),
     /// Simulated GPU nodes: list and inspect scenarios, point NVML at the simulator, write /proc.
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
 }
 
+/// Starts logging to stderr at `level` (GPUSCOPE_LOG, in tracing's filter syntax, wins).
+pub fn logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GPUSCOPE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(o) => cmd::agent::run(&o),
+        Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
+        Command::Install(a) => cmd::install::run(&a),
         Command::Sim(c) => cmd::sim::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gpuscope: {e:#}");
-            // Bad input (a scenario, a flag value) is a usage error, as clap's own are.
-            ExitCode::from(2)
+            // Bad input (configuration, a scenario, a flag value) is a usage error, as clap's own are.
+            let usage = e.downcast_ref::<config::UsageError>().is_some() || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some();
+            if usage { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

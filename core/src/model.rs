@@ -21,6 +21,35 @@ pub struct NodeSnapshot {
     pub processes: Vec<ProcessSample>,
     /// Host signals; `None` when the host samplers have not produced a reading yet.
     pub host: Option<HostSample>,
+    /// How the sampling itself went (the agent's own health).
+    #[serde(default)]
+    pub agent: AgentStats,
+}
+
+/// The agent's own health: sampling cost, failures, unsupported signals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStats {
+    /// Whether an NVIDIA driver (NVML) is loaded and answering.
+    pub driver_up: bool,
+    /// Wall time the last sampling pass took.
+    pub sample_duration_seconds: f64,
+    /// Per sampler: failures and last success.
+    pub samplers: BTreeMap<String, SamplerStats>,
+    /// NVML calls that failed (other than NOT_SUPPORTED), per entry point.
+    pub nvml_errors: BTreeMap<String, u64>,
+    /// Signals NVML reports as not supported, with the number of GPUs lacking each.
+    pub unsupported: BTreeMap<String, u64>,
+}
+
+/// One sampler's record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplerStats {
+    /// Sampling passes that failed.
+    pub errors_total: u64,
+    /// Last successful pass, milliseconds since the Unix epoch.
+    pub last_success_ms: Option<u64>,
+    /// The most recent error message, if the last pass failed.
+    pub last_error: Option<String>,
 }
 
 /// Identity of a node.

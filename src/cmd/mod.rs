@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
+pub mod install;
+pub mod query;
 pub mod sim;

@@ -133,7 +133,7 @@ pub fn run(cmd: SimCommand) -> Result<()> {
             once_at,
         } => {
             if speed <= 0.0 {
-                bail!("--speed must be positive, not {speed}");
+                return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
             }
             let sim = Simulation::new(Scenario::load(&scenario)?, node)?;
             let clock = SimClock {
@@ -332,7 +332,7 @@ fn env(
     lib: Option<PathBuf>,
 ) -> Result<()> {
     if speed <= 0.0 {
-        bail!("--speed must be positive, not {speed}");
+        return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
     }
     // Validate now, so a typo fails here rather than inside the library later.
     let s = Scenario::load(name)?;

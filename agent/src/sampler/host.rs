@@ -1,0 +1,291 @@
+//! Host signals from /proc and /sys under configurable roots: CPU, memory, network (Ethernet
+//! and InfiniBand ports) and NVMe storage. Each is its own sampler, so one unreadable file
+//! costs only its own signals.
+
+use super::{Pass, SampleError, Sampler, rate, read};
+use gpuscope_core::{CpuSample, DiskSample, HostSample, NicKind, NicSample, NodeSnapshot};
+use procfs_core::{FromBufRead, FromBufReadSI, FromRead};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
+    snap.host.get_or_insert_with(HostSample::default)
+}
+
+fn parse_err(path: &Path, e: impl std::fmt::Display) -> SampleError {
+    SampleError::Parse { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// (busy, iowait, steal, total) ticks of one CPU line.
+type Ticks = (u64, u64, u64, u64);
+
+fn ticks(c: &procfs_core::CpuTime) -> Ticks {
+    let iowait = c.iowait.unwrap_or(0);
+    let steal = c.steal.unwrap_or(0);
+    let total = c.user + c.nice + c.system + c.idle + iowait + c.irq.unwrap_or(0) + c.softirq.unwrap_or(0) + steal;
+    (total - c.idle - iowait - steal, iowait, steal, total)
+}
+
+fn fractions(prev: Ticks, now: Ticks) -> Option<(f64, f64, f64)> {
+    let dt = now.3.checked_sub(prev.3)? as f64;
+    if dt <= 0.0 {
+        return None;
+    }
+    let f = |a: u64, b: u64| b.saturating_sub(a) as f64 / dt;
+    Some((f(prev.0, now.0), f(prev.1, now.1), f(prev.2, now.2)))
+}
+
+/// CPU busy / iowait / steal per core and in total (`/proc/stat`), and the load (`/proc/loadavg`).
+pub struct CpuSampler {
+    root: PathBuf,
+    prev: Option<(Ticks, Vec<Ticks>)>,
+}
+
+impl CpuSampler {
+    /// Reads `<procfs_root>/stat`.
+    pub fn new(procfs_root: PathBuf) -> CpuSampler {
+        CpuSampler { root: procfs_root, prev: None }
+    }
+}
+
+impl Sampler for CpuSampler {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
+        let path = self.root.join("stat");
+        let text = read(&path)?;
+        let si = procfs_core::ExplicitSystemInfo { boot_time_secs: 0, ticks_per_second: 100, page_size: 4096, is_little_endian: true };
+        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si).map_err(|e| parse_err(&path, e))?;
+        let total = ticks(&ks.total);
+        let cores: Vec<Ticks> = ks.cpu_time.iter().map(ticks).collect();
+        let h = host(snap);
+        if let Some((pt, pc)) = &self.prev {
+            if let Some((b, w, s)) = fractions(*pt, total) {
+                h.cpu_busy_ratio = Some(b);
+                h.cpu_iowait_ratio = Some(w);
+                h.cpu_steal_ratio = Some(s);
+            }
+            h.cpus = cores
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let f = pc.get(i).and_then(|p| fractions(*p, *c));
+                    CpuSample { cpu: i as u32, busy_ratio: f.map(|x| x.0), iowait_ratio: f.map(|x| x.1) }
+                })
+                .collect();
+        } else {
+            h.cpus = (0..cores.len()).map(|i| CpuSample { cpu: i as u32, ..CpuSample::default() }).collect();
+        }
+        self.prev = Some((total, cores));
+        let lpath = self.root.join("loadavg");
+        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| parse_err(&lpath, e))?;
+        host(snap).load1 = Some(f64::from(load.one));
+        Ok(())
+    }
+}
+
+/// Memory total and available (`/proc/meminfo`).
+pub struct MemorySampler {
+    root: PathBuf,
+}
+
+impl MemorySampler {
+    /// Reads `<procfs_root>/meminfo`.
+    pub fn new(procfs_root: PathBuf) -> MemorySampler {
+        MemorySampler { root: procfs_root }
+    }
+}
+
+impl Sampler for MemorySampler {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
+        let path = self.root.join("meminfo");
+        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let h = host(snap);
+        h.memory_total_bytes = Some(m.mem_total);
+        h.memory_available_bytes = m.mem_available;
+        Ok(())
+    }
+}
+
+/// Network interfaces (`/proc/net/dev`, `/sys/class/net`) and InfiniBand ports
+/// (`/sys/class/infiniband/*/ports/*`).
+pub struct NetworkSampler {
+    procfs_root: PathBuf,
+    sysfs_root: PathBuf,
+    prev: HashMap<String, (u64, u64, Instant)>,
+}
+
+impl NetworkSampler {
+    /// Reads under the given roots.
+    pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> NetworkSampler {
+        NetworkSampler { procfs_root, sysfs_root, prev: HashMap::new() }
+    }
+
+    fn rates(&mut self, nic: &mut NicSample, now: Instant) {
+        if let (Some(rx), Some(tx)) = (nic.rx_bytes_total, nic.tx_bytes_total) {
+            let prev = self.prev.get(&nic.name).copied();
+            nic.rx_bytes_per_second = rate(prev.map(|p| (p.0, p.2)), rx, now);
+            nic.tx_bytes_per_second = rate(prev.map(|p| (p.1, p.2)), tx, now);
+            self.prev.insert(nic.name.clone(), (rx, tx, now));
+        }
+    }
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+impl Sampler for NetworkSampler {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
+        let path = self.procfs_root.join("net/dev");
+        let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let mut names: Vec<&String> = devs.0.keys().filter(|n| n.as_str() != "lo").collect();
+        names.sort();
+        let mut nics = Vec::new();
+        for name in names {
+            let d = &devs.0[name];
+            let class = self.sysfs_root.join("class/net").join(name);
+            // speed is in Mb/s; -1 (or unreadable) when the link is down or virtual.
+            let speed = std::fs::read_to_string(class.join("speed"))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|s| *s > 0)
+                .map(|mbps| mbps as f64 * 1e6 / 8.0);
+            let kind = if read_u64(&class.join("type")) == Some(32) { NicKind::Infiniband } else { NicKind::Ethernet };
+            let mut nic = NicSample {
+                name: name.clone(),
+                kind,
+                speed_bytes_per_second: speed,
+                rx_bytes_total: Some(d.recv_bytes),
+                tx_bytes_total: Some(d.sent_bytes),
+                rx_packets_total: Some(d.recv_packets),
+                tx_packets_total: Some(d.sent_packets),
+                rx_errors_total: Some(d.recv_errs),
+                tx_errors_total: Some(d.sent_errs),
+                rx_dropped_total: Some(d.recv_drop),
+                ..NicSample::default()
+            };
+            self.rates(&mut nic, pass.now);
+            nics.push(nic);
+        }
+        // InfiniBand ports carry RDMA traffic that never shows on a netdev.
+        let ib = self.sysfs_root.join("class/infiniband");
+        let mut hcas: Vec<_> = std::fs::read_dir(&ib).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+        hcas.sort();
+        for hca in hcas {
+            let ports_dir = ib.join(&hca).join("ports");
+            let mut ports: Vec<_> =
+                std::fs::read_dir(&ports_dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+            ports.sort();
+            for port in ports {
+                let p = ports_dir.join(&port);
+                let c = p.join("counters");
+                // Data counters count 4-byte words.
+                let words = |f: &str| read_u64(&c.join(f)).map(|w| w * 4);
+                // rate: "400 Gb/sec (4X NDR)"
+                let speed = std::fs::read_to_string(p.join("rate"))
+                    .ok()
+                    .and_then(|r| r.split_whitespace().next().and_then(|g| g.parse::<f64>().ok()))
+                    .map(|gbps| gbps * 1e9 / 8.0);
+                let mut nic = NicSample {
+                    name: format!("{}/{}", hca.to_string_lossy(), port.to_string_lossy()),
+                    kind: NicKind::Infiniband,
+                    speed_bytes_per_second: speed,
+                    rx_bytes_total: words("port_rcv_data"),
+                    tx_bytes_total: words("port_xmit_data"),
+                    rx_packets_total: read_u64(&c.join("port_rcv_packets")),
+                    tx_packets_total: read_u64(&c.join("port_xmit_packets")),
+                    rx_errors_total: read_u64(&c.join("port_rcv_errors")),
+                    tx_errors_total: read_u64(&c.join("port_xmit_discards")),
+                    ..NicSample::default()
+                };
+                self.rates(&mut nic, pass.now);
+                nics.push(nic);
+            }
+        }
+        host(snap).nics = nics;
+        Ok(())
+    }
+}
+
+/// NVMe block devices (`/proc/diskstats`, `/sys/class/nvme/*/model`).
+pub struct StorageSampler {
+    procfs_root: PathBuf,
+    sysfs_root: PathBuf,
+    prev: HashMap<String, (u64, u64, u64, Instant)>,
+}
+
+impl StorageSampler {
+    /// Reads under the given roots.
+    pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> StorageSampler {
+        StorageSampler { procfs_root, sysfs_root, prev: HashMap::new() }
+    }
+}
+
+/// `nvme0n1` is a namespace block device; `nvme0n1p1` is a partition, `nvme0c0n1` a path.
+fn is_nvme_namespace(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("nvme") else { return false };
+    let Some((ctrl, ns)) = rest.split_once('n') else { return false };
+    !ctrl.is_empty() && ctrl.chars().all(|c| c.is_ascii_digit()) && !ns.is_empty() && ns.chars().all(|c| c.is_ascii_digit())
+}
+
+impl Sampler for StorageSampler {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
+        let path = self.procfs_root.join("diskstats");
+        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let mut disks = Vec::new();
+        for d in stats.0.iter().filter(|d| is_nvme_namespace(&d.name)) {
+            let ctrl = d.name.rsplit_once('n').map_or(d.name.as_str(), |(c, _)| c);
+            let model = std::fs::read_to_string(self.sysfs_root.join("class/nvme").join(ctrl).join("model")).ok().map(|m| m.trim().to_string());
+            let read_b = d.sectors_read * 512;
+            let write_b = d.sectors_written * 512;
+            let busy_ms = d.time_in_progress;
+            let prev = self.prev.get(&d.name).copied();
+            let busy_rate = rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
+            disks.push(DiskSample {
+                name: d.name.clone(),
+                model,
+                read_bytes_total: Some(read_b),
+                write_bytes_total: Some(write_b),
+                reads_total: Some(d.reads),
+                writes_total: Some(d.writes),
+                busy_seconds_total: Some(busy_ms as f64 / 1000.0),
+                read_bytes_per_second: rate(prev.map(|p| (p.0, p.3)), read_b, pass.now),
+                write_bytes_per_second: rate(prev.map(|p| (p.1, p.3)), write_b, pass.now),
+                busy_ratio: busy_rate,
+            });
+            self.prev.insert(d.name.clone(), (read_b, write_b, busy_ms, pass.now));
+        }
+        host(snap).disks = disks;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_nvme_namespace;
+
+    #[test]
+    fn nvme_names() {
+        assert!(is_nvme_namespace("nvme0n1"));
+        assert!(is_nvme_namespace("nvme12n3"));
+        assert!(!is_nvme_namespace("nvme0n1p1"));
+        assert!(!is_nvme_namespace("nvme0c0n1"));
+        assert!(!is_nvme_namespace("sda"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Exporters: the Prometheus scrape endpoint, which encodes the latest node snapshot on every
+//! scrape (never calling NVML), in gpuscope's native names and optionally dcgm-exporter's.
+
+pub mod prometheus;

@@ -1,0 +1,149 @@
+//! The HTTP side: `/metrics` (content negotiation, gzip), `/healthz`, `/readyz`.
+//!
+//! Each scrape encodes the latest published snapshot; it never touches NVML, so the cost of a
+//! scrape does not depend on how often Prometheus scrapes.
+
+use super::encode::{Format, Names, encode};
+use bytes::Bytes;
+use gpuscope_core::NodeSnapshot;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the endpoint serves.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Name sets.
+    pub names: Names,
+    /// Labels added to every series.
+    pub labels: Vec<(String, String)>,
+}
+
+struct State {
+    endpoint: Endpoint,
+    rx: watch::Receiver<Arc<NodeSnapshot>>,
+    scrapes: AtomicU64,
+    encode_nanos: AtomicU64,
+}
+
+fn negotiate(req: &Request<Incoming>) -> Format {
+    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") { Format::OpenMetrics } else { Format::Text }
+}
+
+fn wants_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")))
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let format = negotiate(req);
+    let snap = state.rx.borrow().clone();
+    let mut body = String::with_capacity(64 * 1024);
+    encode(&snap, format, state.endpoint.names, &state.endpoint.labels, &mut body);
+    let scrapes = state.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+    let nanos = state.encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if state.endpoint.names.native {
+        // Self metrics of the endpoint go before the OpenMetrics terminator.
+        let eof = format == Format::OpenMetrics && body.ends_with("# EOF\n");
+        if eof {
+            body.truncate(body.len() - "# EOF\n".len());
+        }
+        let (fam, total) = match format {
+            Format::Text => ("gpuscope_exporter_scrapes_total", "gpuscope_exporter_scrapes_total"),
+            Format::OpenMetrics => ("gpuscope_exporter_scrapes", "gpuscope_exporter_scrapes_total"),
+        };
+        body.push_str(&format!(
+            "# HELP {fam} Scrapes of /metrics served.\n# TYPE {fam} counter\n{total} {scrapes}\n\
+             # HELP gpuscope_exporter_encode_seconds_total Time spent encoding scrapes.\n# TYPE {} counter\n\
+             gpuscope_exporter_encode_seconds_total {}\n",
+            if format == Format::Text { "gpuscope_exporter_encode_seconds_total" } else { "gpuscope_exporter_encode_seconds" },
+            nanos as f64 / 1e9
+        ));
+        if eof {
+            body.push_str("# EOF\n");
+        }
+    }
+    let mut resp = if wants_gzip(req) {
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        match gz.write_all(body.as_bytes()).and_then(|()| gz.finish()) {
+            Ok(bytes) => {
+                let mut r = Response::new(Full::new(Bytes::from(bytes)));
+                r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            Err(_) => Response::new(Full::new(Bytes::from(body))),
+        }
+    } else {
+        Response::new(Full::new(Bytes::from(body)))
+    };
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    resp
+}
+
+fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    match req.uri().path() {
+        "/metrics" => metrics(state, &req),
+        "/healthz" => plain(StatusCode::OK, "ok\n"),
+        // Ready once the first sampling pass has been published.
+        "/readyz" if state.rx.borrow().timestamp_ms > 0 => plain(StatusCode::OK, "ready\n"),
+        "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "no sample yet\n"),
+        "/" => plain(StatusCode::OK, "gpuscope agent: /metrics /healthz /readyz\n"),
+        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    rx: watch::Receiver<Arc<NodeSnapshot>>,
+    endpoint: Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state = Arc::new(State { endpoint, rx, scrapes: AtomicU64::new(0), encode_nanos: AtomicU64::new(0) });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait and go on serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&state, req)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}

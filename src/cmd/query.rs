@@ -1,0 +1,129 @@
+//! `gpuscope query`: one snapshot of this node, as a table or as JSON (like `nvidia-smi -q` /
+//! `gpustat --json`, with host signals and process attribution).
+
+use crate::config::{AgentConfig, Overrides};
+use anyhow::Result;
+use gpuscope_core::NodeSnapshot;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Samples twice (rates and profiling ratios need two readings) and prints the second pass.
+pub fn run(o: &Overrides, json: bool, gap_ms: u64) -> Result<()> {
+    let cfg = AgentConfig::load(o)?;
+    crate::logging(if json { "error" } else { "warn" });
+    let snap = gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snap)?);
+    } else {
+        print!("{}", table(&snap));
+    }
+    Ok(())
+}
+
+fn opt(v: Option<f64>, scale: f64, digits: usize, unit: &str) -> String {
+    v.map_or("-".into(), |x| format!("{:.*}{unit}", digits, x * scale))
+}
+
+fn gib(b: Option<u64>) -> String {
+    b.map_or("-".into(), |b| format!("{:.1}", b as f64 / (1u64 << 30) as f64))
+}
+
+/// The human table.
+pub fn table(s: &NodeSnapshot) -> String {
+    let mut out = String::new();
+    let driver = s.driver.as_ref().map_or("no NVIDIA driver".to_string(), |d| format!("driver {}", d.driver_version));
+    let _ = writeln!(out, "{}  {}  {} GPU(s)", s.node.hostname, driver, s.gpus.len());
+    if !s.gpus.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>3}  {:<24} {:>5} {:>5} {:>6} {:>15} {:>13} {:>5} {:>9}  {}",
+            "GPU", "MODEL", "UTIL", "SM", "TENSOR", "MEMORY GiB", "POWER W", "TEMP", "SM MHz", "CLOCK EVENTS"
+        );
+        for g in &s.gpus {
+            if g.lost {
+                let _ = writeln!(out, "{:>3}  {:<24} LOST (fallen off the bus)", g.index, g.model);
+                continue;
+            }
+            let reasons: Vec<&str> = gpuscope_core::catalogue::CLOCK_EVENT_REASONS
+                .iter()
+                .filter(|(bit, _)| g.clock_event_reasons.is_some_and(|m| m & bit != 0))
+                .map(|(_, n)| *n)
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:>3}  {:<24} {:>5} {:>5} {:>6} {:>15} {:>13} {:>5} {:>9}  {}",
+                g.index,
+                g.model.chars().take(24).collect::<String>(),
+                opt(g.utilization_ratio, 100.0, 0, "%"),
+                opt(g.sm_active_ratio, 100.0, 0, "%"),
+                opt(g.tensor_active_ratio, 100.0, 0, "%"),
+                format!("{} / {}", gib(g.memory_used_bytes), gib(g.memory_total_bytes)),
+                format!("{} / {}", opt(g.power_watts, 1.0, 0, ""), opt(g.power_limit_watts, 1.0, 0, "")),
+                opt(g.temperature_celsius, 1.0, 0, "C"),
+                opt(g.sm_clock_hertz, 1e-6, 0, ""),
+                if reasons.is_empty() { "-".to_string() } else { reasons.join(",") }
+            );
+        }
+    }
+    if !s.processes.is_empty() {
+        let _ = writeln!(out, "\n{:>8} {:<16} {:<10} {:>3} {:>8} {:>5}  {}", "PID", "PROCESS", "USER", "GPU", "MEM GiB", "SM", "CONTAINER / POD");
+        for p in &s.processes {
+            let place = match (&p.namespace, &p.pod, &p.container) {
+                (Some(ns), Some(pod), _) => format!("{ns}/{pod}"),
+                (_, _, Some(c)) => c.chars().take(12).collect(),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                out,
+                "{:>8} {:<16} {:<10} {:>3} {:>8} {:>5}  {}",
+                p.pid,
+                p.name,
+                p.user.as_deref().unwrap_or("-"),
+                p.gpu_index,
+                gib(p.gpu_memory_bytes),
+                opt(p.sm_utilization_ratio, 100.0, 0, "%"),
+                place
+            );
+        }
+    }
+    if let Some(h) = &s.host {
+        let _ = writeln!(
+            out,
+            "\nhost: {} CPUs  busy {}  iowait {}  load {}  memory {} / {} GiB available",
+            h.cpus.len(),
+            opt(h.cpu_busy_ratio, 100.0, 0, "%"),
+            opt(h.cpu_iowait_ratio, 100.0, 0, "%"),
+            opt(h.load1, 1.0, 2, ""),
+            gib(h.memory_available_bytes),
+            gib(h.memory_total_bytes)
+        );
+        for n in &h.nics {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<10} {:>10} Gb/s  rx {:>8} GB/s  tx {:>8} GB/s",
+                n.name,
+                n.kind.as_str(),
+                opt(n.speed_bytes_per_second, 8e-9, 0, ""),
+                opt(n.rx_bytes_per_second, 1e-9, 2, ""),
+                opt(n.tx_bytes_per_second, 1e-9, 2, "")
+            );
+        }
+        for d in &h.disks {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<10} read {:>8} MB/s  write {:>8} MB/s  busy {}",
+                d.name,
+                "nvme",
+                opt(d.read_bytes_per_second, 1e-6, 0, ""),
+                opt(d.write_bytes_per_second, 1e-6, 0, ""),
+                opt(d.busy_ratio, 100.0, 0, "%")
+            );
+        }
+    }
+    for (name, st) in &s.agent.samplers {
+        if let Some(e) = &st.last_error {
+            let _ = writeln!(out, "\nsampler {name} failed: {e}");
+        }
+    }
+    out
+}
