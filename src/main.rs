@@ -38,16 +38,26 @@ enum Command {
 
 /// Starts logging to stderr at `level` (GPUSCOPE_LOG, in tracing's filter syntax, wins).
 pub fn logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GPUSCOPE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GPUSCOPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent(o) => cmd::agent::run(&o),
-        Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
+        Command::Query {
+            overrides,
+            json,
+            gap_ms,
+        } => cmd::query::run(&overrides, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
         Command::Sim(c) => cmd::sim::run(c),
     };
@@ -56,8 +66,13 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("gpuscope: {e:#}");
             // Bad input (configuration, a scenario, a flag value) is a usage error, as clap's own are.
-            let usage = e.downcast_ref::<config::UsageError>().is_some() || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some();
-            if usage { ExitCode::from(2) } else { ExitCode::from(1) }
+            let usage = e.downcast_ref::<config::UsageError>().is_some()
+                || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some();
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

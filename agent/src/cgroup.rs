@@ -18,7 +18,9 @@ pub fn attribute(content: &str) -> Attribution {
     let mut best = Attribution::default();
     for line in content.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(_), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         let a = attribute_path(path);
         if a.container.is_some() || a.pod_uid.is_some() {
             if a.container.is_some() && a.pod_uid.is_some() {
@@ -46,8 +48,20 @@ pub fn attribute_path(path: &str) -> Attribution {
     }
     // Outside Kubernetes a bare 64-hex segment only counts under a container runtime's tree.
     if out.pod_uid.is_none() && out.container.is_some() {
-        let runtime = ["docker", "containerd", "crio", "libpod", "system.slice", "machine.slice", "default"];
-        if !path.split('/').any(|s| runtime.iter().any(|r| s.starts_with(r) || s.ends_with(".scope"))) {
+        let runtime = [
+            "docker",
+            "containerd",
+            "crio",
+            "libpod",
+            "system.slice",
+            "machine.slice",
+            "default",
+        ];
+        if !path.split('/').any(|s| {
+            runtime
+                .iter()
+                .any(|r| s.starts_with(r) || s.ends_with(".scope"))
+        }) {
             out.container = None;
         }
     }
@@ -60,7 +74,9 @@ fn pod_uid(seg: &str) -> Option<String> {
     let idx = s.rfind("pod")?;
     let uid = &s[idx + 3..];
     let uid = uid.replace('_', "-");
-    let ok = uid.len() == 36 && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') && uid.matches('-').count() == 4;
+    let ok = uid.len() == 36
+        && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        && uid.matches('-').count() == 4;
     (ok && (idx == 0 || s[..idx].ends_with('-'))).then_some(uid)
 }
 
@@ -81,19 +97,28 @@ mod tests {
     const UID: &str = "6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13";
 
     fn both() -> Attribution {
-        Attribution { container: Some(ID.into()), pod_uid: Some(UID.into()) }
+        Attribution {
+            container: Some(ID.into()),
+            pod_uid: Some(UID.into()),
+        }
     }
 
     #[test]
     fn kubernetes_layouts() {
         let u = UID.replace('-', "_");
         for line in [
-            format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"),
-            format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"),
+            format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"
+            ),
+            format!(
+                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"
+            ),
             format!("0::/kubepods.slice/kubepods-pod{u}.slice/docker-{ID}.scope"),
             format!("0::/kubepods/burstable/pod{UID}/{ID}"),
             format!("0::/kubepods/pod{UID}/{ID}"),
-            format!("12:memory:/kubepods/besteffort/pod{UID}/{ID}\n11:cpu,cpuacct:/kubepods/besteffort/pod{UID}/{ID}\n0::/"),
+            format!(
+                "12:memory:/kubepods/besteffort/pod{UID}/{ID}\n11:cpu,cpuacct:/kubepods/besteffort/pod{UID}/{ID}\n0::/"
+            ),
         ] {
             assert_eq!(attribute(&line), both(), "{line}");
         }
@@ -102,9 +127,21 @@ mod tests {
     #[test]
     fn plain_containers_and_host_processes() {
         let docker = attribute(&format!("0::/system.slice/docker-{ID}.scope"));
-        assert_eq!(docker, Attribution { container: Some(ID.into()), pod_uid: None });
-        assert_eq!(attribute(&format!("0::/docker/{ID}")).container.as_deref(), Some(ID));
-        assert_eq!(attribute("0::/user.slice/user-1000.slice/session-3.scope"), Attribution::default());
+        assert_eq!(
+            docker,
+            Attribution {
+                container: Some(ID.into()),
+                pod_uid: None
+            }
+        );
+        assert_eq!(
+            attribute(&format!("0::/docker/{ID}")).container.as_deref(),
+            Some(ID)
+        );
+        assert_eq!(
+            attribute("0::/user.slice/user-1000.slice/session-3.scope"),
+            Attribution::default()
+        );
         assert_eq!(attribute("0::/"), Attribution::default());
         assert_eq!(attribute("garbage"), Attribution::default());
     }

@@ -6,7 +6,7 @@ use crate::sampler::host::{CpuSampler, MemorySampler, NetworkSampler, StorageSam
 use crate::sampler::nvml::NvmlSampler;
 use crate::sampler::process::ProcessSampler;
 use crate::sampler::{Pass, Sampler};
-use gpuscope_core::{AgentStats, NodeInfo, NodeSnapshot, SamplerStats};
+use gpuscope_core::{AgentStats, NodeInfo, NodeSnapshot};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -17,7 +17,9 @@ use tokio::sync::watch;
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The host name from the kernel, when not configured.
@@ -43,21 +45,43 @@ impl Samplers {
     fn new(opts: &AgentOptions) -> Samplers {
         let list: Vec<Box<dyn Sampler>> = vec![
             Box::new(NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval)),
-            Box::new(ProcessSampler::new(opts.procfs_root.clone(), opts.pod_logs_root.clone(), opts.passwd_file.clone())),
+            Box::new(ProcessSampler::new(
+                opts.procfs_root.clone(),
+                opts.pod_logs_root.clone(),
+                opts.passwd_file.clone(),
+            )),
             Box::new(CpuSampler::new(opts.procfs_root.clone())),
             Box::new(MemorySampler::new(opts.procfs_root.clone())),
-            Box::new(NetworkSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
-            Box::new(StorageSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
+            Box::new(NetworkSampler::new(
+                opts.procfs_root.clone(),
+                opts.sysfs_root.clone(),
+            )),
+            Box::new(StorageSampler::new(
+                opts.procfs_root.clone(),
+                opts.sysfs_root.clone(),
+            )),
         ];
-        let hostname = if opts.hostname.is_empty() { system_hostname(&opts.procfs_root) } else { opts.hostname.clone() };
-        let machine_id = std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let hostname = if opts.hostname.is_empty() {
+            system_hostname(&opts.procfs_root)
+        } else {
+            opts.hostname.clone()
+        };
+        let machine_id = std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let n = list.len();
         Samplers {
             list,
             stats: AgentStats::default(),
             last_logged: vec![None; n],
             suppressed: vec![0; n],
-            node: NodeInfo { hostname, machine_id, job: opts.job.clone(), labels: opts.labels.clone() },
+            node: NodeInfo {
+                hostname,
+                machine_id,
+                job: opts.job.clone(),
+                labels: opts.labels.clone(),
+            },
             last_slow: None,
             slow_interval: opts.slow_interval,
         }
@@ -65,15 +89,25 @@ impl Samplers {
 
     fn pass(&mut self) -> NodeSnapshot {
         let started = Instant::now();
-        let slow = self.last_slow.is_none_or(|t| started.duration_since(t) >= self.slow_interval);
+        let slow = self
+            .last_slow
+            .is_none_or(|t| started.duration_since(t) >= self.slow_interval);
         if slow {
             self.last_slow = Some(started);
         }
-        let pass = Pass { now: started, unix_ms: unix_ms(), slow };
-        let mut snap = NodeSnapshot { node: self.node.clone(), timestamp_ms: pass.unix_ms, ..NodeSnapshot::default() };
+        let pass = Pass {
+            now: started,
+            unix_ms: unix_ms(),
+            slow,
+        };
+        let mut snap = NodeSnapshot {
+            node: self.node.clone(),
+            timestamp_ms: pass.unix_ms,
+            ..NodeSnapshot::default()
+        };
         snap.agent.nvml_errors = std::mem::take(&mut self.stats.nvml_errors);
         for (i, s) in self.list.iter_mut().enumerate() {
-            let entry = self.stats.samplers.entry(s.name().to_string()).or_insert_with(SamplerStats::default);
+            let entry = self.stats.samplers.entry(s.name().to_string()).or_default();
             match s.sample(&mut snap, &pass) {
                 Ok(()) => {
                     entry.last_success_ms = Some(pass.unix_ms);
@@ -84,7 +118,8 @@ impl Samplers {
                     let msg = e.to_string();
                     // One line per failure kind at most once a minute: a broken sampler must
                     // not flood the journal at 10 Hz.
-                    let due = self.last_logged[i].is_none_or(|t| started.duration_since(t) >= LOG_EVERY);
+                    let due =
+                        self.last_logged[i].is_none_or(|t| started.duration_since(t) >= LOG_EVERY);
                     if due || entry.last_error.as_deref() != Some(msg.as_str()) {
                         let skipped = std::mem::take(&mut self.suppressed[i]);
                         tracing::warn!(sampler = s.name(), suppressed = skipped, "{msg}");
@@ -116,28 +151,34 @@ impl Engine {
         let (tx, rx) = watch::channel(Arc::new(NodeSnapshot::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let thread = std::thread::Builder::new().name("gpuscope-sampler".into()).spawn(move || {
-            let mut samplers = Samplers::new(&opts);
-            let mut next = Instant::now();
-            while !s.load(Ordering::SeqCst) {
-                let snap = samplers.pass();
-                tx.send_replace(Arc::new(snap));
-                next += opts.interval;
-                let now = Instant::now();
-                if next < now {
-                    // A pass overran the interval: skip the missed ticks rather than burst.
-                    next = now + opts.interval;
-                }
+        let thread = std::thread::Builder::new()
+            .name("gpuscope-sampler".into())
+            .spawn(move || {
+                let mut samplers = Samplers::new(&opts);
+                let mut next = Instant::now();
                 while !s.load(Ordering::SeqCst) {
-                    let left = next.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
+                    let snap = samplers.pass();
+                    tx.send_replace(Arc::new(snap));
+                    next += opts.interval;
+                    let now = Instant::now();
+                    if next < now {
+                        // A pass overran the interval: skip the missed ticks rather than burst.
+                        next = now + opts.interval;
                     }
-                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                    while !s.load(Ordering::SeqCst) {
+                        let left = next.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        std::thread::sleep(left.min(Duration::from_millis(100)));
+                    }
                 }
-            }
-        })?;
-        Ok(Engine { rx, stop, thread: Some(thread) })
+            })?;
+        Ok(Engine {
+            rx,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// A receiver of the latest snapshot.

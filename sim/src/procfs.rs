@@ -50,6 +50,8 @@ impl TreeWriter {
         let procs = sim.processes(t);
         self.put("proc/stat", &proc_stat(&host, t, btime, procs.len()))?;
         self.put("proc/meminfo", &meminfo(&host))?;
+        self.put("proc/sys/kernel/hostname", &format!("{}\n", sim.hostname()))?;
+
         self.put(
             "proc/loadavg",
             &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)),

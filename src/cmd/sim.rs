@@ -67,8 +67,9 @@ pub enum SimCommand {
         /// Unix time of scenario second 0 (default: now); share it with the NVML library.
         #[arg(long, env = ENV_START)]
         start: Option<f64>,
-        /// Rewrite interval in milliseconds.
-        #[arg(long, default_value_t = 250)]
+        /// Rewrite interval in milliseconds (counters move in steps of this; keep it well under
+        /// the agent's sampling interval).
+        #[arg(long, default_value_t = 100)]
         interval_ms: u64,
         /// Stop after this many wall-clock seconds (default: run until killed).
         #[arg(long)]
@@ -133,7 +134,10 @@ pub fn run(cmd: SimCommand) -> Result<()> {
             once_at,
         } => {
             if speed <= 0.0 {
-                return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
+                return Err(crate::config::UsageError(format!(
+                    "--speed must be positive, not {speed}"
+                ))
+                .into());
             }
             let sim = Simulation::new(Scenario::load(&scenario)?, node)?;
             let clock = SimClock {
@@ -332,7 +336,9 @@ fn env(
     lib: Option<PathBuf>,
 ) -> Result<()> {
     if speed <= 0.0 {
-        return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
+        return Err(
+            crate::config::UsageError(format!("--speed must be positive, not {speed}")).into(),
+        );
     }
     // Validate now, so a typo fails here rather than inside the library later.
     let s = Scenario::load(name)?;
@@ -372,6 +378,10 @@ fn env(
         println!(
             "export GPUSCOPE_SYSFS_ROOT={}",
             shell_quote(&root.join("sys").display().to_string())
+        );
+        println!(
+            "export GPUSCOPE_POD_LOGS_ROOT={}",
+            shell_quote(&root.join("var/log/pods").display().to_string())
         );
     }
     Ok(())

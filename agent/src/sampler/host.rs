@@ -14,7 +14,10 @@ fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
 }
 
 fn parse_err(path: &Path, e: impl std::fmt::Display) -> SampleError {
-    SampleError::Parse { path: path.display().to_string(), message: e.to_string() }
+    SampleError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// (busy, iowait, steal, total) ticks of one CPU line.
@@ -23,7 +26,14 @@ type Ticks = (u64, u64, u64, u64);
 fn ticks(c: &procfs_core::CpuTime) -> Ticks {
     let iowait = c.iowait.unwrap_or(0);
     let steal = c.steal.unwrap_or(0);
-    let total = c.user + c.nice + c.system + c.idle + iowait + c.irq.unwrap_or(0) + c.softirq.unwrap_or(0) + steal;
+    let total = c.user
+        + c.nice
+        + c.system
+        + c.idle
+        + iowait
+        + c.irq.unwrap_or(0)
+        + c.softirq.unwrap_or(0)
+        + steal;
     (total - c.idle - iowait - steal, iowait, steal, total)
 }
 
@@ -45,7 +55,10 @@ pub struct CpuSampler {
 impl CpuSampler {
     /// Reads `<procfs_root>/stat`.
     pub fn new(procfs_root: PathBuf) -> CpuSampler {
-        CpuSampler { root: procfs_root, prev: None }
+        CpuSampler {
+            root: procfs_root,
+            prev: None,
+        }
     }
 }
 
@@ -57,8 +70,14 @@ impl Sampler for CpuSampler {
     fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
         let path = self.root.join("stat");
         let text = read(&path)?;
-        let si = procfs_core::ExplicitSystemInfo { boot_time_secs: 0, ticks_per_second: 100, page_size: 4096, is_little_endian: true };
-        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si).map_err(|e| parse_err(&path, e))?;
+        let si = procfs_core::ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: true,
+        };
+        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si)
+            .map_err(|e| parse_err(&path, e))?;
         let total = ticks(&ks.total);
         let cores: Vec<Ticks> = ks.cpu_time.iter().map(ticks).collect();
         let h = host(snap);
@@ -73,15 +92,25 @@ impl Sampler for CpuSampler {
                 .enumerate()
                 .map(|(i, c)| {
                     let f = pc.get(i).and_then(|p| fractions(*p, *c));
-                    CpuSample { cpu: i as u32, busy_ratio: f.map(|x| x.0), iowait_ratio: f.map(|x| x.1) }
+                    CpuSample {
+                        cpu: i as u32,
+                        busy_ratio: f.map(|x| x.0),
+                        iowait_ratio: f.map(|x| x.1),
+                    }
                 })
                 .collect();
         } else {
-            h.cpus = (0..cores.len()).map(|i| CpuSample { cpu: i as u32, ..CpuSample::default() }).collect();
+            h.cpus = (0..cores.len())
+                .map(|i| CpuSample {
+                    cpu: i as u32,
+                    ..CpuSample::default()
+                })
+                .collect();
         }
         self.prev = Some((total, cores));
         let lpath = self.root.join("loadavg");
-        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| parse_err(&lpath, e))?;
+        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes())
+            .map_err(|e| parse_err(&lpath, e))?;
         host(snap).load1 = Some(f64::from(load.one));
         Ok(())
     }
@@ -106,7 +135,8 @@ impl Sampler for MemorySampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
         let path = self.root.join("meminfo");
-        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes())
+            .map_err(|e| parse_err(&path, e))?;
         let h = host(snap);
         h.memory_total_bytes = Some(m.mem_total);
         h.memory_available_bytes = m.mem_available;
@@ -125,7 +155,11 @@ pub struct NetworkSampler {
 impl NetworkSampler {
     /// Reads under the given roots.
     pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> NetworkSampler {
-        NetworkSampler { procfs_root, sysfs_root, prev: HashMap::new() }
+        NetworkSampler {
+            procfs_root,
+            sysfs_root,
+            prev: HashMap::new(),
+        }
     }
 
     fn rates(&mut self, nic: &mut NicSample, now: Instant) {
@@ -149,7 +183,8 @@ impl Sampler for NetworkSampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         let path = self.procfs_root.join("net/dev");
-        let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes())
+            .map_err(|e| parse_err(&path, e))?;
         let mut names: Vec<&String> = devs.0.keys().filter(|n| n.as_str() != "lo").collect();
         names.sort();
         let mut nics = Vec::new();
@@ -162,7 +197,11 @@ impl Sampler for NetworkSampler {
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|s| *s > 0)
                 .map(|mbps| mbps as f64 * 1e6 / 8.0);
-            let kind = if read_u64(&class.join("type")) == Some(32) { NicKind::Infiniband } else { NicKind::Ethernet };
+            let kind = if read_u64(&class.join("type")) == Some(32) {
+                NicKind::Infiniband
+            } else {
+                NicKind::Ethernet
+            };
             let mut nic = NicSample {
                 name: name.clone(),
                 kind,
@@ -181,12 +220,15 @@ impl Sampler for NetworkSampler {
         }
         // InfiniBand ports carry RDMA traffic that never shows on a netdev.
         let ib = self.sysfs_root.join("class/infiniband");
-        let mut hcas: Vec<_> = std::fs::read_dir(&ib).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+        let mut hcas: Vec<_> = std::fs::read_dir(&ib)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         hcas.sort();
         for hca in hcas {
             let ports_dir = ib.join(&hca).join("ports");
-            let mut ports: Vec<_> =
-                std::fs::read_dir(&ports_dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+            let mut ports: Vec<_> = std::fs::read_dir(&ports_dir)
+                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+                .unwrap_or_default();
             ports.sort();
             for port in ports {
                 let p = ports_dir.join(&port);
@@ -196,7 +238,11 @@ impl Sampler for NetworkSampler {
                 // rate: "400 Gb/sec (4X NDR)"
                 let speed = std::fs::read_to_string(p.join("rate"))
                     .ok()
-                    .and_then(|r| r.split_whitespace().next().and_then(|g| g.parse::<f64>().ok()))
+                    .and_then(|r| {
+                        r.split_whitespace()
+                            .next()
+                            .and_then(|g| g.parse::<f64>().ok())
+                    })
                     .map(|gbps| gbps * 1e9 / 8.0);
                 let mut nic = NicSample {
                     name: format!("{}/{}", hca.to_string_lossy(), port.to_string_lossy()),
@@ -229,15 +275,26 @@ pub struct StorageSampler {
 impl StorageSampler {
     /// Reads under the given roots.
     pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> StorageSampler {
-        StorageSampler { procfs_root, sysfs_root, prev: HashMap::new() }
+        StorageSampler {
+            procfs_root,
+            sysfs_root,
+            prev: HashMap::new(),
+        }
     }
 }
 
 /// `nvme0n1` is a namespace block device; `nvme0n1p1` is a partition, `nvme0c0n1` a path.
 fn is_nvme_namespace(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("nvme") else { return false };
-    let Some((ctrl, ns)) = rest.split_once('n') else { return false };
-    !ctrl.is_empty() && ctrl.chars().all(|c| c.is_ascii_digit()) && !ns.is_empty() && ns.chars().all(|c| c.is_ascii_digit())
+    let Some(rest) = name.strip_prefix("nvme") else {
+        return false;
+    };
+    let Some((ctrl, ns)) = rest.split_once('n') else {
+        return false;
+    };
+    !ctrl.is_empty()
+        && ctrl.chars().all(|c| c.is_ascii_digit())
+        && !ns.is_empty()
+        && ns.chars().all(|c| c.is_ascii_digit())
 }
 
 impl Sampler for StorageSampler {
@@ -247,16 +304,22 @@ impl Sampler for StorageSampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         let path = self.procfs_root.join("diskstats");
-        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes())
+            .map_err(|e| parse_err(&path, e))?;
         let mut disks = Vec::new();
         for d in stats.0.iter().filter(|d| is_nvme_namespace(&d.name)) {
             let ctrl = d.name.rsplit_once('n').map_or(d.name.as_str(), |(c, _)| c);
-            let model = std::fs::read_to_string(self.sysfs_root.join("class/nvme").join(ctrl).join("model")).ok().map(|m| m.trim().to_string());
+            let model = std::fs::read_to_string(
+                self.sysfs_root.join("class/nvme").join(ctrl).join("model"),
+            )
+            .ok()
+            .map(|m| m.trim().to_string());
             let read_b = d.sectors_read * 512;
             let write_b = d.sectors_written * 512;
             let busy_ms = d.time_in_progress;
             let prev = self.prev.get(&d.name).copied();
-            let busy_rate = rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
+            let busy_rate =
+                rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
             disks.push(DiskSample {
                 name: d.name.clone(),
                 model,
@@ -269,7 +332,8 @@ impl Sampler for StorageSampler {
                 write_bytes_per_second: rate(prev.map(|p| (p.1, p.3)), write_b, pass.now),
                 busy_ratio: busy_rate,
             });
-            self.prev.insert(d.name.clone(), (read_b, write_b, busy_ms, pass.now));
+            self.prev
+                .insert(d.name.clone(), (read_b, write_b, busy_ms, pass.now));
         }
         host(snap).disks = disks;
         Ok(())

@@ -25,8 +25,18 @@ pub struct ProcessSampler {
 
 impl ProcessSampler {
     /// A sampler reading `<procfs_root>/<pid>/…`.
-    pub fn new(procfs_root: PathBuf, pod_logs_root: PathBuf, passwd_file: PathBuf) -> ProcessSampler {
-        ProcessSampler { procfs_root, pod_logs_root, passwd_file, users: HashMap::new(), pods: HashMap::new() }
+    pub fn new(
+        procfs_root: PathBuf,
+        pod_logs_root: PathBuf,
+        passwd_file: PathBuf,
+    ) -> ProcessSampler {
+        ProcessSampler {
+            procfs_root,
+            pod_logs_root,
+            passwd_file,
+            users: HashMap::new(),
+            pods: HashMap::new(),
+        }
     }
 
     fn refresh_names(&mut self) {
@@ -92,7 +102,12 @@ impl Sampler for ProcessSampler {
                     .and_then(|v| v.split_whitespace().next())
                     .and_then(|v| v.parse::<u32>().ok())
             {
-                p.user = Some(self.users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()));
+                p.user = Some(
+                    self.users
+                        .get(&uid)
+                        .cloned()
+                        .unwrap_or_else(|| uid.to_string()),
+                );
             }
             if let Ok(cg) = std::fs::read_to_string(dir.join("cgroup")) {
                 let a = cgroup::attribute(&cg);

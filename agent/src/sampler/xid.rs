@@ -48,7 +48,9 @@ impl XidWatcher {
         let log = Arc::new(Mutex::new(XidLog::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (log.clone(), stop.clone());
-        let spawned = std::thread::Builder::new().name("gpuscope-xid".into()).spawn(move || run(nvml, &gpus, &l, &s));
+        let spawned = std::thread::Builder::new()
+            .name("gpuscope-xid".into())
+            .spawn(move || run(nvml, &gpus, &l, &s));
         if let Err(e) = spawned {
             tracing::warn!("cannot start the XID event thread: {e}");
         }
@@ -63,7 +65,13 @@ impl XidWatcher {
 
     /// The most recent events, oldest first.
     pub fn recent(&self) -> Vec<XidEvent> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).recent.iter().cloned().collect()
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Asks the thread to stop (it notices within one wait timeout).
@@ -82,7 +90,9 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
     };
     let mut registered = 0;
     for &i in gpus {
-        let Ok(device) = nvml.device_by_index(i) else { continue };
+        let Ok(device) = nvml.device_by_index(i) else {
+            continue;
+        };
         // A failed registration releases the set, so only register GPUs that support XIDs.
         match device.supported_event_types() {
             Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => {}
@@ -94,7 +104,10 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
                 registered += 1;
             }
             Err(e) => {
-                tracing::warn!("XID events unavailable: registering GPU {i} failed: {}", e.error);
+                tracing::warn!(
+                    "XID events unavailable: registering GPU {i} failed: {}",
+                    e.error
+                );
                 return;
             }
         }
@@ -110,7 +123,9 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
                     _ => 0,
                 };
                 let gpu = ev.device.index().unwrap_or(u32::MAX);
-                let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let unix_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
                 tracing::warn!(gpu, xid = code, "XID event");
                 let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
                 *l.counts.entry((gpu, code)).or_insert(0) += 1;

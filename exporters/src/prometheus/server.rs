@@ -36,21 +36,35 @@ struct State {
 }
 
 fn negotiate(req: &Request<Incoming>) -> Format {
-    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.contains("application/openmetrics-text") { Format::OpenMetrics } else { Format::Text }
+    let accept = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
 }
 
 fn wants_gzip(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().split(';').next() == Some("gzip"))
+        })
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -59,9 +73,17 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let format = negotiate(req);
     let snap = state.rx.borrow().clone();
     let mut body = String::with_capacity(64 * 1024);
-    encode(&snap, format, state.endpoint.names, &state.endpoint.labels, &mut body);
+    encode(
+        &snap,
+        format,
+        state.endpoint.names,
+        &state.endpoint.labels,
+        &mut body,
+    );
     let scrapes = state.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-    let nanos = state.encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    let nanos = state
+        .encode_nanos
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if state.endpoint.names.native {
         // Self metrics of the endpoint go before the OpenMetrics terminator.
         let eof = format == Format::OpenMetrics && body.ends_with("# EOF\n");
@@ -69,8 +91,14 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             body.truncate(body.len() - "# EOF\n".len());
         }
         let (fam, total) = match format {
-            Format::Text => ("gpuscope_exporter_scrapes_total", "gpuscope_exporter_scrapes_total"),
-            Format::OpenMetrics => ("gpuscope_exporter_scrapes", "gpuscope_exporter_scrapes_total"),
+            Format::Text => (
+                "gpuscope_exporter_scrapes_total",
+                "gpuscope_exporter_scrapes_total",
+            ),
+            Format::OpenMetrics => (
+                "gpuscope_exporter_scrapes",
+                "gpuscope_exporter_scrapes_total",
+            ),
         };
         body.push_str(&format!(
             "# HELP {fam} Scrapes of /metrics served.\n# TYPE {fam} counter\n{total} {scrapes}\n\
@@ -84,11 +112,15 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
     }
     let mut resp = if wants_gzip(req) {
-        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 4),
+            flate2::Compression::fast(),
+        );
         match gz.write_all(body.as_bytes()).and_then(|()| gz.finish()) {
             Ok(bytes) => {
                 let mut r = Response::new(Full::new(Bytes::from(bytes)));
-                r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut()
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
             Err(_) => Response::new(Full::new(Bytes::from(body))),
@@ -96,7 +128,10 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     } else {
         Response::new(Full::new(Bytes::from(body)))
     };
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     resp
 }
 
@@ -110,7 +145,10 @@ fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
         // Ready once the first sampling pass has been published.
         "/readyz" if state.rx.borrow().timestamp_ms > 0 => plain(StatusCode::OK, "ready\n"),
         "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "no sample yet\n"),
-        "/" => plain(StatusCode::OK, "gpuscope agent: /metrics /healthz /readyz\n"),
+        "/" => plain(
+            StatusCode::OK,
+            "gpuscope agent: /metrics /healthz /readyz\n",
+        ),
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -122,7 +160,12 @@ pub async fn serve(
     endpoint: Endpoint,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let state = Arc::new(State { endpoint, rx, scrapes: AtomicU64::new(0), encode_nanos: AtomicU64::new(0) });
+    let state = Arc::new(State {
+        endpoint,
+        rx,
+        scrapes: AtomicU64::new(0),
+        encode_nanos: AtomicU64::new(0),
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -143,7 +186,9 @@ pub async fn serve(
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(&state, req)) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }

@@ -1,0 +1,177 @@
+//! A real Prometheus server (Debian's package) scrapes the real agent on a simulated 8×H100
+//! node; PromQL through its HTTP API returns the scenario's values, and `rate()` of the
+//! counters matches the gauges and the scenario's rates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Clock, NodeSpec, Proc, eventually, get, start, unix_now};
+use std::process::{Command, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Instant query: (labels, value) per series.
+fn query(addr: &str, q: &str) -> Vec<(serde_json::Value, f64)> {
+    let (status, _, body) = get(addr, &format!("/api/v1/query?query={}", encode(q)), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"].clone(),
+                r["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn one(addr: &str, q: &str) -> f64 {
+    let r = query(addr, q);
+    assert_eq!(r.len(), 1, "{q}: {r:?}");
+    r[0].1
+}
+
+#[test]
+fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
+    // Scenario second 100 now: inside the steady "train" phase for the whole test.
+    let mut spec = NodeSpec::new(
+        "healthy-bf16-training",
+        Clock::Running {
+            start: unix_now() - 100.0,
+        },
+    );
+    spec.interval_ms = 500;
+    let node = start(spec);
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: gpuscope\n    static_configs:\n      - targets: ['{}']\n",
+            node.addr
+        ),
+    )
+    .unwrap();
+    let prom_addr = format!("127.0.0.1:{port}");
+    let _prom = Proc(
+        Command::new("prometheus")
+            .args([
+                &format!("--config.file={}", cfg.display()),
+                &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                &format!("--web.listen-address={prom_addr}"),
+                "--log.level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (scripts/test installs the Debian package)"),
+    );
+    eventually(30, || {
+        std::net::TcpStream::connect(&prom_addr)
+            .ok()
+            .filter(|_| get(&prom_addr, "/-/ready", &[]).0 == 200)
+    });
+    // The target is up and has 12 s of samples.
+    eventually(30, || {
+        (query(&prom_addr, "up{job=\"gpuscope\"} == 1").len() == 1).then_some(())
+    });
+    eventually(40, || {
+        (one(
+            &prom_addr,
+            "count_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[15s])",
+        ) >= 12.0)
+            .then_some(())
+    });
+
+    // Per-GPU values.
+    let mem = query(&prom_addr, "gpuscope_gpu_memory_used_bytes");
+    assert_eq!(mem.len(), 8);
+    assert!(mem.iter().all(|(_, v)| *v == (62u64 << 30) as f64));
+    for (labels, sm) in query(&prom_addr, "gpuscope_gpu_sm_active_ratio") {
+        assert!((sm - 0.88).abs() <= 0.0201, "{labels}: sm_active {sm}");
+    }
+    for (labels, u) in query(&prom_addr, "gpuscope_gpu_utilization_ratio") {
+        assert!((0.96..=1.0).contains(&u), "{labels}: util {u}");
+    }
+    let pods = query(
+        &prom_addr,
+        "sum by (namespace, pod) (gpuscope_process_gpu_memory_bytes)",
+    );
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].0["pod"], "llama-pretrain-worker-0");
+    assert_eq!(pods[0].1, 8.0 * (62u64 << 30) as f64);
+
+    // Counters: rate(energy) is the mean power; byte and CPU counters carry the scenario's rates.
+    let rate_energy = one(
+        &prom_addr,
+        "rate(gpuscope_gpu_energy_joules_total{gpu=\"0\"}[10s])",
+    );
+    let mean_power = one(
+        &prom_addr,
+        "avg_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[10s])",
+    );
+    assert!(
+        (rate_energy / mean_power - 1.0).abs() < 0.03,
+        "rate(energy) {rate_energy} W vs mean power {mean_power} W"
+    );
+    let ib = one(
+        &prom_addr,
+        "rate(gpuscope_host_network_receive_bytes_total{interface=\"mlx5_0/1\"}[10s])",
+    );
+    assert!(
+        (ib / 11e9 - 1.0).abs() < 0.03,
+        "InfiniBand receive {ib} B/s, scenario 11 GB/s"
+    );
+    let nvme = one(
+        &prom_addr,
+        "rate(gpuscope_host_disk_read_bytes_total{device=\"nvme0n1\"}[10s])",
+    );
+    assert!(
+        (nvme / 900e6 - 1.0).abs() < 0.03,
+        "NVMe read {nvme} B/s, scenario 900 MB/s"
+    );
+    let cpu = one(
+        &prom_addr,
+        "rate(gpuscope_process_cpu_seconds_total{gpu=\"0\"}[10s])",
+    );
+    assert!(
+        (cpu / 24.0 - 1.0).abs() < 0.03,
+        "training process uses {cpu} cores, scenario 24"
+    );
+    let busy = one(
+        &prom_addr,
+        "avg_over_time(gpuscope_host_cpu_busy_ratio[10s])",
+    );
+    assert!(
+        (busy - 0.12).abs() < 0.02,
+        "host busy {busy}, scenario 0.12"
+    );
+    assert_eq!(
+        one(&prom_addr, "count(gpuscope_host_cpu_core_busy_ratio)"),
+        224.0
+    );
+}
