@@ -119,19 +119,14 @@ fn env_var(key: &str) -> Option<(String, String)> {
 }
 
 fn parse_env<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result<T, UsageError> {
-    v.trim()
-        .parse()
-        .map_err(|_| UsageError(format!("environment {name}={v:?}: not {what}")))
+    v.trim().parse().map_err(|_| UsageError(format!("environment {name}={v:?}: not {what}")))
 }
 
 impl AgentConfig {
     /// Loads the file (if any), then the environment, then the flags, and validates.
     pub fn load(o: &Overrides) -> Result<AgentConfig, UsageError> {
         let (mut cfg, origin) = match &o.config {
-            Some(path) => (
-                Self::from_file(path)?,
-                format!("config file {}", path.display()),
-            ),
+            Some(path) => (Self::from_file(path)?, format!("config file {}", path.display())),
             None => (AgentConfig::default(), "defaults".to_string()),
         };
         cfg.apply_env()?;
@@ -173,13 +168,8 @@ impl AgentConfig {
     pub fn from_file(path: &Path) -> Result<AgentConfig, UsageError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
-            UsageError(format!(
-                "config file {}: {}",
-                path.display(),
-                e.to_string().trim_end()
-            ))
-        })
+        toml::from_str(&text)
+            .map_err(|e| UsageError(format!("config file {}: {}", path.display(), e.to_string().trim_end())))
     }
 
     fn apply_env(&mut self) -> Result<(), UsageError> {
@@ -218,9 +208,7 @@ impl AgentConfig {
                 "none" => Compat::None,
                 "dcgm" => Compat::Dcgm,
                 _ => {
-                    return Err(UsageError(format!(
-                        "environment {n}={v:?}: not one of none, dcgm"
-                    )));
+                    return Err(UsageError(format!("environment {n}={v:?}: not one of none, dcgm")));
                 }
             };
         }
@@ -229,11 +217,10 @@ impl AgentConfig {
         }
         if let Some((n, v)) = env_var("labels") {
             for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
-                let (k, val) = pair.split_once('=').ok_or_else(|| {
-                    UsageError(format!("environment {n}: {pair:?} is not key=value"))
-                })?;
-                self.labels
-                    .insert(k.trim().to_string(), val.trim().to_string());
+                let (k, val) = pair
+                    .split_once('=')
+                    .ok_or_else(|| UsageError(format!("environment {n}: {pair:?} is not key=value")))?;
+                self.labels.insert(k.trim().to_string(), val.trim().to_string());
             }
         }
         Ok(())
@@ -242,52 +229,29 @@ impl AgentConfig {
     fn validate(&self, origin: &str) -> Result<(), UsageError> {
         let bad = |key: &str, msg: String| Err(UsageError(format!("{origin}: key `{key}`: {msg}")));
         if self.listen.parse::<SocketAddr>().is_err() {
-            return bad(
-                "listen",
-                format!("{:?} is not an address like 0.0.0.0:9466", self.listen),
-            );
+            return bad("listen", format!("{:?} is not an address like 0.0.0.0:9466", self.listen));
         }
         if self.interval_ms < 100 {
-            return bad(
-                "interval_ms",
-                format!("must be at least 100 (got {})", self.interval_ms),
-            );
+            return bad("interval_ms", format!("must be at least 100 (got {})", self.interval_ms));
         }
         if self.slow_interval_ms < self.interval_ms {
             return bad(
                 "slow_interval_ms",
-                format!(
-                    "must be at least interval_ms ({} < {})",
-                    self.slow_interval_ms, self.interval_ms
-                ),
+                format!("must be at least interval_ms ({} < {})", self.slow_interval_ms, self.interval_ms),
             );
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
-            return bad(
-                "log_level",
-                format!(
-                    "{:?} is not one of error, warn, info, debug, trace",
-                    self.log_level
-                ),
-            );
+            return bad("log_level", format!("{:?} is not one of error, warn, info, debug, trace", self.log_level));
         }
         if !self.native_metrics && self.compat == Compat::None {
-            return bad(
-                "native_metrics",
-                "false with compat = \"none\" would serve nothing".into(),
-            );
+            return bad("native_metrics", "false with compat = \"none\" would serve nothing".into());
         }
         for k in self.labels.keys() {
             let mut c = k.chars();
-            let ok = c
-                .next()
-                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            let ok = c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
                 && c.all(|x| x.is_ascii_alphanumeric() || x == '_');
             if !ok || k.starts_with("__") {
-                return bad(
-                    "labels",
-                    format!("{k:?} is not a valid Prometheus label name"),
-                );
+                return bad("labels", format!("{k:?} is not a valid Prometheus label name"));
             }
         }
         Ok(())
@@ -295,9 +259,7 @@ impl AgentConfig {
 
     /// The listen address (validated).
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 9466)))
+        self.listen.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 9466)))
     }
 
     /// The sampling engine's options.
@@ -323,13 +285,9 @@ mod tests {
 
     #[test]
     fn the_shipped_default_config_parses_to_the_defaults() {
-        let cfg: AgentConfig =
-            toml::from_str(include_str!("../deploy/agent.toml")).expect("deploy/agent.toml");
+        let cfg: AgentConfig = toml::from_str(include_str!("../deploy/agent.toml")).expect("deploy/agent.toml");
         let d = AgentConfig::default();
-        assert_eq!(
-            (cfg.listen, cfg.interval_ms, cfg.slow_interval_ms),
-            (d.listen, d.interval_ms, d.slow_interval_ms)
-        );
+        assert_eq!((cfg.listen, cfg.interval_ms, cfg.slow_interval_ms), (d.listen, d.interval_ms, d.slow_interval_ms));
         assert_eq!(cfg.compat, Compat::None);
         assert!(cfg.native_metrics);
     }

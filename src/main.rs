@@ -51,13 +51,18 @@ pub fn logging(level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Agent(_)) {
+        // One-shot commands die quietly on a closed pipe (`gpuscope sim show … | head`), as
+        // Unix tools do; the agent keeps Rust's default so a vanished scraper cannot kill it.
+        // SAFETY: restoring a default signal disposition at start-up, before any threads.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+
     let result = match cli.command {
         Command::Agent(o) => cmd::agent::run(&o),
-        Command::Query {
-            overrides,
-            json,
-            gap_ms,
-        } => cmd::query::run(&overrides, json, gap_ms),
+        Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
         Command::Sim(c) => cmd::sim::run(c),
     };
@@ -68,11 +73,7 @@ fn main() -> ExitCode {
             // Bad input (configuration, a scenario, a flag value) is a usage error, as clap's own are.
             let usage = e.downcast_ref::<config::UsageError>().is_some()
                 || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some();
-            if usage {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if usage { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

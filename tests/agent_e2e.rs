@@ -25,65 +25,28 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
     for g in want["gpus"].as_array().unwrap() {
         let s = &g["state"];
         let idx = g["index"].to_string();
-        let l = [
-            ("gpu", idx.as_str()),
-            ("uuid", g["uuid"].as_str().unwrap()),
-            ("model", "NVIDIA H100 80GB HBM3"),
-        ];
+        let l = [("gpu", idx.as_str()), ("uuid", g["uuid"].as_str().unwrap()), ("model", "NVIDIA H100 80GB HBM3")];
         let f = |k: &str| s[k].as_f64().unwrap();
         assert_eq!(m.one("gpuscope_gpu_up", &l), 1.0);
-        assert_eq!(
-            m.one("gpuscope_gpu_utilization_ratio", &l),
-            pct_ratio(f("util"))
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_memory_copy_utilization_ratio", &l),
-            pct_ratio(f("mem_util"))
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_power_watts", &l),
-            (f("power_w") * 1000.0).round() / 1000.0
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_energy_joules_total", &l),
-            (f("energy_j") * 1000.0).floor() / 1000.0
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_temperature_celsius", &l),
-            f("temp_c").round()
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_memory_temperature_celsius", &l),
-            f("mem_temp_c").round()
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_memory_used_bytes", &l),
-            f("memory_used")
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_memory_total_bytes", &l),
-            f("memory_total")
-        );
-        assert_eq!(
-            m.one("gpuscope_gpu_memory_reserved_bytes", &l),
-            f("memory_reserved")
-        );
+        assert_eq!(m.one("gpuscope_gpu_utilization_ratio", &l), pct_ratio(f("util")));
+        assert_eq!(m.one("gpuscope_gpu_memory_copy_utilization_ratio", &l), pct_ratio(f("mem_util")));
+        assert_eq!(m.one("gpuscope_gpu_power_watts", &l), (f("power_w") * 1000.0).round() / 1000.0);
+        assert_eq!(m.one("gpuscope_gpu_energy_joules_total", &l), (f("energy_j") * 1000.0).floor() / 1000.0);
+        assert_eq!(m.one("gpuscope_gpu_temperature_celsius", &l), f("temp_c").round());
+        assert_eq!(m.one("gpuscope_gpu_memory_temperature_celsius", &l), f("mem_temp_c").round());
+        assert_eq!(m.one("gpuscope_gpu_memory_used_bytes", &l), f("memory_used"));
+        assert_eq!(m.one("gpuscope_gpu_memory_total_bytes", &l), f("memory_total"));
+        assert_eq!(m.one("gpuscope_gpu_memory_reserved_bytes", &l), f("memory_reserved"));
         assert_eq!(m.one("gpuscope_gpu_sm_clock_hertz", &l), 1980e6);
         assert_eq!(m.one("gpuscope_gpu_sm_clock_max_hertz", &l), 1980e6);
         assert_eq!(m.one("gpuscope_gpu_memory_clock_hertz", &l), 2619e6);
         assert_eq!(m.one("gpuscope_gpu_power_limit_watts", &l), 700.0);
         assert_eq!(m.one("gpuscope_gpu_power_min_limit_watts", &l), 200.0);
         assert_eq!(m.one("gpuscope_gpu_slowdown_temperature_celsius", &l), 90.0);
-        assert_eq!(
-            m.one("gpuscope_gpu_pcie_rx_bytes_per_second", &l),
-            (f("pcie_rx") / 1024.0).round() * 1024.0
-        );
+        assert_eq!(m.one("gpuscope_gpu_pcie_rx_bytes_per_second", &l), (f("pcie_rx") / 1024.0).round() * 1024.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_generation", &l), 5.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_width_max", &l), 16.0);
-        assert_eq!(
-            m.one("gpuscope_gpu_ecc_uncorrected_volatile_errors_total", &l),
-            0.0
-        );
+        assert_eq!(m.one("gpuscope_gpu_ecc_uncorrected_volatile_errors_total", &l), 0.0);
         assert_eq!(m.one("gpuscope_gpu_remapped_rows_uncorrectable", &l), 0.0);
         assert_eq!(m.one("gpuscope_gpu_row_remap_pending", &l), 0.0);
         for (metric, key) in [
@@ -94,22 +57,12 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
             ("gpuscope_gpu_fp16_active_ratio", "fp16"),
             ("gpuscope_gpu_dram_active_ratio", "dram"),
         ] {
-            assert!(
-                (m.one(metric, &l) - f(key)).abs() < 1e-9,
-                "{metric} gpu {idx}"
-            );
+            assert!((m.one(metric, &l) - f(key)).abs() < 1e-9, "{metric} gpu {idx}");
         }
-        assert_eq!(
-            m.one(
-                "gpuscope_gpu_clock_event_active",
-                &[l[0], ("reason", "sw_power_cap")]
-            ),
-            0.0
-        );
+        assert_eq!(m.one("gpuscope_gpu_clock_event_active", &[l[0], ("reason", "sw_power_cap")]), 0.0);
         assert_eq!(m.find("gpuscope_gpu_nvlink_up", &[l[0]]).len(), 18);
         assert!(
-            m.find("gpuscope_gpu_encoder_utilization_ratio", &[l[0]])
-                .is_empty(),
+            m.find("gpuscope_gpu_encoder_utilization_ratio", &[l[0]]).is_empty(),
             "no NVENC on H100: absent, not 0"
         );
         assert!(m.find("gpuscope_gpu_fan_speed_ratio", &[l[0]]).is_empty());
@@ -118,68 +71,35 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
             ("gpu", idx.as_str()),
             ("pid", "41001"),
             ("process", "python"),
-            (
-                "container",
-                "3f1c2a9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a",
-            ),
+            ("container", "3f1c2a9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a"),
             ("pod", "llama-pretrain-worker-0"),
             ("namespace", "ml-training"),
         ];
-        assert_eq!(
-            m.one("gpuscope_process_gpu_memory_bytes", &pl),
-            (62u64 << 30) as f64
-        );
-        assert_eq!(
-            m.one("gpuscope_process_sm_utilization_ratio", &pl),
-            pct_ratio(f("util"))
-        );
+        assert_eq!(m.one("gpuscope_process_gpu_memory_bytes", &pl), (62u64 << 30) as f64);
+        assert_eq!(m.one("gpuscope_process_sm_utilization_ratio", &pl), pct_ratio(f("util")));
         assert_eq!(m.one("gpuscope_process_cpu_seconds_total", &pl), 24.0 * t);
         assert_eq!(
             m.one(
                 "gpuscope_gpu_info",
-                &[
-                    l[0],
-                    ("pci_bus_id", g["pci_bus_id"].as_str().unwrap()),
-                    ("driver_version", "550.54.15")
-                ]
+                &[l[0], ("pci_bus_id", g["pci_bus_id"].as_str().unwrap()), ("driver_version", "550.54.15")]
             ),
             1.0
         );
     }
     // Host: memory, NICs with their kinds and speeds, NVMe devices, per-core CPU.
+    assert_eq!(m.one("gpuscope_host_memory_total_bytes", &[]), 2048.0 * 1024.0 * 1024.0 * 1024.0);
     assert_eq!(
-        m.one("gpuscope_host_memory_total_bytes", &[]),
-        2048.0 * 1024.0 * 1024.0 * 1024.0
-    );
-    assert_eq!(
-        m.one(
-            "gpuscope_host_network_speed_bytes_per_second",
-            &[("interface", "mlx5_3/1"), ("kind", "infiniband")]
-        ),
+        m.one("gpuscope_host_network_speed_bytes_per_second", &[("interface", "mlx5_3/1"), ("kind", "infiniband")]),
         50e9
     );
     assert_eq!(
-        m.one(
-            "gpuscope_host_network_speed_bytes_per_second",
-            &[("interface", "eth0"), ("kind", "ethernet")]
-        ),
+        m.one("gpuscope_host_network_speed_bytes_per_second", &[("interface", "eth0"), ("kind", "ethernet")]),
         12.5e9
     );
     // The tree is frozen, so CPU fractions (differences between readings) are unknown: absent.
     assert!(m.find("gpuscope_host_cpu_core_busy_ratio", &[]).is_empty());
-    assert!(
-        m.one(
-            "gpuscope_host_disk_read_bytes_total",
-            &[("device", "nvme1n1")]
-        ) > 0.0
-    );
-    assert_eq!(
-        m.one(
-            "gpuscope_agent_unsupported_gpus",
-            &[("signal", "encoder_utilization")]
-        ),
-        8.0
-    );
+    assert!(m.one("gpuscope_host_disk_read_bytes_total", &[("device", "nvme1n1")]) > 0.0);
+    assert_eq!(m.one("gpuscope_agent_unsupported_gpus", &[("signal", "encoder_utilization")]), 8.0);
 }
 
 #[test]
@@ -193,42 +113,14 @@ fn a100_has_no_profiling_series_and_reports_row_remapping() {
         "gpuscope_gpu_dram_active_ratio",
         "gpuscope_gpu_fp32_active_ratio",
     ] {
-        assert!(
-            m.find(name, &[]).is_empty(),
-            "{name} must be absent on A100, not 0"
-        );
+        assert!(m.find(name, &[]).is_empty(), "{name} must be absent on A100, not 0");
     }
-    assert_eq!(
-        m.one(
-            "gpuscope_agent_unsupported_gpus",
-            &[("signal", "gpm_profiling")]
-        ),
-        4.0
-    );
-    assert_eq!(
-        m.one("gpuscope_gpu_row_remap_pending", &[("gpu", "2")]),
-        1.0
-    );
-    assert_eq!(
-        m.one("gpuscope_gpu_remapped_rows_uncorrectable", &[("gpu", "2")]),
-        1.0
-    );
-    assert_eq!(
-        m.one("gpuscope_gpu_row_remap_pending", &[("gpu", "1")]),
-        0.0
-    );
-    assert_eq!(
-        m.find(
-            "gpuscope_gpu_utilization_ratio",
-            &[("model", "NVIDIA A100-SXM4-80GB")]
-        )
-        .len(),
-        4
-    );
-    assert!(
-        m.find("gpuscope_gpu_retired_pages", &[]).is_empty(),
-        "Ampere remaps rows; page retirement is absent"
-    );
+    assert_eq!(m.one("gpuscope_agent_unsupported_gpus", &[("signal", "gpm_profiling")]), 4.0);
+    assert_eq!(m.one("gpuscope_gpu_row_remap_pending", &[("gpu", "2")]), 1.0);
+    assert_eq!(m.one("gpuscope_gpu_remapped_rows_uncorrectable", &[("gpu", "2")]), 1.0);
+    assert_eq!(m.one("gpuscope_gpu_row_remap_pending", &[("gpu", "1")]), 0.0);
+    assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[("model", "NVIDIA A100-SXM4-80GB")]).len(), 4);
+    assert!(m.find("gpuscope_gpu_retired_pages", &[]).is_empty(), "Ampere remaps rows; page retirement is absent");
     assert_eq!(m.find("gpuscope_gpu_nvlink_up", &[("gpu", "0")]).len(), 12);
 }
 
@@ -241,21 +133,9 @@ fn promtool(text: &str) -> (bool, String) {
         .spawn()
         .expect("promtool is installed (scripts/test installs the Debian prometheus package)");
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -265,67 +145,41 @@ fn promtool_finds_nothing_in_native_and_dcgm_output() {
     let node = start(spec);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let m = node.metrics();
-    let native: String = m
-        .text
-        .lines()
-        .filter(|l| !l.contains("DCGM_"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let native: String = m.text.lines().filter(|l| !l.contains("DCGM_")).map(|l| format!("{l}\n")).collect();
     let (ok, out) = promtool(&native);
-    assert!(
-        ok && out.trim().is_empty(),
-        "promtool on the native names: {out}"
-    );
+    assert!(ok && out.trim().is_empty(), "promtool on the native names: {out}");
     // dcgm-exporter's own names break two lint rules (camelCase labels such as modelName, and
     // counters without `_total`); compatibility means keeping them. Nothing else may appear.
     let (_, out) = promtool(&m.text);
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         assert!(
             line.starts_with("DCGM_FI_")
-                && (line
-                    .ends_with("label names should be written in 'snake_case' not 'camelCase'")
+                && (line.ends_with("label names should be written in 'snake_case' not 'camelCase'")
                     || line.ends_with("counter metrics should have \"_total\" suffix")
                     || line.ends_with("metric name should not include type 'counter'")),
             "unexpected promtool finding: {line}"
         );
     }
     // dcgm-exporter names, units and labels, next to the native ones.
-    let l = [
-        ("gpu", "1"),
-        ("device", "nvidia1"),
-        ("modelName", "NVIDIA H100 80GB HBM3"),
-        ("Hostname", "idle-node-0"),
-    ];
+    let l = [("gpu", "1"), ("device", "nvidia1"), ("modelName", "NVIDIA H100 80GB HBM3"), ("Hostname", "idle-node-0")];
     assert_eq!(m.one("DCGM_FI_DEV_GPU_UTIL", &l), 0.0);
     assert_eq!(m.one("DCGM_FI_DEV_FB_USED", &l), 45.0 * 1024.0);
-    assert_eq!(
-        m.one("DCGM_FI_DEV_SM_CLOCK", &l),
-        345.0,
-        "an idle H100 clocks down"
-    );
+    assert_eq!(m.one("DCGM_FI_DEV_SM_CLOCK", &l), 345.0, "an idle H100 clocks down");
     assert_eq!(m.one("DCGM_FI_DEV_GPU_UTIL", &[("gpu", "0")]), 97.0);
-    assert!(
-        m.text
-            .contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter")
-    );
+    assert!(m.text.contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter"));
     assert!(!m.find("gpuscope_gpu_power_watts", &[]).is_empty());
     // OpenMetrics on request, gzip on request.
-    let (status, headers, body) = node.raw_metrics(&[
-        ("Accept", "application/openmetrics-text;version=1.0.0"),
-        ("Accept-Encoding", "gzip"),
-    ]);
+    let (status, headers, body) =
+        node.raw_metrics(&[("Accept", "application/openmetrics-text;version=1.0.0"), ("Accept-Encoding", "gzip")]);
     assert_eq!(status, 200);
+    assert!(headers.iter().any(|(k, v)| k == "content-encoding" && v == "gzip"));
     assert!(
         headers
             .iter()
-            .any(|(k, v)| k == "content-encoding" && v == "gzip")
+            .any(|(k, v)| k == "content-type" && v.starts_with("application/openmetrics-text; version=1.0.0"))
     );
-    assert!(headers.iter().any(|(k, v)| k == "content-type"
-        && v.starts_with("application/openmetrics-text; version=1.0.0")));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(body.as_slice())
-        .read_to_string(&mut text)
-        .unwrap();
+    flate2::read::GzDecoder::new(body.as_slice()).read_to_string(&mut text).unwrap();
     assert!(text.ends_with("# EOF\n"));
     assert!(text.contains("# TYPE gpuscope_gpu_energy_joules counter"));
     assert_eq!(common::get(&node.addr, "/healthz", &[]).0, 200);
@@ -336,33 +190,17 @@ fn promtool_finds_nothing_in_native_and_dcgm_output() {
 fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
     // GPU 3 falls off the bus at scenario second 120, three seconds from now.
     let start_at = unix_now() - 117.0;
-    let mut node = start(NodeSpec::new(
-        "gpu-lost",
-        Clock::Running { start: start_at },
-    ));
+    let mut node = start(NodeSpec::new("gpu-lost", Clock::Running { start: start_at }));
     let before = node.metrics();
     assert_eq!(before.one("gpuscope_gpu_up", &[("gpu", "3")]), 1.0);
     let after = eventually(15, || {
         let m = node.metrics();
         (m.one("gpuscope_gpu_up", &[("gpu", "3")]) == 0.0
-            && !m
-                .find("gpuscope_gpu_xid_errors_total", &[("gpu", "3")])
-                .is_empty())
+            && !m.find("gpuscope_gpu_xid_errors_total", &[("gpu", "3")]).is_empty())
         .then_some(m)
     });
-    assert!(
-        after
-            .find("gpuscope_gpu_power_watts", &[("gpu", "3")])
-            .is_empty(),
-        "a lost GPU has no values"
-    );
-    assert_eq!(
-        after.one(
-            "gpuscope_gpu_xid_errors_total",
-            &[("gpu", "3"), ("xid", "79")]
-        ),
-        1.0
-    );
+    assert!(after.find("gpuscope_gpu_power_watts", &[("gpu", "3")]).is_empty(), "a lost GPU has no values");
+    assert_eq!(after.one("gpuscope_gpu_xid_errors_total", &[("gpu", "3"), ("xid", "79")]), 1.0);
     assert_eq!(after.one("gpuscope_gpu_xid_last", &[("gpu", "3")]), 79.0);
     for g in ["0", "1", "2", "4", "5", "6", "7"] {
         assert_eq!(after.one("gpuscope_gpu_up", &[("gpu", g)]), 1.0);
@@ -383,30 +221,14 @@ fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
 #[test]
 fn xid_events_are_counted_per_code() {
     let start_at = unix_now() - 88.0;
-    let node = start(NodeSpec::new(
-        "xid-error",
-        Clock::Running { start: start_at },
-    ));
+    let node = start(NodeSpec::new("xid-error", Clock::Running { start: start_at }));
     let m = eventually(20, || {
         let m = node.metrics();
-        (m.find(
-            "gpuscope_gpu_xid_errors_total",
-            &[("gpu", "2"), ("xid", "43")],
-        ) == vec![1.0])
-        .then_some(m)
+        (m.find("gpuscope_gpu_xid_errors_total", &[("gpu", "2"), ("xid", "43")]) == vec![1.0]).then_some(m)
     });
-    assert_eq!(
-        m.one(
-            "gpuscope_gpu_xid_errors_total",
-            &[("gpu", "2"), ("xid", "13")]
-        ),
-        1.0
-    );
+    assert_eq!(m.one("gpuscope_gpu_xid_errors_total", &[("gpu", "2"), ("xid", "13")]), 1.0);
     assert_eq!(m.one("gpuscope_gpu_xid_last", &[("gpu", "2")]), 43.0);
-    assert!(
-        m.find("gpuscope_gpu_xid_errors_total", &[("gpu", "0")])
-            .is_empty()
-    );
+    assert!(m.find("gpuscope_gpu_xid_errors_total", &[("gpu", "0")]).is_empty());
 }
 
 #[test]
@@ -419,18 +241,9 @@ fn without_nvml_the_host_is_still_served_with_one_clear_message() {
     let m = node.metrics();
     assert_eq!(m.one("gpuscope_gpu_driver_up", &[]), 0.0);
     assert!(m.find("gpuscope_gpu_up", &[]).is_empty());
-    assert_eq!(
-        m.one("gpuscope_agent_sampler_up", &[("sampler", "nvml")]),
-        0.0
-    );
-    assert_eq!(
-        m.one("gpuscope_agent_sampler_up", &[("sampler", "cpu")]),
-        1.0
-    );
-    assert_eq!(
-        m.one("gpuscope_host_memory_total_bytes", &[]),
-        192.0 * 1024.0 * 1024.0 * 1024.0
-    );
+    assert_eq!(m.one("gpuscope_agent_sampler_up", &[("sampler", "nvml")]), 0.0);
+    assert_eq!(m.one("gpuscope_agent_sampler_up", &[("sampler", "cpu")]), 1.0);
+    assert_eq!(m.one("gpuscope_host_memory_total_bytes", &[]), 192.0 * 1024.0 * 1024.0 * 1024.0);
     let log = node.drain_log();
     let nvml_lines: Vec<_> = log.iter().filter(|l| l.contains("NVML")).collect();
     assert_eq!(nvml_lines.len(), 1, "one line, not one per retry: {log:?}");
@@ -452,11 +265,7 @@ fn an_unreadable_proc_file_fails_only_its_sampler() {
     });
     assert!(m.one("gpuscope_agent_sampler_errors_total", &[("sampler", "cpu")]) >= 1.0);
     for s in ["nvml", "memory", "network", "storage", "processes"] {
-        assert_eq!(
-            m.one("gpuscope_agent_sampler_up", &[("sampler", s)]),
-            1.0,
-            "{s}"
-        );
+        assert_eq!(m.one("gpuscope_agent_sampler_up", &[("sampler", s)]), 1.0, "{s}");
     }
     assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[]).len(), 2);
     assert!(m.find("gpuscope_host_cpu_busy_ratio", &[]).is_empty());
@@ -471,46 +280,27 @@ fn agent_with_config(cfg: &str) -> (Option<i32>, String) {
         .env_remove("GPUSCOPE_INTERVAL_MS")
         .output()
         .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
 fn malformed_configuration_is_a_clear_error_with_exit_code_2() {
     let (code, err) = agent_with_config("listen = \"127.0.0.1:0\"\nintervl_ms = 500\n");
     assert_eq!(code, Some(2));
-    assert!(
-        err.contains("agent.toml") && err.contains("intervl_ms"),
-        "{err}"
-    );
+    assert!(err.contains("agent.toml") && err.contains("intervl_ms"), "{err}");
     let (code, err) = agent_with_config("interval_ms = \"fast\"\n");
     assert_eq!(code, Some(2));
-    assert!(
-        err.contains("agent.toml") && err.contains("interval_ms"),
-        "{err}"
-    );
+    assert!(err.contains("agent.toml") && err.contains("interval_ms"), "{err}");
     let (code, err) = agent_with_config("interval_ms = 50\n");
     assert_eq!(code, Some(2));
-    assert!(
-        err.contains("agent.toml") && err.contains("`interval_ms`") && err.contains("at least 100"),
-        "{err}"
-    );
+    assert!(err.contains("agent.toml") && err.contains("`interval_ms`") && err.contains("at least 100"), "{err}");
     let (code, err) = agent_with_config("listen = \"everywhere\"\n");
     assert_eq!(code, Some(2));
     assert!(err.contains("`listen`"), "{err}");
-    let out = Command::new(common::bin())
-        .args(["agent"])
-        .env("GPUSCOPE_INTERVAL_MS", "soon")
-        .output()
-        .unwrap();
+    let out = Command::new(common::bin()).args(["agent"]).env("GPUSCOPE_INTERVAL_MS", "soon").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("GPUSCOPE_INTERVAL_MS"));
-    let missing = Command::new(common::bin())
-        .args(["agent", "--config", "/nonexistent.toml"])
-        .output()
-        .unwrap();
+    let missing = Command::new(common::bin()).args(["agent", "--config", "/nonexistent.toml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.toml"));
 }
@@ -520,16 +310,7 @@ fn query_json_is_stable() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
     let st = Command::new(common::bin())
-        .args([
-            "sim",
-            "run",
-            "--scenario",
-            "healthy-inference",
-            "--root",
-            r,
-            "--once-at",
-            "40",
-        ])
+        .args(["sim", "run", "--scenario", "healthy-inference", "--root", r, "--once-at", "40"])
         .status()
         .unwrap();
     assert!(st.success());
@@ -551,11 +332,7 @@ fn query_json_is_stable() {
             .env("GPUSCOPE_POD_LOGS_ROOT", format!("{r}/var/log/pods"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // Times of the run itself are the only things allowed to differ.
         v["timestamp_ms"] = serde_json::Value::Null;
@@ -570,36 +347,16 @@ fn query_json_is_stable() {
     assert_eq!(a["node"]["hostname"], "l4-infer-0");
     assert_eq!(a["driver"]["driver_version"], "550.54.15");
     assert_eq!(a["gpus"][1]["model"], "NVIDIA L4");
-    assert_eq!(
-        a["gpus"][1]["memory_temperature_celsius"],
-        serde_json::Value::Null,
-        "absent is null, not 0"
-    );
+    assert_eq!(a["gpus"][1]["memory_temperature_celsius"], serde_json::Value::Null, "absent is null, not 0");
     assert_eq!(a["processes"][0]["pod"], "llm-serve-7f9c8-xk2lp");
     assert_eq!(a["processes"][0]["namespace"], "inference");
     assert_eq!(a["processes"][0]["pid"], 7310);
-    for key in [
-        "node",
-        "timestamp_ms",
-        "driver",
-        "gpus",
-        "processes",
-        "host",
-        "agent",
-    ] {
+    for key in ["node", "timestamp_ms", "driver", "gpus", "processes", "host", "agent"] {
         assert!(a.get(key).is_some(), "{key}");
     }
     // The table names the same things.
     let out = Command::new(common::bin())
-        .args([
-            "query",
-            "--gap-ms",
-            "150",
-            "--procfs-root",
-            &format!("{r}/proc"),
-            "--sysfs-root",
-            &format!("{r}/sys"),
-        ])
+        .args(["query", "--gap-ms", "150", "--procfs-root", &format!("{r}/proc"), "--sysfs-root", &format!("{r}/sys")])
         .env("GPUSCOPE_SIM_SCENARIO", "healthy-inference")
         .env("GPUSCOPE_SIM_TIME", "40")
         .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
@@ -608,9 +365,7 @@ fn query_json_is_stable() {
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("NVIDIA L4")
-            && table.contains("inference/llm-serve-7f9c8-xk2lp")
-            && table.contains("vllm"),
+        table.contains("NVIDIA L4") && table.contains("inference/llm-serve-7f9c8-xk2lp") && table.contains("vllm"),
         "{table}"
     );
 }
@@ -619,21 +374,11 @@ fn query_json_is_stable() {
 fn install_stages_a_hardened_unit_and_default_config() {
     let root = tempfile::tempdir().unwrap();
     let out = Command::new(common::bin())
-        .args([
-            "install",
-            "--prefix",
-            root.path().to_str().unwrap(),
-            "--no-start",
-        ])
+        .args(["install", "--prefix", root.path().to_str().unwrap(), "--no-start"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let unit =
-        std::fs::read_to_string(root.path().join("etc/systemd/system/gpuscope.service")).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let unit = std::fs::read_to_string(root.path().join("etc/systemd/system/gpuscope.service")).unwrap();
     for d in [
         "User=gpuscope",
         "NoNewPrivileges=yes",
@@ -646,15 +391,7 @@ fn install_stages_a_hardened_unit_and_default_config() {
     assert!(root.path().join("usr/local/bin/gpuscope").is_file());
     let cfg = root.path().join("etc/gpuscope/agent.toml");
     let check = Command::new(common::bin())
-        .args([
-            "query",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--gap-ms",
-            "100",
-            "--nvml-lib",
-            "/nonexistent",
-        ])
+        .args(["query", "--config", cfg.to_str().unwrap(), "--gap-ms", "100", "--nvml-lib", "/nonexistent"])
         .output()
         .unwrap();
     assert!(
@@ -665,16 +402,8 @@ fn install_stages_a_hardened_unit_and_default_config() {
     // A second install keeps an edited config.
     std::fs::write(&cfg, "interval_ms = 2000\n").unwrap();
     Command::new(common::bin())
-        .args([
-            "install",
-            "--prefix",
-            root.path().to_str().unwrap(),
-            "--no-start",
-        ])
+        .args(["install", "--prefix", root.path().to_str().unwrap(), "--no-start"])
         .status()
         .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(&cfg).unwrap(),
-        "interval_ms = 2000\n"
-    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "interval_ms = 2000\n");
 }

@@ -10,19 +10,13 @@ use common::{Clock, NodeSpec, Proc, eventually, get, start, unix_now};
 use std::process::{Command, Stdio};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn encode(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -38,12 +32,7 @@ fn query(addr: &str, q: &str) -> Vec<(serde_json::Value, f64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["metric"].clone(),
-                r["value"][1].as_str().unwrap().parse().unwrap(),
-            )
-        })
+        .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().parse().unwrap()))
         .collect()
 }
 
@@ -56,12 +45,7 @@ fn one(addr: &str, q: &str) -> f64 {
 #[test]
 fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     // Scenario second 100 now: inside the steady "train" phase for the whole test.
-    let mut spec = NodeSpec::new(
-        "healthy-bf16-training",
-        Clock::Running {
-            start: unix_now() - 100.0,
-        },
-    );
+    let mut spec = NodeSpec::new("healthy-bf16-training", Clock::Running { start: unix_now() - 100.0 });
     spec.interval_ms = 500;
     let node = start(spec);
 
@@ -91,20 +75,12 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
             .expect("prometheus is installed (scripts/test installs the Debian package)"),
     );
     eventually(30, || {
-        std::net::TcpStream::connect(&prom_addr)
-            .ok()
-            .filter(|_| get(&prom_addr, "/-/ready", &[]).0 == 200)
+        std::net::TcpStream::connect(&prom_addr).ok().filter(|_| get(&prom_addr, "/-/ready", &[]).0 == 200)
     });
     // The target is up and has 12 s of samples.
-    eventually(30, || {
-        (query(&prom_addr, "up{job=\"gpuscope\"} == 1").len() == 1).then_some(())
-    });
+    eventually(30, || (query(&prom_addr, "up{job=\"gpuscope\"} == 1").len() == 1).then_some(()));
     eventually(40, || {
-        (one(
-            &prom_addr,
-            "count_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[15s])",
-        ) >= 12.0)
-            .then_some(())
+        (one(&prom_addr, "count_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[15s])") >= 12.0).then_some(())
     });
 
     // Per-GPU values.
@@ -117,61 +93,22 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     for (labels, u) in query(&prom_addr, "gpuscope_gpu_utilization_ratio") {
         assert!((0.96..=1.0).contains(&u), "{labels}: util {u}");
     }
-    let pods = query(
-        &prom_addr,
-        "sum by (namespace, pod) (gpuscope_process_gpu_memory_bytes)",
-    );
+    let pods = query(&prom_addr, "sum by (namespace, pod) (gpuscope_process_gpu_memory_bytes)");
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0].0["pod"], "llama-pretrain-worker-0");
     assert_eq!(pods[0].1, 8.0 * (62u64 << 30) as f64);
 
     // Counters: rate(energy) is the mean power; byte and CPU counters carry the scenario's rates.
-    let rate_energy = one(
-        &prom_addr,
-        "rate(gpuscope_gpu_energy_joules_total{gpu=\"0\"}[10s])",
-    );
-    let mean_power = one(
-        &prom_addr,
-        "avg_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[10s])",
-    );
-    assert!(
-        (rate_energy / mean_power - 1.0).abs() < 0.03,
-        "rate(energy) {rate_energy} W vs mean power {mean_power} W"
-    );
-    let ib = one(
-        &prom_addr,
-        "rate(gpuscope_host_network_receive_bytes_total{interface=\"mlx5_0/1\"}[10s])",
-    );
-    assert!(
-        (ib / 11e9 - 1.0).abs() < 0.03,
-        "InfiniBand receive {ib} B/s, scenario 11 GB/s"
-    );
-    let nvme = one(
-        &prom_addr,
-        "rate(gpuscope_host_disk_read_bytes_total{device=\"nvme0n1\"}[10s])",
-    );
-    assert!(
-        (nvme / 900e6 - 1.0).abs() < 0.03,
-        "NVMe read {nvme} B/s, scenario 900 MB/s"
-    );
-    let cpu = one(
-        &prom_addr,
-        "rate(gpuscope_process_cpu_seconds_total{gpu=\"0\"}[10s])",
-    );
-    assert!(
-        (cpu / 24.0 - 1.0).abs() < 0.03,
-        "training process uses {cpu} cores, scenario 24"
-    );
-    let busy = one(
-        &prom_addr,
-        "avg_over_time(gpuscope_host_cpu_busy_ratio[10s])",
-    );
-    assert!(
-        (busy - 0.12).abs() < 0.02,
-        "host busy {busy}, scenario 0.12"
-    );
-    assert_eq!(
-        one(&prom_addr, "count(gpuscope_host_cpu_core_busy_ratio)"),
-        224.0
-    );
+    let rate_energy = one(&prom_addr, "rate(gpuscope_gpu_energy_joules_total{gpu=\"0\"}[10s])");
+    let mean_power = one(&prom_addr, "avg_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[10s])");
+    assert!((rate_energy / mean_power - 1.0).abs() < 0.03, "rate(energy) {rate_energy} W vs mean power {mean_power} W");
+    let ib = one(&prom_addr, "rate(gpuscope_host_network_receive_bytes_total{interface=\"mlx5_0/1\"}[10s])");
+    assert!((ib / 11e9 - 1.0).abs() < 0.03, "InfiniBand receive {ib} B/s, scenario 11 GB/s");
+    let nvme = one(&prom_addr, "rate(gpuscope_host_disk_read_bytes_total{device=\"nvme0n1\"}[10s])");
+    assert!((nvme / 900e6 - 1.0).abs() < 0.03, "NVMe read {nvme} B/s, scenario 900 MB/s");
+    let cpu = one(&prom_addr, "rate(gpuscope_process_cpu_seconds_total{gpu=\"0\"}[10s])");
+    assert!((cpu / 24.0 - 1.0).abs() < 0.03, "training process uses {cpu} cores, scenario 24");
+    let busy = one(&prom_addr, "avg_over_time(gpuscope_host_cpu_busy_ratio[10s])");
+    assert!((busy - 0.12).abs() < 0.02, "host busy {busy}, scenario 0.12");
+    assert_eq!(one(&prom_addr, "count(gpuscope_host_cpu_core_busy_ratio)"), 224.0);
 }

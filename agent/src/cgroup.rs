@@ -48,20 +48,8 @@ pub fn attribute_path(path: &str) -> Attribution {
     }
     // Outside Kubernetes a bare 64-hex segment only counts under a container runtime's tree.
     if out.pod_uid.is_none() && out.container.is_some() {
-        let runtime = [
-            "docker",
-            "containerd",
-            "crio",
-            "libpod",
-            "system.slice",
-            "machine.slice",
-            "default",
-        ];
-        if !path.split('/').any(|s| {
-            runtime
-                .iter()
-                .any(|r| s.starts_with(r) || s.ends_with(".scope"))
-        }) {
+        let runtime = ["docker", "containerd", "crio", "libpod", "system.slice", "machine.slice", "default"];
+        if !path.split('/').any(|s| runtime.iter().any(|r| s.starts_with(r) || s.ends_with(".scope"))) {
             out.container = None;
         }
     }
@@ -74,18 +62,13 @@ fn pod_uid(seg: &str) -> Option<String> {
     let idx = s.rfind("pod")?;
     let uid = &s[idx + 3..];
     let uid = uid.replace('_', "-");
-    let ok = uid.len() == 36
-        && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-        && uid.matches('-').count() == 4;
+    let ok = uid.len() == 36 && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') && uid.matches('-').count() == 4;
     (ok && (idx == 0 || s[..idx].ends_with('-'))).then_some(uid)
 }
 
 fn container_id(seg: &str) -> Option<String> {
     let s = seg.strip_suffix(".scope").unwrap_or(seg);
-    let s = ["cri-containerd-", "crio-", "docker-", "libpod-"]
-        .iter()
-        .find_map(|p| s.strip_prefix(p))
-        .unwrap_or(s);
+    let s = ["cri-containerd-", "crio-", "docker-", "libpod-"].iter().find_map(|p| s.strip_prefix(p)).unwrap_or(s);
     (s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_string())
 }
 
@@ -97,10 +80,7 @@ mod tests {
     const UID: &str = "6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13";
 
     fn both() -> Attribution {
-        Attribution {
-            container: Some(ID.into()),
-            pod_uid: Some(UID.into()),
-        }
+        Attribution { container: Some(ID.into()), pod_uid: Some(UID.into()) }
     }
 
     #[test]
@@ -110,9 +90,7 @@ mod tests {
             format!(
                 "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice/cri-containerd-{ID}.scope"
             ),
-            format!(
-                "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"
-            ),
+            format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/crio-{ID}.scope"),
             format!("0::/kubepods.slice/kubepods-pod{u}.slice/docker-{ID}.scope"),
             format!("0::/kubepods/burstable/pod{UID}/{ID}"),
             format!("0::/kubepods/pod{UID}/{ID}"),
@@ -127,21 +105,9 @@ mod tests {
     #[test]
     fn plain_containers_and_host_processes() {
         let docker = attribute(&format!("0::/system.slice/docker-{ID}.scope"));
-        assert_eq!(
-            docker,
-            Attribution {
-                container: Some(ID.into()),
-                pod_uid: None
-            }
-        );
-        assert_eq!(
-            attribute(&format!("0::/docker/{ID}")).container.as_deref(),
-            Some(ID)
-        );
-        assert_eq!(
-            attribute("0::/user.slice/user-1000.slice/session-3.scope"),
-            Attribution::default()
-        );
+        assert_eq!(docker, Attribution { container: Some(ID.into()), pod_uid: None });
+        assert_eq!(attribute(&format!("0::/docker/{ID}")).container.as_deref(), Some(ID));
+        assert_eq!(attribute("0::/user.slice/user-1000.slice/session-3.scope"), Attribution::default());
         assert_eq!(attribute("0::/"), Attribution::default());
         assert_eq!(attribute("garbage"), Attribution::default());
     }

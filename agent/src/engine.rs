@@ -17,9 +17,7 @@ use tokio::sync::watch;
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The host name from the kernel, when not configured.
@@ -52,36 +50,20 @@ impl Samplers {
             )),
             Box::new(CpuSampler::new(opts.procfs_root.clone())),
             Box::new(MemorySampler::new(opts.procfs_root.clone())),
-            Box::new(NetworkSampler::new(
-                opts.procfs_root.clone(),
-                opts.sysfs_root.clone(),
-            )),
-            Box::new(StorageSampler::new(
-                opts.procfs_root.clone(),
-                opts.sysfs_root.clone(),
-            )),
+            Box::new(NetworkSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
+            Box::new(StorageSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
         ];
-        let hostname = if opts.hostname.is_empty() {
-            system_hostname(&opts.procfs_root)
-        } else {
-            opts.hostname.clone()
-        };
-        let machine_id = std::fs::read_to_string("/etc/machine-id")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        let hostname =
+            if opts.hostname.is_empty() { system_hostname(&opts.procfs_root) } else { opts.hostname.clone() };
+        let machine_id =
+            std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let n = list.len();
         Samplers {
             list,
             stats: AgentStats::default(),
             last_logged: vec![None; n],
             suppressed: vec![0; n],
-            node: NodeInfo {
-                hostname,
-                machine_id,
-                job: opts.job.clone(),
-                labels: opts.labels.clone(),
-            },
+            node: NodeInfo { hostname, machine_id, job: opts.job.clone(), labels: opts.labels.clone() },
             last_slow: None,
             slow_interval: opts.slow_interval,
         }
@@ -89,22 +71,12 @@ impl Samplers {
 
     fn pass(&mut self) -> NodeSnapshot {
         let started = Instant::now();
-        let slow = self
-            .last_slow
-            .is_none_or(|t| started.duration_since(t) >= self.slow_interval);
+        let slow = self.last_slow.is_none_or(|t| started.duration_since(t) >= self.slow_interval);
         if slow {
             self.last_slow = Some(started);
         }
-        let pass = Pass {
-            now: started,
-            unix_ms: unix_ms(),
-            slow,
-        };
-        let mut snap = NodeSnapshot {
-            node: self.node.clone(),
-            timestamp_ms: pass.unix_ms,
-            ..NodeSnapshot::default()
-        };
+        let pass = Pass { now: started, unix_ms: unix_ms(), slow };
+        let mut snap = NodeSnapshot { node: self.node.clone(), timestamp_ms: pass.unix_ms, ..NodeSnapshot::default() };
         snap.agent.nvml_errors = std::mem::take(&mut self.stats.nvml_errors);
         for (i, s) in self.list.iter_mut().enumerate() {
             let entry = self.stats.samplers.entry(s.name().to_string()).or_default();
@@ -118,8 +90,7 @@ impl Samplers {
                     let msg = e.to_string();
                     // One line per failure kind at most once a minute: a broken sampler must
                     // not flood the journal at 10 Hz.
-                    let due =
-                        self.last_logged[i].is_none_or(|t| started.duration_since(t) >= LOG_EVERY);
+                    let due = self.last_logged[i].is_none_or(|t| started.duration_since(t) >= LOG_EVERY);
                     if due || entry.last_error.as_deref() != Some(msg.as_str()) {
                         let skipped = std::mem::take(&mut self.suppressed[i]);
                         tracing::warn!(sampler = s.name(), suppressed = skipped, "{msg}");
@@ -151,34 +122,28 @@ impl Engine {
         let (tx, rx) = watch::channel(Arc::new(NodeSnapshot::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("gpuscope-sampler".into())
-            .spawn(move || {
-                let mut samplers = Samplers::new(&opts);
-                let mut next = Instant::now();
-                while !s.load(Ordering::SeqCst) {
-                    let snap = samplers.pass();
-                    tx.send_replace(Arc::new(snap));
-                    next += opts.interval;
-                    let now = Instant::now();
-                    if next < now {
-                        // A pass overran the interval: skip the missed ticks rather than burst.
-                        next = now + opts.interval;
-                    }
-                    while !s.load(Ordering::SeqCst) {
-                        let left = next.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        std::thread::sleep(left.min(Duration::from_millis(100)));
-                    }
+        let thread = std::thread::Builder::new().name("gpuscope-sampler".into()).spawn(move || {
+            let mut samplers = Samplers::new(&opts);
+            let mut next = Instant::now();
+            while !s.load(Ordering::SeqCst) {
+                let snap = samplers.pass();
+                tx.send_replace(Arc::new(snap));
+                next += opts.interval;
+                let now = Instant::now();
+                if next < now {
+                    // A pass overran the interval: skip the missed ticks rather than burst.
+                    next = now + opts.interval;
                 }
-            })?;
-        Ok(Engine {
-            rx,
-            stop,
-            thread: Some(thread),
-        })
+                while !s.load(Ordering::SeqCst) {
+                    let left = next.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                }
+            }
+        })?;
+        Ok(Engine { rx, stop, thread: Some(thread) })
     }
 
     /// A receiver of the latest snapshot.

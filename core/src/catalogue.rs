@@ -5,9 +5,7 @@
 //! (returning `None` when absent) and writes a decoded value back, so encode→decode is symmetric
 //! by construction.
 
-use crate::model::{
-    CpuSample, DiskSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample,
-};
+use crate::model::{CpuSample, DiskSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample};
 use crate::units::Unit;
 
 /// How a signal behaves over time.
@@ -58,17 +56,11 @@ pub enum Accessor {
     /// A GPU value.
     Gpu(fn(&GpuSample) -> Option<f64>, fn(&mut GpuSample, f64)),
     /// A GPU value split by one label (clock event reason, XID code): returns (label value, value).
-    GpuLabelled(
-        fn(&GpuSample) -> Vec<(String, f64)>,
-        fn(&mut GpuSample, &str, f64),
-    ),
+    GpuLabelled(fn(&GpuSample) -> Vec<(String, f64)>, fn(&mut GpuSample, &str, f64)),
     /// A per-link NVLink value.
     NvLink(fn(&NvLinkSample) -> Option<f64>, fn(&mut NvLinkSample, f64)),
     /// A per-process value.
-    Process(
-        fn(&ProcessSample) -> Option<f64>,
-        fn(&mut ProcessSample, f64),
-    ),
+    Process(fn(&ProcessSample) -> Option<f64>, fn(&mut ProcessSample, f64)),
     /// A whole-host value.
     Host(fn(&HostSample) -> Option<f64>, fn(&mut HostSample, f64)),
     /// A per-core value.
@@ -126,13 +118,8 @@ impl MetricDef {
     }
 
     /// The row with this OTLP name whose fixed attributes all appear in `attrs`.
-    pub fn by_otlp<'a>(
-        name: &str,
-        mut attr: impl FnMut(&str) -> Option<&'a str>,
-    ) -> Option<&'static MetricDef> {
-        CATALOGUE
-            .iter()
-            .find(|m| m.otlp == name && m.otlp_attributes.iter().all(|(k, v)| attr(k) == Some(*v)))
+    pub fn by_otlp<'a>(name: &str, mut attr: impl FnMut(&str) -> Option<&'a str>) -> Option<&'static MetricDef> {
+        CATALOGUE.iter().find(|m| m.otlp == name && m.otlp_attributes.iter().all(|(k, v)| attr(k) == Some(*v)))
     }
 }
 
@@ -214,18 +201,7 @@ const fn def(
     dcgm: Option<DcgmAlias>,
     accessor: Accessor,
 ) -> MetricDef {
-    MetricDef {
-        prometheus,
-        otlp,
-        otlp_attributes,
-        unit,
-        kind,
-        scope,
-        label: None,
-        help,
-        dcgm,
-        accessor,
-    }
+    MetricDef { prometheus, otlp, otlp_attributes, unit, kind, scope, label: None, help, dcgm, accessor }
 }
 
 const fn labelled(mut d: MetricDef, label: &'static str) -> MetricDef {
@@ -250,10 +226,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         S::Gpu,
         "1 when the GPU answers, 0 when it is lost (fallen off the bus).",
         None,
-        Accessor::Gpu(
-            |g| Some(if g.lost { 0.0 } else { 1.0 }),
-            |g, v| g.lost = v < 0.5,
-        ),
+        Accessor::Gpu(|g| Some(if g.lost { 0.0 } else { 1.0 }), |g, v| g.lost = v < 0.5),
     ),
     def(
         "gpuscope_gpu_utilization_ratio",
@@ -625,17 +598,14 @@ pub static CATALOGUE: &[MetricDef] = &[
                 |g| match g.clock_event_reasons {
                     Some(mask) => CLOCK_EVENT_REASONS
                         .iter()
-                        .map(|(bit, name)| {
-                            ((*name).to_string(), if mask & bit != 0 { 1.0 } else { 0.0 })
-                        })
+                        .map(|(bit, name)| ((*name).to_string(), if mask & bit != 0 { 1.0 } else { 0.0 }))
                         .collect(),
                     None => Vec::new(),
                 },
                 |g, reason, v| {
                     if let Some((bit, _)) = CLOCK_EVENT_REASONS.iter().find(|(_, n)| *n == reason) {
                         let mask = g.clock_event_reasons.unwrap_or(0);
-                        g.clock_event_reasons =
-                            Some(if v > 0.5 { mask | bit } else { mask & !bit });
+                        g.clock_event_reasons = Some(if v > 0.5 { mask | bit } else { mask & !bit });
                     }
                 },
             ),
@@ -802,10 +772,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     def(
         "gpuscope_gpu_ecc_corrected_volatile_errors_total",
         "hw.errors",
-        &[
-            ("error.type", "ecc_corrected"),
-            ("gpuscope.ecc.counter", "volatile"),
-        ],
+        &[("error.type", "ecc_corrected"), ("gpuscope.ecc.counter", "volatile")],
         U::Count,
         Counter,
         S::Gpu,
@@ -816,10 +783,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     def(
         "gpuscope_gpu_ecc_uncorrected_volatile_errors_total",
         "hw.errors",
-        &[
-            ("error.type", "ecc_uncorrected"),
-            ("gpuscope.ecc.counter", "volatile"),
-        ],
+        &[("error.type", "ecc_uncorrected"), ("gpuscope.ecc.counter", "volatile")],
         U::Count,
         Counter,
         S::Gpu,
@@ -830,10 +794,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     def(
         "gpuscope_gpu_ecc_corrected_aggregate_errors_total",
         "hw.errors",
-        &[
-            ("error.type", "ecc_corrected"),
-            ("gpuscope.ecc.counter", "aggregate"),
-        ],
+        &[("error.type", "ecc_corrected"), ("gpuscope.ecc.counter", "aggregate")],
         U::Count,
         Counter,
         S::Gpu,
@@ -844,10 +805,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     def(
         "gpuscope_gpu_ecc_uncorrected_aggregate_errors_total",
         "hw.errors",
-        &[
-            ("error.type", "ecc_uncorrected"),
-            ("gpuscope.ecc.counter", "aggregate"),
-        ],
+        &[("error.type", "ecc_uncorrected"), ("gpuscope.ecc.counter", "aggregate")],
         U::Count,
         Counter,
         S::Gpu,
@@ -943,12 +901,7 @@ pub static CATALOGUE: &[MetricDef] = &[
             "XID events seen since the agent started, by code.",
             None,
             Accessor::GpuLabelled(
-                |g| {
-                    g.xid_counts
-                        .iter()
-                        .map(|(code, n)| (code.to_string(), *n as f64))
-                        .collect()
-                },
+                |g| g.xid_counts.iter().map(|(code, n)| (code.to_string(), *n as f64)).collect(),
                 |g, code, v| {
                     if let Ok(code) = code.parse::<u64>() {
                         g.xid_counts.insert(code, MetricValue::from_f64(v));
@@ -1349,21 +1302,9 @@ mod tests {
         let mut seen = HashSet::new();
         for m in CATALOGUE {
             assert!(seen.insert(m.prometheus), "duplicate name {}", m.prometheus);
-            assert!(
-                valid_prometheus_name(m.prometheus),
-                "invalid name {}",
-                m.prometheus
-            );
-            assert!(
-                m.prometheus.starts_with("gpuscope_"),
-                "{} lacks the prefix",
-                m.prometheus
-            );
-            assert!(
-                !m.help.is_empty() && !m.help.contains('\n'),
-                "{} help",
-                m.prometheus
-            );
+            assert!(valid_prometheus_name(m.prometheus), "invalid name {}", m.prometheus);
+            assert!(m.prometheus.starts_with("gpuscope_"), "{} lacks the prefix", m.prometheus);
+            assert!(!m.help.is_empty() && !m.help.contains('\n'), "{} help", m.prometheus);
         }
     }
 
@@ -1371,19 +1312,10 @@ mod tests {
     fn units_and_kinds_are_in_the_names() {
         for m in CATALOGUE {
             let base = m.prometheus.strip_suffix("_total");
-            assert_eq!(
-                base.is_some(),
-                m.kind == MetricKind::Counter,
-                "{}: `_total` iff counter",
-                m.prometheus
-            );
+            assert_eq!(base.is_some(), m.kind == MetricKind::Counter, "{}: `_total` iff counter", m.prometheus);
             let base = base.unwrap_or(m.prometheus);
             if let Some(suffix) = m.unit.prometheus_suffix() {
-                assert!(
-                    base.ends_with(suffix),
-                    "{} must end in {suffix}",
-                    m.prometheus
-                );
+                assert!(base.ends_with(suffix), "{} must end in {suffix}", m.prometheus);
             }
             // A ratio is never exported as a percentage.
             assert!(!base.contains("percent"), "{}", m.prometheus);
@@ -1396,11 +1328,7 @@ mod tests {
         for m in CATALOGUE {
             let mut attrs: Vec<_> = m.otlp_attributes.to_vec();
             attrs.sort();
-            assert!(
-                seen.insert((m.otlp, attrs)),
-                "duplicate OTLP identity for {}",
-                m.prometheus
-            );
+            assert!(seen.insert((m.otlp, attrs)), "duplicate OTLP identity for {}", m.prometheus);
             assert!(
                 m.otlp.starts_with("hw.")
                     || m.otlp.starts_with("system.")
@@ -1414,10 +1342,7 @@ mod tests {
 
     #[test]
     fn dcgm_aliases_are_unique_and_cover_the_default_set() {
-        let aliases: Vec<_> = CATALOGUE
-            .iter()
-            .filter_map(|m| m.dcgm.map(|d| d.name))
-            .collect();
+        let aliases: Vec<_> = CATALOGUE.iter().filter_map(|m| m.dcgm.map(|d| d.name)).collect();
         let unique: HashSet<_> = aliases.iter().collect();
         assert_eq!(unique.len(), aliases.len());
         for name in [
@@ -1457,29 +1382,16 @@ mod tests {
             match m.accessor {
                 Accessor::Gpu(get, set) => {
                     if m.prometheus != "gpuscope_gpu_up" {
-                        assert_eq!(
-                            get(&empty),
-                            None,
-                            "{} reads a value from an empty sample",
-                            m.prometheus
-                        );
+                        assert_eq!(get(&empty), None, "{} reads a value from an empty sample", m.prometheus);
                     }
                     set(&mut filled, 1.0);
                     assert_eq!(get(&filled), Some(1.0), "{}", m.prometheus);
                 }
                 Accessor::GpuLabelled(get, set) => {
                     assert!(get(&empty).is_empty(), "{}", m.prometheus);
-                    let label = if m.label == Some("xid") {
-                        "79"
-                    } else {
-                        "sw_power_cap"
-                    };
+                    let label = if m.label == Some("xid") { "79" } else { "sw_power_cap" };
                     set(&mut filled, label, 1.0);
-                    assert!(
-                        get(&filled).contains(&(label.to_string(), 1.0)),
-                        "{}",
-                        m.prometheus
-                    );
+                    assert!(get(&filled).contains(&(label.to_string(), 1.0)), "{}", m.prometheus);
                 }
                 Accessor::Disk(get, set) => {
                     let mut d = DiskSample::default();
@@ -1496,13 +1408,8 @@ mod tests {
 
     #[test]
     fn lookups_by_name() {
-        let m = MetricDef::by_otlp("hw.gpu.utilization", |k| {
-            (k == "hw.gpu.task").then_some("encoder")
-        });
-        assert_eq!(
-            m.map(|m| m.prometheus),
-            Some("gpuscope_gpu_encoder_utilization_ratio")
-        );
+        let m = MetricDef::by_otlp("hw.gpu.utilization", |k| (k == "hw.gpu.task").then_some("encoder"));
+        assert_eq!(m.map(|m| m.prometheus), Some("gpuscope_gpu_encoder_utilization_ratio"));
         assert!(MetricDef::by_prometheus("gpuscope_gpu_power_watts").is_some());
     }
 }

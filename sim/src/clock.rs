@@ -39,10 +39,7 @@ pub enum EnvError {
 
 /// Current Unix time in seconds.
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Maps wall-clock time to scenario time.
@@ -59,11 +56,7 @@ pub struct SimClock {
 impl SimClock {
     /// A clock starting now at real speed.
     pub fn starting_now(speed: f64) -> SimClock {
-        SimClock {
-            start_unix: unix_now(),
-            speed,
-            frozen: None,
-        }
+        SimClock { start_unix: unix_now(), speed, frozen: None }
     }
 
     /// Scenario time now.
@@ -73,8 +66,7 @@ impl SimClock {
 
     /// Scenario time at Unix time `unix`.
     pub fn at_unix(&self, unix: f64) -> f64 {
-        self.frozen
-            .unwrap_or_else(|| ((unix - self.start_unix) * self.speed).max(0.0))
+        self.frozen.unwrap_or_else(|| ((unix - self.start_unix) * self.speed).max(0.0))
     }
 
     /// Unix time at which scenario time reaches `t` (now, when frozen).
@@ -90,16 +82,9 @@ impl SimClock {
         let start = number(ENV_START)?.unwrap_or_else(unix_now);
         let speed = number(ENV_SPEED)?.unwrap_or(1.0);
         if speed <= 0.0 {
-            return Err(EnvError::BadNumber {
-                name: ENV_SPEED,
-                value: speed.to_string(),
-            });
+            return Err(EnvError::BadNumber { name: ENV_SPEED, value: speed.to_string() });
         }
-        Ok(SimClock {
-            start_unix: start,
-            speed,
-            frozen: number(ENV_TIME)?,
-        })
+        Ok(SimClock { start_unix: start, speed, frozen: number(ENV_TIME)? })
     }
 }
 
@@ -121,10 +106,7 @@ pub fn from_env() -> Result<(Simulation, SimClock), EnvError> {
     let scenario = std::env::var(ENV_SCENARIO).map_err(|_| EnvError::NoScenario)?;
     let node = number(ENV_NODE)?.unwrap_or(0.0);
     if node < 0.0 || node.fract() != 0.0 {
-        return Err(EnvError::BadNumber {
-            name: ENV_NODE,
-            value: node.to_string(),
-        });
+        return Err(EnvError::BadNumber { name: ENV_NODE, value: node.to_string() });
     }
     let sim = Simulation::new(Scenario::load(&scenario)?, node as u32)?;
     Ok((sim, SimClock::from_env()?))

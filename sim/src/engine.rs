@@ -8,8 +8,7 @@
 use crate::noise;
 use crate::presets::GpuPreset;
 use crate::scenario::{
-    EventKind, GpuTargets, HostTargets, NicKindSpec, Phase, ProcessSpec, Scenario, ScenarioError,
-    Target,
+    EventKind, GpuTargets, HostTargets, NicKindSpec, Phase, ProcessSpec, Scenario, ScenarioError, Target,
 };
 use gpuscope_core::catalogue::CLOCK_EVENT_REASONS;
 use std::collections::HashMap;
@@ -299,31 +298,68 @@ pub struct TimedEvent {
     pub pending: bool,
 }
 
-/// Cumulative integrals at checkpoints `0, CHECKPOINT_S, 2·CHECKPOINT_S, …`.
+/// Cumulative integrals at checkpoints `0, CHECKPOINT_S, 2·CHECKPOINT_S, …`, the last integral
+/// computed (queries mostly move forward a little), and the last few knots.
 #[derive(Default)]
-struct Checkpoints(Vec<Vec<f64>>);
+struct Checkpoints {
+    at: Vec<Vec<f64>>,
+    cursors: Vec<(i64, Vec<f64>)>,
+    knots: Vec<(i64, Vec<f64>)>,
+}
 
 impl Checkpoints {
+    /// `knot(k)`, remembered: the same few seconds are asked for over and over.
+    fn knot(&mut self, k: i64, knot: &dyn Fn(i64) -> Vec<f64>) -> Vec<f64> {
+        if let Some((_, v)) = self.knots.iter().find(|(kk, _)| *kk == k) {
+            return v.clone();
+        }
+        let v = knot(k);
+        if self.knots.len() >= 4 {
+            self.knots.remove(0);
+        }
+        self.knots.push((k, v.clone()));
+        v
+    }
+
+    /// The gauges at `t`: linear between the knots around it.
+    fn value(&mut self, t: f64, knot: &dyn Fn(i64) -> Vec<f64>) -> Vec<f64> {
+        let k = t.floor() as i64;
+        let (a, b) = (self.knot(k, knot), self.knot(k + 1, knot));
+        lerp(&a, &b, t - k as f64)
+    }
+
     /// ∫₀ᵗ of every component of the piecewise-linear function through `knot(k)`.
     fn integral(&mut self, t: f64, knot: &dyn Fn(i64) -> Vec<f64>) -> Vec<f64> {
         let t = t.max(0.0);
         let whole = t.floor() as i64;
         let want = (whole / CHECKPOINT_S) as usize;
-        if self.0.is_empty() {
-            self.0.push(vec![0.0; knot(0).len()]);
+        if self.at.is_empty() {
+            self.at.push(vec![0.0; knot(0).len()]);
         }
-        while self.0.len() <= want {
-            let start = (self.0.len() as i64 - 1) * CHECKPOINT_S;
-            let mut acc = self.0[self.0.len() - 1].clone();
+        while self.at.len() <= want {
+            let start = (self.at.len() as i64 - 1) * CHECKPOINT_S;
+            let mut acc = self.at[self.at.len() - 1].clone();
             add_trapezoids(&mut acc, start, start + CHECKPOINT_S, knot);
-            self.0.push(acc);
+            self.at.push(acc);
         }
         let base = want as i64 * CHECKPOINT_S;
-        let mut acc = self.0[want].clone();
-        add_trapezoids(&mut acc, base, whole, knot);
+        // Start from the latest remembered integral at or before `whole` (GPM asks for the
+        // previous sample's time right after "now" was asked for).
+        let best = self.cursors.iter().filter(|(k, _)| *k <= whole && *k >= base).max_by_key(|(k, _)| *k);
+        let (from, mut acc) = match best {
+            Some((k, acc)) => (*k, acc.clone()),
+            None => (base, self.at[want].clone()),
+        };
+        add_trapezoids(&mut acc, from, whole, knot);
+        if !self.cursors.iter().any(|(k, _)| *k == whole) {
+            if self.cursors.len() >= 4 {
+                self.cursors.remove(0);
+            }
+            self.cursors.push((whole, acc.clone()));
+        }
         let frac = t - whole as f64;
         if frac > 0.0 {
-            let (a, b) = (knot(whole), knot(whole + 1));
+            let (a, b) = (self.knot(whole, knot), self.knot(whole + 1, knot));
             for ((s, x), y) in acc.iter_mut().zip(&a).zip(&b) {
                 *s += frac * x + frac * frac / 2.0 * (y - x);
             }
@@ -358,14 +394,13 @@ pub struct Simulation {
     events: Vec<TimedEvent>,
     gpu_cache: Mutex<HashMap<u32, Checkpoints>>,
     host_cache: Mutex<Checkpoints>,
+    /// Per GPU, the indices of the processes that use it on this node.
+    gpu_procs: Vec<Vec<usize>>,
 }
 
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulation")
-            .field("scenario", &self.scenario.name)
-            .field("node", &self.node)
-            .finish()
+        f.debug_struct("Simulation").field("scenario", &self.scenario.name).field("node", &self.node).finish()
     }
 }
 
@@ -378,10 +413,7 @@ impl Simulation {
         if node >= scenario.node_count() {
             return Err(ScenarioError::Invalid {
                 path: scenario.name.clone(),
-                message: format!(
-                    "node index {node} is beyond job.nodes = {}",
-                    scenario.node_count()
-                ),
+                message: format!("node index {node} is beyond job.nodes = {}", scenario.node_count()),
             });
         }
         let name_hash = noise::hash(&scenario.name.bytes().map(u64::from).collect::<Vec<_>>());
@@ -400,10 +432,7 @@ impl Simulation {
                 h2 >> 48,
                 h2 & 0xffff_ffff_ffff
             );
-            let bus = HGX_BUSES
-                .get(index as usize)
-                .copied()
-                .unwrap_or(0xe0 + index);
+            let bus = HGX_BUSES.get(index as usize).copied().unwrap_or(0xe0 + index);
             gpus.push(GpuInfo {
                 index,
                 preset,
@@ -434,7 +463,14 @@ impl Simulation {
             })
             .collect();
         events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let gpu_procs = (0..scenario.gpu_count())
+            .map(|g| {
+                let procs = scenario.processes.iter().enumerate();
+                procs.filter(|(_, p)| scenario.process_uses(p, node, g)).map(|(i, _)| i).collect()
+            })
+            .collect();
         Ok(Simulation {
+            gpu_procs,
             scenario,
             node,
             gpus,
@@ -471,11 +507,7 @@ impl Simulation {
 
     /// Processes alive at `t` (on this node).
     pub fn processes(&self, t: f64) -> Vec<&ProcessSpec> {
-        self.scenario
-            .processes
-            .iter()
-            .filter(|p| self.alive(p, t))
-            .collect()
+        self.scenario.processes.iter().filter(|p| self.alive(p, t)).collect()
     }
 
     fn alive(&self, p: &ProcessSpec, t: f64) -> bool {
@@ -511,9 +543,7 @@ impl Simulation {
     fn gpu_targets(&self, phase: &Phase, gpu: u32) -> GpuTargets {
         let mut t = phase.gpu.clone();
         for o in &phase.overrides {
-            if o.node.is_none_or(|n| n == self.node)
-                && o.gpus.as_ref().is_none_or(|g| g.contains(&gpu))
-            {
+            if o.node.is_none_or(|n| n == self.node) && o.gpus.as_ref().is_none_or(|g| g.contains(&gpu)) {
                 merge_gpu(&mut t, &o.gpu);
             }
         }
@@ -530,13 +560,7 @@ impl Simulation {
         t
     }
 
-    fn sample(
-        &self,
-        target: Option<&Target>,
-        frac: f64,
-        default_noise: f64,
-        key: &[u64],
-    ) -> Option<f64> {
+    fn sample(&self, target: Option<&Target>, frac: f64, default_noise: f64, key: &[u64]) -> Option<f64> {
         target.map(|tg| {
             let (a, b, n) = tg.parts();
             a + (b - a) * frac + n.unwrap_or(default_noise) * noise::signed(key)
@@ -552,19 +576,14 @@ impl Simulation {
         let seed = self.scenario.seed;
         let ku = k as u64;
         let key = |sig: G| [seed, u64::from(self.node), u64::from(gpu), sig as u64, ku];
-        let ratio = |tg: Option<&Target>, sig: G| {
-            self.sample(tg, frac, 0.01, &key(sig))
-                .map(|v| v.clamp(0.0, 1.0))
-        };
+        let ratio = |tg: Option<&Target>, sig: G| self.sample(tg, frac, 0.01, &key(sig)).map(|v| v.clamp(0.0, 1.0));
         let mut v = vec![0.0; NG];
         let util = ratio(t.util.as_ref(), G::Util).unwrap_or(0.0);
         v[G::Util as usize] = util;
         let sm = ratio(t.sm_active.as_ref(), G::SmActive).unwrap_or(util * 0.9);
         v[G::SmActive as usize] = sm;
-        v[G::Graphics as usize] =
-            ratio(t.graphics_active.as_ref(), G::Graphics).unwrap_or(util.max(sm));
-        v[G::Occupancy as usize] =
-            ratio(t.sm_occupancy.as_ref(), G::Occupancy).unwrap_or(sm * 0.45);
+        v[G::Graphics as usize] = ratio(t.graphics_active.as_ref(), G::Graphics).unwrap_or(util.max(sm));
+        v[G::Occupancy as usize] = ratio(t.sm_occupancy.as_ref(), G::Occupancy).unwrap_or(sm * 0.45);
         v[G::Tensor as usize] = ratio(t.tensor.as_ref(), G::Tensor).unwrap_or(0.0);
         v[G::Fp64 as usize] = ratio(t.fp64.as_ref(), G::Fp64).unwrap_or(0.0);
         v[G::Fp32 as usize] = ratio(t.fp32.as_ref(), G::Fp32).unwrap_or(0.0);
@@ -576,44 +595,30 @@ impl Simulation {
         v[G::DecUtil as usize] = ratio(t.dec_util.as_ref(), G::DecUtil).unwrap_or(0.0);
 
         let usable = (p.memory_mib - p.reserved_mib) as f64 * MIB;
-        let from_procs: f64 = self
-            .scenario
-            .processes
+        let from_procs: f64 = self.gpu_procs[gpu as usize]
             .iter()
-            .filter(|pr| self.alive(pr, k as f64) && self.scenario.process_uses(pr, self.node, gpu))
+            .map(|&i| &self.scenario.processes[i])
+            .filter(|pr| self.alive(pr, k as f64))
             .map(|pr| pr.memory_gib * GIB)
             .sum();
-        let mem = self
-            .sample(t.memory_used_gib.as_ref(), frac, 0.0, &key(G::MemUsed))
-            .map(|g| g * GIB);
+        let mem = self.sample(t.memory_used_gib.as_ref(), frac, 0.0, &key(G::MemUsed)).map(|g| g * GIB);
         v[G::MemUsed as usize] = mem.unwrap_or(from_procs).clamp(0.0, usable);
 
         let limit = info.power_limit_w;
-        let activity = v[G::Tensor as usize]
-            .max(v[G::Fp32 as usize])
-            .max(v[G::Fp16 as usize])
-            .max(v[G::Fp64 as usize])
-            .max(dram);
+        let activity =
+            v[G::Tensor as usize].max(v[G::Fp32 as usize]).max(v[G::Fp16 as usize]).max(v[G::Fp64 as usize]).max(dram);
         let modelled = p.idle_power_w + (limit - p.idle_power_w) * (0.55 * sm + 0.45 * activity);
-        let power = self
-            .sample(t.power_w.as_ref(), frac, limit * 0.01, &key(G::Power))
-            .unwrap_or(modelled);
+        let power = self.sample(t.power_w.as_ref(), frac, limit * 0.01, &key(G::Power)).unwrap_or(modelled);
         v[G::Power as usize] = power.clamp(0.0, limit * 1.02);
         let temp = self
             .sample(t.temp_c.as_ref(), frac, 0.5, &key(G::Temp))
             .unwrap_or(30.0 + 42.0 * v[G::Power as usize] / p.power_max_w);
         v[G::Temp as usize] = temp;
-        v[G::MemTemp as usize] = self
-            .sample(t.mem_temp_c.as_ref(), frac, 0.5, &key(G::MemTemp))
-            .unwrap_or(temp + 6.0);
+        v[G::MemTemp as usize] = self.sample(t.mem_temp_c.as_ref(), frac, 0.5, &key(G::MemTemp)).unwrap_or(temp + 6.0);
 
         let idle = util < 0.01;
         let max_sm = f64::from(p.max_sm_clock_mhz);
-        let default_clock = if idle {
-            f64::from(p.idle_sm_clock_mhz)
-        } else {
-            max_sm
-        };
+        let default_clock = if idle { f64::from(p.idle_sm_clock_mhz) } else { max_sm };
         v[G::SmClock as usize] = self
             .sample(t.sm_clock_mhz.as_ref(), frac, 0.0, &key(G::SmClock))
             .unwrap_or(default_clock)
@@ -623,9 +628,7 @@ impl Simulation {
             .unwrap_or(f64::from(p.max_mem_clock_mhz));
 
         let gb = |tg: Option<&Target>, sig: G| {
-            self.sample(tg, frac, 0.0, &key(sig))
-                .map(|g| (g * 1e9).max(0.0))
-                .unwrap_or(0.0)
+            self.sample(tg, frac, 0.0, &key(sig)).map(|g| (g * 1e9).max(0.0)).unwrap_or(0.0)
         };
         v[G::PcieRx as usize] = gb(t.pcie_rx_gb_s.as_ref(), G::PcieRx);
         v[G::PcieTx as usize] = gb(t.pcie_tx_gb_s.as_ref(), G::PcieTx);
@@ -644,13 +647,7 @@ impl Simulation {
         let t = self.gpu_targets(phase, gpu);
         let mut mask = if util < 0.01 { REASON_GPU_IDLE } else { 0 };
         let duty = t.throttle_duty.unwrap_or(1.0);
-        let on = noise::unit(&[
-            self.scenario.seed,
-            u64::from(self.node),
-            u64::from(gpu),
-            0x7407,
-            k as u64,
-        ]) < duty;
+        let on = noise::unit(&[self.scenario.seed, u64::from(self.node), u64::from(gpu), 0x7407, k as u64]) < duty;
         if on {
             for r in t.throttle.iter().flatten() {
                 if let Some((bit, _)) = CLOCK_EVENT_REASONS.iter().find(|(_, n)| n == r) {
@@ -667,25 +664,17 @@ impl Simulation {
         let p = info.preset;
         let t = t.max(0.0);
         let k = t.floor() as i64;
-        let now = lerp(
-            &self.gpu_knot(gpu, k),
-            &self.gpu_knot(gpu, k + 1),
-            t - k as f64,
-        );
-        let integral = {
+        let (now, integral) = {
             let mut cache = self.gpu_cache.lock().unwrap_or_else(|e| e.into_inner());
             let cp = cache.entry(gpu).or_default();
-            cp.integral(t, &|k| self.gpu_knot(gpu, k))
+            let knot = |k| self.gpu_knot(gpu, k);
+            (cp.value(t, &knot), cp.integral(t, &knot))
         };
         let (phase, _) = self.phase_at(k);
         let targets = self.gpu_targets(phase, gpu);
         let util = now[G::Util as usize];
         let loaded = util >= 0.01;
-        let past: Vec<&TimedEvent> = self
-            .events
-            .iter()
-            .filter(|e| e.gpu == gpu && e.at_s <= t)
-            .collect();
+        let past: Vec<&TimedEvent> = self.events.iter().filter(|e| e.gpu == gpu && e.at_s <= t).collect();
         let sum = |f: fn(&TimedEvent) -> u64, kind: EventKind| -> u64 {
             past.iter().filter(|e| e.kind == kind).map(|e| f(e)).sum()
         };
@@ -696,19 +685,11 @@ impl Simulation {
             .map(|l| {
                 let active = !down.contains(&l);
                 let share = if active { 1.0 / active_links } else { 0.0 };
-                let crc = if active {
-                    integral[G::CrcRate as usize]
-                } else {
-                    0.0
-                };
+                let crc = if active { integral[G::CrcRate as usize] } else { 0.0 };
                 LinkState {
                     active,
                     crc_errors: crc.floor() as u64,
-                    replay_errors: if active {
-                        (crc / 1000.0).floor() as u64
-                    } else {
-                        0
-                    },
+                    replay_errors: if active { (crc / 1000.0).floor() as u64 } else { 0 },
                     recovery_errors: u64::from(!active),
                     rx_bytes: integral[G::NvlinkRx as usize] * share,
                     tx_bytes: integral[G::NvlinkTx as usize] * share,
@@ -749,11 +730,7 @@ impl Simulation {
             pcie_rx_bytes: integral[G::PcieRx as usize],
             pcie_tx_bytes: integral[G::PcieTx as usize],
             // Idle GPUs train their link down to save power, as real ones do.
-            pcie_gen: if loaded {
-                targets.pcie_gen.unwrap_or(p.pcie_gen)
-            } else {
-                1
-            },
+            pcie_gen: if loaded { targets.pcie_gen.unwrap_or(p.pcie_gen) } else { 1 },
             pcie_width: targets.pcie_width.unwrap_or(p.pcie_width),
             pcie_replays: integral[G::ReplayRate as usize].floor() as u64,
             nvlink_rx: now[G::NvlinkRx as usize],
@@ -764,26 +741,18 @@ impl Simulation {
             ecc_corrected_aggregate: info.ecc_aggregate_base + sum(|e| e.corrected, EventKind::Ecc),
             ecc_uncorrected_aggregate: sum(|e| e.uncorrected, EventKind::Ecc),
             retired_pages: info.retired_base + sum(|e| e.count, EventKind::RetiredPages),
-            retired_pending: past
-                .iter()
-                .any(|e| e.kind == EventKind::RetiredPages && e.pending),
+            retired_pending: past.iter().any(|e| e.kind == EventKind::RetiredPages && e.pending),
             remapped_correctable: info.remapped_base,
             remapped_uncorrectable: sum(|e| e.count, EventKind::RowRemapPending),
             remap_pending: has(EventKind::RowRemapPending),
             remap_failed: has(EventKind::RowRemapFailed),
-            xid_last: past
-                .iter()
-                .rev()
-                .find(|e| e.kind == EventKind::Xid)
-                .and_then(|e| e.code),
+            xid_last: past.iter().rev().find(|e| e.kind == EventKind::Xid).and_then(|e| e.code),
         })
     }
 
     /// Whether GPU `gpu` has fallen off the bus at `t` (cheap: no signal evaluation).
     pub fn gpu_lost(&self, gpu: u32, t: f64) -> bool {
-        self.events
-            .iter()
-            .any(|e| e.gpu == gpu && e.kind == EventKind::GpuLost && e.at_s <= t)
+        self.events.iter().any(|e| e.gpu == gpu && e.kind == EventKind::GpuLost && e.at_s <= t)
     }
 
     /// Averages of the profiling ratios between two times, as GPM reports them (0–1).
@@ -804,52 +773,42 @@ impl Simulation {
         ];
         self.gpus.get(gpu as usize)?;
         let (t1, t2) = (t1.max(0.0), t2.max(0.0));
-        if (t2 - t1).abs() < 1e-9 {
-            let k = t1.floor() as i64;
-            let now = lerp(
-                &self.gpu_knot(gpu, k),
-                &self.gpu_knot(gpu, k + 1),
-                t1 - k as f64,
-            );
-            return Some(sigs.iter().map(|s| (*s, now[*s as usize])).collect());
-        }
         let mut cache = self.gpu_cache.lock().unwrap_or_else(|e| e.into_inner());
         let cp = cache.entry(gpu).or_default();
+        if (t2 - t1).abs() < 1e-9 {
+            let now = cp.value(t1, &|k| self.gpu_knot(gpu, k));
+            return Some(sigs.iter().map(|s| (*s, now[*s as usize])).collect());
+        }
         let a = cp.integral(t1.min(t2), &|k| self.gpu_knot(gpu, k));
         let b = cp.integral(t1.max(t2), &|k| self.gpu_knot(gpu, k));
         let dt = (t2 - t1).abs();
-        Some(
-            sigs.iter()
-                .map(|s| (*s, (b[*s as usize] - a[*s as usize]) / dt))
-                .collect(),
-        )
+        Some(sigs.iter().map(|s| (*s, (b[*s as usize] - a[*s as usize]) / dt)).collect())
     }
 
     /// The processes on `gpu` at `t`, with their memory and utilization shares.
     pub fn gpu_processes(&self, gpu: u32, t: f64) -> Vec<GpuProcessState> {
-        let Some(state) = self.gpu(gpu, t) else {
+        if self.gpus.get(gpu as usize).is_none() {
             return Vec::new();
+        }
+        let now = {
+            let mut cache = self.gpu_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cp = cache.entry(gpu).or_default();
+            cp.value(t.max(0.0), &|k| self.gpu_knot(gpu, k))
         };
-        let procs: Vec<&ProcessSpec> = self
-            .processes(t)
-            .into_iter()
-            .filter(|p| self.scenario.process_uses(p, self.node, gpu))
-            .collect();
+        let (util, mem_util) = (now[G::Util as usize], now[G::MemUtil as usize]);
+        let procs: Vec<&ProcessSpec> =
+            self.processes(t).into_iter().filter(|p| self.scenario.process_uses(p, self.node, gpu)).collect();
         let shares: f64 = procs.iter().map(|p| p.sm_share.max(0.0)).sum();
         procs
             .iter()
             .map(|p| {
-                let share = if shares > 0.0 {
-                    p.sm_share.max(0.0) / shares
-                } else {
-                    0.0
-                };
+                let share = if shares > 0.0 { p.sm_share.max(0.0) / shares } else { 0.0 };
                 GpuProcessState {
                     pid: p.pid,
                     gpu,
                     memory_bytes: (p.memory_gib * GIB) as u64,
-                    sm_util: state.util * share,
-                    mem_util: state.mem_util * share,
+                    sm_util: util * share,
+                    mem_util: mem_util * share,
                 }
             })
             .collect()
@@ -873,18 +832,9 @@ impl Simulation {
         for c in 0..n {
             let cu = c as u64;
             let core_target = t.cpu_busy_cores.get(&c.to_string()).or(t.cpu_busy.as_ref());
-            let busy = self
-                .sample(core_target, frac, 0.02, &key(1, cu))
-                .unwrap_or(base_busy)
-                .clamp(0.0, 1.0);
-            let wait = self
-                .sample(iowait, frac, 0.01, &key(2, cu))
-                .unwrap_or(0.0)
-                .clamp(0.0, 1.0 - busy);
-            let st = self
-                .sample(steal, frac, 0.0, &key(3, cu))
-                .unwrap_or(0.0)
-                .clamp(0.0, 1.0 - busy - wait);
+            let busy = self.sample(core_target, frac, 0.02, &key(1, cu)).unwrap_or(base_busy).clamp(0.0, 1.0);
+            let wait = self.sample(iowait, frac, 0.01, &key(2, cu)).unwrap_or(0.0).clamp(0.0, 1.0 - busy);
+            let st = self.sample(steal, frac, 0.0, &key(3, cu)).unwrap_or(0.0).clamp(0.0, 1.0 - busy - wait);
             cores.extend([busy, wait, st]);
         }
         v.extend(cores);
@@ -898,9 +848,7 @@ impl Simulation {
             let nt = t.nics.get(&nic.name);
             let cap = nic.speed_gbps * 1e9 / 8.0;
             let rate = |tg: Option<&Target>, j: u64| {
-                self.sample(tg, frac, 0.0, &key(5 + j, i as u64))
-                    .map(|g| (g * 1e9).clamp(0.0, cap))
-                    .unwrap_or(0.0)
+                self.sample(tg, frac, 0.0, &key(5 + j, i as u64)).map(|g| (g * 1e9).clamp(0.0, cap)).unwrap_or(0.0)
             };
             v.push(rate(nt.and_then(|x| x.rx_gb_s.as_ref()), 0));
             v.push(rate(nt.and_then(|x| x.tx_gb_s.as_ref()), 1));
@@ -916,12 +864,7 @@ impl Simulation {
             let w = rate(dt.and_then(|x| x.write_mb_s.as_ref()), 1, d.max_write_mb_s);
             let modelled = (r / (d.max_read_mb_s * 1e6) + w / (d.max_write_mb_s * 1e6)).min(1.0);
             let busy = self
-                .sample(
-                    dt.and_then(|x| x.busy.as_ref()),
-                    frac,
-                    0.01,
-                    &key(10, i as u64),
-                )
+                .sample(dt.and_then(|x| x.busy.as_ref()), frac, 0.01, &key(10, i as u64))
                 .unwrap_or(modelled)
                 .clamp(0.0, 1.0);
             v.extend([r, w, busy]);
@@ -932,11 +875,10 @@ impl Simulation {
     /// Host signals at scenario time `t`.
     pub fn host(&self, t: f64) -> HostState {
         let t = t.max(0.0);
-        let k = t.floor() as i64;
-        let now = lerp(&self.host_knot(k), &self.host_knot(k + 1), t - k as f64);
-        let integral = {
+        let (now, integral) = {
             let mut cache = self.host_cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.integral(t, &|k| self.host_knot(k))
+            let knot = |k| self.host_knot(k);
+            (cache.value(t, &knot), cache.integral(t, &knot))
         };
         let node = &self.scenario.node;
         let n = node.cpus as usize;
@@ -994,9 +936,7 @@ impl Simulation {
 
     /// XID events on `gpus` with `after < at_s <= until`, in time order.
     pub fn xid_events_between(&self, after: f64, until: f64) -> impl Iterator<Item = &TimedEvent> {
-        self.events
-            .iter()
-            .filter(move |e| e.kind == EventKind::Xid && e.at_s > after && e.at_s <= until)
+        self.events.iter().filter(move |e| e.kind == EventKind::Xid && e.at_s > after && e.at_s <= until)
     }
 }
 

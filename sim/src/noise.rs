@@ -11,9 +11,7 @@ pub fn mix(mut x: u64) -> u64 {
 
 /// Hash of several words.
 pub fn hash(words: &[u64]) -> u64 {
-    words
-        .iter()
-        .fold(0x243F_6A88_85A3_08D3, |acc, w| mix(acc ^ mix(*w)))
+    words.iter().fold(0x243F_6A88_85A3_08D3, |acc, w| mix(acc ^ mix(*w)))
 }
 
 /// Uniform value in [0, 1) for these words.

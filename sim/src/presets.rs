@@ -253,28 +253,14 @@ mod tests {
     #[test]
     fn presets_are_consistent() {
         for p in PRESETS {
-            assert!(
-                p.power_min_w <= p.power_default_w && p.power_default_w <= p.power_max_w,
-                "{}",
-                p.key
-            );
+            assert!(p.power_min_w <= p.power_default_w && p.power_default_w <= p.power_max_w, "{}", p.key);
             assert!(p.idle_power_w < p.power_min_w, "{}", p.key);
             assert!(p.slowdown_temp_c < p.shutdown_temp_c, "{}", p.key);
-            assert_eq!(
-                p.gpm,
-                p.compute_capability.0 >= 9,
-                "GPM is Hopper+ only: {}",
-                p.key
-            );
+            assert_eq!(p.gpm, p.compute_capability.0 >= 9, "GPM is Hopper+ only: {}", p.key);
             assert_eq!(preset(&p.key.to_lowercase()), Some(p));
         }
         assert!(
-            (preset("H100-SXM5-80GB")
-                .map(GpuPreset::pcie_max_bytes_per_second)
-                .unwrap_or(0.0)
-                - 63.0e9)
-                .abs()
-                < 0.1e9
+            (preset("H100-SXM5-80GB").map(GpuPreset::pcie_max_bytes_per_second).unwrap_or(0.0) - 63.0e9).abs() < 0.1e9
         );
     }
 }

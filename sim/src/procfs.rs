@@ -32,10 +32,7 @@ impl TreeWriter {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<TreeWriter> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(TreeWriter {
-            root,
-            written_pids: HashSet::new(),
-        })
+        Ok(TreeWriter { root, written_pids: HashSet::new() })
     }
 
     /// The root directory.
@@ -52,24 +49,11 @@ impl TreeWriter {
         self.put("proc/meminfo", &meminfo(&host))?;
         self.put("proc/sys/kernel/hostname", &format!("{}\n", sim.hostname()))?;
 
-        self.put(
-            "proc/loadavg",
-            &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)),
-        )?;
-        self.put(
-            "proc/uptime",
-            &format!(
-                "{:.2} {:.2}\n",
-                UPTIME_AT_START_S + t,
-                (UPTIME_AT_START_S + t) * 0.9
-            ),
-        )?;
+        self.put("proc/loadavg", &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)))?;
+        self.put("proc/uptime", &format!("{:.2} {:.2}\n", UPTIME_AT_START_S + t, (UPTIME_AT_START_S + t) * 0.9))?;
         self.put("proc/net/dev", &net_dev(&host))?;
         self.put("proc/diskstats", &diskstats(&host))?;
-        self.put(
-            "sys/fs/cgroup/cgroup.controllers",
-            "cpuset cpu io memory hugetlb pids rdma misc\n",
-        )?;
+        self.put("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")?;
         for nic in &host.nics {
             self.write_nic(sim, nic)?;
         }
@@ -81,10 +65,7 @@ impl TreeWriter {
             };
             let base = format!("sys/class/nvme/{ctrl}");
             self.put(&format!("{base}/model"), &format!("{:<40}\n", d.model))?;
-            self.put(
-                &format!("{base}/serial"),
-                &format!("S64GNE0R{:06}\n", 100_000 + i),
-            )?;
+            self.put(&format!("{base}/serial"), &format!("S64GNE0R{:06}\n", 100_000 + i))?;
             self.put(&format!("{base}/firmware_rev"), "GDC5602Q\n")?;
             self.put(&format!("{base}/transport"), "pcie\n")?;
             self.put(&format!("{base}/state"), "live\n")?;
@@ -125,22 +106,8 @@ impl TreeWriter {
         let mbps = (nic.speed_gbps * 1000.0).round() as u64;
         self.put(&format!("{base}/speed"), &format!("{mbps}\n"))?;
         self.put(&format!("{base}/operstate"), "up\n")?;
-        self.put(
-            &format!("{base}/mtu"),
-            if nic.kind == NicKindSpec::Infiniband {
-                "4092\n"
-            } else {
-                "9000\n"
-            },
-        )?;
-        self.put(
-            &format!("{base}/type"),
-            if nic.kind == NicKindSpec::Infiniband {
-                "32\n"
-            } else {
-                "1\n"
-            },
-        )?;
+        self.put(&format!("{base}/mtu"), if nic.kind == NicKindSpec::Infiniband { "4092\n" } else { "9000\n" })?;
+        self.put(&format!("{base}/type"), if nic.kind == NicKindSpec::Infiniband { "32\n" } else { "1\n" })?;
         if let Some((dev, port)) = &nic.ib {
             let pbase = format!("sys/class/infiniband/{dev}/ports/{port}");
             let gbps = nic.speed_gbps.round() as u64;
@@ -150,10 +117,7 @@ impl TreeWriter {
                 100 => "4X EDR",
                 _ => "4X",
             };
-            self.put(
-                &format!("{pbase}/rate"),
-                &format!("{gbps} Gb/sec ({width})\n"),
-            )?;
+            self.put(&format!("{pbase}/rate"), &format!("{gbps} Gb/sec ({width})\n"))?;
             self.put(&format!("{pbase}/state"), "4: ACTIVE\n")?;
             self.put(&format!("{pbase}/phys_state"), "5: LinkUp\n")?;
             self.put(&format!("{pbase}/link_layer"), "InfiniBand\n")?;
@@ -182,22 +146,12 @@ impl TreeWriter {
             ] {
                 self.put(&format!("{c}/{zero}"), "0\n")?;
             }
-            self.put(
-                &format!("sys/class/infiniband/{dev}/node_desc"),
-                &format!("{} {dev}\n", sim.hostname()),
-            )?;
+            self.put(&format!("sys/class/infiniband/{dev}/node_desc"), &format!("{} {dev}\n", sim.hostname()))?;
         }
         Ok(())
     }
 
-    fn write_process(
-        &self,
-        sim: &Simulation,
-        p: &ProcessSpec,
-        ordinal: u32,
-        t: f64,
-        cpus: u32,
-    ) -> io::Result<()> {
+    fn write_process(&self, sim: &Simulation, p: &ProcessSpec, ordinal: u32, t: f64, cpus: u32) -> io::Result<()> {
         let base = format!("proc/{}", p.pid);
         let comm: String = p.name.chars().take(15).collect();
         let cpu_s = (p.cpu_cores * (t - p.start_s)).max(0.0);
@@ -221,21 +175,13 @@ impl TreeWriter {
         self.put(&format!("{base}/stat"), &stat)?;
         self.put(&format!("{base}/comm"), &format!("{comm}\n"))?;
         let mut cmdline = Vec::new();
-        let args: Vec<String> = if p.cmdline.is_empty() {
-            vec![p.name.clone()]
-        } else {
-            p.cmdline.clone()
-        };
+        let args: Vec<String> = if p.cmdline.is_empty() { vec![p.name.clone()] } else { p.cmdline.clone() };
         for a in args {
             cmdline.extend_from_slice(a.as_bytes());
             cmdline.push(0);
         }
         self.put_bytes(&format!("{base}/cmdline"), &cmdline)?;
-        let ns_pid = if p.container.is_some() {
-            format!("\t{}", 1 + ordinal)
-        } else {
-            String::new()
-        };
+        let ns_pid = if p.container.is_some() { format!("\t{}", 1 + ordinal) } else { String::new() };
         let rss_kb = rss_pages * PAGE / 1024;
         let status = format!(
             "Name:\t{comm}\nUmask:\t0022\nState:\t{state_long}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t1\nTracerPid:\t0\n\
@@ -253,11 +199,7 @@ impl TreeWriter {
              Cpus_allowed:\tffffffff\nCpus_allowed_list:\t0-{last_cpu}\nMems_allowed:\t00000000,00000003\n\
              Mems_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t{vcs}\nnonvoluntary_ctxt_switches:\t{nvcs}\n",
             comm = comm,
-            state_long = if state == 'R' {
-                "R (running)"
-            } else {
-                "S (sleeping)"
-            },
+            state_long = if state == 'R' { "R (running)" } else { "S (sleeping)" },
             pid = p.pid,
             uid = p.uid,
             ns = ns_pid,
@@ -273,16 +215,10 @@ impl TreeWriter {
         );
         self.put(&format!("{base}/status"), &status)?;
         let node = &sim.scenario().node;
-        self.put(
-            &format!("{base}/cgroup"),
-            &cgroup_file(p, node.cgroup, node.cgroup_driver),
-        )?;
+        self.put(&format!("{base}/cgroup"), &cgroup_file(p, node.cgroup, node.cgroup_driver))?;
         if let Some(pod) = &p.pod {
             // The kubelet's log directory names the pod: <namespace>_<name>_<uid>.
-            let dir = self.root.join(format!(
-                "var/log/pods/{}_{}_{}/{}",
-                pod.namespace, pod.name, pod.uid, comm
-            ));
+            let dir = self.root.join(format!("var/log/pods/{}_{}_{}/{}", pod.namespace, pod.name, pod.uid, comm));
             std::fs::create_dir_all(dir)?;
         }
         Ok(())
@@ -302,14 +238,10 @@ pub fn cgroup_path(p: &ProcessSpec, driver: CgroupDriver) -> String {
             match pod.qos {
                 QosClass::Guaranteed => format!("/kubepods.slice/kubepods-pod{uid}.slice/{scope}"),
                 QosClass::Burstable => {
-                    format!(
-                        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/{scope}"
-                    )
+                    format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/{scope}")
                 }
                 QosClass::Besteffort => {
-                    format!(
-                        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice/{scope}"
-                    )
+                    format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice/{scope}")
                 }
             }
         }
@@ -474,12 +406,7 @@ fn meminfo(h: &HostState) -> String {
     ] {
         let _ = writeln!(s, "{:<16}{:>8} kB", format!("{k}:"), v);
     }
-    for k in [
-        "HugePages_Total",
-        "HugePages_Free",
-        "HugePages_Rsvd",
-        "HugePages_Surp",
-    ] {
+    for k in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
         let _ = writeln!(s, "{:<16}{:>8}", format!("{k}:"), 0);
     }
     let _ = writeln!(s, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
@@ -509,11 +436,7 @@ fn net_dev(h: &HostState) -> String {
     s.push_str(&line("lo", 1_048_576, 8192, 1_048_576, 8192));
     for nic in &h.nics {
         // RDMA traffic bypasses the IPoIB netdev: it only shows in the port counters.
-        let (rx, tx) = if nic.kind == NicKindSpec::Infiniband {
-            (0.0, 0.0)
-        } else {
-            (nic.rx_bytes, nic.tx_bytes)
-        };
+        let (rx, tx) = if nic.kind == NicKindSpec::Infiniband { (0.0, 0.0) } else { (nic.rx_bytes, nic.tx_bytes) };
         let (rx, tx) = (rx.floor() as u64, tx.floor() as u64);
         s.push_str(&line(&nic.name, rx, rx / 1500, tx, tx / 1500));
     }

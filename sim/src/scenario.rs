@@ -601,98 +601,35 @@ fn one_u64() -> u64 {
 
 /// Built-in scenarios shipped in `sim/scenarios/`, by name.
 pub static BUILTIN: &[(&str, &str)] = &[
-    (
-        "healthy-bf16-training",
-        include_str!("../scenarios/healthy-bf16-training.toml"),
-    ),
-    (
-        "healthy-inference",
-        include_str!("../scenarios/healthy-inference.toml"),
-    ),
-    (
-        "dataloader-stall",
-        include_str!("../scenarios/dataloader-stall.toml"),
-    ),
-    (
-        "no-tensor-cores",
-        include_str!("../scenarios/no-tensor-cores.toml"),
-    ),
+    ("healthy-bf16-training", include_str!("../scenarios/healthy-bf16-training.toml")),
+    ("healthy-inference", include_str!("../scenarios/healthy-inference.toml")),
+    ("dataloader-stall", include_str!("../scenarios/dataloader-stall.toml")),
+    ("no-tensor-cores", include_str!("../scenarios/no-tensor-cores.toml")),
     ("fp64-heavy", include_str!("../scenarios/fp64-heavy.toml")),
-    (
-        "launch-bound",
-        include_str!("../scenarios/launch-bound.toml"),
-    ),
-    (
-        "memory-bandwidth-bound",
-        include_str!("../scenarios/memory-bandwidth-bound.toml"),
-    ),
-    (
-        "input-bound-cpu",
-        include_str!("../scenarios/input-bound-cpu.toml"),
-    ),
-    (
-        "input-bound-io",
-        include_str!("../scenarios/input-bound-io.toml"),
-    ),
-    (
-        "host-thread-bound",
-        include_str!("../scenarios/host-thread-bound.toml"),
-    ),
-    (
-        "pcie-h2d-bound",
-        include_str!("../scenarios/pcie-h2d-bound.toml"),
-    ),
+    ("launch-bound", include_str!("../scenarios/launch-bound.toml")),
+    ("memory-bandwidth-bound", include_str!("../scenarios/memory-bandwidth-bound.toml")),
+    ("input-bound-cpu", include_str!("../scenarios/input-bound-cpu.toml")),
+    ("input-bound-io", include_str!("../scenarios/input-bound-io.toml")),
+    ("host-thread-bound", include_str!("../scenarios/host-thread-bound.toml")),
+    ("pcie-h2d-bound", include_str!("../scenarios/pcie-h2d-bound.toml")),
     ("comm-bound", include_str!("../scenarios/comm-bound.toml")),
-    (
-        "nccl-over-tcp",
-        include_str!("../scenarios/nccl-over-tcp.toml"),
-    ),
-    (
-        "memory-underused",
-        include_str!("../scenarios/memory-underused.toml"),
-    ),
-    (
-        "memory-near-full",
-        include_str!("../scenarios/memory-near-full.toml"),
-    ),
-    (
-        "gpu-idle-allocated",
-        include_str!("../scenarios/gpu-idle-allocated.toml"),
-    ),
+    ("nccl-over-tcp", include_str!("../scenarios/nccl-over-tcp.toml")),
+    ("memory-underused", include_str!("../scenarios/memory-underused.toml")),
+    ("memory-near-full", include_str!("../scenarios/memory-near-full.toml")),
+    ("gpu-idle-allocated", include_str!("../scenarios/gpu-idle-allocated.toml")),
     ("straggler", include_str!("../scenarios/straggler.toml")),
-    (
-        "power-capped",
-        include_str!("../scenarios/power-capped.toml"),
-    ),
-    (
-        "thermal-throttle",
-        include_str!("../scenarios/thermal-throttle.toml"),
-    ),
+    ("power-capped", include_str!("../scenarios/power-capped.toml")),
+    ("thermal-throttle", include_str!("../scenarios/thermal-throttle.toml")),
     ("hw-slowdown", include_str!("../scenarios/hw-slowdown.toml")),
-    (
-        "app-clocks-capped",
-        include_str!("../scenarios/app-clocks-capped.toml"),
-    ),
-    (
-        "pcie-link-degraded",
-        include_str!("../scenarios/pcie-link-degraded.toml"),
-    ),
+    ("app-clocks-capped", include_str!("../scenarios/app-clocks-capped.toml")),
+    ("pcie-link-degraded", include_str!("../scenarios/pcie-link-degraded.toml")),
     ("gpu-lost", include_str!("../scenarios/gpu-lost.toml")),
     ("xid-error", include_str!("../scenarios/xid-error.toml")),
-    (
-        "ecc-uncorrectable",
-        include_str!("../scenarios/ecc-uncorrectable.toml"),
-    ),
+    ("ecc-uncorrectable", include_str!("../scenarios/ecc-uncorrectable.toml")),
     ("row-remap", include_str!("../scenarios/row-remap.toml")),
-    (
-        "retired-pages",
-        include_str!("../scenarios/retired-pages.toml"),
-    ),
+    ("retired-pages", include_str!("../scenarios/retired-pages.toml")),
     ("pcie-replay", include_str!("../scenarios/pcie-replay.toml")),
-    (
-        "nvlink-errors",
-        include_str!("../scenarios/nvlink-errors.toml"),
-    ),
+    ("nvlink-errors", include_str!("../scenarios/nvlink-errors.toml")),
 ];
 
 impl Scenario {
@@ -708,10 +645,7 @@ impl Scenario {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| origin.to_string());
         }
-        s.validate().map_err(|message| ScenarioError::Invalid {
-            path: origin.to_string(),
-            message,
-        })?;
+        s.validate().map_err(|message| ScenarioError::Invalid { path: origin.to_string(), message })?;
         Ok(s)
     }
 
@@ -723,15 +657,10 @@ impl Scenario {
         let path = Path::new(name_or_path);
         if !path.exists() {
             let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            return Err(ScenarioError::NotFound(
-                name_or_path.to_string(),
-                names.join(", "),
-            ));
+            return Err(ScenarioError::NotFound(name_or_path.to_string(), names.join(", ")));
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: name_or_path.to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: name_or_path.to_string(), source })?;
         Scenario::from_toml(&text, name_or_path)
     }
 
@@ -780,11 +709,7 @@ impl Scenario {
         for g in &self.gpus {
             if presets::preset(&g.model).is_none() {
                 let keys: Vec<&str> = presets::PRESETS.iter().map(|p| p.key).collect();
-                return Err(format!(
-                    "gpus.model {:?} is not a known preset ({})",
-                    g.model,
-                    keys.join(", ")
-                ));
+                return Err(format!("gpus.model {:?} is not a known preset ({})", g.model, keys.join(", ")));
             }
             if let (Some(limit), Some(p)) = (g.power_limit_w, presets::preset(&g.model))
                 && !(p.power_min_w..=p.power_max_w).contains(&limit)
@@ -811,26 +736,18 @@ impl Scenario {
             if let GpuSelection::List(l) = &p.gpus
                 && let Some(bad) = l.iter().find(|&&g| g >= n)
             {
-                return Err(format!(
-                    "processes.gpus: process {} names GPU {bad}, the node has {n}",
-                    p.pid
-                ));
+                return Err(format!("processes.gpus: process {} names GPU {bad}, the node has {n}", p.pid));
             }
             if let GpuSelection::All(s) = &p.gpus
                 && s != "all"
             {
-                return Err(format!(
-                    "processes.gpus must be a list of indices or \"all\", not {s:?}"
-                ));
+                return Err(format!("processes.gpus must be a list of indices or \"all\", not {s:?}"));
             }
             if !pids.insert((p.pid, p.node)) {
                 return Err(format!("processes.pid {} appears twice", p.pid));
             }
             if p.node.is_some_and(|x| x >= nodes) {
-                return Err(format!(
-                    "processes.node of pid {} is beyond job.nodes",
-                    p.pid
-                ));
+                return Err(format!("processes.node of pid {} is beyond job.nodes", p.pid));
             }
             if p.pid == 0 {
                 return Err("processes.pid must be positive".into());
@@ -838,10 +755,7 @@ impl Scenario {
         }
         for e in &self.events {
             if e.gpu >= n {
-                return Err(format!(
-                    "events.gpu {} is beyond the node's {n} GPUs",
-                    e.gpu
-                ));
+                return Err(format!("events.gpu {} is beyond the node's {n} GPUs", e.gpu));
             }
             if e.kind == EventKind::Xid && e.code.is_none() {
                 return Err("events: an xid event needs `code`".into());
@@ -852,38 +766,26 @@ impl Scenario {
         }
         for nic in &self.node.nics {
             if nic.kind == NicKindSpec::Infiniband && nic.device.is_none() {
-                return Err(format!(
-                    "node.nics: InfiniBand interface {} needs `device`",
-                    nic.name
-                ));
+                return Err(format!("node.nics: InfiniBand interface {} needs `device`", nic.name));
             }
         }
         for ph in &self.phases {
             for t in std::iter::once(&ph.gpu).chain(ph.overrides.iter().map(|o| &o.gpu)) {
                 for r in t.throttle.iter().flatten() {
-                    if !gpuscope_core::catalogue::CLOCK_EVENT_REASONS
-                        .iter()
-                        .any(|(_, n)| n == r)
-                    {
-                        return Err(format!(
-                            "phases.gpu.throttle: unknown clock event reason {r:?}"
-                        ));
+                    if !gpuscope_core::catalogue::CLOCK_EVENT_REASONS.iter().any(|(_, n)| n == r) {
+                        return Err(format!("phases.gpu.throttle: unknown clock event reason {r:?}"));
                     }
                 }
             }
             for h in std::iter::once(&ph.host).chain(ph.overrides.iter().map(|o| &o.host)) {
                 for name in h.nics.keys() {
                     if !self.node.nics.iter().any(|n| &n.name == name) {
-                        return Err(format!(
-                            "phases.host.nics: no NIC named {name:?} in node.nics"
-                        ));
+                        return Err(format!("phases.host.nics: no NIC named {name:?} in node.nics"));
                     }
                 }
                 for name in h.nvme.keys() {
                     if !self.node.nvme.iter().any(|n| &n.name == name) {
-                        return Err(format!(
-                            "phases.host.nvme: no device named {name:?} in node.nvme"
-                        ));
+                        return Err(format!("phases.host.nvme: no device named {name:?} in node.nvme"));
                     }
                 }
                 for core in h.cpu_busy_cores.keys() {

@@ -55,12 +55,7 @@ fn every_scenario_file_is_built_in_and_every_rule_has_one() {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .expect("scenarios dir")
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".toml"))
-                .map(String::from)
-        })
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".toml")).map(String::from))
         .collect();
     files.sort();
     let mut builtin: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
@@ -72,10 +67,7 @@ fn every_scenario_file_is_built_in_and_every_rule_has_one() {
         assert_eq!(&s.name, name, "name field matches the file");
         assert!(!s.description.is_empty(), "{name} has a description");
         for id in &s.expect {
-            assert!(
-                RULE_IDS.contains(&id.as_str()),
-                "{name} expects unknown rule {id}"
-            );
+            assert!(RULE_IDS.contains(&id.as_str()), "{name} expects unknown rule {id}");
             covered.insert(id.clone());
         }
         for node in 0..s.node_count() {
@@ -86,11 +78,7 @@ fn every_scenario_file_is_built_in_and_every_rule_has_one() {
         assert!(covered.contains(*id), "no scenario expects {id}");
     }
     for healthy in ["healthy-bf16-training", "healthy-inference"] {
-        assert!(
-            Scenario::load(healthy)
-                .map(|s| s.expect.is_empty())
-                .unwrap_or(false)
-        );
+        assert!(Scenario::load(healthy).map(|s| s.expect.is_empty()).unwrap_or(false));
     }
 }
 
@@ -106,40 +94,24 @@ fn same_scenario_and_time_give_the_same_values() {
     // A warm integral cache gives the same counters as a cold one.
     let _ = a.gpu(0, 5000.0);
     assert!(
-        (a.gpu(0, 1000.25).map(|s| s.energy_j).unwrap_or(0.0)
-            - b.gpu(0, 1000.25).map(|s| s.energy_j).unwrap_or(0.0))
-        .abs()
+        (a.gpu(0, 1000.25).map(|s| s.energy_j).unwrap_or(0.0) - b.gpu(0, 1000.25).map(|s| s.energy_j).unwrap_or(0.0))
+            .abs()
             < 1e-6
     );
     // Different GPUs get different noise.
-    assert_ne!(
-        a.gpu(0, 100.0).map(|s| s.sm_active),
-        a.gpu(1, 100.0).map(|s| s.sm_active)
-    );
+    assert_ne!(a.gpu(0, 100.0).map(|s| s.sm_active), a.gpu(1, 100.0).map(|s| s.sm_active));
 }
 
 #[test]
 fn gauges_follow_targets_within_noise() {
     let s = sim("healthy-bf16-training");
-    let sm: Vec<f64> = (0..600)
-        .map(|t| s.gpu(2, t as f64 + 0.5).map_or(f64::NAN, |g| g.sm_active))
-        .collect();
-    assert!(
-        sm.iter().all(|v| (v - 0.88).abs() <= 0.02 + 1e-9),
-        "sm_active stays within its ±0.02 noise"
-    );
+    let sm: Vec<f64> = (0..600).map(|t| s.gpu(2, t as f64 + 0.5).map_or(f64::NAN, |g| g.sm_active)).collect();
+    assert!(sm.iter().all(|v| (v - 0.88).abs() <= 0.02 + 1e-9), "sm_active stays within its ±0.02 noise");
     assert!((mean(sm.into_iter()) - 0.88).abs() < 0.003);
     let g = s.gpu(0, 100.0).expect("gpu 0");
-    assert_eq!(
-        g.memory_used,
-        (62.0 * GIB) as u64,
-        "memory comes from the GPU's processes"
-    );
+    assert_eq!(g.memory_used, (62.0 * GIB) as u64, "memory comes from the GPU's processes");
     assert_eq!(g.memory_total, 81559 * 1024 * 1024);
-    assert_eq!(
-        g.memory_total,
-        g.memory_used + g.memory_free + g.memory_reserved
-    );
+    assert_eq!(g.memory_total, g.memory_used + g.memory_free + g.memory_reserved);
     assert_eq!(g.power_limit_w, 700.0);
     assert_eq!(g.throttle, 0);
     assert_eq!(g.pcie_gen, 5);
@@ -160,26 +132,10 @@ fn counters_are_the_integrals_of_their_gauges() {
     let steps = 6050;
     let dt = (t2 - t1) / steps as f64;
     // Midpoint sum of the instantaneous power.
-    let numeric: f64 = (0..steps)
-        .map(|i| {
-            s.gpu(1, t1 + (i as f64 + 0.5) * dt)
-                .map_or(f64::NAN, |g| g.power_w)
-                * dt
-        })
-        .sum();
-    assert!(
-        ((e(t2) - e(t1)) - numeric).abs() / numeric < 1e-4,
-        "energy {} vs ∫power {}",
-        e(t2) - e(t1),
-        numeric
-    );
-    let bytes = |t: f64| {
-        s.host(t)
-            .nics
-            .iter()
-            .find(|n| n.name == "ib0")
-            .map_or(f64::NAN, |n| n.rx_bytes)
-    };
+    let numeric: f64 =
+        (0..steps).map(|i| s.gpu(1, t1 + (i as f64 + 0.5) * dt).map_or(f64::NAN, |g| g.power_w) * dt).sum();
+    assert!(((e(t2) - e(t1)) - numeric).abs() / numeric < 1e-4, "energy {} vs ∫power {}", e(t2) - e(t1), numeric);
+    let bytes = |t: f64| s.host(t).nics.iter().find(|n| n.name == "ib0").map_or(f64::NAN, |n| n.rx_bytes);
     assert!(((bytes(310.0) - bytes(300.0)) / 10.0 - 11e9).abs() < 1.0);
     let busy = |t: f64| s.host(t).core_busy_s[5];
     let rate = (busy(400.0) - busy(300.0)) / 100.0;
@@ -193,10 +149,7 @@ fn phases_change_and_loop() {
     assert!((busy(60.0) - 0.45).abs() < 0.01);
     assert!((busy(200.0) - 0.97).abs() < 0.01);
     assert!((busy(420.0) - 0.45).abs() < 0.01);
-    assert!(
-        (busy(480.0 + 200.0) - 0.97).abs() < 0.01,
-        "the timeline loops"
-    );
+    assert!((busy(480.0 + 200.0) - 0.97).abs() < 0.01, "the timeline loops");
     assert_eq!(s.phase_name(200.0), "data-loader stall");
     assert_eq!(s.phase_name(480.0 + 60.0), "healthy");
     let sm = s.gpu(0, 250.0).map_or(f64::NAN, |g| g.sm_active);
@@ -208,20 +161,14 @@ fn overrides_select_nodes_and_gpus() {
     let sc = Scenario::load("straggler").expect("straggler");
     let slow = Simulation::new(sc.clone(), 2).expect("node 2");
     let fast = Simulation::new(sc, 0).expect("node 0");
-    let avg = |s: &Simulation| {
-        mean((0..300).map(|t| s.gpu(1, f64::from(t)).map_or(f64::NAN, |g| g.sm_active)))
-    };
+    let avg = |s: &Simulation| mean((0..300).map(|t| s.gpu(1, f64::from(t)).map_or(f64::NAN, |g| g.sm_active)));
     assert!((avg(&slow) - 0.61).abs() < 0.01);
     assert!((avg(&fast) - 0.86).abs() < 0.01);
     assert_eq!(slow.hostname(), "strag-2");
     let idle = sim("gpu-idle-allocated");
     let g1 = idle.gpu(1, 600.0).expect("gpu 1");
     assert_eq!(g1.util, 0.0);
-    assert_eq!(
-        g1.throttle & REASON_GPU_IDLE,
-        REASON_GPU_IDLE,
-        "an idle GPU reports the idle clock event"
-    );
+    assert_eq!(g1.throttle & REASON_GPU_IDLE, REASON_GPU_IDLE, "an idle GPU reports the idle clock event");
     assert_eq!(g1.pcie_gen, 1, "an idle GPU trains its link down");
     assert_eq!(g1.memory_used, (45.0 * GIB) as u64);
     assert!(idle.gpu(0, 600.0).is_some_and(|g| g.util > 0.9));
@@ -235,122 +182,58 @@ fn events_happen_at_their_time() {
     assert!(!s.gpu_lost(2, 500.0));
     assert_eq!(s.gpu(3, 130.0).and_then(|g| g.xid_last), Some(79));
     assert!(s.gpu(3, 130.0).is_some_and(|g| g.lost));
-    let xids: Vec<_> = s
-        .xid_events_between(100.0, 200.0)
-        .map(|e| (e.gpu, e.code))
-        .collect();
+    let xids: Vec<_> = s.xid_events_between(100.0, 200.0).map(|e| (e.gpu, e.code)).collect();
     assert_eq!(xids, vec![(3, Some(79))]);
     let ecc = sim("ecc-uncorrectable");
-    assert_eq!(
-        ecc.gpu(1, 89.0).map(|g| g.ecc_uncorrected_volatile),
-        Some(0)
-    );
-    assert_eq!(
-        ecc.gpu(1, 91.0)
-            .map(|g| (g.ecc_uncorrected_volatile, g.ecc_corrected_volatile)),
-        Some((1, 3))
-    );
+    assert_eq!(ecc.gpu(1, 89.0).map(|g| g.ecc_uncorrected_volatile), Some(0));
+    assert_eq!(ecc.gpu(1, 91.0).map(|g| (g.ecc_uncorrected_volatile, g.ecc_corrected_volatile)), Some((1, 3)));
     let rp = sim("retired-pages");
-    assert_eq!(
-        rp.gpu(0, 30.0)
-            .map(|g| (g.retired_pages, g.retired_pending)),
-        Some((58, false))
-    );
-    assert_eq!(
-        rp.gpu(0, 61.0)
-            .map(|g| (g.retired_pages, g.retired_pending)),
-        Some((61, true))
-    );
+    assert_eq!(rp.gpu(0, 30.0).map(|g| (g.retired_pages, g.retired_pending)), Some((58, false)));
+    assert_eq!(rp.gpu(0, 61.0).map(|g| (g.retired_pages, g.retired_pending)), Some((61, true)));
     let rr = sim("row-remap");
-    assert_eq!(
-        rr.gpu(2, 61.0)
-            .map(|g| (g.remap_pending, g.remapped_uncorrectable)),
-        Some((true, 1))
-    );
+    assert_eq!(rr.gpu(2, 61.0).map(|g| (g.remap_pending, g.remapped_uncorrectable)), Some((true, 1)));
     let replay = sim("pcie-replay");
-    assert_eq!(
-        replay.gpu(1, 120.0).map(|g| g.pcie_replays),
-        Some(60),
-        "30 per minute for two minutes"
-    );
+    assert_eq!(replay.gpu(1, 120.0).map(|g| g.pcie_replays), Some(60), "30 per minute for two minutes");
     assert_eq!(replay.gpu(0, 120.0).map(|g| g.pcie_replays), Some(0));
 }
 
 #[test]
 fn throttle_duty_is_a_fraction_of_seconds() {
     let s = sim("power-capped");
-    let on = (0..1000)
-        .filter(|t| {
-            s.gpu(0, f64::from(*t))
-                .is_some_and(|g| g.throttle & 0x4 != 0)
-        })
-        .count();
-    assert!(
-        (750..=850).contains(&on),
-        "sw_power_cap active {on} of 1000 s at duty 0.8"
-    );
-    assert!(
-        s.gpu(0, 10.0)
-            .is_some_and(|g| (g.power_limit_w - 450.0).abs() < 1e-9)
-    );
+    let on = (0..1000).filter(|t| s.gpu(0, f64::from(*t)).is_some_and(|g| g.throttle & 0x4 != 0)).count();
+    assert!((750..=850).contains(&on), "sw_power_cap active {on} of 1000 s at duty 0.8");
+    assert!(s.gpu(0, 10.0).is_some_and(|g| (g.power_limit_w - 450.0).abs() < 1e-9));
 }
 
 #[test]
 fn the_clock_maps_wall_time_to_scenario_time() {
-    let c = SimClock {
-        start_unix: 1000.0,
-        speed: 10.0,
-        frozen: None,
-    };
+    let c = SimClock { start_unix: 1000.0, speed: 10.0, frozen: None };
     assert_eq!(c.at_unix(1001.5), 15.0);
-    assert_eq!(
-        c.at_unix(900.0),
-        0.0,
-        "time before the start is scenario second 0"
-    );
+    assert_eq!(c.at_unix(900.0), 0.0, "time before the start is scenario second 0");
     assert_eq!(c.unix_at(15.0), 1001.5);
-    let frozen = SimClock {
-        frozen: Some(42.0),
-        ..c
-    };
+    let frozen = SimClock { frozen: Some(42.0), ..c };
     assert_eq!(frozen.at_unix(5000.0), 42.0);
 }
 
 #[test]
 fn bad_scenarios_name_the_problem() {
-    let err = |text: &str| {
-        Scenario::from_toml(text, "bad.toml")
-            .map(|_| ())
-            .expect_err("must fail")
-            .to_string()
-    };
+    let err = |text: &str| Scenario::from_toml(text, "bad.toml").map(|_| ()).expect_err("must fail").to_string();
     let phase = "[[phases]]\nduration_s = 10\n";
     let e = err(&format!("nmae = \"x\"\n{phase}"));
     assert!(e.contains("bad.toml") && e.contains("nmae"), "{e}");
     let e = err(&format!("[[gpus]]\nmodel = \"H200\"\n{phase}"));
     assert!(e.contains("H200") && e.contains("H100-SXM5-80GB"), "{e}");
-    let e = err(&format!(
-        "[[gpus]]\nmodel = \"L4\"\n{phase}[phases.gpu]\nutil = \"high\"\n"
-    ));
+    let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n{phase}[phases.gpu]\nutil = \"high\"\n"));
     assert!(e.contains("util"), "{e}");
-    let e = err(&format!(
-        "[[gpus]]\nmodel = \"L4\"\n[[processes]]\npid = 5\nname = \"p\"\ngpus = [3]\n{phase}"
-    ));
+    let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n[[processes]]\npid = 5\nname = \"p\"\ngpus = [3]\n{phase}"));
     assert!(e.contains("GPU 3"), "{e}");
-    let e = err(&format!(
-        "[[gpus]]\nmodel = \"L4\"\n{phase}[phases.gpu]\nthrottle = [\"too_hot\"]\n"
-    ));
+    let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n{phase}[phases.gpu]\nthrottle = [\"too_hot\"]\n"));
     assert!(e.contains("too_hot"), "{e}");
     let e = err("[[gpus]]\nmodel = \"L4\"\n");
     assert!(e.contains("phases"), "{e}");
-    let e = err(&format!(
-        "[[gpus]]\nmodel = \"L4\"\npower_limit_w = 300\n{phase}"
-    ));
+    let e = err(&format!("[[gpus]]\nmodel = \"L4\"\npower_limit_w = 300\n{phase}"));
     assert!(e.contains("power_limit_w"), "{e}");
-    assert!(matches!(
-        Scenario::load("no-such-scenario"),
-        Err(ScenarioError::NotFound(..))
-    ));
+    assert!(matches!(Scenario::load("no-such-scenario"), Err(ScenarioError::NotFound(..))));
     let job = Scenario::load("straggler").expect("straggler");
     assert!(Simulation::new(job, 4).is_err(), "node 4 of a 4-node job");
 }

@@ -10,11 +10,7 @@ use procfs_core::process::{Stat, Status};
 use procfs_core::{FromBufRead, FromRead};
 use std::path::Path;
 
-const CLOCK: SimClock = SimClock {
-    start_unix: 1_800_000_000.0,
-    speed: 1.0,
-    frozen: None,
-};
+const CLOCK: SimClock = SimClock { start_unix: 1_800_000_000.0, speed: 1.0, frozen: None };
 
 fn write_at(sim: &Simulation, root: &Path, t: f64) -> TreeWriter {
     let mut w = TreeWriter::new(root).expect("root");
@@ -33,8 +29,7 @@ fn kernel_stats(root: &Path) -> procfs_core::KernelStats {
         page_size: 4096,
         is_little_endian: true,
     };
-    procfs_core::FromBufReadSI::from_buf_read(read(root, "proc/stat").as_bytes(), &si)
-        .expect("parse /proc/stat")
+    procfs_core::FromBufReadSI::from_buf_read(read(root, "proc/stat").as_bytes(), &si).expect("parse /proc/stat")
 }
 
 fn busy_fraction(a: &procfs_core::CpuTime, b: &procfs_core::CpuTime) -> f64 {
@@ -73,20 +68,11 @@ fn cpu_memory_and_load_parse_and_match_the_scenario() {
     let users: u64 = b.cpu_time.iter().map(|c| c.user).sum();
     assert_eq!(users, b.total.user);
 
-    let mem = procfs_core::Meminfo::from_buf_read(read(dir.path(), "proc/meminfo").as_bytes())
-        .expect("meminfo");
+    let mem = procfs_core::Meminfo::from_buf_read(read(dir.path(), "proc/meminfo").as_bytes()).expect("meminfo");
     assert_eq!(mem.mem_total, 1024 * 1024 * 1024 * 1024);
-    assert!(
-        mem.mem_available
-            .is_some_and(|a| a < mem.mem_total && a > mem.mem_total / 2)
-    );
-    let load = procfs_core::LoadAverage::from_read(read(dir.path(), "proc/loadavg").as_bytes())
-        .expect("loadavg");
-    assert!(
-        (f64::from(load.one) - 0.97 * 64.0).abs() < 2.0,
-        "load {}",
-        load.one
-    );
+    assert!(mem.mem_available.is_some_and(|a| a < mem.mem_total && a > mem.mem_total / 2));
+    let load = procfs_core::LoadAverage::from_read(read(dir.path(), "proc/loadavg").as_bytes()).expect("loadavg");
+    assert!((f64::from(load.one) - 0.97 * 64.0).abs() < 2.0, "load {}", load.one);
 }
 
 #[test]
@@ -102,22 +88,15 @@ fn processes_have_kernel_formatted_files() {
     let cpu_s = (stat.utime + stat.stime) as f64 / USER_HZ;
     assert!((cpu_s - 2400.0).abs() < 0.1, "cpu seconds {cpu_s}");
     assert_eq!(stat.rss * 4096, 180 * 1024 * 1024 * 1024);
-    let status =
-        Status::from_buf_read(read(dir.path(), "proc/41001/status").as_bytes()).expect("status");
+    let status = Status::from_buf_read(read(dir.path(), "proc/41001/status").as_bytes()).expect("status");
     assert_eq!(status.name, "python");
     assert_eq!(status.ruid, 1000);
-    assert_eq!(
-        status.nspid,
-        Some(vec![41001, 1]),
-        "host PID first, then the container's"
-    );
+    assert_eq!(status.nspid, Some(vec![41001, 1]), "host PID first, then the container's");
     assert_eq!(read(dir.path(), "proc/41001/comm"), "python\n");
     let cmdline = std::fs::read(pid.join("cmdline")).expect("cmdline");
     assert!(cmdline.starts_with(b"python\0-m\0torch.distributed.run\0"));
-    let cg = procfs_core::ProcessCGroups::from_buf_read(
-        read(dir.path(), "proc/41001/cgroup").as_bytes(),
-    )
-    .expect("cgroup");
+    let cg =
+        procfs_core::ProcessCGroups::from_buf_read(read(dir.path(), "proc/41001/cgroup").as_bytes()).expect("cgroup");
     assert_eq!(cg.0.len(), 1);
     assert_eq!(cg.0[0].hierarchy, 0);
     assert_eq!(
@@ -125,7 +104,11 @@ fn processes_have_kernel_formatted_files() {
         "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6b1f0d7e_2c4a_4f7e_9a51_0c7d2e8b9f13.slice/\
          cri-containerd-3f1c2a9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a.scope"
     );
-    assert!(dir.path().join("var/log/pods/ml-training_llama-pretrain-worker-0_6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13").is_dir());
+    assert!(
+        dir.path()
+            .join("var/log/pods/ml-training_llama-pretrain-worker-0_6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13")
+            .is_dir()
+    );
 }
 
 #[test]
@@ -133,35 +116,19 @@ fn network_infiniband_and_nvme_counters_carry_the_rates() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = sim("healthy-bf16-training");
     write_at(&s, dir.path(), 100.0);
-    let dev_a = procfs_core::net::InterfaceDeviceStatus::from_buf_read(
-        read(dir.path(), "proc/net/dev").as_bytes(),
-    )
-    .expect("net/dev");
-    let words_a: u64 = read(
-        dir.path(),
-        "sys/class/infiniband/mlx5_2/ports/1/counters/port_xmit_data",
-    )
-    .trim()
-    .parse()
-    .expect("words");
+    let dev_a = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(dir.path(), "proc/net/dev").as_bytes())
+        .expect("net/dev");
+    let words_a: u64 =
+        read(dir.path(), "sys/class/infiniband/mlx5_2/ports/1/counters/port_xmit_data").trim().parse().expect("words");
     let disks_a =
-        procfs_core::DiskStats::from_buf_read(read(dir.path(), "proc/diskstats").as_bytes())
-            .expect("diskstats");
+        procfs_core::DiskStats::from_buf_read(read(dir.path(), "proc/diskstats").as_bytes()).expect("diskstats");
     write_at(&s, dir.path(), 110.0);
-    let dev_b = procfs_core::net::InterfaceDeviceStatus::from_buf_read(
-        read(dir.path(), "proc/net/dev").as_bytes(),
-    )
-    .expect("net/dev");
-    let words_b: u64 = read(
-        dir.path(),
-        "sys/class/infiniband/mlx5_2/ports/1/counters/port_xmit_data",
-    )
-    .trim()
-    .parse()
-    .expect("words");
+    let dev_b = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(dir.path(), "proc/net/dev").as_bytes())
+        .expect("net/dev");
+    let words_b: u64 =
+        read(dir.path(), "sys/class/infiniband/mlx5_2/ports/1/counters/port_xmit_data").trim().parse().expect("words");
     let disks_b =
-        procfs_core::DiskStats::from_buf_read(read(dir.path(), "proc/diskstats").as_bytes())
-            .expect("diskstats");
+        procfs_core::DiskStats::from_buf_read(read(dir.path(), "proc/diskstats").as_bytes()).expect("diskstats");
 
     // InfiniBand data counters are 4-byte words: 11 GB/s.
     let ib_rate = (words_b - words_a) as f64 * 4.0 / 10.0;
@@ -172,18 +139,10 @@ fn network_infiniband_and_nvme_counters_carry_the_rates() {
     assert!((eth - 0.05e9).abs() < 1e3, "eth0 rx {eth}");
     assert!(dev_b.0.contains_key("lo"));
     assert_eq!(read(dir.path(), "sys/class/net/eth0/speed"), "100000\n");
-    assert_eq!(
-        read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/rate"),
-        "400 Gb/sec (4X NDR)\n"
-    );
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/rate"), "400 Gb/sec (4X NDR)\n");
     assert_eq!(read(dir.path(), "sys/class/net/ib0/type"), "32\n");
 
-    let d = |s: &procfs_core::DiskStats| {
-        s.0.iter()
-            .find(|d| d.name == "nvme1n1")
-            .cloned()
-            .expect("nvme1n1")
-    };
+    let d = |s: &procfs_core::DiskStats| s.0.iter().find(|d| d.name == "nvme1n1").cloned().expect("nvme1n1");
     let read_rate = (d(&disks_b).sectors_read - d(&disks_a).sectors_read) as f64 * 512.0 / 10.0;
     assert!((read_rate - 900e6).abs() < 1e3, "nvme read {read_rate}");
     assert!(read(dir.path(), "sys/class/nvme/nvme1/model").starts_with("SAMSUNG"));
@@ -212,35 +171,17 @@ fn process_lifetimes_and_cgroup_layouts() {
         [[phases]]
         duration_s = 100
     "#;
-    let s =
-        Simulation::new(Scenario::from_toml(text, "life.toml").expect("scenario"), 0).expect("sim");
+    let s = Simulation::new(Scenario::from_toml(text, "life.toml").expect("scenario"), 0).expect("sim");
     let dir = tempfile::tempdir().expect("tmp");
     let mut w = write_at(&s, dir.path(), 10.0);
-    assert_eq!(
-        read(dir.path(), "proc/900/comm"),
-        "a-very-long-pro\n",
-        "comm keeps 15 bytes"
-    );
+    assert_eq!(read(dir.path(), "proc/900/comm"), "a-very-long-pro\n", "comm keeps 15 bytes");
     let cg =
-        procfs_core::ProcessCGroups::from_buf_read(read(dir.path(), "proc/900/cgroup").as_bytes())
-            .expect("v1 cgroup");
+        procfs_core::ProcessCGroups::from_buf_read(read(dir.path(), "proc/900/cgroup").as_bytes()).expect("v1 cgroup");
     assert!(cg.0.len() > 5, "one line per v1 hierarchy");
-    assert!(
-        cg.0.iter()
-            .any(|c| c.controllers == ["memory"]
-                && c.pathname == "/kubepods/besteffort/podu-1/abc123")
-    );
-    assert_eq!(
-        read(dir.path(), "proc/901/cgroup").lines().last(),
-        Some("0::/")
-    );
-    assert!(
-        read(dir.path(), "proc/901/cgroup").contains("/user.slice/user-1001.slice/session-1.scope")
-    );
+    assert!(cg.0.iter().any(|c| c.controllers == ["memory"] && c.pathname == "/kubepods/besteffort/podu-1/abc123"));
+    assert_eq!(read(dir.path(), "proc/901/cgroup").lines().last(), Some("0::/"));
+    assert!(read(dir.path(), "proc/901/cgroup").contains("/user.slice/user-1001.slice/session-1.scope"));
     w.write(&s, &CLOCK, 60.0).expect("write");
-    assert!(
-        !dir.path().join("proc/900").exists(),
-        "an exited process disappears"
-    );
+    assert!(!dir.path().join("proc/900").exists(), "an exited process disappears");
     assert!(dir.path().join("proc/901/stat").exists());
 }

@@ -12,26 +12,15 @@ pub fn run(o: &Overrides) -> Result<()> {
     let engine = Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
     let rx = engine.subscribe();
     let endpoint = Endpoint {
-        names: Names {
-            native: cfg.native_metrics,
-            dcgm: cfg.compat == Compat::Dcgm,
-        },
-        labels: cfg
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        names: Names { native: cfg.native_metrics, dcgm: cfg.compat == Compat::Dcgm },
+        labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
     // One thread serves scrapes: encoding a snapshot is cheap, and the agent must stay small.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let addr = cfg.listen_addr();
     let result = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}/metrics");
         prometheus::serve(listener, rx, endpoint, shutdown()).await?;

@@ -43,10 +43,7 @@ fn write(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 }
 
 fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot run {program}"))?;
+    let status = Command::new(program).args(args).status().with_context(|| format!("cannot run {program}"))?;
     if !status.success() {
         bail!("{program} {} failed with {status}", args.join(" "));
     }
@@ -62,16 +59,11 @@ pub fn run(a: &InstallArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot locate this executable")?;
     let bin = under(&a.prefix, &a.bin);
     if exe.canonicalize().ok() != bin.canonicalize().ok() {
-        let bytes =
-            std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
+        let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
         write(&bin, &bytes, 0o755)?;
     }
     let unit = UNIT.replace("@BIN@", &a.bin.display().to_string());
-    write(
-        &under(&a.prefix, Path::new("/etc/systemd/system/gpuscope.service")),
-        unit.as_bytes(),
-        0o644,
-    )?;
+    write(&under(&a.prefix, Path::new("/etc/systemd/system/gpuscope.service")), unit.as_bytes(), 0o644)?;
     let cfg = under(&a.prefix, Path::new("/etc/gpuscope/agent.toml"));
     if cfg.exists() {
         println!("kept existing {}", cfg.display());
@@ -81,22 +73,11 @@ pub fn run(a: &InstallArgs) -> Result<()> {
     if !live {
         return Ok(());
     }
-    let exists = Command::new("id")
-        .arg("gpuscope")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let exists = Command::new("id").arg("gpuscope").output().map(|o| o.status.success()).unwrap_or(false);
     if !exists {
         run_cmd(
             "useradd",
-            &[
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                "--user-group",
-                "gpuscope",
-            ],
+            &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "gpuscope"],
         )?;
         println!("created system user gpuscope");
     }

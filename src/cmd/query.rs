@@ -11,8 +11,7 @@ use std::time::Duration;
 pub fn run(o: &Overrides, json: bool, gap_ms: u64) -> Result<()> {
     let cfg = AgentConfig::load(o)?;
     crate::logging(if json { "error" } else { "warn" });
-    let snap =
-        gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
+    let snap = gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);
     } else {
@@ -26,27 +25,14 @@ fn opt(v: Option<f64>, scale: f64, digits: usize, unit: &str) -> String {
 }
 
 fn gib(b: Option<u64>) -> String {
-    b.map_or("-".into(), |b| {
-        format!("{:.1}", b as f64 / (1u64 << 30) as f64)
-    })
+    b.map_or("-".into(), |b| format!("{:.1}", b as f64 / (1u64 << 30) as f64))
 }
 
 /// The human table.
 pub fn table(s: &NodeSnapshot) -> String {
     let mut out = String::new();
-    let driver = s
-        .driver
-        .as_ref()
-        .map_or("no NVIDIA driver".to_string(), |d| {
-            format!("driver {}", d.driver_version)
-        });
-    let _ = writeln!(
-        out,
-        "{}  {}  {} GPU(s)",
-        s.node.hostname,
-        driver,
-        s.gpus.len()
-    );
+    let driver = s.driver.as_ref().map_or("no NVIDIA driver".to_string(), |d| format!("driver {}", d.driver_version));
+    let _ = writeln!(out, "{}  {}  {} GPU(s)", s.node.hostname, driver, s.gpus.len());
     if !s.gpus.is_empty() {
         let _ = writeln!(
             out,
@@ -55,11 +41,7 @@ pub fn table(s: &NodeSnapshot) -> String {
         );
         for g in &s.gpus {
             if g.lost {
-                let _ = writeln!(
-                    out,
-                    "{:>3}  {:<24} LOST (fallen off the bus)",
-                    g.index, g.model
-                );
+                let _ = writeln!(out, "{:>3}  {:<24} LOST (fallen off the bus)", g.index, g.model);
                 continue;
             }
             let reasons: Vec<&str> = gpuscope_core::catalogue::CLOCK_EVENT_REASONS
@@ -75,23 +57,11 @@ pub fn table(s: &NodeSnapshot) -> String {
                 opt(g.utilization_ratio, 100.0, 0, "%"),
                 opt(g.sm_active_ratio, 100.0, 0, "%"),
                 opt(g.tensor_active_ratio, 100.0, 0, "%"),
-                format!(
-                    "{} / {}",
-                    gib(g.memory_used_bytes),
-                    gib(g.memory_total_bytes)
-                ),
-                format!(
-                    "{} / {}",
-                    opt(g.power_watts, 1.0, 0, ""),
-                    opt(g.power_limit_watts, 1.0, 0, "")
-                ),
+                format!("{} / {}", gib(g.memory_used_bytes), gib(g.memory_total_bytes)),
+                format!("{} / {}", opt(g.power_watts, 1.0, 0, ""), opt(g.power_limit_watts, 1.0, 0, "")),
                 opt(g.temperature_celsius, 1.0, 0, "C"),
                 opt(g.sm_clock_hertz, 1e-6, 0, ""),
-                if reasons.is_empty() {
-                    "-".to_string()
-                } else {
-                    reasons.join(",")
-                }
+                if reasons.is_empty() { "-".to_string() } else { reasons.join(",") }
             );
         }
     }

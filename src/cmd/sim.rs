@@ -84,18 +84,11 @@ pub enum SimCommand {
 pub fn run(cmd: SimCommand) -> Result<()> {
     match cmd {
         SimCommand::List => {
-            println!(
-                "{:<24} {:>5} {:>4}  {:<30} EXPECTED FINDINGS",
-                "SCENARIO", "NODES", "GPUS", "GPU MODEL"
-            );
+            println!("{:<24} {:>5} {:>4}  {:<30} EXPECTED FINDINGS", "SCENARIO", "NODES", "GPUS", "GPU MODEL");
             for (name, _) in BUILTIN {
                 let s = Scenario::load(name)?;
                 let models: Vec<&str> = s.gpus.iter().map(|g| g.model.as_str()).collect();
-                let expect = if s.expect.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    s.expect.join(", ")
-                };
+                let expect = if s.expect.is_empty() { "(none)".to_string() } else { s.expect.join(", ") };
                 println!(
                     "{:<24} {:>5} {:>4}  {:<30} {}",
                     name,
@@ -107,50 +100,18 @@ pub fn run(cmd: SimCommand) -> Result<()> {
             }
             Ok(())
         }
-        SimCommand::Show {
-            scenario,
-            at: Some(t),
-            node,
-            json: true,
-        } => show_json(&scenario, t, node),
-        SimCommand::Show {
-            scenario, at, node, ..
-        } => show(&scenario, at, node),
-        SimCommand::Env {
-            scenario,
-            node,
-            speed,
-            root,
-            lib,
-        } => env(&scenario, node, speed, root, lib),
-        SimCommand::Run {
-            scenario,
-            root,
-            node,
-            speed,
-            start,
-            interval_ms,
-            duration,
-            once_at,
-        } => {
+        SimCommand::Show { scenario, at: Some(t), node, json: true } => show_json(&scenario, t, node),
+        SimCommand::Show { scenario, at, node, .. } => show(&scenario, at, node),
+        SimCommand::Env { scenario, node, speed, root, lib } => env(&scenario, node, speed, root, lib),
+        SimCommand::Run { scenario, root, node, speed, start, interval_ms, duration, once_at } => {
             if speed <= 0.0 {
-                return Err(crate::config::UsageError(format!(
-                    "--speed must be positive, not {speed}"
-                ))
-                .into());
+                return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
             }
             let sim = Simulation::new(Scenario::load(&scenario)?, node)?;
-            let clock = SimClock {
-                start_unix: start.unwrap_or_else(unix_now),
-                speed,
-                frozen: once_at,
-            };
-            let mut writer = TreeWriter::new(&root)
-                .with_context(|| format!("cannot create {}", root.display()))?;
+            let clock = SimClock { start_unix: start.unwrap_or_else(unix_now), speed, frozen: once_at };
+            let mut writer = TreeWriter::new(&root).with_context(|| format!("cannot create {}", root.display()))?;
             if let Some(t) = once_at {
-                return writer
-                    .write(&sim, &clock, t)
-                    .with_context(|| format!("cannot write under {}", root.display()));
+                return writer.write(&sim, &clock, t).with_context(|| format!("cannot write under {}", root.display()));
             }
             let began = Instant::now();
             loop {
@@ -169,33 +130,14 @@ pub fn run(cmd: SimCommand) -> Result<()> {
 fn show(name: &str, at: Option<f64>, node: u32) -> Result<()> {
     let s = Scenario::load(name)?;
     println!("scenario   {}", s.name);
-    println!(
-        "about      {}",
-        s.description
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!(
-        "expect     {}",
-        if s.expect.is_empty() {
-            "(no findings)".into()
-        } else {
-            s.expect.join(", ")
-        }
-    );
+    println!("about      {}", s.description.split_whitespace().collect::<Vec<_>>().join(" "));
+    println!("expect     {}", if s.expect.is_empty() { "(no findings)".into() } else { s.expect.join(", ") });
     println!(
         "nodes      {}{}",
         s.node_count(),
-        s.job
-            .as_ref()
-            .map(|j| format!(" (job {})", j.name))
-            .unwrap_or_default()
+        s.job.as_ref().map(|j| format!(" (job {})", j.name)).unwrap_or_default()
     );
-    println!(
-        "host       {} CPUs, {} GiB, driver {}",
-        s.node.cpus, s.node.memory_gib, s.node.driver_version
-    );
+    println!("host       {} CPUs, {} GiB, driver {}", s.node.cpus, s.node.memory_gib, s.node.driver_version);
     for g in &s.gpus {
         println!("gpus       {} × {}", g.count, g.model);
     }
@@ -208,12 +150,7 @@ fn show(name: &str, at: Option<f64>, node: u32) -> Result<()> {
     println!("processes  {}", s.processes.len());
     let mut start = 0;
     for p in &s.phases {
-        println!(
-            "phase      {:>6}–{:<6} {}",
-            format!("{start}s"),
-            format!("{}s", start + p.duration_s),
-            p.name
-        );
+        println!("phase      {:>6}–{:<6} {}", format!("{start}s"), format!("{}s", start + p.duration_s), p.name);
         start += p.duration_s;
     }
     println!("events     {}", s.events.len());
@@ -294,11 +231,9 @@ fn find_lib(explicit: Option<PathBuf>) -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("cannot locate the gpuscope executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    for candidate in [
-        dir.join(NVML_SIM_LIB),
-        dir.join("deps").join(NVML_SIM_LIB),
-        dir.join("../lib/gpuscope").join(NVML_SIM_LIB),
-    ] {
+    for candidate in
+        [dir.join(NVML_SIM_LIB), dir.join("deps").join(NVML_SIM_LIB), dir.join("../lib/gpuscope").join(NVML_SIM_LIB)]
+    {
         if candidate.is_file() {
             return Ok(candidate.canonicalize().unwrap_or(candidate));
         }
@@ -313,14 +248,11 @@ fn find_lib(explicit: Option<PathBuf>) -> Result<PathBuf> {
 /// its soname (NVIDIA's Python bindings, nvidia-smi-like tools).
 fn soname_dir(lib: &Path) -> Result<PathBuf> {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-    let dir = std::env::temp_dir()
-        .join(format!("gpuscope-sim-{user}"))
-        .join("lib");
+    let dir = std::env::temp_dir().join(format!("gpuscope-sim-{user}")).join("lib");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let link = dir.join("libnvidia-ml.so.1");
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(lib, &link)
-        .with_context(|| format!("cannot create {}", link.display()))?;
+    std::os::unix::fs::symlink(lib, &link).with_context(|| format!("cannot create {}", link.display()))?;
     Ok(dir)
 }
 
@@ -328,17 +260,9 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn env(
-    name: &str,
-    node: u32,
-    speed: f64,
-    root: Option<PathBuf>,
-    lib: Option<PathBuf>,
-) -> Result<()> {
+fn env(name: &str, node: u32, speed: f64, root: Option<PathBuf>, lib: Option<PathBuf>) -> Result<()> {
     if speed <= 0.0 {
-        return Err(
-            crate::config::UsageError(format!("--speed must be positive, not {speed}")).into(),
-        );
+        return Err(crate::config::UsageError(format!("--speed must be positive, not {speed}")).into());
     }
     // Validate now, so a typo fails here rather than inside the library later.
     let s = Scenario::load(name)?;
@@ -346,10 +270,7 @@ fn env(
     let scenario = if BUILTIN.iter().any(|(n, _)| *n == name) {
         name.to_string()
     } else {
-        Path::new(name)
-            .canonicalize()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| name.to_string())
+        Path::new(name).canonicalize().map(|p| p.display().to_string()).unwrap_or_else(|_| name.to_string())
     };
     let lib = find_lib(lib)?;
     let dir = soname_dir(&lib)?;
@@ -357,32 +278,17 @@ fn env(
     println!("export {ENV_NODE}={node}");
     println!("export {ENV_SPEED}={speed}");
     println!("export {ENV_START}={:.3}", unix_now());
-    println!(
-        "export {ENV_SIM_LIB}={}",
-        shell_quote(&lib.display().to_string())
-    );
-    println!(
-        "export GPUSCOPE_NVML_LIB={}",
-        shell_quote(&lib.display().to_string())
-    );
+    println!("export {ENV_SIM_LIB}={}", shell_quote(&lib.display().to_string()));
+    println!("export GPUSCOPE_NVML_LIB={}", shell_quote(&lib.display().to_string()));
     println!(
         "export LD_LIBRARY_PATH={}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}",
         shell_quote(&dir.display().to_string())
     );
     if let Some(root) = root {
         let root = root.canonicalize().unwrap_or(root);
-        println!(
-            "export GPUSCOPE_PROCFS_ROOT={}",
-            shell_quote(&root.join("proc").display().to_string())
-        );
-        println!(
-            "export GPUSCOPE_SYSFS_ROOT={}",
-            shell_quote(&root.join("sys").display().to_string())
-        );
-        println!(
-            "export GPUSCOPE_POD_LOGS_ROOT={}",
-            shell_quote(&root.join("var/log/pods").display().to_string())
-        );
+        println!("export GPUSCOPE_PROCFS_ROOT={}", shell_quote(&root.join("proc").display().to_string()));
+        println!("export GPUSCOPE_SYSFS_ROOT={}", shell_quote(&root.join("sys").display().to_string()));
+        println!("export GPUSCOPE_POD_LOGS_ROOT={}", shell_quote(&root.join("var/log/pods").display().to_string()));
     }
     Ok(())
 }

@@ -15,22 +15,16 @@ pub fn bin() -> &'static str {
 }
 
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 /// The simulated NVML library next to the binary.
 pub fn nvml_lib() -> PathBuf {
     let dir = Path::new(bin()).parent().unwrap().to_path_buf();
-    [
-        dir.join("libgpuscope_nvml_sim.so"),
-        dir.join("deps/libgpuscope_nvml_sim.so"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .expect("libgpuscope_nvml_sim.so is built (cargo build --workspace)")
+    [dir.join("libgpuscope_nvml_sim.so"), dir.join("deps/libgpuscope_nvml_sim.so")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("libgpuscope_nvml_sim.so is built (cargo build --workspace)")
 }
 
 /// A child process killed when dropped.
@@ -92,16 +86,7 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
     let root = tempfile::tempdir().unwrap();
     let root_s = root.path().to_str().unwrap().to_string();
     let mut w = Command::new(bin());
-    w.args([
-        "sim",
-        "run",
-        "--scenario",
-        spec.scenario,
-        "--root",
-        &root_s,
-        "--node",
-        &spec.node.to_string(),
-    ]);
+    w.args(["sim", "run", "--scenario", spec.scenario, "--root", &root_s, "--node", &spec.node.to_string()]);
     let writer = match spec.clock {
         Clock::Frozen(t) => {
             let st = w.args(["--once-at", &t.to_string()]).status().unwrap();
@@ -156,11 +141,7 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
     for (k, v) in spec.extra_env {
         a.env(k, v);
     }
-    let mut child = a
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = a.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -181,14 +162,7 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
             break rest.trim_end_matches("/metrics").trim().to_string();
         }
     };
-    let node = Node {
-        root,
-        addr,
-        writer,
-        agent: Proc(child),
-        stderr: rx,
-        log,
-    };
+    let node = Node { root, addr, writer, agent: Proc(child), stderr: rx, log };
     node.wait_ready();
     node
 }
@@ -226,11 +200,7 @@ impl Node {
 }
 
 /// A minimal HTTP/1.1 GET.
-pub fn get(
-    addr: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     request(addr, "GET", path, headers, &[])
 }
 
@@ -243,10 +213,8 @@ pub fn request(
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -255,31 +223,15 @@ pub fn request(
     s.write_all(body).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     let hdrs: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        })
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
         .collect();
     let mut payload = buf[split + 4..].to_vec();
-    if hdrs
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
-    {
+    if hdrs.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") {
         payload = dechunk(&payload);
     }
     (status, hdrs, payload)
@@ -288,8 +240,7 @@ pub fn request(
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -311,10 +262,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn parse(text: &str) -> Metrics {
         let mut samples = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let (series, value) = line.rsplit_once(' ').unwrap();
             let (name, labels) = match series.split_once('{') {
                 Some((n, rest)) => (n.to_string(), parse_labels(rest.trim_end_matches('}'))),
@@ -322,22 +270,14 @@ impl Metrics {
             };
             samples.push((name, labels, value.parse().unwrap_or(f64::NAN)));
         }
-        Metrics {
-            text: text.to_string(),
-            samples,
-        }
+        Metrics { text: text.to_string(), samples }
     }
 
     /// Values of `name` whose labels include all of `want`.
     pub fn find(&self, name: &str, want: &[(&str, &str)]) -> Vec<f64> {
         self.samples
             .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && want
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
+            .filter(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
             .map(|(_, _, v)| *v)
             .collect()
     }
@@ -352,12 +292,7 @@ impl Metrics {
     pub fn labels_of(&self, name: &str, want: &[(&str, &str)]) -> Vec<Vec<(String, String)>> {
         self.samples
             .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && want
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
+            .filter(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
             .map(|(_, l, _)| l.clone())
             .collect()
     }
@@ -394,16 +329,7 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
 /// `gpuscope sim show NAME --at T --json`.
 pub fn engine(scenario: &str, t: f64, node: u32) -> serde_json::Value {
     let out = Command::new(bin())
-        .args([
-            "sim",
-            "show",
-            scenario,
-            "--at",
-            &t.to_string(),
-            "--node",
-            &node.to_string(),
-            "--json",
-        ])
+        .args(["sim", "show", scenario, "--at", &t.to_string(), "--node", &node.to_string(), "--json"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -417,10 +343,7 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {secs} s"
-        );
+        assert!(Instant::now() < deadline, "condition not met within {secs} s");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

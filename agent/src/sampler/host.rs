@@ -14,10 +14,7 @@ fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
 }
 
 fn parse_err(path: &Path, e: impl std::fmt::Display) -> SampleError {
-    SampleError::Parse {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    SampleError::Parse { path: path.display().to_string(), message: e.to_string() }
 }
 
 /// (busy, iowait, steal, total) ticks of one CPU line.
@@ -26,14 +23,7 @@ type Ticks = (u64, u64, u64, u64);
 fn ticks(c: &procfs_core::CpuTime) -> Ticks {
     let iowait = c.iowait.unwrap_or(0);
     let steal = c.steal.unwrap_or(0);
-    let total = c.user
-        + c.nice
-        + c.system
-        + c.idle
-        + iowait
-        + c.irq.unwrap_or(0)
-        + c.softirq.unwrap_or(0)
-        + steal;
+    let total = c.user + c.nice + c.system + c.idle + iowait + c.irq.unwrap_or(0) + c.softirq.unwrap_or(0) + steal;
     (total - c.idle - iowait - steal, iowait, steal, total)
 }
 
@@ -55,10 +45,7 @@ pub struct CpuSampler {
 impl CpuSampler {
     /// Reads `<procfs_root>/stat`.
     pub fn new(procfs_root: PathBuf) -> CpuSampler {
-        CpuSampler {
-            root: procfs_root,
-            prev: None,
-        }
+        CpuSampler { root: procfs_root, prev: None }
     }
 }
 
@@ -76,8 +63,7 @@ impl Sampler for CpuSampler {
             page_size: 4096,
             is_little_endian: true,
         };
-        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si)
-            .map_err(|e| parse_err(&path, e))?;
+        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si).map_err(|e| parse_err(&path, e))?;
         let total = ticks(&ks.total);
         let cores: Vec<Ticks> = ks.cpu_time.iter().map(ticks).collect();
         let h = host(snap);
@@ -92,25 +78,15 @@ impl Sampler for CpuSampler {
                 .enumerate()
                 .map(|(i, c)| {
                     let f = pc.get(i).and_then(|p| fractions(*p, *c));
-                    CpuSample {
-                        cpu: i as u32,
-                        busy_ratio: f.map(|x| x.0),
-                        iowait_ratio: f.map(|x| x.1),
-                    }
+                    CpuSample { cpu: i as u32, busy_ratio: f.map(|x| x.0), iowait_ratio: f.map(|x| x.1) }
                 })
                 .collect();
         } else {
-            h.cpus = (0..cores.len())
-                .map(|i| CpuSample {
-                    cpu: i as u32,
-                    ..CpuSample::default()
-                })
-                .collect();
+            h.cpus = (0..cores.len()).map(|i| CpuSample { cpu: i as u32, ..CpuSample::default() }).collect();
         }
         self.prev = Some((total, cores));
         let lpath = self.root.join("loadavg");
-        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes())
-            .map_err(|e| parse_err(&lpath, e))?;
+        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| parse_err(&lpath, e))?;
         host(snap).load1 = Some(f64::from(load.one));
         Ok(())
     }
@@ -135,8 +111,7 @@ impl Sampler for MemorySampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
         let path = self.root.join("meminfo");
-        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes())
-            .map_err(|e| parse_err(&path, e))?;
+        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
         let h = host(snap);
         h.memory_total_bytes = Some(m.mem_total);
         h.memory_available_bytes = m.mem_available;
@@ -150,15 +125,40 @@ pub struct NetworkSampler {
     procfs_root: PathBuf,
     sysfs_root: PathBuf,
     prev: HashMap<String, (u64, u64, Instant)>,
+    /// Link speed and kind per netdev, re-read on slow passes.
+    links: HashMap<String, (Option<f64>, NicKind)>,
+    /// InfiniBand ports: (name, port directory, speed), re-listed on slow passes.
+    ib_ports: Vec<(String, PathBuf, Option<f64>)>,
 }
 
 impl NetworkSampler {
     /// Reads under the given roots.
     pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> NetworkSampler {
-        NetworkSampler {
-            procfs_root,
-            sysfs_root,
-            prev: HashMap::new(),
+        NetworkSampler { procfs_root, sysfs_root, prev: HashMap::new(), links: HashMap::new(), ib_ports: Vec::new() }
+    }
+
+    fn list_ib_ports(&mut self) {
+        let ib = self.sysfs_root.join("class/infiniband");
+        let list = |dir: &Path| -> Vec<std::ffi::OsString> {
+            let mut v: Vec<_> = std::fs::read_dir(dir)
+                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        self.ib_ports.clear();
+        for hca in list(&ib) {
+            let ports_dir = ib.join(&hca).join("ports");
+            for port in list(&ports_dir) {
+                let p = ports_dir.join(&port);
+                // rate: "400 Gb/sec (4X NDR)"
+                let speed = std::fs::read_to_string(p.join("rate"))
+                    .ok()
+                    .and_then(|r| r.split_whitespace().next().and_then(|g| g.parse::<f64>().ok()))
+                    .map(|gbps| gbps * 1e9 / 8.0);
+                let name = format!("{}/{}", hca.to_string_lossy(), port.to_string_lossy());
+                self.ib_ports.push((name, p, speed));
+            }
         }
     }
 
@@ -185,23 +185,28 @@ impl Sampler for NetworkSampler {
         let path = self.procfs_root.join("net/dev");
         let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes())
             .map_err(|e| parse_err(&path, e))?;
+        if pass.slow {
+            self.links.clear();
+            self.list_ib_ports();
+        }
         let mut names: Vec<&String> = devs.0.keys().filter(|n| n.as_str() != "lo").collect();
         names.sort();
         let mut nics = Vec::new();
         for name in names {
             let d = &devs.0[name];
-            let class = self.sysfs_root.join("class/net").join(name);
-            // speed is in Mb/s; -1 (or unreadable) when the link is down or virtual.
-            let speed = std::fs::read_to_string(class.join("speed"))
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .filter(|s| *s > 0)
-                .map(|mbps| mbps as f64 * 1e6 / 8.0);
-            let kind = if read_u64(&class.join("type")) == Some(32) {
-                NicKind::Infiniband
-            } else {
-                NicKind::Ethernet
-            };
+            let sysfs = &self.sysfs_root;
+            let (speed, kind) = *self.links.entry(name.clone()).or_insert_with(|| {
+                let class = sysfs.join("class/net").join(name);
+                // speed is in Mb/s; -1 (or unreadable) when the link is down or virtual.
+                let speed = std::fs::read_to_string(class.join("speed"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .filter(|s| *s > 0)
+                    .map(|mbps| mbps as f64 * 1e6 / 8.0);
+                let kind =
+                    if read_u64(&class.join("type")) == Some(32) { NicKind::Infiniband } else { NicKind::Ethernet };
+                (speed, kind)
+            });
             let mut nic = NicSample {
                 name: name.clone(),
                 kind,
@@ -219,46 +224,24 @@ impl Sampler for NetworkSampler {
             nics.push(nic);
         }
         // InfiniBand ports carry RDMA traffic that never shows on a netdev.
-        let ib = self.sysfs_root.join("class/infiniband");
-        let mut hcas: Vec<_> = std::fs::read_dir(&ib)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        hcas.sort();
-        for hca in hcas {
-            let ports_dir = ib.join(&hca).join("ports");
-            let mut ports: Vec<_> = std::fs::read_dir(&ports_dir)
-                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            ports.sort();
-            for port in ports {
-                let p = ports_dir.join(&port);
-                let c = p.join("counters");
-                // Data counters count 4-byte words.
-                let words = |f: &str| read_u64(&c.join(f)).map(|w| w * 4);
-                // rate: "400 Gb/sec (4X NDR)"
-                let speed = std::fs::read_to_string(p.join("rate"))
-                    .ok()
-                    .and_then(|r| {
-                        r.split_whitespace()
-                            .next()
-                            .and_then(|g| g.parse::<f64>().ok())
-                    })
-                    .map(|gbps| gbps * 1e9 / 8.0);
-                let mut nic = NicSample {
-                    name: format!("{}/{}", hca.to_string_lossy(), port.to_string_lossy()),
-                    kind: NicKind::Infiniband,
-                    speed_bytes_per_second: speed,
-                    rx_bytes_total: words("port_rcv_data"),
-                    tx_bytes_total: words("port_xmit_data"),
-                    rx_packets_total: read_u64(&c.join("port_rcv_packets")),
-                    tx_packets_total: read_u64(&c.join("port_xmit_packets")),
-                    rx_errors_total: read_u64(&c.join("port_rcv_errors")),
-                    tx_errors_total: read_u64(&c.join("port_xmit_discards")),
-                    ..NicSample::default()
-                };
-                self.rates(&mut nic, pass.now);
-                nics.push(nic);
-            }
+        for (name, p, speed) in self.ib_ports.clone() {
+            let c = p.join("counters");
+            // Data counters count 4-byte words.
+            let words = |f: &str| read_u64(&c.join(f)).map(|w| w * 4);
+            let mut nic = NicSample {
+                name,
+                kind: NicKind::Infiniband,
+                speed_bytes_per_second: speed,
+                rx_bytes_total: words("port_rcv_data"),
+                tx_bytes_total: words("port_xmit_data"),
+                rx_packets_total: read_u64(&c.join("port_rcv_packets")),
+                tx_packets_total: read_u64(&c.join("port_xmit_packets")),
+                rx_errors_total: read_u64(&c.join("port_rcv_errors")),
+                tx_errors_total: read_u64(&c.join("port_xmit_discards")),
+                ..NicSample::default()
+            };
+            self.rates(&mut nic, pass.now);
+            nics.push(nic);
         }
         host(snap).nics = nics;
         Ok(())
@@ -275,11 +258,7 @@ pub struct StorageSampler {
 impl StorageSampler {
     /// Reads under the given roots.
     pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> StorageSampler {
-        StorageSampler {
-            procfs_root,
-            sysfs_root,
-            prev: HashMap::new(),
-        }
+        StorageSampler { procfs_root, sysfs_root, prev: HashMap::new() }
     }
 }
 
@@ -304,22 +283,18 @@ impl Sampler for StorageSampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         let path = self.procfs_root.join("diskstats");
-        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes())
-            .map_err(|e| parse_err(&path, e))?;
+        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
         let mut disks = Vec::new();
         for d in stats.0.iter().filter(|d| is_nvme_namespace(&d.name)) {
             let ctrl = d.name.rsplit_once('n').map_or(d.name.as_str(), |(c, _)| c);
-            let model = std::fs::read_to_string(
-                self.sysfs_root.join("class/nvme").join(ctrl).join("model"),
-            )
-            .ok()
-            .map(|m| m.trim().to_string());
+            let model = std::fs::read_to_string(self.sysfs_root.join("class/nvme").join(ctrl).join("model"))
+                .ok()
+                .map(|m| m.trim().to_string());
             let read_b = d.sectors_read * 512;
             let write_b = d.sectors_written * 512;
             let busy_ms = d.time_in_progress;
             let prev = self.prev.get(&d.name).copied();
-            let busy_rate =
-                rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
+            let busy_rate = rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
             disks.push(DiskSample {
                 name: d.name.clone(),
                 model,
@@ -332,8 +307,7 @@ impl Sampler for StorageSampler {
                 write_bytes_per_second: rate(prev.map(|p| (p.1, p.3)), write_b, pass.now),
                 busy_ratio: busy_rate,
             });
-            self.prev
-                .insert(d.name.clone(), (read_b, write_b, busy_ms, pass.now));
+            self.prev.insert(d.name.clone(), (read_b, write_b, busy_ms, pass.now));
         }
         host(snap).disks = disks;
         Ok(())

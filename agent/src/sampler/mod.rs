@@ -53,10 +53,7 @@ pub trait Sampler: Send {
 
 /// Reads a file to a string, naming it in the error.
 pub(crate) fn read(path: &std::path::Path) -> Result<String, SampleError> {
-    std::fs::read_to_string(path).map_err(|source| SampleError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| SampleError::Read { path: path.display().to_string(), source })
 }
 
 /// Rate of change of a counter between two readings; `None` when unknown or reset.

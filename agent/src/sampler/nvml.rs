@@ -8,8 +8,7 @@ use super::xid::XidWatcher;
 use super::{Pass, SampleError, Sampler};
 use gpuscope_core::{DriverInfo, GpuSample, NodeSnapshot, NvLinkSample, ProcessSample};
 use nvml_wrapper::enum_wrappers::device::{
-    Clock, EccCounter, MemoryError, PcieUtilCounter, RetirementCause, TemperatureSensor,
-    TemperatureThreshold,
+    Clock, EccCounter, MemoryError, PcieUtilCounter, RetirementCause, TemperatureSensor, TemperatureThreshold,
 };
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::gpm::GpmMetricId;
@@ -87,6 +86,7 @@ struct GpuSlot {
     lost: bool,
     last_util_ts: u64,
     proc_util: HashMap<u32, (f64, f64)>,
+    proc_names: HashMap<u32, String>,
     gpm_prev: Option<(GpmSample<'static>, Instant)>,
     gpm_values: [Option<f64>; 8],
     nvlink_prev: Option<(u64, u64, Instant)>,
@@ -149,9 +149,7 @@ impl NvmlSampler {
             cuda_driver_version: nvml.sys_cuda_driver_version().ok().map(|v| v as u32),
             nvml_version: nvml.sys_nvml_version().ok(),
         });
-        let count = nvml
-            .device_count()
-            .map_err(|e| SampleError::Nvml(format!("nvmlDeviceGetCount failed: {e}")))?;
+        let count = nvml.device_count().map_err(|e| SampleError::Nvml(format!("nvmlDeviceGetCount failed: {e}")))?;
         let mut live = Vec::new();
         for index in 0..count {
             let device = match nvml.device_by_index(index) {
@@ -173,6 +171,7 @@ impl NvmlSampler {
                 lost: o.lost,
                 last_util_ts: 0,
                 proc_util: HashMap::new(),
+                proc_names: HashMap::new(),
                 gpm_prev: None,
                 gpm_values: [None; 8],
                 nvlink_prev: None,
@@ -187,12 +186,7 @@ impl NvmlSampler {
 
 fn static_info(d: &Device<'static>, o: &mut Outcome) -> StaticInfo {
     let nvlinks = match d.field_values_for(&[FieldId(FI_NVLINK_LINK_COUNT)]) {
-        Ok(v) => v
-            .into_iter()
-            .next()
-            .and_then(|r| r.ok())
-            .and_then(|s| u64_value(s.value))
-            .unwrap_or(0) as u32,
+        Ok(v) => v.into_iter().next().and_then(|r| r.ok()).and_then(|s| u64_value(s.value)).unwrap_or(0) as u32,
         Err(_) => 0,
     };
     StaticInfo {
@@ -204,23 +198,13 @@ fn static_info(d: &Device<'static>, o: &mut Outcome) -> StaticInfo {
             .ok("compute_capability", d.cuda_compute_capability())
             .map(|c| format!("{}.{}", c.major, c.minor)),
         slowdown_c: o
-            .ok(
-                "temperature_slowdown",
-                d.temperature_threshold(TemperatureThreshold::Slowdown),
-            )
+            .ok("temperature_slowdown", d.temperature_threshold(TemperatureThreshold::Slowdown))
             .map(f64::from),
         shutdown_c: o
-            .ok(
-                "temperature_shutdown",
-                d.temperature_threshold(TemperatureThreshold::Shutdown),
-            )
+            .ok("temperature_shutdown", d.temperature_threshold(TemperatureThreshold::Shutdown))
             .map(f64::from),
-        sm_clock_max: o
-            .ok("sm_clock_max", d.max_clock_info(Clock::SM))
-            .map(|m| f64::from(m) * 1e6),
-        mem_clock_max: o
-            .ok("memory_clock_max", d.max_clock_info(Clock::Memory))
-            .map(|m| f64::from(m) * 1e6),
+        sm_clock_max: o.ok("sm_clock_max", d.max_clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6),
+        mem_clock_max: o.ok("memory_clock_max", d.max_clock_info(Clock::Memory)).map(|m| f64::from(m) * 1e6),
         pcie_gen_max: o.ok("pcie_link_generation_max", d.max_pcie_link_gen()),
         pcie_width_max: o.ok("pcie_link_width_max", d.max_pcie_link_width()),
         nvlinks,
@@ -245,10 +229,7 @@ fn fields(d: &Device<'static>, ids: &[(u32, &str)], o: &mut Outcome) -> HashMap<
         return out;
     };
     for ((id, signal), v) in ids.iter().zip(values) {
-        if let Some(x) = o
-            .ok(signal, v.and_then(|s| s.value))
-            .and_then(|sv| u64_value(Ok(sv)))
-        {
+        if let Some(x) = o.ok(signal, v.and_then(|s| s.value)).and_then(|sv| u64_value(Ok(sv))) {
             out.insert(*id, x);
         }
     }
@@ -267,12 +248,7 @@ const GPM_IDS: [GpmMetricId; 8] = [
 ];
 
 impl GpuSlot {
-    fn sample(
-        &mut self,
-        nvml: &'static Nvml,
-        pass: &Pass,
-        o: &mut Outcome,
-    ) -> (GpuSample, Vec<ProcessSample>) {
+    fn sample(&mut self, nvml: &'static Nvml, pass: &Pass, o: &mut Outcome) -> (GpuSample, Vec<ProcessSample>) {
         let d = &self.device;
         let info = &self.info;
         let mut g = GpuSample {
@@ -298,45 +274,27 @@ impl GpuSlot {
             g.utilization_ratio = Some(f64::from(u.gpu) / 100.0);
             g.memory_copy_utilization_ratio = Some(f64::from(u.memory) / 100.0);
         }
-        g.encoder_utilization_ratio = o
-            .ok("encoder_utilization", d.encoder_utilization())
-            .map(|u| f64::from(u.utilization) / 100.0);
-        g.decoder_utilization_ratio = o
-            .ok("decoder_utilization", d.decoder_utilization())
-            .map(|u| f64::from(u.utilization) / 100.0);
+        g.encoder_utilization_ratio =
+            o.ok("encoder_utilization", d.encoder_utilization()).map(|u| f64::from(u.utilization) / 100.0);
+        g.decoder_utilization_ratio =
+            o.ok("decoder_utilization", d.decoder_utilization()).map(|u| f64::from(u.utilization) / 100.0);
         if let Some(m) = o.ok("memory", d.memory_info()) {
             g.memory_total_bytes = Some(m.total);
             g.memory_used_bytes = Some(m.used);
             g.memory_free_bytes = Some(m.free);
             g.memory_reserved_bytes = Some(m.reserved);
         }
-        g.temperature_celsius = o
-            .ok("temperature", d.temperature(TemperatureSensor::Gpu))
-            .map(f64::from);
-        g.power_watts = o
-            .ok("power", d.power_usage())
-            .map(|mw| f64::from(mw) / 1000.0);
-        g.energy_joules = o
-            .ok("energy", d.total_energy_consumption())
-            .map(|mj| mj as f64 / 1000.0);
-        g.sm_clock_hertz = o
-            .ok("sm_clock", d.clock_info(Clock::SM))
-            .map(|m| f64::from(m) * 1e6);
-        g.memory_clock_hertz = o
-            .ok("memory_clock", d.clock_info(Clock::Memory))
-            .map(|m| f64::from(m) * 1e6);
-        g.graphics_clock_hertz = o
-            .ok("graphics_clock", d.clock_info(Clock::Graphics))
-            .map(|m| f64::from(m) * 1e6);
-        g.clock_event_reasons = o
-            .ok("clock_event_reasons", d.current_throttle_reasons())
-            .map(|r| r.bits());
-        g.pcie_tx_bytes_per_second = o
-            .ok("pcie_tx", d.pcie_throughput(PcieUtilCounter::Send))
-            .map(|k| f64::from(k) * 1024.0);
-        g.pcie_rx_bytes_per_second = o
-            .ok("pcie_rx", d.pcie_throughput(PcieUtilCounter::Receive))
-            .map(|k| f64::from(k) * 1024.0);
+        g.temperature_celsius = o.ok("temperature", d.temperature(TemperatureSensor::Gpu)).map(f64::from);
+        g.power_watts = o.ok("power", d.power_usage()).map(|mw| f64::from(mw) / 1000.0);
+        g.energy_joules = o.ok("energy", d.total_energy_consumption()).map(|mj| mj as f64 / 1000.0);
+        g.sm_clock_hertz = o.ok("sm_clock", d.clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6);
+        g.memory_clock_hertz = o.ok("memory_clock", d.clock_info(Clock::Memory)).map(|m| f64::from(m) * 1e6);
+        g.graphics_clock_hertz = o.ok("graphics_clock", d.clock_info(Clock::Graphics)).map(|m| f64::from(m) * 1e6);
+        g.clock_event_reasons = o.ok("clock_event_reasons", d.current_throttle_reasons()).map(|r| r.bits());
+        g.pcie_tx_bytes_per_second =
+            o.ok("pcie_tx", d.pcie_throughput(PcieUtilCounter::Send)).map(|k| f64::from(k) * 1024.0);
+        g.pcie_rx_bytes_per_second =
+            o.ok("pcie_rx", d.pcie_throughput(PcieUtilCounter::Receive)).map(|k| f64::from(k) * 1024.0);
         g.pcie_link_generation = o.ok("pcie_link_generation", d.current_pcie_link_gen());
         g.pcie_link_width = o.ok("pcie_link_width", d.current_pcie_link_width());
         g.pcie_replays_total = o.ok("pcie_replays", d.pcie_replay_counter()).map(u64::from);
@@ -368,10 +326,7 @@ impl GpuSlot {
         if o.lost {
             self.lost = true;
             tracing::error!(gpu = self.index, uuid = %self.info.uuid, "GPU is lost (fallen off the bus); no longer sampling it");
-            let mut lost = GpuSample {
-                lost: true,
-                ..GpuSample::default()
-            };
+            let mut lost = GpuSample { lost: true, ..GpuSample::default() };
             lost.index = g.index;
             lost.uuid = g.uuid;
             lost.model = g.model;
@@ -384,13 +339,7 @@ impl GpuSlot {
     }
 
     /// Per-link NVLink data counters (KiB) summed, turned into a rate between passes.
-    fn nvlink_sample(
-        &mut self,
-        nvml: &'static Nvml,
-        g: &mut GpuSample,
-        pass: &Pass,
-        o: &mut Outcome,
-    ) {
+    fn nvlink_sample(&mut self, nvml: &'static Nvml, g: &mut GpuSample, pass: &Pass, o: &mut Outcome) {
         let Some((tx, rx)) = nvlink_totals(nvml, &self.device, self.info.nvlinks, o) else {
             return;
         };
@@ -414,9 +363,7 @@ impl GpuSlot {
             match nvml_wrapper::gpm::gpm_metrics_get(nvml, prev, &now, &GPM_IDS) {
                 Ok(results) => {
                     for (slot, r) in self.gpm_values.iter_mut().zip(results) {
-                        *slot = o
-                            .ok("gpm_metric", r)
-                            .map(|m| (m.value / 100.0).clamp(0.0, 1.0));
+                        *slot = o.ok("gpm_metric", r).map(|m| (m.value / 100.0).clamp(0.0, 1.0));
                     }
                 }
                 Err(e) => {
@@ -433,47 +380,26 @@ impl GpuSlot {
     fn sample_slow(&mut self, o: &mut Outcome) {
         let d = &self.device;
         let mut s = GpuSample {
-            power_limit_watts: o
-                .ok("power_limit", d.power_management_limit())
-                .map(|mw| f64::from(mw) / 1000.0),
+            power_limit_watts: o.ok("power_limit", d.power_management_limit()).map(|mw| f64::from(mw) / 1000.0),
             ..GpuSample::default()
         };
-        s.power_default_limit_watts = o
-            .ok("power_default_limit", d.power_management_limit_default())
-            .map(|mw| f64::from(mw) / 1000.0);
-        if let Some(c) = o.ok(
-            "power_limit_constraints",
-            d.power_management_limit_constraints(),
-        ) {
+        s.power_default_limit_watts =
+            o.ok("power_default_limit", d.power_management_limit_default()).map(|mw| f64::from(mw) / 1000.0);
+        if let Some(c) = o.ok("power_limit_constraints", d.power_management_limit_constraints()) {
             s.power_min_limit_watts = Some(f64::from(c.min_limit) / 1000.0);
             s.power_max_limit_watts = Some(f64::from(c.max_limit) / 1000.0);
         }
         s.persistence_mode = o.ok("persistence_mode", d.is_in_persistent_mode());
         s.mig_enabled = o.ok("mig_mode", d.mig_mode()).map(|m| m.current == 1);
-        s.ecc_corrected_volatile_total = o.ok(
-            "ecc",
-            d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
-        );
-        s.ecc_uncorrected_volatile_total = o.ok(
-            "ecc",
-            d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile),
-        );
-        s.ecc_corrected_aggregate_total = o.ok(
-            "ecc",
-            d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate),
-        );
-        s.ecc_uncorrected_aggregate_total = o.ok(
-            "ecc",
-            d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
-        );
-        let sbe = o.ok(
-            "retired_pages",
-            d.retired_pages(RetirementCause::MultipleSingleBitEccErrors),
-        );
-        let dbe = o.ok(
-            "retired_pages",
-            d.retired_pages(RetirementCause::DoubleBitEccError),
-        );
+        s.ecc_corrected_volatile_total = o.ok("ecc", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile));
+        s.ecc_uncorrected_volatile_total =
+            o.ok("ecc", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile));
+        s.ecc_corrected_aggregate_total =
+            o.ok("ecc", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate));
+        s.ecc_uncorrected_aggregate_total =
+            o.ok("ecc", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate));
+        let sbe = o.ok("retired_pages", d.retired_pages(RetirementCause::MultipleSingleBitEccErrors));
+        let dbe = o.ok("retired_pages", d.retired_pages(RetirementCause::DoubleBitEccError));
         if let (Some(a), Some(b)) = (sbe, dbe) {
             s.retired_pages_total = Some((a.len() + b.len()) as u64);
         }
@@ -500,8 +426,7 @@ impl GpuSlot {
                 active: o.ok("nvlink_state", w.is_active()),
                 crc_errors_total: o.ok("nvlink_errors", w.error_counter(ErrorCounter::DlCrcData)),
                 replay_errors_total: o.ok("nvlink_errors", w.error_counter(ErrorCounter::DlReplay)),
-                recovery_errors_total: o
-                    .ok("nvlink_errors", w.error_counter(ErrorCounter::DlRecovery)),
+                recovery_errors_total: o.ok("nvlink_errors", w.error_counter(ErrorCounter::DlRecovery)),
             });
         }
         self.slow = s;
@@ -517,10 +442,7 @@ impl GpuSlot {
             Ok(samples) => {
                 for s in samples {
                     self.last_util_ts = self.last_util_ts.max(s.timestamp);
-                    self.proc_util.insert(
-                        s.pid,
-                        (f64::from(s.sm_util) / 100.0, f64::from(s.mem_util) / 100.0),
-                    );
+                    self.proc_util.insert(s.pid, (f64::from(s.sm_util) / 100.0, f64::from(s.mem_util) / 100.0));
                 }
             }
             // NOT_FOUND: nothing newer than last time; keep the previous shares.
@@ -531,12 +453,18 @@ impl GpuSlot {
         }
         let live: Vec<u32> = list.iter().map(|p| p.pid).collect();
         self.proc_util.retain(|pid, _| live.contains(pid));
+        self.proc_names.retain(|pid, _| live.contains(pid));
         list.into_iter()
             .map(|p| {
                 let util = self.proc_util.get(&p.pid);
                 ProcessSample {
                     pid: p.pid,
-                    name: nvml.sys_process_name(p.pid, 64).unwrap_or_default(),
+                    // The process sampler replaces this with /proc's comm when it can read it.
+                    name: self
+                        .proc_names
+                        .entry(p.pid)
+                        .or_insert_with(|| nvml.sys_process_name(p.pid, 64).unwrap_or_default())
+                        .clone(),
                     gpu_index: self.index,
                     gpu_uuid: self.info.uuid.clone(),
                     gpu_memory_bytes: match p.used_gpu_memory {
@@ -555,12 +483,7 @@ impl GpuSlot {
 /// Sums the per-link NVLink data counters (KiB, fields 138/139). The link travels in the
 /// request's scope id, which nvml-wrapper's field query does not expose, so this one call goes
 /// through the raw entry point.
-fn nvlink_totals(
-    nvml: &'static Nvml,
-    d: &Device<'static>,
-    links: u32,
-    o: &mut Outcome,
-) -> Option<(u64, u64)> {
+fn nvlink_totals(nvml: &'static Nvml, d: &Device<'static>, links: u32, o: &mut Outcome) -> Option<(u64, u64)> {
     use nvml_wrapper_sys::bindings::nvmlFieldValue_t;
     let Ok(f) = nvml.lib().nvmlDeviceGetFieldValues.as_ref() else {
         o.ok::<()>("nvlink_throughput", Err(NvmlError::NotSupported));
@@ -579,12 +502,7 @@ fn nvlink_totals(
     // SAFETY: the handle belongs to this live NVML instance and `req` holds `len` requests.
     let ret = unsafe { f(d.handle(), req.len() as i32, req.as_mut_ptr()) };
     if ret != 0 {
-        o.ok::<()>(
-            "nvlink_throughput",
-            Err(nvml_wrapper::error::nvml_try(ret)
-                .err()
-                .unwrap_or(NvmlError::Unknown)),
-        );
+        o.ok::<()>("nvlink_throughput", Err(nvml_wrapper::error::nvml_try(ret).err().unwrap_or(NvmlError::Unknown)));
         return None;
     }
     let (mut tx, mut rx) = (0u64, 0u64);
@@ -592,19 +510,13 @@ fn nvlink_totals(
         if v.nvmlReturn != 0 {
             o.ok::<()>(
                 "nvlink_throughput",
-                Err(nvml_wrapper::error::nvml_try(v.nvmlReturn)
-                    .err()
-                    .unwrap_or(NvmlError::Unknown)),
+                Err(nvml_wrapper::error::nvml_try(v.nvmlReturn).err().unwrap_or(NvmlError::Unknown)),
             );
             return None;
         }
         // SAFETY: these fields are unsigned long long counters.
         let x = unsafe { v.value.ullVal };
-        if v.fieldId == FI_NVLINK_TX_KIB {
-            tx += x
-        } else {
-            rx += x
-        }
+        if v.fieldId == FI_NVLINK_TX_KIB { tx += x } else { rx += x }
     }
     Some((tx, rx))
 }
@@ -636,14 +548,10 @@ impl Sampler for NvmlSampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         if self.nvml.is_none() {
-            let due = self
-                .last_attempt
-                .is_none_or(|t| pass.now.duration_since(t) >= self.retry);
+            let due = self.last_attempt.is_none_or(|t| pass.now.duration_since(t) >= self.retry);
             if !due {
                 snap.agent.driver_up = false;
-                return Err(SampleError::Nvml(
-                    self.init_error.clone().unwrap_or_default(),
-                ));
+                return Err(SampleError::Nvml(self.init_error.clone().unwrap_or_default()));
             }
             self.last_attempt = Some(pass.now);
             if let Err(e) = self.init() {
@@ -657,11 +565,7 @@ impl Sampler for NvmlSampler {
         let Some(nvml) = self.nvml else { return Ok(()) };
         snap.agent.driver_up = true;
         snap.driver = self.driver.clone();
-        let (xid_counts, xid_last) = self
-            .xid
-            .as_ref()
-            .map(XidWatcher::counts)
-            .unwrap_or_default();
+        let (xid_counts, xid_last) = self.xid.as_ref().map(XidWatcher::counts).unwrap_or_default();
         let mut errors = BTreeMap::new();
         let mut unsupported = BTreeMap::new();
         for slot in &mut self.slots {

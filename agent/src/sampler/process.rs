@@ -6,13 +6,47 @@
 use super::{Pass, SampleError, Sampler};
 use crate::cgroup;
 use gpuscope_core::NodeSnapshot;
-use procfs_core::FromRead;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Kernel clock ticks per second on Linux.
 const USER_HZ: f64 = 100.0;
 const PAGE_SIZE: u64 = 4096;
+
+/// What does not change while a process lives: read once per process (and on slow passes).
+#[derive(Clone, Default)]
+struct Identity {
+    start_ticks: u64,
+    user: Option<String>,
+    container: Option<String>,
+    pod_uid: Option<String>,
+}
+
+/// The fields of `/proc/<pid>/stat` the agent needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFields {
+    /// User + system CPU ticks.
+    pub cpu_ticks: u64,
+    /// Start time in ticks after boot (tells a reused PID apart).
+    pub start_ticks: u64,
+    /// Resident pages.
+    pub rss_pages: u64,
+}
+
+/// Parses `/proc/<pid>/stat` into (comm, fields). The comm may hold spaces and parentheses, so
+/// the fields start after the *last* `)`.
+pub fn parse_stat(text: &str) -> Option<(&str, StatFields)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?;
+    // Fields after the comm start at field 3 (state); utime is 14, stime 15, starttime 22, rss 24.
+    let mut f = text.get(close + 1..)?.split_ascii_whitespace();
+    let utime: u64 = f.nth(11)?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    let start_ticks: u64 = f.nth(6)?.parse().ok()?;
+    let rss_pages: u64 = f.nth(1)?.parse().ok()?;
+    Some((comm, StatFields { cpu_ticks: utime + stime, start_ticks, rss_pages }))
+}
 
 /// Enriches the processes the NVML sampler found.
 pub struct ProcessSampler {
@@ -21,21 +55,19 @@ pub struct ProcessSampler {
     passwd_file: PathBuf,
     users: HashMap<u32, String>,
     pods: HashMap<String, (String, String)>,
+    identities: HashMap<u32, Identity>,
 }
 
 impl ProcessSampler {
     /// A sampler reading `<procfs_root>/<pid>/…`.
-    pub fn new(
-        procfs_root: PathBuf,
-        pod_logs_root: PathBuf,
-        passwd_file: PathBuf,
-    ) -> ProcessSampler {
+    pub fn new(procfs_root: PathBuf, pod_logs_root: PathBuf, passwd_file: PathBuf) -> ProcessSampler {
         ProcessSampler {
             procfs_root,
             pod_logs_root,
             passwd_file,
             users: HashMap::new(),
             pods: HashMap::new(),
+            identities: HashMap::new(),
         }
     }
 
@@ -67,6 +99,25 @@ impl ProcessSampler {
             })
             .unwrap_or_default();
     }
+
+    fn identity(&self, dir: &std::path::Path, start_ticks: u64) -> Identity {
+        let mut id = Identity { start_ticks, ..Identity::default() };
+        if let Ok(status) = std::fs::read_to_string(dir.join("status"))
+            && let Some(uid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u32>().ok())
+        {
+            id.user = Some(self.users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()));
+        }
+        if let Ok(cg) = std::fs::read_to_string(dir.join("cgroup")) {
+            let a = cgroup::attribute(&cg);
+            id.container = a.container;
+            id.pod_uid = a.pod_uid;
+        }
+        id
+    }
 }
 
 impl Sampler for ProcessSampler {
@@ -77,50 +128,48 @@ impl Sampler for ProcessSampler {
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         if pass.slow || (self.users.is_empty() && self.pods.is_empty()) {
             self.refresh_names();
+            // Attribution is re-read on slow passes (a process can move between cgroups).
+            self.identities.clear();
         }
+        // A process on eight GPUs is listed eight times: read its files once.
+        let mut read_now: HashMap<u32, Option<(String, StatFields)>> = HashMap::new();
         let mut failures = 0;
         for p in &mut snap.processes {
             let dir = self.procfs_root.join(p.pid.to_string());
-            // A process can exit between NVML's answer and this read: not an error.
-            let Ok(stat) = std::fs::read(dir.join("stat")) else {
+            let stat = read_now
+                .entry(p.pid)
+                .or_insert_with(|| {
+                    // A process can exit between NVML's answer and this read: not an error.
+                    let text = std::fs::read_to_string(dir.join("stat")).ok()?;
+                    parse_stat(&text).map(|(comm, f)| (comm.to_string(), f))
+                })
+                .clone();
+            let Some((comm, f)) = stat else {
                 failures += 1;
                 continue;
             };
-            match procfs_core::process::Stat::from_read(stat.as_slice()) {
-                Ok(s) => {
-                    // comm is the process name; command lines stay private (they can hold secrets).
-                    p.name = s.comm.clone();
-                    p.cpu_seconds_total = Some((s.utime + s.stime) as f64 / USER_HZ);
-                    p.rss_bytes = Some(s.rss * PAGE_SIZE);
-                }
-                Err(_) => failures += 1,
+            // comm is the process name; command lines stay private (they can hold secrets).
+            p.name = comm;
+            p.cpu_seconds_total = Some(f.cpu_ticks as f64 / USER_HZ);
+            p.rss_bytes = Some(f.rss_pages * PAGE_SIZE);
+            let fresh = self.identities.get(&p.pid).is_none_or(|id| id.start_ticks != f.start_ticks);
+            if fresh {
+                let id = self.identity(&dir, f.start_ticks);
+                self.identities.insert(p.pid, id);
             }
-            if let Ok(status) = std::fs::read_to_string(dir.join("status"))
-                && let Some(uid) = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<u32>().ok())
-            {
-                p.user = Some(
-                    self.users
-                        .get(&uid)
-                        .cloned()
-                        .unwrap_or_else(|| uid.to_string()),
-                );
-            }
-            if let Ok(cg) = std::fs::read_to_string(dir.join("cgroup")) {
-                let a = cgroup::attribute(&cg);
-                p.container = a.container;
-                if let Some(uid) = a.pod_uid {
-                    if let Some((ns, name)) = self.pods.get(&uid) {
+            if let Some(id) = self.identities.get(&p.pid) {
+                p.user = id.user.clone();
+                p.container = id.container.clone();
+                if let Some(uid) = &id.pod_uid {
+                    if let Some((ns, name)) = self.pods.get(uid) {
                         p.namespace = Some(ns.clone());
                         p.pod = Some(name.clone());
                     }
-                    p.pod_uid = Some(uid);
+                    p.pod_uid = Some(uid.clone());
                 }
             }
         }
+        self.identities.retain(|pid, _| read_now.contains_key(pid));
         if failures > 0 && failures == snap.processes.len() {
             return Err(SampleError::Parse {
                 path: self.procfs_root.display().to_string(),
@@ -128,5 +177,20 @@ impl Sampler for ProcessSampler {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_a_tricky_comm() {
+        let line = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 2 0 1500 250 0 0 20 0 12 0 360000 \
+                    8000000 2048 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0";
+        let (comm, f) = parse_stat(line).expect("parses");
+        assert_eq!(comm, "my (odd) proc");
+        assert_eq!(f, StatFields { cpu_ticks: 1750, start_ticks: 360000, rss_pages: 2048 });
+        assert!(parse_stat("garbage").is_none());
     }
 }

@@ -48,9 +48,7 @@ impl XidWatcher {
         let log = Arc::new(Mutex::new(XidLog::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (log.clone(), stop.clone());
-        let spawned = std::thread::Builder::new()
-            .name("gpuscope-xid".into())
-            .spawn(move || run(nvml, &gpus, &l, &s));
+        let spawned = std::thread::Builder::new().name("gpuscope-xid".into()).spawn(move || run(nvml, &gpus, &l, &s));
         if let Err(e) = spawned {
             tracing::warn!("cannot start the XID event thread: {e}");
         }
@@ -65,13 +63,7 @@ impl XidWatcher {
 
     /// The most recent events, oldest first.
     pub fn recent(&self) -> Vec<XidEvent> {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .recent
-            .iter()
-            .cloned()
-            .collect()
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).recent.iter().cloned().collect()
     }
 
     /// Asks the thread to stop (it notices within one wait timeout).
@@ -104,10 +96,7 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
                 registered += 1;
             }
             Err(e) => {
-                tracing::warn!(
-                    "XID events unavailable: registering GPU {i} failed: {}",
-                    e.error
-                );
+                tracing::warn!("XID events unavailable: registering GPU {i} failed: {}", e.error);
                 return;
             }
         }
@@ -123,9 +112,7 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
                     _ => 0,
                 };
                 let gpu = ev.device.index().unwrap_or(u32::MAX);
-                let unix_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
+                let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
                 tracing::warn!(gpu, xid = code, "XID event");
                 let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
                 *l.counts.entry((gpu, code)).or_insert(0) += 1;

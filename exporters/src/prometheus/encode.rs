@@ -34,10 +34,7 @@ pub struct Names {
 
 impl Default for Names {
     fn default() -> Self {
-        Names {
-            native: true,
-            dcgm: false,
-        }
+        Names { native: true, dcgm: false }
     }
 }
 
@@ -80,11 +77,7 @@ impl Writer<'_> {
             (Format::OpenMetrics, "info") => name.strip_suffix("_info").unwrap_or(name),
             _ => name,
         };
-        let kind = if self.format == Format::Text && kind == "info" {
-            "gauge"
-        } else {
-            kind
-        };
+        let kind = if self.format == Format::Text && kind == "info" { "gauge" } else { kind };
         let _ = writeln!(self.out, "# HELP {family} {help}");
         let _ = writeln!(self.out, "# TYPE {family} {kind}");
     }
@@ -92,10 +85,8 @@ impl Writer<'_> {
     fn sample(&mut self, name: &str, labels: &[(&str, String)], v: f64) {
         self.out.push_str(name);
         let mut first = true;
-        for (k, val) in labels
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .chain(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        for (k, val) in
+            labels.iter().map(|(k, v)| (*k, v.as_str())).chain(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         {
             self.out.push(if first { '{' } else { ',' });
             first = false;
@@ -114,29 +105,17 @@ impl Writer<'_> {
 }
 
 fn gpu_labels(g: &GpuSample) -> Labels<'_> {
-    vec![
-        ("gpu", g.index.to_string()),
-        ("uuid", g.uuid.clone()),
-        ("model", g.model.clone()),
-    ]
+    vec![("gpu", g.index.to_string()), ("uuid", g.uuid.clone()), ("model", g.model.clone())]
 }
 
 fn process_labels(p: &ProcessSample, g: Option<&GpuSample>) -> Labels<'static> {
-    let mut l = vec![
-        ("gpu", p.gpu_index.to_string()),
-        ("uuid", p.gpu_uuid.clone()),
-    ];
+    let mut l = vec![("gpu", p.gpu_index.to_string()), ("uuid", p.gpu_uuid.clone())];
     if let Some(g) = g {
         l.push(("model", g.model.clone()));
     }
     l.push(("pid", p.pid.to_string()));
     l.push(("process", p.name.clone()));
-    for (k, v) in [
-        ("user", &p.user),
-        ("container", &p.container),
-        ("pod", &p.pod),
-        ("namespace", &p.namespace),
-    ] {
+    for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
         if let Some(v) = v {
             l.push((k, v.clone()));
         }
@@ -206,13 +185,7 @@ fn series<'s>(m: &MetricDef, snap: &'s NodeSnapshot) -> Vec<(Labels<'s>, f64)> {
         Accessor::Nic(get, _) => {
             for n in host.map(|h| h.nics.as_slice()).unwrap_or_default() {
                 if let Some(v) = get(n) {
-                    out.push((
-                        vec![
-                            ("interface", n.name.clone()),
-                            ("kind", n.kind.as_str().to_string()),
-                        ],
-                        v,
-                    ));
+                    out.push((vec![("interface", n.name.clone()), ("kind", n.kind.as_str().to_string())], v));
                 }
             }
         }
@@ -229,27 +202,11 @@ fn series<'s>(m: &MetricDef, snap: &'s NodeSnapshot) -> Vec<(Labels<'s>, f64)> {
 
 fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     w.header("gpuscope_build_info", "info", "gpuscope build information.");
-    w.sample(
-        "gpuscope_build_info",
-        &[("version", env!("CARGO_PKG_VERSION").to_string())],
-        1.0,
-    );
-    w.header(
-        "gpuscope_gpu_driver_up",
-        "gauge",
-        "1 when the NVIDIA driver (NVML) is loaded and answering.",
-    );
-    w.sample(
-        "gpuscope_gpu_driver_up",
-        &[],
-        if snap.agent.driver_up { 1.0 } else { 0.0 },
-    );
+    w.sample("gpuscope_build_info", &[("version", env!("CARGO_PKG_VERSION").to_string())], 1.0);
+    w.header("gpuscope_gpu_driver_up", "gauge", "1 when the NVIDIA driver (NVML) is loaded and answering.");
+    w.sample("gpuscope_gpu_driver_up", &[], if snap.agent.driver_up { 1.0 } else { 0.0 });
     if !snap.gpus.is_empty() {
-        w.header(
-            "gpuscope_gpu_info",
-            "info",
-            "GPU identity; the value is always 1.",
-        );
+        w.header("gpuscope_gpu_info", "info", "GPU identity; the value is always 1.");
         let driver = snap.driver.as_ref();
         for g in &snap.gpus {
             let mut l = gpu_labels(g);
@@ -257,10 +214,7 @@ fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             l.push(("serial", opt(&g.serial)));
             l.push(("pci_bus_id", opt(&g.pci_bus_id)));
             l.push(("compute_capability", opt(&g.compute_capability)));
-            l.push((
-                "driver_version",
-                driver.map(|d| d.driver_version.clone()).unwrap_or_default(),
-            ));
+            l.push(("driver_version", driver.map(|d| d.driver_version.clone()).unwrap_or_default()));
             w.sample("gpuscope_gpu_info", &l, 1.0);
         }
     }
@@ -279,44 +233,16 @@ fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
 
 fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     let a = &snap.agent;
-    w.header(
-        "gpuscope_agent_sample_duration_seconds",
-        "gauge",
-        "Wall time of the last sampling pass.",
-    );
-    w.sample(
-        "gpuscope_agent_sample_duration_seconds",
-        &[],
-        a.sample_duration_seconds,
-    );
-    w.header(
-        "gpuscope_agent_last_sample_timestamp_seconds",
-        "gauge",
-        "When the published snapshot was taken.",
-    );
-    w.sample(
-        "gpuscope_agent_last_sample_timestamp_seconds",
-        &[],
-        snap.timestamp_ms as f64 / 1000.0,
-    );
+    w.header("gpuscope_agent_sample_duration_seconds", "gauge", "Wall time of the last sampling pass.");
+    w.sample("gpuscope_agent_sample_duration_seconds", &[], a.sample_duration_seconds);
+    w.header("gpuscope_agent_last_sample_timestamp_seconds", "gauge", "When the published snapshot was taken.");
+    w.sample("gpuscope_agent_last_sample_timestamp_seconds", &[], snap.timestamp_ms as f64 / 1000.0);
     if !a.samplers.is_empty() {
-        w.header(
-            "gpuscope_agent_sampler_errors_total",
-            "counter",
-            "Sampling passes that failed, per sampler.",
-        );
+        w.header("gpuscope_agent_sampler_errors_total", "counter", "Sampling passes that failed, per sampler.");
         for (name, s) in &a.samplers {
-            w.sample(
-                "gpuscope_agent_sampler_errors_total",
-                &[("sampler", name.clone())],
-                s.errors_total as f64,
-            );
+            w.sample("gpuscope_agent_sampler_errors_total", &[("sampler", name.clone())], s.errors_total as f64);
         }
-        w.header(
-            "gpuscope_agent_sampler_up",
-            "gauge",
-            "1 when the sampler's last pass succeeded.",
-        );
+        w.header("gpuscope_agent_sampler_up", "gauge", "1 when the sampler's last pass succeeded.");
         for (name, s) in &a.samplers {
             w.sample(
                 "gpuscope_agent_sampler_up",
@@ -324,11 +250,7 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
                 if s.last_error.is_none() { 1.0 } else { 0.0 },
             );
         }
-        let succeeded: Vec<_> = a
-            .samplers
-            .iter()
-            .filter_map(|(n, s)| s.last_success_ms.map(|t| (n, t)))
-            .collect();
+        let succeeded: Vec<_> = a.samplers.iter().filter_map(|(n, s)| s.last_success_ms.map(|t| (n, t))).collect();
         if !succeeded.is_empty() {
             w.header(
                 "gpuscope_agent_sampler_last_success_timestamp_seconds",
@@ -351,11 +273,7 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             "NVML calls that failed (not counting NOT_SUPPORTED), per signal.",
         );
         for (call, n) in &a.nvml_errors {
-            w.sample(
-                "gpuscope_agent_nvml_errors_total",
-                &[("signal", call.clone())],
-                *n as f64,
-            );
+            w.sample("gpuscope_agent_nvml_errors_total", &[("signal", call.clone())], *n as f64);
         }
     }
     if !a.unsupported.is_empty() {
@@ -365,11 +283,7 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             "GPUs on which NVML reports the signal as not supported (absent, not zero).",
         );
         for (signal, n) in &a.unsupported {
-            w.sample(
-                "gpuscope_agent_unsupported_gpus",
-                &[("signal", signal.clone())],
-                *n as f64,
-            );
+            w.sample("gpuscope_agent_unsupported_gpus", &[("signal", signal.clone())], *n as f64);
         }
     }
 }
@@ -400,11 +314,7 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             ("Hostname", snap.node.hostname.clone()),
         ];
         // dcgm-exporter labels a GPU with the pod using it.
-        if let Some(p) = snap
-            .processes
-            .iter()
-            .find(|p| p.gpu_index == g.index && p.pod.is_some())
-        {
+        if let Some(p) = snap.processes.iter().find(|p| p.gpu_index == g.index && p.pod.is_some()) {
             l.push(("container", p.container.clone().unwrap_or_default()));
             l.push(("namespace", p.namespace.clone().unwrap_or_default()));
             l.push(("pod", p.pod.clone().unwrap_or_default()));
@@ -415,51 +325,25 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
         let (Some(alias), Accessor::Gpu(get, _)) = (m.dcgm, m.accessor) else {
             continue;
         };
-        let vals: Vec<_> = snap
-            .gpus
-            .iter()
-            .filter_map(|g| get(g).map(|v| (g, v)))
-            .collect();
+        let vals: Vec<_> = snap.gpus.iter().filter_map(|g| get(g).map(|v| (g, v))).collect();
         if vals.is_empty() {
             continue;
         }
         let kind = kind_str(alias.kind);
         // dcgm-exporter's counters carry no `_total`; OpenMetrics would demand one, so they are
         // declared as unknown-typed there, as Prometheus does when it converts them.
-        let kind = if w.format == Format::OpenMetrics && kind == "counter" {
-            "unknown"
-        } else {
-            kind
-        };
-        w.header(
-            alias.name,
-            kind,
-            &format!(
-                "{} ({}).",
-                m.help.trim_end_matches('.'),
-                dcgm_unit(alias.scale, m)
-            ),
-        );
+        let kind = if w.format == Format::OpenMetrics && kind == "counter" { "unknown" } else { kind };
+        w.header(alias.name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(alias.scale, m)));
         for (g, v) in vals {
             // dcgm-exporter reports %, MHz, MiB and mJ as integers.
-            let scaled = if alias.scale == 1.0 {
-                v
-            } else {
-                (v * alias.scale).round()
-            };
+            let scaled = if alias.scale == 1.0 { v } else { (v * alias.scale).round() };
             w.sample(alias.name, &labels(g), scaled);
         }
     }
 }
 
 /// Encodes `snap` into `out`. `extra` labels are added to every series (node labels).
-pub fn encode(
-    snap: &NodeSnapshot,
-    format: Format,
-    names: Names,
-    extra: &[(String, String)],
-    out: &mut String,
-) {
+pub fn encode(snap: &NodeSnapshot, format: Format, names: Names, extra: &[(String, String)], out: &mut String) {
     let mut w = Writer { out, format, extra };
     if names.native {
         native(&mut w, snap);
@@ -478,12 +362,8 @@ mod tests {
     use gpuscope_core::{CpuSample, HostSample};
 
     fn snap() -> NodeSnapshot {
-        let mut g = GpuSample {
-            index: 0,
-            uuid: "GPU-1".into(),
-            model: "NVIDIA H100 80GB HBM3".into(),
-            ..GpuSample::default()
-        };
+        let mut g =
+            GpuSample { index: 0, uuid: "GPU-1".into(), model: "NVIDIA H100 80GB HBM3".into(), ..GpuSample::default() };
         g.power_watts = Some(512.5);
         g.energy_joules = Some(1000.0);
         g.utilization_ratio = Some(0.97);
@@ -504,11 +384,7 @@ mod tests {
             gpus: vec![g],
             processes: vec![p],
             host: Some(HostSample {
-                cpus: vec![CpuSample {
-                    cpu: 0,
-                    busy_ratio: Some(0.5),
-                    iowait_ratio: None,
-                }],
+                cpus: vec![CpuSample { cpu: 0, busy_ratio: Some(0.5), iowait_ratio: None }],
                 ..HostSample::default()
             }),
             ..NodeSnapshot::default()
@@ -517,13 +393,7 @@ mod tests {
 
     fn text(format: Format, names: Names) -> String {
         let mut s = String::new();
-        encode(
-            &snap(),
-            format,
-            names,
-            &[("cluster".into(), "c1".into())],
-            &mut s,
-        );
+        encode(&snap(), format, names, &[("cluster".into(), "c1".into())], &mut s);
         s
     }
 
@@ -531,14 +401,13 @@ mod tests {
     fn text_format_lines() {
         let t = text(Format::Text, Names::default());
         assert!(t.contains("# TYPE gpuscope_gpu_energy_joules_total counter\n"));
-        assert!(t.contains("gpuscope_gpu_power_watts{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",cluster=\"c1\"} 512.5\n"));
+        assert!(t.contains(
+            "gpuscope_gpu_power_watts{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",cluster=\"c1\"} 512.5\n"
+        ));
         assert!(t.contains("gpuscope_gpu_clock_event_active{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",reason=\"sw_power_cap\",cluster=\"c1\"} 1\n"));
         assert!(t.contains("reason=\"gpu_idle\",cluster=\"c1\"} 0\n"));
         assert!(t.contains("gpuscope_gpu_xid_errors_total{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",xid=\"79\",cluster=\"c1\"} 2\n"));
-        assert!(
-            t.contains("process=\"py\\\"thon\",pod=\"trainer-0\",namespace=\"ml\""),
-            "label values are escaped"
-        );
+        assert!(t.contains("process=\"py\\\"thon\",pod=\"trainer-0\",namespace=\"ml\""), "label values are escaped");
         assert!(t.contains("# TYPE gpuscope_gpu_info gauge\n"));
         assert!(t.contains("gpuscope_host_cpu_core_busy_ratio{cpu=\"0\",cluster=\"c1\"} 0.5\n"));
         // Absent is not zero: no temperature was read, so no temperature series exists.
@@ -551,35 +420,21 @@ mod tests {
     #[test]
     fn openmetrics_families_and_eof() {
         let t = text(Format::OpenMetrics, Names::default());
-        assert!(t.contains(
-            "# TYPE gpuscope_gpu_energy_joules counter\ngpuscope_gpu_energy_joules_total{"
-        ));
+        assert!(t.contains("# TYPE gpuscope_gpu_energy_joules counter\ngpuscope_gpu_energy_joules_total{"));
         assert!(t.contains("# TYPE gpuscope_gpu info\ngpuscope_gpu_info{"));
         assert!(t.ends_with("# EOF\n"));
     }
 
     #[test]
     fn dcgm_names_units_and_labels() {
-        let t = text(
-            Format::Text,
-            Names {
-                native: false,
-                dcgm: true,
-            },
-        );
+        let t = text(Format::Text, Names { native: false, dcgm: true });
         assert!(!t.contains("gpuscope_"));
         assert!(t.contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n"));
         assert!(t.contains(
             "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-1\",pci_bus_id=\"\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"\",container=\"\",namespace=\"ml\",pod=\"trainer-0\",cluster=\"c1\"} 512.5\n"
         ));
         assert!(t.contains("} 1000000\n"), "energy in mJ");
-        assert!(
-            t.contains("DCGM_FI_DEV_GPU_UTIL{") && t.contains("} 97\n"),
-            "utilization in %"
-        );
-        assert!(
-            t.contains("DCGM_FI_DEV_FB_USED{") && t.contains("} 1024\n"),
-            "memory in MiB"
-        );
+        assert!(t.contains("DCGM_FI_DEV_GPU_UTIL{") && t.contains("} 97\n"), "utilization in %");
+        assert!(t.contains("DCGM_FI_DEV_FB_USED{") && t.contains("} 1024\n"), "memory in MiB");
     }
 }

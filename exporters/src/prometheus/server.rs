@@ -36,35 +36,21 @@ struct State {
 }
 
 fn negotiate(req: &Request<Incoming>) -> Format {
-    let accept = req
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains("application/openmetrics-text") {
-        Format::OpenMetrics
-    } else {
-        Format::Text
-    }
+    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") { Format::OpenMetrics } else { Format::Text }
 }
 
 fn wants_gzip(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.trim().split(';').next() == Some("gzip"))
-        })
+        .is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")))
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -73,17 +59,9 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let format = negotiate(req);
     let snap = state.rx.borrow().clone();
     let mut body = String::with_capacity(64 * 1024);
-    encode(
-        &snap,
-        format,
-        state.endpoint.names,
-        &state.endpoint.labels,
-        &mut body,
-    );
+    encode(&snap, format, state.endpoint.names, &state.endpoint.labels, &mut body);
     let scrapes = state.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-    let nanos = state
-        .encode_nanos
-        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    let nanos = state.encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if state.endpoint.names.native {
         // Self metrics of the endpoint go before the OpenMetrics terminator.
         let eof = format == Format::OpenMetrics && body.ends_with("# EOF\n");
@@ -91,20 +69,18 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             body.truncate(body.len() - "# EOF\n".len());
         }
         let (fam, total) = match format {
-            Format::Text => (
-                "gpuscope_exporter_scrapes_total",
-                "gpuscope_exporter_scrapes_total",
-            ),
-            Format::OpenMetrics => (
-                "gpuscope_exporter_scrapes",
-                "gpuscope_exporter_scrapes_total",
-            ),
+            Format::Text => ("gpuscope_exporter_scrapes_total", "gpuscope_exporter_scrapes_total"),
+            Format::OpenMetrics => ("gpuscope_exporter_scrapes", "gpuscope_exporter_scrapes_total"),
         };
         body.push_str(&format!(
             "# HELP {fam} Scrapes of /metrics served.\n# TYPE {fam} counter\n{total} {scrapes}\n\
              # HELP gpuscope_exporter_encode_seconds_total Time spent encoding scrapes.\n# TYPE {} counter\n\
              gpuscope_exporter_encode_seconds_total {}\n",
-            if format == Format::Text { "gpuscope_exporter_encode_seconds_total" } else { "gpuscope_exporter_encode_seconds" },
+            if format == Format::Text {
+                "gpuscope_exporter_encode_seconds_total"
+            } else {
+                "gpuscope_exporter_encode_seconds"
+            },
             nanos as f64 / 1e9
         ));
         if eof {
@@ -112,15 +88,11 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
     }
     let mut resp = if wants_gzip(req) {
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 4),
-            flate2::Compression::fast(),
-        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
         match gz.write_all(body.as_bytes()).and_then(|()| gz.finish()) {
             Ok(bytes) => {
                 let mut r = Response::new(Full::new(Bytes::from(bytes)));
-                r.headers_mut()
-                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
             Err(_) => Response::new(Full::new(Bytes::from(body))),
@@ -128,10 +100,7 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     } else {
         Response::new(Full::new(Bytes::from(body)))
     };
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     resp
 }
 
@@ -145,10 +114,7 @@ fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
         // Ready once the first sampling pass has been published.
         "/readyz" if state.rx.borrow().timestamp_ms > 0 => plain(StatusCode::OK, "ready\n"),
         "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "no sample yet\n"),
-        "/" => plain(
-            StatusCode::OK,
-            "gpuscope agent: /metrics /healthz /readyz\n",
-        ),
+        "/" => plain(StatusCode::OK, "gpuscope agent: /metrics /healthz /readyz\n"),
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -160,12 +126,7 @@ pub async fn serve(
     endpoint: Endpoint,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let state = Arc::new(State {
-        endpoint,
-        rx,
-        scrapes: AtomicU64::new(0),
-        encode_nanos: AtomicU64::new(0),
-    });
+    let state = Arc::new(State { endpoint, rx, scrapes: AtomicU64::new(0), encode_nanos: AtomicU64::new(0) });
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

@@ -57,26 +57,15 @@ static REPORT_ONCE: Once = Once::new();
 static EVENT_SETS: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
 static GPM_SAMPLES: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
 
-fn registry(
-    r: &'static OnceLock<Mutex<HashSet<usize>>>,
-) -> std::sync::MutexGuard<'static, HashSet<usize>> {
-    r.get_or_init(|| Mutex::new(HashSet::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+fn registry(r: &'static OnceLock<Mutex<HashSet<usize>>>) -> std::sync::MutexGuard<'static, HashSet<usize>> {
+    r.get_or_init(|| Mutex::new(HashSet::new())).lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn load() -> &'static Result<Loaded, String> {
     LOADED.get_or_init(|| {
         let (sim, clock) = clock::from_env().map_err(|e| e.to_string())?;
-        let devices = (0..sim.gpus().len() as u32)
-            .map(|index| Device { index })
-            .collect();
-        Ok(Loaded {
-            sim,
-            clock,
-            devices,
-            states: Mutex::new(HashMap::new()),
-        })
+        let devices = (0..sim.gpus().len() as u32).map(|index| Device { index }).collect();
+        Ok(Loaded { sim, clock, devices, states: Mutex::new(HashMap::new()) })
     })
 }
 
@@ -370,15 +359,11 @@ fn cstr_arg<'a>(p: *const c_char) -> Result<&'a str, Ret> {
         return Err(INVALID_ARGUMENT);
     }
     // SAFETY: the caller passes a NUL-terminated string.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|_| INVALID_ARGUMENT)
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| INVALID_ARGUMENT)
 }
 
 fn handle(l: &'static Loaded, index: u32) -> *mut c_void {
-    (&l.devices[index as usize] as *const Device)
-        .cast_mut()
-        .cast()
+    (&l.devices[index as usize] as *const Device).cast_mut().cast()
 }
 
 nvml! {
@@ -832,10 +817,7 @@ fn pci_info(dev: *mut c_void, pci: *mut PciInfo) -> Result<(), Ret> {
     )
 }
 
-fn link_state(
-    dev: *mut c_void,
-    link: c_uint,
-) -> Result<(&'static Loaded, &'static GpuInfo, Arc<GpuState>), Ret> {
+fn link_state(dev: *mut c_void, link: c_uint) -> Result<(&'static Loaded, &'static GpuInfo, Arc<GpuState>), Ret> {
     let (l, g, s) = state(dev)?;
     if g.preset.nvlinks == 0 {
         return Err(NOT_SUPPORTED);
@@ -857,19 +839,13 @@ fn retired_pages(dev: *mut c_void, cause: c_uint) -> Result<Vec<c_ulonglong>, Re
         1 => s.retired_pages,
         _ => return Err(INVALID_ARGUMENT),
     };
-    Ok((0..n)
-        .map(|i| 0x4_0000 + i * 0x1_3000 + u64::from(g.index) * 0x100_0000)
-        .collect())
+    Ok((0..n).map(|i| 0x4_0000 + i * 0x1_3000 + u64::from(g.index) * 0x100_0000).collect())
 }
 
 fn gpu_processes(dev: *mut c_void) -> Result<Vec<(c_uint, c_ulonglong)>, Ret> {
     let (l, g, _) = live(dev)?;
     let t = l.clock.now();
-    Ok(l.sim
-        .gpu_processes(g.index, t)
-        .into_iter()
-        .map(|p| (p.pid, p.memory_bytes))
-        .collect())
+    Ok(l.sim.gpu_processes(g.index, t).into_iter().map(|p| (p.pid, p.memory_bytes)).collect())
 }
 
 fn process_infos(procs: Vec<(c_uint, c_ulonglong)>) -> Vec<ProcessInfo> {
@@ -914,10 +890,7 @@ fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_
         59 => nvlink_only(Some(total(|l| l.recovery_errors))),
         82 if p.memory_temperature => ok(UINT, s.mem_temp_c.round().max(0.0) as u64),
         83 => ok(ULL, (s.energy_j * 1000.0) as u64),
-        90 if p.nvlinks > 0 => ok(
-            UINT,
-            (p.nvlink_link_bytes_per_second * 8.0 / 1e6 / 1.0) as u64,
-        ),
+        90 if p.nvlinks > 0 => ok(UINT, (p.nvlink_link_bytes_per_second * 8.0 / 1e6 / 1.0) as u64),
         91 => ok(UINT, u64::from(p.nvlinks)),
         94 => ok(UINT, s.pcie_replays),
         138 => nvlink_only(link(scope).map(|l| (l.tx_bytes / 1024.0) as u64)),
@@ -960,9 +933,7 @@ fn event_wait(set: *mut c_void, data: *mut EventData, timeout_ms: c_uint) -> Res
                     break;
                 }
                 *next += 1;
-                let wanted = devices
-                    .get(&e.gpu)
-                    .is_some_and(|types| types & EVENT_XID != 0);
+                let wanted = devices.get(&e.gpu).is_some_and(|types| types & EVENT_XID != 0);
                 if e.kind == gpuscope_sim::scenario::EventKind::Xid && wanted {
                     return out(
                         data,
@@ -981,7 +952,17 @@ fn event_wait(set: *mut c_void, data: *mut EventData, timeout_ms: c_uint) -> Res
         if left.is_zero() {
             return Err(TIMEOUT);
         }
-        std::thread::sleep(left.min(Duration::from_millis(10)));
+        // Sleep until the next event is due (or the timeout), like a driver blocking in the
+        // kernel: polling here would bill the caller for a busy loop a real GPU never costs.
+        let next_due = {
+            let next = *es.next.lock().unwrap_or_else(|e| e.into_inner());
+            l.sim.events().get(next).map(|e| l.clock.unix_at(e.at_s) - unix_now())
+        };
+        let until_event = match (next_due, l.clock.frozen) {
+            (Some(secs), None) => Duration::from_secs_f64(secs.max(0.001)),
+            _ => left,
+        };
+        std::thread::sleep(left.min(until_event));
     }
 }
 
@@ -1031,12 +1012,7 @@ fn gpm_metrics_get(mg: *mut GpmMetricsGet) -> Result<(), Ret> {
     }
     drop(samples);
     // SAFETY: both samples are live allocations from nvmlGpmSampleAlloc.
-    let (s1, s2) = unsafe {
-        (
-            (*mg.sample1.cast::<GpmSample>()).taken,
-            (*mg.sample2.cast::<GpmSample>()).taken,
-        )
-    };
+    let (s1, s2) = unsafe { ((*mg.sample1.cast::<GpmSample>()).taken, (*mg.sample2.cast::<GpmSample>()).taken) };
     let (Some((g1, t1)), Some((g2, t2))) = (s1, s2) else {
         return Err(INVALID_ARGUMENT);
     };
@@ -1068,14 +1044,7 @@ fn gpm_metrics_get(mg: *mut GpmMetricsGet) -> Result<(), Ret> {
             61 => Some(get(G::NvlinkTx) / MIB),
             62..=97 if (id - 62) / 2 < links => {
                 let per = f64::from(links.max(1));
-                Some(
-                    if (id - 62) % 2 == 0 {
-                        get(G::NvlinkRx)
-                    } else {
-                        get(G::NvlinkTx)
-                    } / per
-                        / MIB,
-                )
+                Some(if (id - 62) % 2 == 0 { get(G::NvlinkRx) } else { get(G::NvlinkTx) } / per / MIB)
             }
             _ => None,
         };
@@ -1085,15 +1054,9 @@ fn gpm_metrics_get(mg: *mut GpmMetricsGet) -> Result<(), Ret> {
         };
         m.nvml_return = ret;
         m.value = v;
-        let names = GPM_NAMES
-            .iter()
-            .find(|(i, _, _)| *i == id || (id >= 62 && *i == 62));
+        let names = GPM_NAMES.iter().find(|(i, _, _)| *i == id || (id >= 62 && *i == 62));
         let (name, unit) = names.map_or((c"unknown", c""), |(_, n, u)| (*n, *u));
-        m.info = GpmMetricInfo {
-            short_name: name.as_ptr(),
-            long_name: name.as_ptr(),
-            unit: unit.as_ptr(),
-        };
+        m.info = GpmMetricInfo { short_name: name.as_ptr(), long_name: name.as_ptr(), unit: unit.as_ptr() };
     }
     Ok(())
 }

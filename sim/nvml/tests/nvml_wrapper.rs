@@ -13,25 +13,18 @@ use std::process::Command;
 fn lib() -> PathBuf {
     let probe = PathBuf::from(env!("CARGO_BIN_EXE_gpuscope-nvml-probe"));
     let dir = probe.parent().expect("target dir").to_path_buf();
-    [
-        dir.join("libgpuscope_nvml_sim.so"),
-        dir.join("deps/libgpuscope_nvml_sim.so"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .expect("libgpuscope_nvml_sim.so is built next to the probe")
+    [dir.join("libgpuscope_nvml_sim.so"), dir.join("deps/libgpuscope_nvml_sim.so")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("libgpuscope_nvml_sim.so is built next to the probe")
 }
 
 fn probe(env: &[(&str, String)], extra: &[&str]) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpuscope-nvml-probe"));
     cmd.arg(lib()).args(extra);
-    for k in [
-        "GPUSCOPE_SIM_SCENARIO",
-        "GPUSCOPE_SIM_TIME",
-        "GPUSCOPE_SIM_START",
-        "GPUSCOPE_SIM_SPEED",
-        "GPUSCOPE_SIM_NODE",
-    ] {
+    for k in
+        ["GPUSCOPE_SIM_SCENARIO", "GPUSCOPE_SIM_TIME", "GPUSCOPE_SIM_START", "GPUSCOPE_SIM_SPEED", "GPUSCOPE_SIM_NODE"]
+    {
         cmd.env_remove(k);
     }
     for (k, v) in env {
@@ -48,13 +41,7 @@ fn probe(env: &[(&str, String)], extra: &[&str]) -> Value {
 }
 
 fn frozen(scenario: &str, t: f64) -> Value {
-    probe(
-        &[
-            ("GPUSCOPE_SIM_SCENARIO", scenario.into()),
-            ("GPUSCOPE_SIM_TIME", t.to_string()),
-        ],
-        &[],
-    )
+    probe(&[("GPUSCOPE_SIM_SCENARIO", scenario.into()), ("GPUSCOPE_SIM_TIME", t.to_string())], &[])
 }
 
 fn engine(scenario: &str) -> Simulation {
@@ -77,12 +64,7 @@ fn h100_node_reports_the_scenario_values() {
     assert_eq!(out["driver_version"], "550.54.15");
     assert_eq!(out["cuda_driver_version"], 12040);
     assert_eq!(out["device_count"], 8);
-    for (i, d) in out["devices"]
-        .as_array()
-        .expect("devices")
-        .iter()
-        .enumerate()
-    {
+    for (i, d) in out["devices"].as_array().expect("devices").iter().enumerate() {
         let info = &sim.gpus()[i];
         let s = sim.gpu(i as u32, t).expect("state");
         assert_eq!(d["name"], "NVIDIA H100 80GB HBM3");
@@ -116,11 +98,7 @@ fn h100_node_reports_the_scenario_values() {
         assert_eq!(d["processes"][0]["pid"], 41001);
         assert_eq!(d["processes"][0]["memory"], 62u64 << 30);
         assert_eq!(d["process_utilization"][0]["pid"], 41001);
-        assert_eq!(
-            d["process_utilization"][0]["sm"],
-            pct(s.util),
-            "the only process gets all of the GPU"
-        );
+        assert_eq!(d["process_utilization"][0]["sm"], pct(s.util), "the only process gets all of the GPU");
         // GPM: two samples at one frozen instant give the instantaneous ratios, in percent.
         let gpm = &d["gpm"];
         for (key, want) in [
@@ -132,11 +110,7 @@ fn h100_node_reports_the_scenario_values() {
             ("sm_occupancy", s.sm_occupancy),
         ] {
             let got = gpm[key].as_f64().unwrap_or(f64::NAN);
-            assert!(
-                (got - want * 100.0).abs() < 1e-9,
-                "gpu {i} {key}: {got} vs {}",
-                want * 100.0
-            );
+            assert!((got - want * 100.0).abs() < 1e-9, "gpu {i} {key}: {got} vs {}", want * 100.0);
         }
         // Row remapping fields (142–145), HBM temperature (82), NVLink CRC total (45).
         let f = d["fields"].as_array().expect("fields");
@@ -151,13 +125,8 @@ fn h100_node_reports_the_scenario_values() {
 fn gpm_averages_between_two_samples_on_a_running_clock() {
     // A running clock: GPM reports the mean over the 100 ms between its samples.
     let start = unix_now() - 50.0;
-    let out = probe(
-        &[
-            ("GPUSCOPE_SIM_SCENARIO", "no-tensor-cores".into()),
-            ("GPUSCOPE_SIM_START", start.to_string()),
-        ],
-        &[],
-    );
+    let out =
+        probe(&[("GPUSCOPE_SIM_SCENARIO", "no-tensor-cores".into()), ("GPUSCOPE_SIM_START", start.to_string())], &[]);
     let d = &out["devices"][0];
     let fp32 = d["gpm"]["fp32"].as_f64().expect("fp32");
     let tensor = d["gpm"]["tensor"].as_f64().expect("tensor");
@@ -172,10 +141,7 @@ fn ampere_has_row_remapping_and_no_gpm() {
     let d = &out["devices"][2];
     assert_eq!(d["name"], "NVIDIA A100-SXM4-80GB");
     assert_eq!(d["compute_capability"], "8.0");
-    assert_eq!(
-        d["gpm"]["supported"], false,
-        "GPM is absent before Hopper, not zero"
-    );
+    assert_eq!(d["gpm"]["supported"], false, "GPM is absent before Hopper, not zero");
     assert_eq!(err(&d["gpm"]["sample"]), "NotSupported");
     let f = d["fields"].as_array().expect("fields");
     assert_eq!(
@@ -183,16 +149,9 @@ fn ampere_has_row_remapping_and_no_gpm() {
         (Value::from(1), Value::from(1), Value::from(0)),
         "one uncorrectable remap pending"
     );
-    assert_eq!(
-        err(&d["retired_pending"]),
-        "NotSupported",
-        "Ampere remaps rows instead of retiring pages"
-    );
+    assert_eq!(err(&d["retired_pending"]), "NotSupported", "Ampere remaps rows instead of retiring pages");
     assert_eq!(d["nvlink_active"], 12);
-    assert_eq!(
-        out["devices"][0]["fields"][2], 0,
-        "the other GPUs have nothing pending"
-    );
+    assert_eq!(out["devices"][0]["fields"][2], 0, "the other GPUs have nothing pending");
     let before = frozen("row-remap", 59.0);
     assert_eq!(before["devices"][2]["fields"][2], 0);
 }
@@ -210,11 +169,7 @@ fn volta_retires_pages_and_l4_lacks_hbm_and_nvlink() {
     let d = &l4["devices"][1];
     assert_eq!(d["name"], "NVIDIA L4");
     assert_eq!(d["power_limit_mw"], 72_000);
-    assert_eq!(
-        err(&d["fields"][4]),
-        "NotSupported",
-        "GDDR6 has no memory temperature sensor"
-    );
+    assert_eq!(err(&d["fields"][4]), "NotSupported", "GDDR6 has no memory temperature sensor");
     assert_eq!(d["nvlink_active"], 0);
     assert_eq!(d["processes"][0]["pid"], 7311);
 }
@@ -240,10 +195,7 @@ fn events_ecc_and_clock_reasons_appear_at_their_times() {
         .expect("an idle second");
     assert_eq!(frozen("power-capped", on)["devices"][0]["throttle"], 0x4);
     assert_eq!(frozen("power-capped", off)["devices"][0]["throttle"], 0);
-    assert_eq!(
-        frozen("power-capped", on)["devices"][0]["power_limit_mw"],
-        450_000
-    );
+    assert_eq!(frozen("power-capped", on)["devices"][0]["power_limit_mw"], 450_000);
     let idle = frozen("gpu-idle-allocated", 600.0);
     assert_eq!(idle["devices"][1]["throttle"], 0x1, "GPU idle");
     assert_eq!(idle["devices"][1]["utilization"]["gpu"], 0);
@@ -255,53 +207,29 @@ fn a_lost_gpu_answers_gpu_is_lost_and_the_others_keep_going() {
     let out = frozen("gpu-lost", 130.0);
     assert_eq!(out["device_count"], 8);
     let lost = &out["devices"][3];
-    for key in [
-        "name",
-        "uuid",
-        "memory",
-        "utilization",
-        "power_mw",
-        "temperature_c",
-        "processes",
-    ] {
+    for key in ["name", "uuid", "memory", "utilization", "power_mw", "temperature_c", "processes"] {
         assert_eq!(err(&lost[key]), "GpuLost", "{key}");
     }
     for i in [0, 2, 4, 7] {
         assert_eq!(out["devices"][i]["name"], "NVIDIA H100 80GB HBM3");
-        assert!(
-            out["devices"][i]["power_mw"]
-                .as_u64()
-                .is_some_and(|p| p > 100_000)
-        );
+        assert!(out["devices"][i]["power_mw"].as_u64().is_some_and(|p| p > 100_000));
     }
-    assert_eq!(
-        frozen("gpu-lost", 119.0)["devices"][3]["name"],
-        "NVIDIA H100 80GB HBM3"
-    );
+    assert_eq!(frozen("gpu-lost", 119.0)["devices"][3]["name"], "NVIDIA H100 80GB HBM3");
 }
 
 #[test]
 fn an_xid_event_is_delivered_at_its_time() {
     // Scenario time 119.4 s now: XID 79 on GPU 3 is due in 0.6 s.
     let start = unix_now() - 119.4;
-    let env = [
-        ("GPUSCOPE_SIM_SCENARIO", "gpu-lost".to_string()),
-        ("GPUSCOPE_SIM_START", format!("{start:.6}")),
-    ];
+    let env = [("GPUSCOPE_SIM_SCENARIO", "gpu-lost".to_string()), ("GPUSCOPE_SIM_START", format!("{start:.6}"))];
     let ev = probe(&env, &["--wait-xid", "5000"]);
     assert_eq!(ev["xid"], 79, "{ev}");
     assert_eq!(ev["gpu"], 3);
     let waited = ev["waited_ms"].as_u64().expect("waited");
-    assert!(
-        (300..3000).contains(&waited),
-        "delivered after {waited} ms, due after ~600 ms"
-    );
+    assert!((300..3000).contains(&waited), "delivered after {waited} ms, due after ~600 ms");
     // An event set created after the event never sees it: it times out.
     let late = probe(
-        &[
-            ("GPUSCOPE_SIM_SCENARIO", "gpu-lost".into()),
-            ("GPUSCOPE_SIM_TIME", "300".into()),
-        ],
+        &[("GPUSCOPE_SIM_SCENARIO", "gpu-lost".into()), ("GPUSCOPE_SIM_TIME", "300".into())],
         &["--wait-xid", "200"],
     );
     assert_eq!(late["error"], "Timeout");
@@ -323,8 +251,5 @@ fn the_same_frozen_time_gives_identical_readings() {
         }
         v
     };
-    assert_eq!(
-        strip(frozen("comm-bound", 321.5)),
-        strip(frozen("comm-bound", 321.5))
-    );
+    assert_eq!(strip(frozen("comm-bound", 321.5)), strip(frozen("comm-bound", 321.5)));
 }

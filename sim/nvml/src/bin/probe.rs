@@ -58,10 +58,7 @@ fn wait_xid(nvml: &Nvml, ms: u32) -> Value {
         if let Ok(d) = nvml.device_by_index(i)
             && d.uuid().is_ok()
         {
-            match d.register_events(
-                nvml_wrapper::bitmasks::event::EventTypes::CRITICAL_XID_ERROR,
-                set,
-            ) {
+            match d.register_events(nvml_wrapper::bitmasks::event::EventTypes::CRITICAL_XID_ERROR, set) {
                 Ok(s) => set = s,
                 Err(e) => return json!({ "error": format!("register {i}: {:?}", e.error) }),
             }
@@ -94,12 +91,10 @@ fn snapshot(nvml: &Nvml) -> Value {
                 continue;
             }
         };
-        let mem = d.memory_info().map(
-            |m| json!({ "total": m.total, "used": m.used, "free": m.free, "reserved": m.reserved }),
-        );
-        let util = d
-            .utilization_rates()
-            .map(|u| json!({ "gpu": u.gpu, "memory": u.memory }));
+        let mem = d
+            .memory_info()
+            .map(|m| json!({ "total": m.total, "used": m.used, "free": m.free, "reserved": m.reserved }));
+        let util = d.utilization_rates().map(|u| json!({ "gpu": u.gpu, "memory": u.memory }));
         let procs = d.running_compute_processes().map(|ps| {
             Value::from(
                 ps.iter()
@@ -114,7 +109,11 @@ fn snapshot(nvml: &Nvml) -> Value {
             )
         });
         let putil = d.process_utilization_stats(None).map(|ss| {
-            Value::from(ss.iter().map(|s| json!({ "pid": s.pid, "sm": s.sm_util, "mem": s.mem_util, "timestamp": s.timestamp })).collect::<Vec<_>>())
+            Value::from(
+                ss.iter()
+                    .map(|s| json!({ "pid": s.pid, "sm": s.sm_util, "mem": s.mem_util, "timestamp": s.timestamp }))
+                    .collect::<Vec<_>>(),
+            )
         });
         let gpm = match d.gpm_support() {
             Ok(true) => {
@@ -135,8 +134,7 @@ fn snapshot(nvml: &Nvml) -> Value {
                 })();
                 match r {
                     Ok(rs) => {
-                        let vals: Vec<Value> =
-                            rs.into_iter().map(|m| v(m.map(|m| m.value))).collect();
+                        let vals: Vec<Value> = rs.into_iter().map(|m| v(m.map(|m| m.value))).collect();
                         json!({ "sm_util": vals[0], "sm_occupancy": vals[1], "tensor": vals[2], "dram": vals[3], "fp64": vals[4], "fp32": vals[5], "fp16": vals[6] })
                     }
                     Err(e) => json!({ "error": format!("{e:?}") }),
@@ -149,14 +147,7 @@ fn snapshot(nvml: &Nvml) -> Value {
             Err(e) => json!({ "error": format!("{e:?}") }),
         };
         let fields = d
-            .field_values_for(&[
-                FieldId(142),
-                FieldId(143),
-                FieldId(144),
-                FieldId(145),
-                FieldId(82),
-                FieldId(45),
-            ])
+            .field_values_for(&[FieldId(142), FieldId(143), FieldId(144), FieldId(145), FieldId(82), FieldId(45)])
             .map(|fs| {
                 Value::from(
                     fs.into_iter()
@@ -173,12 +164,8 @@ fn snapshot(nvml: &Nvml) -> Value {
                         .collect::<Vec<_>>(),
                 )
             });
-        let cc = d
-            .cuda_compute_capability()
-            .map(|c| format!("{}.{}", c.major, c.minor));
-        let nvlink_active = (0..18)
-            .filter(|l| d.link_wrapper_for(*l).is_active().unwrap_or(false))
-            .count();
+        let cc = d.cuda_compute_capability().map(|c| format!("{}.{}", c.major, c.minor));
+        let nvlink_active = (0..18).filter(|l| d.link_wrapper_for(*l).is_active().unwrap_or(false)).count();
         devices.push(json!({
             "index": i,
             "name": v(d.name()),
