@@ -45,7 +45,6 @@ impl TreeWriter {
         let host = sim.host(t);
         let btime = (clock.start_unix - UPTIME_AT_START_S).floor().max(0.0) as u64;
         let procs = sim.processes(t);
-        self.put("proc/stat", &proc_stat(&host, t, btime, procs.len()))?;
         self.put("proc/meminfo", &meminfo(&host))?;
         self.put("proc/sys/kernel/hostname", &format!("{}\n", sim.hostname()))?;
 
@@ -84,6 +83,8 @@ impl TreeWriter {
             }
         }
         self.written_pids = alive;
+        // Last: once proc/stat exists, the whole tree of the first pass does.
+        self.put("proc/stat", &proc_stat(&host, t, btime, procs.len()))?;
         Ok(())
     }
 
