@@ -21,9 +21,23 @@ pub struct NodeSnapshot {
     pub processes: Vec<ProcessSample>,
     /// Host signals; `None` when the host samplers have not produced a reading yet.
     pub host: Option<HostSample>,
+    /// The most recent XID events (oldest first, at most a few hundred), with their times.
+    #[serde(default)]
+    pub xid_events: Vec<XidEvent>,
     /// How the sampling itself went (the agent's own health).
     #[serde(default)]
     pub agent: AgentStats,
+}
+
+/// One XID event as the agent received it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XidEvent {
+    /// When it arrived, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// GPU index.
+    pub gpu: u32,
+    /// XID code.
+    pub code: u64,
 }
 
 /// The agent's own health: sampling cost, failures, unsupported signals.

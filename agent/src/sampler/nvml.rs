@@ -592,6 +592,7 @@ impl Sampler for NvmlSampler {
             *snap.agent.nvml_errors.entry(k).or_insert(0) += v;
         }
         snap.agent.unsupported = unsupported;
+        snap.xid_events = self.xid.as_ref().map(XidWatcher::recent).unwrap_or_default();
         Ok(())
     }
 }

@@ -10,16 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// One XID event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XidEvent {
-    /// When the agent received it, milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-    /// GPU index.
-    pub gpu: u32,
-    /// XID code.
-    pub code: u64,
-}
+pub use gpuscope_core::XidEvent;
 
 /// What the XID thread has seen since the agent started.
 #[derive(Debug, Default)]
