@@ -31,6 +31,9 @@ enum Command {
     },
     /// Install the agent as a hardened systemd service with a default configuration.
     Install(cmd::install::InstallArgs),
+    /// The bottleneck and health rules.
+    #[command(subcommand)]
+    Rules(cmd::rules::RulesCommand),
     /// Simulated GPU nodes: list and inspect scenarios, point NVML at the simulator, write /proc.
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Agent(o) => cmd::agent::run(&o),
         Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
+        Command::Rules(c) => cmd::rules::run(c),
         Command::Sim(c) => cmd::sim::run(c),
     };
     match result {

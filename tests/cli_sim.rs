@@ -105,3 +105,15 @@ fn a_malformed_scenario_file_is_a_clear_error_with_exit_code_2() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("healthy-bf16-training"), "lists the built-in names");
 }
+
+#[test]
+fn rules_list_names_every_rule_and_the_docs_are_current() {
+    let o = gpuscope(&["rules", "list"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 32, "a header and the 31 rules of RULES.md");
+    assert!(text.lines().any(|l| l.starts_with("xid-error ") && l.contains("gpu") && l.contains("now")));
+    let md = stdout(&gpuscope(&["rules", "list", "--markdown"]));
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md")).expect("docs/rules.md");
+    assert_eq!(md, doc, "docs/rules.md is stale: regenerate with `gpuscope rules list --markdown > docs/rules.md`");
+}

@@ -3,4 +3,5 @@
 pub mod agent;
 pub mod install;
 pub mod query;
+pub mod rules;
 pub mod sim;

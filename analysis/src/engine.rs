@@ -1,0 +1,203 @@
+//! The analyzer: keeps a window per node, evaluates every rule, and turns conditions into
+//! findings with hysteresis (open after `sustain`, close after `clear`), so they do not flap.
+
+use crate::config::AnalysisConfig;
+use crate::rules::{Ctx, Hit, RULES, RuleInfo};
+use crate::window::NodeWindow;
+use gpuscope_core::{Finding, FindingScope, NodeSnapshot};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A finding opened or closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A condition held for its sustain period.
+    Opened(Finding),
+    /// An open finding's condition stayed false for its clear period; `at_ms` is when.
+    Closed {
+        /// The finding as it was last seen.
+        finding: Finding,
+        /// When it closed, ms since the epoch.
+        at_ms: u64,
+    },
+}
+
+struct State {
+    first_ms: u64,
+    last_true_ms: u64,
+    open: Option<Finding>,
+}
+
+/// The analysis state of a fleet (or one node).
+pub struct Analyzer {
+    cfg: AnalysisConfig,
+    nodes: BTreeMap<String, NodeWindow>,
+    states: BTreeMap<String, State>,
+    retention_ms: u64,
+}
+
+fn key(rule: &str, h: &Hit) -> String {
+    let gpus: Vec<String> = h.gpus.iter().map(u32::to_string).collect();
+    format!("{rule}|{}|{}|{}", h.job.as_deref().unwrap_or(""), h.node.as_deref().unwrap_or(""), gpus.join(","))
+}
+
+impl Analyzer {
+    /// An analyzer keeping `retention_s` seconds of history per node (at least the longest window
+    /// a rule needs).
+    pub fn new(cfg: AnalysisConfig, retention_s: f64) -> Analyzer {
+        let needed = cfg.thresholds.hw_slowdown_window_s.max(cfg.thresholds.event_hold_s).max(retention_s);
+        let retention_ms = (needed * cfg.scale() * 1000.0) as u64;
+        Analyzer { cfg, nodes: BTreeMap::new(), states: BTreeMap::new(), retention_ms }
+    }
+
+    /// Adds a snapshot to its node's window.
+    pub fn ingest(&mut self, snap: Arc<NodeSnapshot>) {
+        let node = snap.node.hostname.clone();
+        self.nodes.entry(node).or_insert_with(|| NodeWindow::new(self.retention_ms)).push(snap);
+    }
+
+    /// The window of `node`.
+    pub fn window(&self, node: &str) -> Option<&NodeWindow> {
+        self.nodes.get(node)
+    }
+
+    /// Forgets a node (it stopped reporting and its findings closed).
+    pub fn remove_node(&mut self, node: &str) {
+        self.nodes.remove(node);
+    }
+
+    /// Evaluates every rule at `now_ms` and returns what opened and closed.
+    pub fn evaluate(&mut self, now_ms: u64) -> Vec<Change> {
+        let ctx = Ctx {
+            now_ms,
+            nodes: self.nodes.iter().map(|(n, w)| (n.as_str(), w)).collect(),
+            t: &self.cfg.thresholds,
+            scale: self.cfg.scale(),
+        };
+        let mut hits: BTreeMap<String, (&'static RuleInfo, Hit)> = BTreeMap::new();
+        for rule in RULES.iter().filter(|r| self.cfg.enabled(r.id)) {
+            let Some(eval) = rule.eval else { continue };
+            for h in eval(&ctx) {
+                hits.insert(key(rule.id, &h), (rule, h));
+            }
+        }
+        drop(ctx);
+        let mut changes = Vec::new();
+        for (k, (rule, h)) in &hits {
+            let timing = self.cfg.timing(rule.id, rule.timing);
+            let st =
+                self.states.entry(k.clone()).or_insert(State { first_ms: now_ms, last_true_ms: now_ms, open: None });
+            st.last_true_ms = now_ms;
+            let finding = Finding {
+                rule: rule.id.to_string(),
+                severity: h.severity.unwrap_or(rule.severity),
+                scope: FindingScope { node: h.node.clone(), gpus: h.gpus.clone(), job: h.job.clone() },
+                since_ms: st.first_ms,
+                summary: h.summary.clone(),
+                evidence: h.evidence.clone(),
+                recommendation: h.recommendation.clone().unwrap_or_else(|| rule.recommendation.to_string()),
+                docs: Some(rule.docs()),
+                action: h.action.or(rule.action),
+            };
+            match &mut st.open {
+                Some(open) => *open = finding,
+                None if now_ms.saturating_sub(st.first_ms) as f64 >= timing.sustain_s * 1000.0 => {
+                    st.open = Some(finding.clone());
+                    changes.push(Change::Opened(finding));
+                }
+                None => {}
+            }
+        }
+        let cfg = &self.cfg;
+        self.states.retain(|k, st| {
+            if hits.contains_key(k) {
+                return true;
+            }
+            let Some(open) = &st.open else { return false };
+            let own = crate::rules::rule(&open.rule)
+                .map_or(crate::config::Timing { sustain_s: 60.0, clear_s: 60.0 }, |r| r.timing);
+            let clear_ms = (cfg.timing(&open.rule, own).clear_s * 1000.0) as u64;
+            if now_ms.saturating_sub(st.last_true_ms) >= clear_ms {
+                changes.push(Change::Closed { finding: open.clone(), at_ms: now_ms });
+                false
+            } else {
+                true
+            }
+        });
+        changes
+    }
+
+    /// Findings open now.
+    pub fn active(&self) -> Vec<&Finding> {
+        self.states.values().filter_map(|s| s.open.as_ref()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpuscope_core::{GpuSample, NodeInfo};
+
+    fn snap(t_s: u64, used_fraction: f64) -> Arc<NodeSnapshot> {
+        let total = 80u64 << 30;
+        Arc::new(NodeSnapshot {
+            node: NodeInfo { hostname: "n0".into(), ..NodeInfo::default() },
+            timestamp_ms: t_s * 1000,
+            gpus: vec![GpuSample {
+                index: 0,
+                memory_total_bytes: Some(total),
+                memory_used_bytes: Some((total as f64 * used_fraction) as u64),
+                ..GpuSample::default()
+            }],
+            ..NodeSnapshot::default()
+        })
+    }
+
+    /// Memory at 97 % for 70 s, 30 s below, 40 s above, 70 s below.
+    #[test]
+    fn findings_open_after_sustain_and_do_not_flap() {
+        let mut a = Analyzer::new(AnalysisConfig::default(), 600.0);
+        let mut log = Vec::new();
+        for t in 0..=210u64 {
+            let full = t < 70 || (100..140).contains(&t);
+            a.ingest(snap(t, if full { 0.97 } else { 0.5 }));
+            for c in a.evaluate(t * 1000) {
+                match c {
+                    Change::Opened(f) => log.push(("open", t, f.since_ms / 1000)),
+                    Change::Closed { at_ms, .. } => log.push(("close", at_ms / 1000, 0)),
+                }
+            }
+        }
+        assert_eq!(
+            log,
+            vec![("open", 60, 0), ("close", 199, 0)],
+            "one finding, opened after 60 s, closed 60 s after the last hit"
+        );
+        assert!(a.active().is_empty());
+    }
+
+    #[test]
+    fn disabled_rules_and_overridden_timing() {
+        let mut cfg = AnalysisConfig::default();
+        cfg.rules.insert(
+            "memory-near-full".into(),
+            crate::config::RuleSettings { sustain_s: Some(5.0), ..Default::default() },
+        );
+        let mut a = Analyzer::new(cfg.clone(), 600.0);
+        let mut opened = None;
+        for t in 0..20u64 {
+            a.ingest(snap(t, 0.99));
+            if a.evaluate(t * 1000).iter().any(|c| matches!(c, Change::Opened(_))) {
+                opened.get_or_insert(t);
+            }
+        }
+        assert_eq!(opened, Some(5));
+        cfg.rules
+            .insert("memory-near-full".into(), crate::config::RuleSettings { disabled: true, ..Default::default() });
+        let mut a = Analyzer::new(cfg, 600.0);
+        for t in 0..100u64 {
+            a.ingest(snap(t, 0.99));
+            assert!(a.evaluate(t * 1000).is_empty());
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The bottleneck and health rules of `RULES.md`: pure functions from windows of node
+//! snapshots to findings, and the hysteresis that opens a finding only after its condition held
+//! for a sustain period and closes it only after it stayed false for a clear period.
+
+pub mod config;
+pub mod engine;
+pub mod rules;
+pub mod window;
+pub mod xid;
+
+pub use config::AnalysisConfig;
+pub use engine::{Analyzer, Change};
+pub use rules::{RULES, RuleInfo, RuleScope};
+pub use window::NodeWindow;
