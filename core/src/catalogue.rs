@@ -164,6 +164,69 @@ impl MetricValue for bool {
     }
 }
 
+/// OTLP attribute keys, shared by the encoder (agent) and the decoder (collector).
+pub mod otlp_keys {
+    /// GPU UUID (semantic convention `hw.id`).
+    pub const HW_ID: &str = "hw.id";
+    /// `gpu` for GPU series.
+    pub const HW_TYPE: &str = "hw.type";
+    /// GPU product name.
+    pub const HW_MODEL: &str = "hw.model";
+    /// GPU vendor.
+    pub const HW_VENDOR: &str = "hw.vendor";
+    /// NVML index of the GPU.
+    pub const GPU_INDEX: &str = "gpuscope.gpu.index";
+    /// Compute capability (on `gpuscope.gpu.up` points).
+    pub const GPU_CC: &str = "gpuscope.gpu.compute_capability";
+    /// Board serial (on `gpuscope.gpu.up` points).
+    pub const GPU_SERIAL: &str = "gpuscope.gpu.serial";
+    /// PCI bus id (on `gpuscope.gpu.up` points).
+    pub const GPU_PCI: &str = "gpuscope.gpu.pci_bus_id";
+    /// Process id.
+    pub const PID: &str = "process.pid";
+    /// Process name.
+    pub const PROCESS: &str = "process.executable.name";
+    /// Process owner.
+    pub const OWNER: &str = "process.owner";
+    /// Container id.
+    pub const CONTAINER: &str = "container.id";
+    /// Kubernetes pod name.
+    pub const POD: &str = "k8s.pod.name";
+    /// Kubernetes namespace.
+    pub const NAMESPACE: &str = "k8s.namespace.name";
+    /// Kubernetes pod UID.
+    pub const POD_UID: &str = "k8s.pod.uid";
+    /// CPU core.
+    pub const CPU: &str = "cpu.logical_number";
+    /// Network interface.
+    pub const INTERFACE: &str = "network.interface.name";
+    /// Ethernet or InfiniBand.
+    pub const NIC_KIND: &str = "gpuscope.network.kind";
+    /// Block device.
+    pub const DEVICE: &str = "system.device";
+    /// Host name (resource).
+    pub const HOST_NAME: &str = "host.name";
+    /// Machine id (resource).
+    pub const HOST_ID: &str = "host.id";
+    /// Job label (resource).
+    pub const JOB: &str = "gpuscope.job";
+    /// Node labels are resource attributes with this prefix.
+    pub const LABEL_PREFIX: &str = "gpuscope.label.";
+    /// NVIDIA driver version (resource).
+    pub const DRIVER: &str = "gpuscope.driver.version";
+
+    /// The OTLP attribute that carries a labelled signal's extra label.
+    pub fn for_label(label: &str) -> &'static str {
+        match label {
+            "reason" => "gpuscope.clock_event.reason",
+            "xid" => "gpuscope.xid.code",
+            "link" => "gpuscope.nvlink.link",
+            "cpu" => CPU,
+            _ => "gpuscope.label",
+        }
+    }
+}
+
 /// NVML clock event (throttle) reason bits and their label values.
 pub const CLOCK_EVENT_REASONS: &[(u64, &str)] = &[
     (0x1, "gpu_idle"),

@@ -1,0 +1,246 @@
+//! `ExportMetricsServiceRequest` → node snapshots, through the catalogue. One snapshot per
+//! (resource host, point timestamp). Points of metrics the catalogue does not know (any other
+//! OTLP exporter's) are counted as rejected: the request still succeeds, partially.
+
+use gpuscope_core::catalogue::{Accessor, MetricDef, otlp_keys as k};
+use gpuscope_core::{
+    CpuSample, DiskSample, DriverInfo, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample, ProcessSample,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
+use std::collections::BTreeMap;
+
+/// The result of decoding one request.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Snapshots, oldest first per node.
+    pub snapshots: Vec<NodeSnapshot>,
+    /// Points that could not be used.
+    pub rejected: i64,
+    /// Why, for the first rejected points.
+    pub reasons: Vec<String>,
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs.iter().find(|a| a.key == key).and_then(|a| a.value.as_ref()).and_then(|v| v.value.as_ref())
+}
+
+fn str_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    match attr(attrs, key)? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    match attr(attrs, key)? {
+        any_value::Value::IntValue(i) => Some(*i),
+        any_value::Value::StringValue(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn value(p: &NumberDataPoint) -> Option<f64> {
+    match p.value? {
+        number_data_point::Value::AsDouble(d) => Some(d),
+        number_data_point::Value::AsInt(i) => Some(i as f64),
+    }
+}
+
+fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut GpuSample> {
+    let index = u32::try_from(int_attr(attrs, k::GPU_INDEX)?).ok()?;
+    let pos = match snap.gpus.iter().position(|g| g.index == index) {
+        Some(p) => p,
+        None => {
+            snap.gpus.push(GpuSample { index, ..GpuSample::default() });
+            snap.gpus.len() - 1
+        }
+    };
+    let g = &mut snap.gpus[pos];
+    if let Some(u) = str_attr(attrs, k::HW_ID) {
+        g.uuid = u;
+    }
+    if let Some(m) = str_attr(attrs, k::HW_MODEL) {
+        g.model = m;
+    }
+    Some(g)
+}
+
+fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
+    snap.host.get_or_insert_with(HostSample::default)
+}
+
+/// Applies one point to its snapshot; false when it cannot be placed.
+fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> bool {
+    match m.accessor {
+        Accessor::Gpu(_, set) => {
+            let Some(g) = gpu(snap, attrs) else { return false };
+            if m.prometheus == "gpuscope_gpu_up" {
+                g.compute_capability = str_attr(attrs, k::GPU_CC).or(g.compute_capability.take());
+                g.serial = str_attr(attrs, k::GPU_SERIAL).or(g.serial.take());
+                g.pci_bus_id = str_attr(attrs, k::GPU_PCI).or(g.pci_bus_id.take());
+            }
+            set(g, v);
+        }
+        Accessor::GpuLabelled(_, set) => {
+            let Some(label) = str_attr(attrs, k::for_label(m.label.unwrap_or(""))) else { return false };
+            let Some(g) = gpu(snap, attrs) else { return false };
+            set(g, &label, v);
+        }
+        Accessor::NvLink(_, set) => {
+            let Some(link) = int_attr(attrs, k::for_label("link")).and_then(|l| u32::try_from(l).ok()) else { return false };
+            let Some(g) = gpu(snap, attrs) else { return false };
+            let pos = match g.nvlinks.iter().position(|l| l.link == link) {
+                Some(p) => p,
+                None => {
+                    g.nvlinks.push(NvLinkSample { link, ..NvLinkSample::default() });
+                    g.nvlinks.len() - 1
+                }
+            };
+            set(&mut g.nvlinks[pos], v);
+        }
+        Accessor::Process(_, set) => {
+            let (Some(pid), Some(gi)) = (int_attr(attrs, k::PID), int_attr(attrs, k::GPU_INDEX)) else { return false };
+            let (Ok(pid), Ok(gi)) = (u32::try_from(pid), u32::try_from(gi)) else { return false };
+            let pos = match snap.processes.iter().position(|p| p.pid == pid && p.gpu_index == gi) {
+                Some(p) => p,
+                None => {
+                    snap.processes.push(ProcessSample {
+                        pid,
+                        gpu_index: gi,
+                        gpu_uuid: str_attr(attrs, k::HW_ID).unwrap_or_default(),
+                        name: str_attr(attrs, k::PROCESS).unwrap_or_default(),
+                        user: str_attr(attrs, k::OWNER),
+                        container: str_attr(attrs, k::CONTAINER),
+                        pod: str_attr(attrs, k::POD),
+                        namespace: str_attr(attrs, k::NAMESPACE),
+                        pod_uid: str_attr(attrs, k::POD_UID),
+                        ..ProcessSample::default()
+                    });
+                    snap.processes.len() - 1
+                }
+            };
+            set(&mut snap.processes[pos], v);
+        }
+        Accessor::Host(_, set) => set(host(snap), v),
+        Accessor::Cpu(_, set) => {
+            let Some(cpu) = int_attr(attrs, k::CPU).and_then(|c| u32::try_from(c).ok()) else { return false };
+            let h = host(snap);
+            let pos = match h.cpus.iter().position(|c| c.cpu == cpu) {
+                Some(p) => p,
+                None => {
+                    h.cpus.push(CpuSample { cpu, ..CpuSample::default() });
+                    h.cpus.len() - 1
+                }
+            };
+            set(&mut h.cpus[pos], v);
+        }
+        Accessor::Nic(_, set) => {
+            let Some(name) = str_attr(attrs, k::INTERFACE) else { return false };
+            let kind = if str_attr(attrs, k::NIC_KIND).as_deref() == Some("infiniband") { NicKind::Infiniband } else { NicKind::Ethernet };
+            let h = host(snap);
+            let pos = match h.nics.iter().position(|n| n.name == name) {
+                Some(p) => p,
+                None => {
+                    h.nics.push(NicSample { name, kind, ..NicSample::default() });
+                    h.nics.len() - 1
+                }
+            };
+            set(&mut h.nics[pos], v);
+        }
+        Accessor::Disk(_, set) => {
+            let Some(name) = str_attr(attrs, k::DEVICE) else { return false };
+            let h = host(snap);
+            let pos = match h.disks.iter().position(|d| d.name == name) {
+                Some(p) => p,
+                None => {
+                    h.disks.push(DiskSample { name, ..DiskSample::default() });
+                    h.disks.len() - 1
+                }
+            };
+            set(&mut h.disks[pos], v);
+        }
+    }
+    true
+}
+
+/// Decodes a request.
+pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
+    let mut out = Decoded::default();
+    let reject = |out: &mut Decoded, n: usize, why: String| {
+        out.rejected += n as i64;
+        if out.reasons.len() < 5 {
+            out.reasons.push(why);
+        }
+    };
+    for rm in &req.resource_metrics {
+        let rattrs = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+        let Some(hostname) = str_attr(rattrs, k::HOST_NAME).or_else(|| str_attr(rattrs, "service.instance.id")) else {
+            let n: usize = rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(point_count).sum();
+            reject(&mut out, n, "resource has no host.name".into());
+            continue;
+        };
+        let mut by_time: BTreeMap<u64, NodeSnapshot> = BTreeMap::new();
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            let pts: &[NumberDataPoint] = match &m.data {
+                Some(metric::Data::Gauge(g)) => &g.data_points,
+                Some(metric::Data::Sum(s)) => &s.data_points,
+                _ => {
+                    reject(&mut out, point_count(m), format!("{}: only gauges and sums are used", m.name));
+                    continue;
+                }
+            };
+            for p in pts {
+                let Some(def) = MetricDef::by_otlp(&m.name, |key| match attr(&p.attributes, key) {
+                    Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
+                    _ => None,
+                }) else {
+                    reject(&mut out, 1, format!("{}: not a gpuscope signal", m.name));
+                    continue;
+                };
+                let Some(v) = value(p) else {
+                    reject(&mut out, 1, format!("{}: point without a value", m.name));
+                    continue;
+                };
+                let snap = by_time.entry(p.time_unix_nano).or_default();
+                if !apply(def, snap, &p.attributes, v) {
+                    reject(&mut out, 1, format!("{}: missing identifying attributes", m.name));
+                }
+            }
+        }
+        let labels: BTreeMap<String, String> = rattrs
+            .iter()
+            .filter_map(|a| {
+                let key = a.key.strip_prefix(k::LABEL_PREFIX)?;
+                Some((key.to_string(), str_attr(rattrs, &a.key)?))
+            })
+            .collect();
+        for (t, mut snap) in by_time {
+            snap.timestamp_ms = t / 1_000_000;
+            snap.node.hostname = hostname.clone();
+            snap.node.machine_id = str_attr(rattrs, k::HOST_ID);
+            snap.node.job = str_attr(rattrs, k::JOB);
+            snap.node.labels = labels.clone();
+            snap.driver = str_attr(rattrs, k::DRIVER).map(|v| DriverInfo { driver_version: v, ..DriverInfo::default() });
+            snap.agent.driver_up = snap.driver.is_some();
+            snap.gpus.sort_by_key(|g| g.index);
+            out.snapshots.push(snap);
+        }
+    }
+    out
+}
+
+fn point_count(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> usize {
+    match &m.data {
+        Some(metric::Data::Gauge(g)) => g.data_points.len(),
+        Some(metric::Data::Sum(s)) => s.data_points.len(),
+        Some(metric::Data::Histogram(h)) => h.data_points.len(),
+        Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(metric::Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
