@@ -53,6 +53,18 @@ pub struct AgentConfig {
     pub log_level: String,
     /// Labels on every series.
     pub labels: BTreeMap<String, String>,
+    /// OTLP push: collector URL ("" = no push), e.g. http://collector:4318.
+    pub otlp_endpoint: String,
+    /// OTLP transport: "http/protobuf" or "grpc".
+    pub otlp_protocol: String,
+    /// One OTLP point per series per this interval, ms (>= interval_ms).
+    pub otlp_interval_ms: u64,
+    /// Extra OTLP request headers, e.g. authorization = "Bearer …".
+    pub otlp_headers: BTreeMap<String, String>,
+    /// Where batches wait while the collector is unreachable ("" = in memory).
+    pub otlp_spill_dir: String,
+    /// Bound of the spill queue, bytes.
+    pub otlp_spill_max_bytes: u64,
 }
 
 impl Default for AgentConfig {
@@ -71,6 +83,12 @@ impl Default for AgentConfig {
             compat: Compat::None,
             log_level: "info".into(),
             labels: BTreeMap::new(),
+            otlp_endpoint: String::new(),
+            otlp_protocol: "http/protobuf".into(),
+            otlp_interval_ms: 10_000,
+            otlp_headers: BTreeMap::new(),
+            otlp_spill_dir: String::new(),
+            otlp_spill_max_bytes: 256 << 20,
         }
     }
 }
@@ -111,6 +129,18 @@ pub struct Overrides {
     /// Serve only the compatibility names (with --compat dcgm).
     #[arg(long)]
     pub no_native: bool,
+    /// Push OTLP to this collector URL.
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: http/protobuf or grpc.
+    #[arg(long)]
+    pub otlp_protocol: Option<String>,
+    /// OTLP push interval in milliseconds.
+    #[arg(long)]
+    pub otlp_interval_ms: Option<u64>,
+    /// Directory for batches waiting for the collector.
+    #[arg(long)]
+    pub otlp_spill_dir: Option<String>,
 }
 
 fn env_var(key: &str) -> Option<(String, String)> {
@@ -159,6 +189,18 @@ impl AgentConfig {
         }
         if o.no_native {
             cfg.native_metrics = false;
+        }
+        if let Some(v) = &o.otlp_endpoint {
+            cfg.otlp_endpoint = v.clone();
+        }
+        if let Some(v) = &o.otlp_protocol {
+            cfg.otlp_protocol = v.clone();
+        }
+        if let Some(v) = o.otlp_interval_ms {
+            cfg.otlp_interval_ms = v;
+        }
+        if let Some(v) = &o.otlp_spill_dir {
+            cfg.otlp_spill_dir = v.clone();
         }
         cfg.validate(&origin)?;
         Ok(cfg)
@@ -212,6 +254,26 @@ impl AgentConfig {
                 }
             };
         }
+        if let Some((_, v)) = env_var("otlp_endpoint") {
+            self.otlp_endpoint = v;
+        }
+        if let Some((_, v)) = env_var("otlp_protocol") {
+            self.otlp_protocol = v;
+        }
+        if let Some((n, v)) = env_var("otlp_interval_ms") {
+            self.otlp_interval_ms = parse_env(&n, &v, "a whole number of milliseconds")?;
+        }
+        if let Some((_, v)) = env_var("otlp_spill_dir") {
+            self.otlp_spill_dir = v;
+        }
+        if let Some((n, v)) = env_var("otlp_headers") {
+            for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
+                let (k, val) = pair
+                    .split_once('=')
+                    .ok_or_else(|| UsageError(format!("environment {n}: {pair:?} is not key=value")))?;
+                self.otlp_headers.insert(k.trim().to_string(), val.trim().to_string());
+            }
+        }
         if let Some((_, v)) = env_var("log_level") {
             self.log_level = v;
         }
@@ -246,6 +308,27 @@ impl AgentConfig {
         if !self.native_metrics && self.compat == Compat::None {
             return bad("native_metrics", "false with compat = \"none\" would serve nothing".into());
         }
+        if !["http/protobuf", "grpc"].contains(&self.otlp_protocol.as_str()) {
+            return bad("otlp_protocol", format!("{:?} is not one of http/protobuf, grpc", self.otlp_protocol));
+        }
+        if !(self.otlp_endpoint.is_empty()
+            || self.otlp_endpoint.starts_with("http://")
+            || self.otlp_endpoint.starts_with("https://"))
+        {
+            return bad("otlp_endpoint", format!("{:?} is not an http:// or https:// URL", self.otlp_endpoint));
+        }
+        if self.otlp_endpoint.starts_with("https://") {
+            return bad(
+                "otlp_endpoint",
+                "TLS to the collector is not supported yet: use http:// inside the cluster".into(),
+            );
+        }
+        if self.otlp_interval_ms < self.interval_ms {
+            return bad(
+                "otlp_interval_ms",
+                format!("must be at least interval_ms ({} < {})", self.otlp_interval_ms, self.interval_ms),
+            );
+        }
         for k in self.labels.keys() {
             let mut c = k.chars();
             let ok = c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -260,6 +343,21 @@ impl AgentConfig {
     /// The listen address (validated).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 9466)))
+    }
+
+    /// The OTLP push settings, when an endpoint is configured.
+    pub fn push_config(&self) -> Option<gpuscope_exporters::otlp::PushConfig> {
+        use gpuscope_exporters::otlp::{Protocol, PushConfig};
+        (!self.otlp_endpoint.is_empty()).then(|| PushConfig {
+            endpoint: self.otlp_endpoint.clone(),
+            protocol: if self.otlp_protocol == "grpc" { Protocol::Grpc } else { Protocol::HttpProtobuf },
+            interval: Duration::from_millis(self.otlp_interval_ms),
+            headers: self.otlp_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            gzip: true,
+            spill_dir: (!self.otlp_spill_dir.is_empty()).then(|| PathBuf::from(&self.otlp_spill_dir)),
+            spill_max_bytes: self.otlp_spill_max_bytes,
+            timeout: Duration::from_secs(10),
+        })
     }
 
     /// The sampling engine's options.

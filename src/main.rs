@@ -29,6 +29,10 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         gap_ms: u64,
     },
+    /// Run the collector: OTLP receivers (gRPC :4317, HTTP :4318), analysis, findings API (:9467).
+    Collector(cmd::collector::CollectorArgs),
+    /// The whole stack in one process on a simulated node: agent, collector, findings.
+    Demo(cmd::demo::DemoArgs),
     /// Install the agent as a hardened systemd service with a default configuration.
     Install(cmd::install::InstallArgs),
     /// The bottleneck and health rules.
@@ -54,7 +58,7 @@ pub fn logging(level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent(_)) {
+    if !matches!(cli.command, Command::Agent(_) | Command::Collector(_) | Command::Demo(_)) {
         // One-shot commands die quietly on a closed pipe (`gpuscope sim show … | head`), as
         // Unix tools do; the agent keeps Rust's default so a vanished scraper cannot kill it.
         // SAFETY: restoring a default signal disposition at start-up, before any threads.
@@ -67,6 +71,8 @@ fn main() -> ExitCode {
         Command::Agent(o) => cmd::agent::run(&o),
         Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
+        Command::Collector(a) => cmd::collector::run(&a),
+        Command::Demo(a) => cmd::demo::run(&a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Sim(c) => cmd::sim::run(c),
     };

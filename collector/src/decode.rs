@@ -4,7 +4,8 @@
 
 use gpuscope_core::catalogue::{Accessor, MetricDef, otlp_keys as k};
 use gpuscope_core::{
-    CpuSample, DiskSample, DriverInfo, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample, ProcessSample,
+    CpuSample, DiskSample, DriverInfo, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
+    ProcessSample,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -92,7 +93,9 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
             set(g, &label, v);
         }
         Accessor::NvLink(_, set) => {
-            let Some(link) = int_attr(attrs, k::for_label("link")).and_then(|l| u32::try_from(l).ok()) else { return false };
+            let Some(link) = int_attr(attrs, k::for_label("link")).and_then(|l| u32::try_from(l).ok()) else {
+                return false;
+            };
             let Some(g) = gpu(snap, attrs) else { return false };
             let pos = match g.nvlinks.iter().position(|l| l.link == link) {
                 Some(p) => p,
@@ -141,7 +144,11 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
         }
         Accessor::Nic(_, set) => {
             let Some(name) = str_attr(attrs, k::INTERFACE) else { return false };
-            let kind = if str_attr(attrs, k::NIC_KIND).as_deref() == Some("infiniband") { NicKind::Infiniband } else { NicKind::Ethernet };
+            let kind = if str_attr(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
+                NicKind::Infiniband
+            } else {
+                NicKind::Ethernet
+            };
             let h = host(snap);
             let pos = match h.nics.iter().position(|n| n.name == name) {
                 Some(p) => p,
@@ -225,7 +232,8 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
             snap.node.machine_id = str_attr(rattrs, k::HOST_ID);
             snap.node.job = str_attr(rattrs, k::JOB);
             snap.node.labels = labels.clone();
-            snap.driver = str_attr(rattrs, k::DRIVER).map(|v| DriverInfo { driver_version: v, ..DriverInfo::default() });
+            snap.driver =
+                str_attr(rattrs, k::DRIVER).map(|v| DriverInfo { driver_version: v, ..DriverInfo::default() });
             snap.agent.driver_up = snap.driver.is_some();
             snap.gpus.sort_by_key(|g| g.index);
             out.snapshots.push(snap);

@@ -1,4 +1,89 @@
-//! The collector: receives OTLP metrics from many agents (and any other OTLP exporter), keeps a
-//! window per node, runs the analysis and publishes findings.
+//! The collector: receives OTLP metrics from many agents (and any other OTLP exporter) over
+//! gRPC and HTTP, keeps a window per node, runs the analysis and publishes findings on an HTTP
+//! API and as Prometheus metrics.
 
 pub mod decode;
+pub mod grpc;
+pub mod server;
+pub mod state;
+
+use gpuscope_analysis::AnalysisConfig;
+use server::{Batch, Shared};
+use state::State;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// OTLP/gRPC address (4317).
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP address (4318).
+    pub http: SocketAddr,
+    /// Findings API and metrics address (9467).
+    pub api: SocketAddr,
+    /// Largest request, bytes.
+    pub max_body: usize,
+    /// Batches queued between receiving and analysis before answering "busy".
+    pub queue: usize,
+    /// A node silent this long is flagged stale, ms.
+    pub stale_after_ms: u64,
+    /// The rules' configuration.
+    pub analysis: AnalysisConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            grpc: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            http: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            api: SocketAddr::from(([0, 0, 0, 0], 9467)),
+            max_body: 16 << 20,
+            queue: 1024,
+            stale_after_ms: 60_000,
+            analysis: AnalysisConfig::default(),
+        }
+    }
+}
+
+/// A running collector's addresses and state.
+pub struct Running {
+    /// Where OTLP/gRPC listens.
+    pub grpc: SocketAddr,
+    /// Where OTLP/HTTP listens.
+    pub http: SocketAddr,
+    /// Where the API listens.
+    pub api: SocketAddr,
+    /// The state.
+    pub state: Arc<Mutex<State>>,
+}
+
+/// Binds every listener and starts the receivers and the analysis on the current runtime.
+pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
+    let grpc_l = TcpListener::bind(cfg.grpc).await?;
+    let http_l = TcpListener::bind(cfg.http).await?;
+    let api_l = TcpListener::bind(cfg.api).await?;
+    let (grpc, http, api) = (grpc_l.local_addr()?, http_l.local_addr()?, api_l.local_addr()?);
+    let state = Arc::new(Mutex::new(State::new(cfg.analysis.clone(), cfg.stale_after_ms)));
+    let (tx, mut rx) = mpsc::channel::<Batch>(cfg.queue.max(1));
+    let shared = Arc::new(Shared { state: state.clone(), queue: tx, max_body: cfg.max_body });
+    let st = state.clone();
+    // The analysis runs off the receivers: they only decode and queue.
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+            s.ingest(batch);
+        }
+    });
+    tokio::spawn(server::serve(http_l, shared.clone(), true));
+    tokio::spawn(server::serve(api_l, shared.clone(), false));
+    tokio::spawn(async move {
+        if let Err(e) = grpc::serve(grpc_l, shared).await {
+            tracing::error!("OTLP/gRPC receiver stopped: {e}");
+        }
+    });
+    tracing::info!(%grpc, %http, %api, "collector listening (OTLP gRPC, OTLP HTTP, API)");
+    Ok(Running { grpc, http, api, state })
+}

@@ -42,7 +42,19 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         // Whole numbers survive the integer fields; booleans and the up flag get 1.
         let v = (i as f64 + 1.0 + bump).round();
         match m.accessor {
-            Accessor::Gpu(_, set) => set(&mut g0, if m.prometheus.contains("up") || m.prometheus.contains("pending") || m.prometheus.contains("failed") || m.prometheus.contains("enabled") || m.prometheus.contains("mode") { 1.0 } else { v }),
+            Accessor::Gpu(_, set) => set(
+                &mut g0,
+                if m.prometheus.contains("up")
+                    || m.prometheus.contains("pending")
+                    || m.prometheus.contains("failed")
+                    || m.prometheus.contains("enabled")
+                    || m.prometheus.contains("mode")
+                {
+                    1.0
+                } else {
+                    v
+                },
+            ),
             Accessor::GpuLabelled(_, set) => {
                 let label = if m.label == Some("xid") { "79" } else { "sw_power_cap" };
                 set(&mut g0, label, 1.0 + bump.round());
@@ -59,9 +71,20 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
             Accessor::Disk(_, set) => h.disks.iter_mut().for_each(|d| set(d, v)),
         }
     }
-    let g1 = GpuSample { index: 1, uuid: "GPU-bbbb".into(), model: "NVIDIA H100 80GB HBM3".into(), lost: true, ..GpuSample::default() };
+    let g1 = GpuSample {
+        index: 1,
+        uuid: "GPU-bbbb".into(),
+        model: "NVIDIA H100 80GB HBM3".into(),
+        lost: true,
+        ..GpuSample::default()
+    };
     NodeSnapshot {
-        node: NodeInfo { hostname: "node-a".into(), machine_id: Some("m1".into()), job: Some("llm".into()), labels: [("rack".to_string(), "r7".to_string())].into() },
+        node: NodeInfo {
+            hostname: "node-a".into(),
+            machine_id: Some("m1".into()),
+            job: Some("llm".into()),
+            labels: [("rack".to_string(), "r7".to_string())].into(),
+        },
         timestamp_ms: ts,
         driver: Some(DriverInfo { driver_version: "550.54.15".into(), ..DriverInfo::default() }),
         gpus: vec![g0, g1],
@@ -79,7 +102,8 @@ fn every_signal_survives_encode_wire_decode() {
     let req = encode(&[&a, &b], &Identity { instance: "node-a".into(), start_unix_nano: 1 });
     // Through the protobuf wire format, as the HTTP and gRPC receivers see it.
     let bytes = req.encode_to_vec();
-    let req = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(bytes.as_slice()).unwrap();
+    let req = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(bytes.as_slice())
+        .unwrap();
     let d = decode(&req);
     assert_eq!(d.rejected, 0, "{:?}", d.reasons);
     assert_eq!(d.snapshots.len(), 2);
@@ -93,9 +117,11 @@ fn foreign_points_are_rejected_and_counted_not_fatal() {
     let mut req = encode(&[&a], &Identity { instance: "node-a".into(), start_unix_nano: 1 });
     let foreign = opentelemetry_proto::tonic::metrics::v1::Metric {
         name: "http.server.request.duration".into(),
-        data: Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(opentelemetry_proto::tonic::metrics::v1::Gauge {
-            data_points: vec![Default::default(), Default::default()],
-        })),
+        data: Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(
+            opentelemetry_proto::tonic::metrics::v1::Gauge {
+                data_points: vec![Default::default(), Default::default()],
+            },
+        )),
         ..Default::default()
     };
     req.resource_metrics[0].scope_metrics[0].metrics.push(foreign);

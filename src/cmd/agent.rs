@@ -9,8 +9,29 @@ use gpuscope_exporters::prometheus::{self, Endpoint, Names};
 pub fn run(o: &Overrides) -> Result<()> {
     let cfg = AgentConfig::load(o)?;
     crate::logging(&cfg.log_level);
-    let engine = Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
+    let opts = cfg.agent_options();
+    let engine = Engine::start(opts.clone()).context("cannot start the sampling thread")?;
     let rx = engine.subscribe();
+    let push = match cfg.push_config() {
+        Some(pc) => {
+            let instance = if opts.hostname.is_empty() {
+                gpuscope_agent::engine::system_hostname(&opts.procfs_root)
+            } else {
+                opts.hostname.clone()
+            };
+            let start =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let endpoint = pc.endpoint.clone();
+            let pusher = gpuscope_exporters::otlp::Pusher::new(
+                pc,
+                gpuscope_exporters::otlp::Identity { instance, start_unix_nano: start },
+            )
+            .context("cannot create the OTLP spill directory")?;
+            tracing::info!("pushing OTLP to {endpoint}");
+            Some(pusher)
+        }
+        None => None,
+    };
     let endpoint = Endpoint {
         names: Names { native: cfg.native_metrics, dcgm: cfg.compat == Compat::Dcgm },
         labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -22,6 +43,9 @@ pub fn run(o: &Overrides) -> Result<()> {
     let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
+        if let Some(p) = push {
+            tokio::spawn(p.run(rx.clone()));
+        }
         tracing::info!("listening on http://{local}/metrics");
         prometheus::serve(listener, rx, endpoint, shutdown()).await?;
         tracing::info!("shutting down");
@@ -31,7 +55,8 @@ pub fn run(o: &Overrides) -> Result<()> {
     result
 }
 
-async fn shutdown() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod agent;
+pub mod collector;
+pub mod demo;
 pub mod install;
 pub mod query;
 pub mod rules;

@@ -222,7 +222,7 @@ fn show_json(name: &str, t: f64, node: u32) -> Result<()> {
 
 /// Where the simulated NVML library is: `--lib`, else next to this executable (cargo puts a
 /// dependency's cdylib under `deps/`).
-fn find_lib(explicit: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn find_lib(explicit: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         if !p.is_file() {
             bail!("the simulated NVML library {} does not exist", p.display());

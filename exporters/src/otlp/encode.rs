@@ -6,7 +6,8 @@ use gpuscope_core::{GpuSample, NodeSnapshot, ProcessSample};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -32,7 +33,13 @@ fn i(key: &str, v: i64) -> KeyValue {
 }
 
 fn gpu_attrs(g: &GpuSample) -> Vec<KeyValue> {
-    vec![s(k::HW_ID, &g.uuid), s(k::HW_TYPE, "gpu"), s(k::HW_VENDOR, "nvidia"), s(k::HW_MODEL, &g.model), i(k::GPU_INDEX, i64::from(g.index))]
+    vec![
+        s(k::HW_ID, &g.uuid),
+        s(k::HW_TYPE, "gpu"),
+        s(k::HW_VENDOR, "nvidia"),
+        s(k::HW_MODEL, &g.model),
+        i(k::GPU_INDEX, i64::from(g.index)),
+    ]
 }
 
 fn process_attrs(p: &ProcessSample, g: Option<&GpuSample>) -> Vec<KeyValue> {
@@ -42,7 +49,13 @@ fn process_attrs(p: &ProcessSample, g: Option<&GpuSample>) -> Vec<KeyValue> {
     };
     a.push(i(k::PID, i64::from(p.pid)));
     a.push(s(k::PROCESS, &p.name));
-    for (key, v) in [(k::OWNER, &p.user), (k::CONTAINER, &p.container), (k::POD, &p.pod), (k::NAMESPACE, &p.namespace), (k::POD_UID, &p.pod_uid)] {
+    for (key, v) in [
+        (k::OWNER, &p.user),
+        (k::CONTAINER, &p.container),
+        (k::POD, &p.pod),
+        (k::NAMESPACE, &p.namespace),
+        (k::POD_UID, &p.pod_uid),
+    ] {
         if let Some(v) = v {
             a.push(s(key, v));
         }
@@ -73,7 +86,11 @@ fn points(m: &MetricDef, snap: &NodeSnapshot, time: u64, start: u64) -> Vec<Numb
                     let mut a = gpu_attrs(g);
                     // Identity rides on the one point every GPU always has.
                     if m.prometheus == "gpuscope_gpu_up" {
-                        for (key, val) in [(k::GPU_CC, &g.compute_capability), (k::GPU_SERIAL, &g.serial), (k::GPU_PCI, &g.pci_bus_id)] {
+                        for (key, val) in [
+                            (k::GPU_CC, &g.compute_capability),
+                            (k::GPU_SERIAL, &g.serial),
+                            (k::GPU_PCI, &g.pci_bus_id),
+                        ] {
                             if let Some(val) = val {
                                 a.push(s(key, val));
                             }
@@ -165,7 +182,8 @@ pub fn encode(snaps: &[&NodeSnapshot], id: &Identity) -> ExportMetricsServiceReq
     }
     let mut metrics = Vec::new();
     for m in CATALOGUE {
-        let pts: Vec<NumberDataPoint> = snaps.iter().flat_map(|snap| points(m, snap, snap.timestamp_ms * 1_000_000, id.start_unix_nano)).collect();
+        let pts: Vec<NumberDataPoint> =
+            snaps.iter().flat_map(|snap| points(m, snap, snap.timestamp_ms * 1_000_000, id.start_unix_nano)).collect();
         if pts.is_empty() {
             continue;
         }

@@ -1,0 +1,54 @@
+//! The OTLP/gRPC receiver.
+
+use crate::server::{Outcome, Shared, accept};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+struct Receiver(Arc<Shared>);
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let count = |refused: bool, key: &'static str| {
+            let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            let m = if refused { &mut st.counters.refused } else { &mut st.counters.requests };
+            *m.entry(key).or_insert(0) += 1;
+        };
+        match accept(&self.0, request.get_ref()) {
+            Outcome::Accepted { rejected, message } => {
+                count(false, "grpc");
+                Ok(Response::new(ExportMetricsServiceResponse {
+                    partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                        rejected_data_points: rejected,
+                        error_message: message,
+                    }),
+                }))
+            }
+            Outcome::Busy => {
+                count(true, "grpc_busy");
+                Err(Status::unavailable("analysis queue full, retry later"))
+            }
+        }
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` (gzip accepted, messages up to `max_body` bytes).
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> Result<(), tonic::transport::Error> {
+    let max = shared.max_body;
+    let svc = MetricsServiceServer::new(Receiver(shared))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(max);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await
+}

@@ -1,0 +1,333 @@
+//! Pushing OTLP to a collector over gRPC or HTTP/protobuf, gzip-compressed, with custom headers
+//! (a bearer token), and a bounded on-disk spill queue: batches that cannot be delivered now are
+//! kept in order and replayed first when the collector answers again.
+
+use super::{Identity, aggregate, encode};
+use bytes::Bytes;
+use gpuscope_core::NodeSnapshot;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use prost::Message;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, `/v1/metrics`).
+    HttpProtobuf,
+}
+
+/// Push settings.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Collector base URL, e.g. `http://collector:4318` (HTTP) or `http://collector:4317` (gRPC).
+    pub endpoint: String,
+    /// Transport.
+    pub protocol: Protocol,
+    /// One point per series per this interval (the samples in it are aggregated).
+    pub interval: Duration,
+    /// Extra request headers (`authorization = "Bearer …"`).
+    pub headers: Vec<(String, String)>,
+    /// Compress requests.
+    pub gzip: bool,
+    /// Where undeliverable batches wait; `None` keeps them in memory only.
+    pub spill_dir: Option<PathBuf>,
+    /// Bound of the spill queue, bytes; the oldest batches are dropped (and counted) beyond it.
+    pub spill_max_bytes: u64,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// Counters of the pusher (exported as self metrics).
+#[derive(Debug, Default)]
+pub struct PushStats {
+    /// Batches delivered.
+    pub sent: AtomicU64,
+    /// Batches that failed with a retryable error (and were queued).
+    pub retryable_failures: AtomicU64,
+    /// Batches the collector refused as invalid (not retried).
+    pub rejected: AtomicU64,
+    /// Batches dropped because the spill queue was full.
+    pub dropped: AtomicU64,
+    /// Batches waiting in the spill queue now.
+    pub queued: AtomicU64,
+}
+
+enum Failure {
+    Retry(Option<Duration>),
+    Reject(String),
+}
+
+enum Transport {
+    Http(Client<HttpConnector, Full<Bytes>>),
+    Grpc(Option<MetricsServiceClient<tonic::transport::Channel>>),
+}
+
+/// The push loop.
+pub struct Pusher {
+    cfg: PushConfig,
+    id: Identity,
+    stats: Arc<PushStats>,
+    memory: std::collections::VecDeque<Vec<u8>>,
+    seq: u64,
+    transport: Transport,
+}
+
+impl Pusher {
+    /// A pusher; the spill directory is created and earlier batches in it are kept for replay.
+    pub fn new(cfg: PushConfig, id: Identity) -> std::io::Result<Pusher> {
+        if let Some(d) = &cfg.spill_dir {
+            std::fs::create_dir_all(d)?;
+        }
+        let transport = match cfg.protocol {
+            Protocol::HttpProtobuf => Transport::Http(Client::builder(TokioExecutor::new()).build_http()),
+            Protocol::Grpc => Transport::Grpc(None),
+        };
+        let mut p =
+            Pusher { cfg, id, stats: Arc::new(PushStats::default()), memory: Default::default(), seq: 0, transport };
+        p.seq = p.spilled().last().map_or(0, |(s, _)| s + 1);
+        p.stats.queued.store(p.queue_len() as u64, Ordering::Relaxed);
+        Ok(p)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<PushStats> {
+        self.stats.clone()
+    }
+
+    fn spilled(&self) -> Vec<(u64, PathBuf)> {
+        let Some(d) = &self.cfg.spill_dir else { return Vec::new() };
+        let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(d)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_suffix(".otlp").and_then(|s| s.parse::<u64>().ok()).map(|s| (s, e.path()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    fn queue_len(&self) -> usize {
+        if self.cfg.spill_dir.is_some() { self.spilled().len() } else { self.memory.len() }
+    }
+
+    /// Queues a batch behind the ones already waiting, dropping the oldest beyond the bound.
+    fn enqueue(&mut self, body: Vec<u8>) {
+        match &self.cfg.spill_dir {
+            Some(d) => {
+                let path = d.join(format!("{:020}.otlp", self.seq));
+                self.seq += 1;
+                let tmp = path.with_extension("tmp");
+                let written = std::fs::File::create(&tmp)
+                    .and_then(|mut f| f.write_all(&body))
+                    .and_then(|()| std::fs::rename(&tmp, &path));
+                if let Err(e) = written {
+                    tracing::warn!("cannot spill a batch to {}: {e}; dropped", path.display());
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                let mut files = self.spilled();
+                let mut total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+                while total > self.cfg.spill_max_bytes && files.len() > 1 {
+                    let (_, oldest) = files.remove(0);
+                    total -= std::fs::metadata(&oldest).map(|m| m.len()).unwrap_or(0);
+                    let _ = std::fs::remove_file(&oldest);
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                self.memory.push_back(body);
+                let mut total: u64 = self.memory.iter().map(|b| b.len() as u64).sum();
+                while total > self.cfg.spill_max_bytes && self.memory.len() > 1 {
+                    total -= self.memory.pop_front().map_or(0, |b| b.len() as u64);
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.stats.queued.store(self.queue_len() as u64, Ordering::Relaxed);
+    }
+
+    async fn send(&mut self, body: &[u8]) -> Result<(), Failure> {
+        match &mut self.transport {
+            Transport::Http(client) => {
+                let url = format!("{}/v1/metrics", self.cfg.endpoint.trim_end_matches('/'));
+                let payload = if self.cfg.gzip {
+                    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    gz.write_all(body).and_then(|()| gz.finish()).map_err(|e| {
+                        tracing::warn!("cannot gzip a batch: {e}");
+                        Failure::Retry(None)
+                    })?
+                } else {
+                    body.to_vec()
+                };
+                let mut req = hyper::Request::post(&url).header(CONTENT_TYPE, "application/x-protobuf");
+                if self.cfg.gzip {
+                    req = req.header(CONTENT_ENCODING, "gzip");
+                }
+                for (k, v) in &self.cfg.headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                let req = req
+                    .body(Full::new(Bytes::from(payload)))
+                    .map_err(|e| Failure::Reject(format!("bad request: {e}")))?;
+                let resp = tokio::time::timeout(self.cfg.timeout, client.request(req))
+                    .await
+                    .map_err(|_| Failure::Retry(None))?
+                    .map_err(|e| {
+                        tracing::debug!("OTLP/HTTP to {url}: {e}");
+                        Failure::Retry(None)
+                    })?;
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                if status.is_success() {
+                    return Ok(());
+                }
+                let text = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                match status.as_u16() {
+                    429 | 502 | 503 | 504 => Err(Failure::Retry(retry_after)),
+                    _ => Err(Failure::Reject(format!("{status}: {}", text.trim()))),
+                }
+            }
+            Transport::Grpc(client) => {
+                if client.is_none() {
+                    let ch = tonic::transport::Endpoint::from_shared(self.cfg.endpoint.clone())
+                        .map_err(|e| Failure::Reject(format!("bad endpoint {}: {e}", self.cfg.endpoint)))?
+                        .timeout(self.cfg.timeout)
+                        .connect_lazy();
+                    let mut c = MetricsServiceClient::new(ch);
+                    if self.cfg.gzip {
+                        c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                    }
+                    *client = Some(c);
+                }
+                let Some(c) = client.as_mut() else { return Err(Failure::Retry(None)) };
+                let msg = ExportMetricsServiceRequest::decode(body).map_err(|e| Failure::Reject(e.to_string()))?;
+                let mut req = tonic::Request::new(msg);
+                for (k, v) in &self.cfg.headers {
+                    if let (Ok(k), Ok(v)) =
+                        (k.to_ascii_lowercase().parse::<tonic::metadata::MetadataKey<_>>(), v.parse())
+                    {
+                        req.metadata_mut().insert(k, v);
+                    }
+                }
+                match c.export(req).await {
+                    Ok(_) => Ok(()),
+                    Err(s) => match s.code() {
+                        tonic::Code::Unavailable
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Aborted
+                        | tonic::Code::Cancelled
+                        | tonic::Code::OutOfRange
+                        | tonic::Code::DataLoss => Err(Failure::Retry(None)),
+                        _ => Err(Failure::Reject(format!("{:?}: {}", s.code(), s.message()))),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Delivers the queue in order; returns false while the collector is not taking data.
+    async fn drain(&mut self) -> Result<(), Option<Duration>> {
+        loop {
+            let next: Option<(Vec<u8>, Option<PathBuf>)> = match &self.cfg.spill_dir {
+                Some(_) => {
+                    self.spilled().into_iter().next().and_then(|(_, p)| std::fs::read(&p).ok().map(|b| (b, Some(p))))
+                }
+                None => self.memory.front().cloned().map(|b| (b, None)),
+            };
+            let Some((body, path)) = next else { return Ok(()) };
+            let result = self.send(&body).await;
+            match result {
+                Ok(()) => self.stats.sent.fetch_add(1, Ordering::Relaxed),
+                Err(Failure::Retry(after)) => {
+                    self.stats.retryable_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(after);
+                }
+                Err(Failure::Reject(why)) => {
+                    // Resending an invalid batch would fail forever.
+                    tracing::warn!("collector refused a batch, dropping it: {why}");
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            match path {
+                Some(p) => {
+                    let _ = std::fs::remove_file(p);
+                }
+                None => {
+                    self.memory.pop_front();
+                }
+            }
+            self.stats.queued.store(self.queue_len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs until `rx` closes: buffers every new snapshot and pushes each interval.
+    pub async fn run(mut self, mut rx: watch::Receiver<Arc<NodeSnapshot>>) {
+        let mut buf: Vec<NodeSnapshot> = Vec::new();
+        let mut tick = tokio::time::interval(self.cfg.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff_until: Option<tokio::time::Instant> = None;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let snap = rx.borrow_and_update().clone();
+                    if snap.timestamp_ms > 0 {
+                        buf.push((*snap).clone());
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(agg) = aggregate(&buf) {
+                        let req = encode(&[&agg], &self.id);
+                        self.enqueue(req.encode_to_vec());
+                        buf.clear();
+                    }
+                    if backoff_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                        continue;
+                    }
+                    match self.drain().await {
+                        Ok(()) => {
+                            backoff_until = None;
+                            backoff = Duration::from_millis(500);
+                        }
+                        Err(after) => {
+                            // Honour Retry-After; else back off exponentially up to 30 s.
+                            let wait = after.unwrap_or(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            backoff_until = Some(tokio::time::Instant::now() + wait);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
