@@ -23,6 +23,11 @@ impl MetricsService for Receiver {
             let m = if refused { &mut st.counters.refused } else { &mut st.counters.requests };
             *m.entry(key).or_insert(0) += 1;
         };
+        let auth = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        if !crate::server::authorized(&self.0, auth) {
+            count(true, "grpc_unauthorized");
+            return Err(Status::unauthenticated("a bearer token is required"));
+        }
         match accept(&self.0, request.get_ref()) {
             Outcome::Accepted { rejected, message } => {
                 count(false, "grpc");

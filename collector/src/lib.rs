@@ -6,6 +6,7 @@ pub mod decode;
 pub mod grpc;
 pub mod server;
 pub mod state;
+pub mod store;
 
 use gpuscope_analysis::AnalysisConfig;
 use server::{Batch, Shared};
@@ -32,6 +33,10 @@ pub struct CollectorConfig {
     pub stale_after_ms: u64,
     /// The rules' configuration.
     pub analysis: AnalysisConfig,
+    /// SQLite database for findings history and node inventory (`None`: memory only).
+    pub store: Option<std::path::PathBuf>,
+    /// Bearer token OTLP pushes must present (`None`: no authentication).
+    pub token: Option<String>,
 }
 
 impl Default for CollectorConfig {
@@ -44,6 +49,8 @@ impl Default for CollectorConfig {
             queue: 1024,
             stale_after_ms: 60_000,
             analysis: AnalysisConfig::default(),
+            store: None,
+            token: None,
         }
     }
 }
@@ -66,15 +73,20 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
     let http_l = TcpListener::bind(cfg.http).await?;
     let api_l = TcpListener::bind(cfg.api).await?;
     let (grpc, http, api) = (grpc_l.local_addr()?, http_l.local_addr()?, api_l.local_addr()?);
-    let state = Arc::new(Mutex::new(State::new(cfg.analysis.clone(), cfg.stale_after_ms)));
+    let store = match &cfg.store {
+        Some(p) => Some(store::Store::open(p).map_err(|e| std::io::Error::other(e.to_string()))?),
+        None => None,
+    };
+    let state = Arc::new(Mutex::new(State::new(cfg.analysis.clone(), cfg.stale_after_ms, store)));
     let (tx, mut rx) = mpsc::channel::<Batch>(cfg.queue.max(1));
-    let shared = Arc::new(Shared { state: state.clone(), queue: tx, max_body: cfg.max_body });
+    let shared = Arc::new(Shared { state: state.clone(), queue: tx, max_body: cfg.max_body, token: cfg.token.clone() });
     let st = state.clone();
     // The analysis runs off the receivers: they only decode and queue.
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
             s.ingest(batch);
+            s.check_liveness();
         }
     });
     tokio::spawn(server::serve(http_l, shared.clone(), true));

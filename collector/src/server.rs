@@ -30,6 +30,16 @@ pub struct Shared {
     pub queue: mpsc::Sender<Batch>,
     /// Largest accepted request body (after decompression), bytes.
     pub max_body: usize,
+    /// Bearer token required of OTLP pushes.
+    pub token: Option<String>,
+}
+
+/// Whether an `authorization` header value satisfies the configured token.
+pub fn authorized(shared: &Shared, header: Option<&str>) -> bool {
+    match &shared.token {
+        None => true,
+        Some(t) => header.and_then(|h| h.strip_prefix("Bearer ")).is_some_and(|h| h.trim() == t),
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -86,6 +96,10 @@ pub fn accept(shared: &Shared, req: &ExportMetricsServiceRequest) -> Outcome {
 async fn otlp(shared: &Shared, req: Request<Incoming>) -> Resp {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST OTLP metrics here\n");
+    }
+    if !authorized(shared, req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        count(shared, true, "http_unauthorized");
+        return text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
     }
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let is_json = ctype.starts_with("application/json");

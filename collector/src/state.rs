@@ -1,6 +1,7 @@
 //! The collector's state: per-node windows and liveness, the analyzer, open findings and their
 //! history, and counters for its own metrics.
 
+use crate::store::Store;
 use gpuscope_analysis::{AnalysisConfig, Analyzer, Change};
 use gpuscope_core::{Finding, NodeSnapshot};
 use serde::Serialize;
@@ -73,26 +74,113 @@ pub struct State {
     pub counters: Counters,
     stale_after_ms: u64,
     newest_sample_ms: u64,
+    store: Option<Store>,
+    /// Row id of each record in `findings` (same order), when stored.
+    ids: Vec<Option<i64>>,
+    /// Records that were open when the collector last stopped: closed unless re-detected.
+    restored: Vec<usize>,
+    started_ms: u64,
+    persisted_nodes: BTreeMap<String, u64>,
 }
 
+/// Wall time after a restart within which a finding that was open must be detected again.
+const RESTORE_GRACE_MS: u64 = 180_000;
+
 impl State {
-    /// Empty state.
-    pub fn new(cfg: AnalysisConfig, stale_after_ms: u64) -> State {
-        State {
+    /// State restored from `store` (findings history, known nodes), or empty without one.
+    pub fn new(cfg: AnalysisConfig, stale_after_ms: u64, store: Option<Store>) -> State {
+        let mut st = State {
             analyzer: Analyzer::new(cfg, 900.0),
             nodes: BTreeMap::new(),
             findings: Vec::new(),
             counters: Counters::default(),
             stale_after_ms,
             newest_sample_ms: 0,
+            store: None,
+            ids: Vec::new(),
+            restored: Vec::new(),
+            started_ms: now_ms(),
+            persisted_nodes: BTreeMap::new(),
+        };
+        if let Some(store) = store {
+            match store.load() {
+                Ok(rows) => {
+                    for (id, r) in rows {
+                        if r.closed_ms.is_none() {
+                            st.restored.push(st.findings.len());
+                        }
+                        st.findings.push(r);
+                        st.ids.push(Some(id));
+                    }
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+            if let Ok(nodes) = store.nodes() {
+                for (node, job, last_seen_ms) in nodes {
+                    let latest = Arc::new(NodeSnapshot::default());
+                    st.nodes.insert(
+                        node.clone(),
+                        NodeView {
+                            node,
+                            job,
+                            last_seen_ms,
+                            last_sample_ms: 0,
+                            samples_total: 0,
+                            stale: true,
+                            gpus: 0,
+                            latest,
+                        },
+                    );
+                }
+            }
+            st.store = Some(store);
         }
+        st
+    }
+
+    fn persist_new(&mut self, r: FindingRecord) {
+        let id = self.store.as_ref().and_then(|s| s.insert(&r).map_err(|e| tracing::error!("{e}")).ok());
+        self.findings.push(r);
+        self.ids.push(id);
+    }
+
+    fn persist(&self, i: usize) {
+        if let (Some(s), Some(Some(id))) = (&self.store, self.ids.get(i))
+            && let Err(e) = s.update(*id, &self.findings[i])
+        {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn persist_node(&mut self, node: &str) {
+        let wall = now_ms();
+        // Inventory rows are refreshed at most every 10 s per node.
+        if self.persisted_nodes.get(node).is_some_and(|t| wall.saturating_sub(*t) < 10_000) {
+            return;
+        }
+        let (Some(store), Some(v)) = (&self.store, self.nodes.get(node)) else { return };
+        let gpus: Vec<serde_json::Value> = v
+            .latest
+            .gpus
+            .iter()
+            .map(|g| serde_json::json!({"index": g.index, "uuid": g.uuid, "model": g.model}))
+            .collect();
+        let inventory =
+            serde_json::json!({ "gpus": gpus, "driver": v.latest.driver.as_ref().map(|d| &d.driver_version) })
+                .to_string();
+        if let Err(e) = store.upsert_node(node, v.job.as_deref(), wall, &inventory) {
+            tracing::error!("{e}");
+        }
+        self.persisted_nodes.insert(node.to_string(), wall);
     }
 
     /// Ingests decoded snapshots and evaluates the rules at the newest sample time.
     pub fn ingest(&mut self, snaps: Vec<NodeSnapshot>) -> Vec<Change> {
         let wall = now_ms();
+        let mut touched = Vec::new();
         for s in snaps {
             self.counters.snapshots += 1;
+            touched.push(s.node.hostname.clone());
             self.newest_sample_ms = self.newest_sample_ms.max(s.timestamp_ms);
             let s = Arc::new(s);
             let v = self.nodes.entry(s.node.hostname.clone()).or_insert_with(|| NodeView {
@@ -116,40 +204,66 @@ impl State {
             }
             self.analyzer.ingest(s);
         }
+        touched.sort();
+        touched.dedup();
+        for n in touched {
+            self.persist_node(&n);
+        }
         let changes = self.analyzer.evaluate(self.newest_sample_ms);
         for c in &changes {
             match c {
                 Change::Opened(f) => {
                     tracing::info!(rule = %f.rule, node = ?f.scope.node, gpus = ?f.scope.gpus, "finding opened: {}", f.summary);
-                    self.findings.push(FindingRecord {
-                        finding: f.clone(),
-                        opened_ms: self.newest_sample_ms,
-                        closed_ms: None,
-                    });
+                    // A finding that was open before a restart continues as the same record.
+                    match self.open_index(f) {
+                        Some(i) => {
+                            self.restored.retain(|x| *x != i);
+                            self.findings[i].finding = f.clone();
+                            self.persist(i);
+                        }
+                        None => self.persist_new(FindingRecord {
+                            finding: f.clone(),
+                            opened_ms: self.newest_sample_ms,
+                            closed_ms: None,
+                        }),
+                    }
                 }
                 Change::Closed { finding, at_ms } => {
                     tracing::info!(rule = %finding.rule, node = ?finding.scope.node, "finding closed");
-                    if let Some(r) =
-                        self.findings.iter_mut().rev().find(|r| r.closed_ms.is_none() && same(&r.finding, finding))
-                    {
-                        r.closed_ms = Some(*at_ms);
-                        r.finding = finding.clone();
+                    if let Some(i) = self.open_index(finding) {
+                        self.findings[i].closed_ms = Some(*at_ms);
+                        self.findings[i].finding = finding.clone();
+                        self.persist(i);
                     }
                 }
             }
         }
         // Keep the open findings' text current.
-        for f in self.analyzer.active() {
-            if let Some(r) = self.findings.iter_mut().rev().find(|r| r.closed_ms.is_none() && same(&r.finding, f)) {
-                r.finding = f.clone();
+        let active: Vec<gpuscope_core::Finding> = self.analyzer.active().into_iter().cloned().collect();
+        for f in active {
+            if let Some(i) = self.open_index(&f) {
+                self.findings[i].finding = f;
             }
         }
         changes
     }
 
-    /// Marks nodes that stopped reporting.
+    fn open_index(&self, f: &gpuscope_core::Finding) -> Option<usize> {
+        self.findings.iter().rposition(|r| r.closed_ms.is_none() && same(&r.finding, f))
+    }
+
+    /// Marks nodes that stopped reporting, and closes findings restored from the store that
+    /// were not detected again after a restart.
     pub fn check_liveness(&mut self) {
         let wall = now_ms();
+        if !self.restored.is_empty() && wall.saturating_sub(self.started_ms) > RESTORE_GRACE_MS {
+            for i in std::mem::take(&mut self.restored) {
+                if self.findings[i].closed_ms.is_none() {
+                    self.findings[i].closed_ms = Some(wall);
+                    self.persist(i);
+                }
+            }
+        }
         for v in self.nodes.values_mut() {
             let stale = wall.saturating_sub(v.last_seen_ms) > self.stale_after_ms;
             if stale && !v.stale {

@@ -28,6 +28,12 @@ pub struct CollectorArgs {
     /// Flag a node that has not reported for this many seconds.
     #[arg(long, default_value_t = 60.0)]
     pub stale_after_s: f64,
+    /// SQLite database for findings history and node inventory (kept across restarts).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE")]
+    pub store: Option<PathBuf>,
+    /// Require this bearer token on OTLP pushes.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Reads the analysis configuration; a mistake names the key and the file.
@@ -60,6 +66,8 @@ pub fn run(a: &CollectorArgs) -> Result<()> {
         api: a.api,
         stale_after_ms: (a.stale_after_s * 1000.0) as u64,
         analysis,
+        store: a.store.clone(),
+        token: a.token.clone(),
         ..CollectorConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
