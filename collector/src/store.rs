@@ -18,6 +18,9 @@ pub enum StoreError {
     },
 }
 
+/// A stored node: (job, first seen ms, last seen ms, inventory JSON).
+pub type StoredNode = (Option<String>, u64, u64, String);
+
 /// The open database.
 pub struct Store {
     conn: Connection,
@@ -135,7 +138,7 @@ impl Store {
     }
 
     /// The stored inventory of `node`: (job, first seen, last seen, inventory JSON).
-    pub fn node(&self, node: &str) -> Result<Option<(Option<String>, u64, u64, String)>, StoreError> {
+    pub fn node(&self, node: &str) -> Result<Option<StoredNode>, StoreError> {
         self.conn
             .query_row(
                 "SELECT job, first_seen_ms, last_seen_ms, inventory FROM nodes WHERE node = ?1",
