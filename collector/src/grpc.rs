@@ -53,7 +53,19 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> Re
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(invalid_argument))
         .add_service(svc)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await
+}
+
+/// tonic answers a request it cannot decode with INTERNAL; for a client that is INVALID_ARGUMENT
+/// (its request is malformed, retrying will not help), as OTLP's retry rules expect.
+fn invalid_argument<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let decode_failure = resp.headers().get("grpc-status").is_some_and(|s| s == "13")
+        && resp.headers().get("grpc-message").and_then(|m| m.to_str().ok()).is_some_and(|m| m.contains("decode"));
+    if decode_failure {
+        resp.headers_mut().insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    resp
 }

@@ -104,7 +104,7 @@ async fn otlp(shared: &Shared, req: Request<Incoming>) -> Resp {
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let is_json = ctype.starts_with("application/json");
     if !is_json && !ctype.starts_with("application/x-protobuf") {
-        count(shared, true, "http_bad_request");
+        count(shared, true, "http_unsupported_type");
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("unsupported content type {ctype:?}: use application/x-protobuf or application/json\n"),

@@ -27,6 +27,12 @@ pub struct NodeView {
     pub last_sample_ms: u64,
     /// Samples received.
     pub samples_total: u64,
+    /// Timestamp of the first sample received since the collector started, ms.
+    pub first_sample_ms: u64,
+    /// Largest gap between consecutive sample timestamps received, ms (lost data shows here).
+    pub max_gap_ms: u64,
+    /// Samples that arrived older than one already received.
+    pub out_of_order_total: u64,
     /// No data for longer than the staleness limit.
     pub stale: bool,
     /// GPUs in the newest sample.
@@ -126,6 +132,9 @@ impl State {
                             last_seen_ms,
                             last_sample_ms: 0,
                             samples_total: 0,
+                            first_sample_ms: 0,
+                            max_gap_ms: 0,
+                            out_of_order_total: 0,
                             stale: true,
                             gpus: 0,
                             latest,
@@ -189,6 +198,9 @@ impl State {
                 last_seen_ms: wall,
                 last_sample_ms: 0,
                 samples_total: 0,
+                first_sample_ms: s.timestamp_ms,
+                max_gap_ms: 0,
+                out_of_order_total: 0,
                 stale: false,
                 gpus: 0,
                 latest: s.clone(),
@@ -196,6 +208,14 @@ impl State {
             v.last_seen_ms = wall;
             v.samples_total += 1;
             v.stale = false;
+            if v.last_sample_ms > 0 && s.timestamp_ms < v.last_sample_ms {
+                v.out_of_order_total += 1;
+            } else if v.last_sample_ms > 0 {
+                v.max_gap_ms = v.max_gap_ms.max(s.timestamp_ms - v.last_sample_ms);
+            }
+            if v.samples_total == 1 || v.first_sample_ms == 0 {
+                v.first_sample_ms = s.timestamp_ms;
+            }
             if s.timestamp_ms >= v.last_sample_ms {
                 v.last_sample_ms = s.timestamp_ms;
                 v.job = s.node.job.clone();

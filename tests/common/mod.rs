@@ -94,7 +94,12 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
             None
         }
         Clock::Running { start } => {
-            w.args(["--start", &format!("{start:.6}"), "--interval-ms", "50"]);
+            let speed = spec
+                .extra_env
+                .iter()
+                .find(|(k, _)| k == "GPUSCOPE_SIM_SPEED")
+                .map_or("1".to_string(), |(_, v)| v.clone());
+            w.args(["--start", &format!("{start:.6}"), "--interval-ms", "50", "--speed", &speed]);
             Some(Proc(w.stdout(Stdio::null()).spawn().unwrap()))
         }
     };
@@ -345,5 +350,67 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         }
         assert!(Instant::now() < deadline, "condition not met within {secs} s");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `gpuscope collector`.
+pub struct Collector {
+    pub proc: Proc,
+    pub grpc: String,
+    pub http: String,
+    pub api: String,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+/// Starts a collector on the given addresses (use 127.0.0.1:0 for any port).
+pub fn collector(args: &[&str], addrs: (&str, &str, &str)) -> Collector {
+    let mut c = Command::new(bin());
+    c.args(["collector", "--grpc", addrs.0, "--http", addrs.1, "--api", addrs.2]).args(args);
+    c.env_remove("GPUSCOPE_COLLECTOR_TOKEN").env_remove("GPUSCOPE_COLLECTOR_STORE");
+    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("collector did not start: {log:?}"));
+        log.push(line.clone());
+        if let Some(rest) = line.split("OTLP gRPC on ").nth(1) {
+            let grpc = rest.split(',').next().unwrap().trim().to_string();
+            let http = rest.split("OTLP HTTP on ").nth(1).unwrap().split(',').next().unwrap().trim().to_string();
+            let api = rest.split("API on http://").nth(1).unwrap().split('/').next().unwrap().trim().to_string();
+            return Collector { proc: Proc(child), grpc, http, api, stderr: rx };
+        }
+    }
+}
+
+impl Collector {
+    pub fn api_json(&self, path: &str) -> serde_json::Value {
+        let (status, _, body) = get(&self.api, path, &[]);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Rule ids of every finding recorded (open or closed).
+    pub fn rules(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .api_json("/api/v1/findings")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }

@@ -1,0 +1,148 @@
+//! The real agent pushing OTLP to the real collector: the demo, authentication, malformed
+//! input, outages with the spill queue, restarts with the findings store, and several nodes in
+//! one job.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Clock, NodeSpec, collector, eventually, request, start, unix_now};
+use std::process::Command;
+use std::time::Duration;
+
+fn agent_to(c: &common::Collector, scenario: &str, clock: Clock, extra: &[&str]) -> common::Node {
+    let mut spec = NodeSpec::new(scenario, clock);
+    spec.extra_args = ["--otlp-endpoint", &format!("http://{}", c.http), "--otlp-interval-ms", "200"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    spec.extra_args.extend(extra.iter().map(|s| s.to_string()));
+    start(spec)
+}
+
+#[test]
+fn demo_prints_the_finding_as_it_opens_and_closes() {
+    let out = Command::new(common::bin())
+        .args(["demo", "--speed", "20", "--duration", "30", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let open = text.lines().find(|l| l.contains("OPEN  input-bound-cpu")).unwrap_or_else(|| panic!("{text}"));
+    let close = text.lines().find(|l| l.contains("CLOSE input-bound-cpu")).unwrap_or_else(|| panic!("{text}"));
+    // Scenario seconds in brackets: the stall runs 120–360 s; 60 s sustain and 60 s clear.
+    let secs = |l: &str| l.trim_start_matches('[').split('s').next().unwrap().trim().parse::<f64>().unwrap();
+    assert!((170.0..=240.0).contains(&secs(open)), "{open}");
+    assert!((400.0..=480.0).contains(&secs(close)), "{close}");
+    assert!(text.contains("advice: The input pipeline cannot feed the GPUs"));
+    assert_eq!(text.matches("OPEN ").count(), 1, "nothing else opens: {text}");
+}
+
+#[test]
+fn bad_requests_are_refused_and_the_collector_keeps_serving() {
+    let c = collector(&["--token", "s3cret"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let auth = ("Authorization", "Bearer s3cret");
+    let post = |headers: &[(&str, &str)], body: &[u8]| request(&c.http, "POST", "/v1/metrics", headers, body).0;
+    let proto = ("Content-Type", "application/x-protobuf");
+    assert_eq!(post(&[proto], b""), 401, "no token");
+    assert_eq!(post(&[proto, ("Authorization", "Bearer wrong")], b""), 401);
+    assert_eq!(post(&[proto, auth], b"\xff\xff\xff\xff garbage"), 400, "malformed protobuf");
+    assert_eq!(post(&[proto, auth], &[0x0a, 0x10, 0x0a]), 400, "truncated protobuf");
+    assert_eq!(
+        post(&[("Content-Type", "text/plain"), auth], b"hello"),
+        415,
+        "OTLP says 415 for an unsupported content type"
+    );
+    assert_eq!(post(&[("Content-Type", "application/json"), auth], b"{\"resourceMetrics\": ["), 400, "truncated JSON");
+    assert_eq!(post(&[proto, auth, ("Content-Encoding", "gzip")], b"not gzip"), 400);
+    let big = vec![0u8; 17 << 20];
+    assert_eq!(post(&[proto, auth], &big), 413, "over the 16 MiB limit");
+    // An empty, valid request is accepted.
+    assert_eq!(post(&[proto, auth], b""), 200);
+    assert_eq!(common::get(&c.api, "/healthz", &[]).0, 200, "still serving");
+    let m = String::from_utf8(common::get(&c.api, "/metrics", &[]).2).unwrap();
+    assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_bad_request\"} 4"), "{m}");
+    assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_unauthorized\"} 2"));
+    assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_too_large\"} 1"));
+    assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_unsupported_type\"} 1"));
+}
+
+#[test]
+fn an_outage_loses_nothing_and_a_restart_keeps_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("collector.db");
+    let spill = dir.path().join("spill");
+    let db_s = db.to_str().unwrap().to_string();
+    let c = collector(&["--store", &db_s], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let (grpc, http, api) = (c.grpc.clone(), c.http.clone(), c.api.clone());
+    // GPU 3 falls off the bus 2 s from now: a finding that opens at once.
+    let node = agent_to(
+        &c,
+        "gpu-lost",
+        Clock::Running { start: unix_now() - 118.0 },
+        &["--otlp-spill-dir", spill.to_str().unwrap()],
+    );
+    eventually(20, || c.rules().contains(&"gpu-lost".to_string()).then_some(()));
+    let before = c.api_json("/api/v1/nodes/lost-node-0");
+    let last_before = before["node"]["last_sample_ms"].as_u64().unwrap();
+    // Outage: the collector goes away for 3 s while the agent keeps sampling.
+    drop(c);
+    std::thread::sleep(Duration::from_secs(3));
+    let queued = std::fs::read_dir(&spill).unwrap().count();
+    assert!(queued >= 10, "batches wait on disk during the outage: {queued}");
+    let c = collector(&["--store", &db_s], (&grpc, &http, &api));
+    let n = eventually(20, || {
+        let n = c.api_json("/api/v1/nodes/lost-node-0");
+        (n["node"]["samples_total"].as_u64().unwrap_or(0) > queued as u64).then_some(n)
+    });
+    // The first batch the new collector got is the first one the old one missed, and none
+    // is missing or out of order after it.
+    let first_after = n["node"]["first_sample_ms"].as_u64().unwrap();
+    assert!(
+        first_after > last_before && first_after - last_before <= 450,
+        "gap across the outage {} ms",
+        first_after - last_before
+    );
+    assert!(n["node"]["max_gap_ms"].as_u64().unwrap() <= 450, "{n}");
+    assert_eq!(n["node"]["out_of_order_total"], 0);
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "the queue drained");
+    // The history survived the restart: the finding is still there, still open, one record.
+    let f = c.api_json("/api/v1/findings?rule=gpu-lost");
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["closed_ms"], serde_json::Value::Null);
+    assert_eq!(f[0]["scope"]["gpus"], serde_json::json!([3]));
+    drop(node);
+}
+
+#[test]
+fn several_nodes_one_job_and_the_straggler_is_named() {
+    let c = collector(&["--time-scale", "0.1"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let start_at = unix_now();
+    let mut nodes = Vec::new();
+    for n in 0..4 {
+        let mut spec = NodeSpec::new("straggler", Clock::Running { start: start_at });
+        spec.node = n;
+        spec.interval_ms = 100;
+        spec.extra_env = vec![("GPUSCOPE_SIM_SPEED".into(), "10".into())];
+        // The scheduler's job label, as a platform would set it (GPUSCOPE_JOB or the config).
+        spec.extra_args =
+            ["--otlp-endpoint", &format!("http://{}", c.http), "--otlp-interval-ms", "100", "--job", "llm-4node"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        nodes.push(start(spec));
+    }
+    let f = eventually(40, || {
+        let f = c.api_json("/api/v1/findings?rule=straggler");
+        (!f.as_array().unwrap().is_empty()).then_some(f)
+    });
+    assert_eq!(f[0]["scope"]["node"], "strag-2");
+    assert_eq!(f[0]["scope"]["job"], "llm-4node");
+    let jobs = c.api_json("/api/v1/jobs");
+    assert_eq!(jobs[0]["job"], "llm-4node");
+    assert_eq!(jobs[0]["nodes"], serde_json::json!(["strag-0", "strag-1", "strag-2", "strag-3"]));
+    assert_eq!(c.rules(), vec!["straggler".to_string()], "nothing else opens");
+    let m = String::from_utf8(common::get(&c.api, "/metrics", &[]).2).unwrap();
+    assert!(m.contains("gpuscope_finding_active{rule=\"straggler\",severity=\"warning\",node=\"strag-2\",gpu=\"0,1,2,3\",job=\"llm-4node\"} 1"), "{m}");
+    drop(nodes);
+}
