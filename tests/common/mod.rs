@@ -367,8 +367,9 @@ pub fn collector(args: &[&str], addrs: (&str, &str, &str)) -> Collector {
     let mut c = Command::new(bin());
     c.args(["collector", "--grpc", addrs.0, "--http", addrs.1, "--api", addrs.2]).args(args);
     c.env_remove("GPUSCOPE_COLLECTOR_TOKEN").env_remove("GPUSCOPE_COLLECTOR_STORE");
-    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
+    // Owned by Proc from the start, so a failed start still reaps it.
+    let mut proc = Proc(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let stderr = proc.0.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -388,7 +389,7 @@ pub fn collector(args: &[&str], addrs: (&str, &str, &str)) -> Collector {
             let grpc = rest.split(',').next().unwrap().trim().to_string();
             let http = rest.split("OTLP HTTP on ").nth(1).unwrap().split(',').next().unwrap().trim().to_string();
             let api = rest.split("API on http://").nth(1).unwrap().split('/').next().unwrap().trim().to_string();
-            return Collector { proc: Proc(child), grpc, http, api, stderr: rx };
+            return Collector { proc, grpc, http, api, stderr: rx };
         }
     }
 }
