@@ -87,6 +87,8 @@ pub struct State {
     restored: Vec<usize>,
     started_ms: u64,
     persisted_nodes: BTreeMap<String, u64>,
+    /// Per node: XID counts seen so far and the events derived from their increases.
+    xids: BTreeMap<String, (BTreeMap<(u32, u64), u64>, Vec<gpuscope_core::XidEvent>)>,
 }
 
 /// Wall time after a restart within which a finding that was open must be detected again.
@@ -107,6 +109,7 @@ impl State {
             restored: Vec::new(),
             started_ms: now_ms(),
             persisted_nodes: BTreeMap::new(),
+            xids: BTreeMap::new(),
         };
         if let Some(store) = store {
             match store.load() {
@@ -187,7 +190,10 @@ impl State {
     pub fn ingest(&mut self, snaps: Vec<NodeSnapshot>) -> Vec<Change> {
         let wall = now_ms();
         let mut touched = Vec::new();
-        for s in snaps {
+        let mut snaps = snaps;
+        snaps.sort_by_key(|s| s.timestamp_ms);
+        for mut s in snaps {
+            self.derive_xid_events(&mut s);
             self.counters.snapshots += 1;
             touched.push(s.node.hostname.clone());
             self.newest_sample_ms = self.newest_sample_ms.max(s.timestamp_ms);
@@ -266,6 +272,25 @@ impl State {
             }
         }
         changes
+    }
+
+    /// OTLP carries XID counts per code; an increase is an event at that sample's time, which
+    /// the rules read as the agent's event list.
+    fn derive_xid_events(&mut self, s: &mut NodeSnapshot) {
+        let (seen, recent) = self.xids.entry(s.node.hostname.clone()).or_default();
+        for g in &s.gpus {
+            for (code, n) in &g.xid_counts {
+                let before = seen.insert((g.index, *code), *n).unwrap_or(0);
+                for _ in before..*n {
+                    recent.push(gpuscope_core::XidEvent { unix_ms: s.timestamp_ms, gpu: g.index, code: *code });
+                }
+            }
+        }
+        let excess = recent.len().saturating_sub(256);
+        recent.drain(..excess);
+        if s.xid_events.is_empty() {
+            s.xid_events = recent.clone();
+        }
     }
 
     fn open_index(&self, f: &gpuscope_core::Finding) -> Option<usize> {

@@ -1,0 +1,103 @@
+//! Every shipped scenario through the whole product at 20× speed: simulated node(s) → the real
+//! agent (simulated NVML, simulated /proc) → OTLP/HTTP → the real collector → findings. The
+//! findings that open are exactly the scenario's `expect` list, on the right GPUs and nodes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Clock, NodeSpec, collector, start, unix_now};
+use gpuscope_sim::Scenario;
+use gpuscope_sim::scenario::BUILTIN;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const SPEED: f64 = 20.0;
+
+/// Plays `name` and returns (rules that opened, findings JSON).
+fn play(name: &str) -> (Vec<String>, serde_json::Value) {
+    let sc = Scenario::load(name).unwrap();
+    let c = collector(&["--time-scale", &(1.0 / SPEED).to_string()], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let start_at = unix_now();
+    let mut nodes = Vec::new();
+    for n in 0..sc.node_count() {
+        let mut spec = NodeSpec::new(name, Clock::Running { start: start_at });
+        spec.node = n;
+        spec.interval_ms = 100;
+        spec.slow_interval_ms = 1500;
+        spec.extra_env = vec![("GPUSCOPE_SIM_SPEED".into(), SPEED.to_string())];
+        spec.extra_args =
+            vec!["--otlp-endpoint".into(), format!("http://{}", c.http), "--otlp-interval-ms".into(), "100".into()];
+        if let Some(job) = &sc.job {
+            spec.extra_args.extend(["--job".to_string(), job.name.clone()]);
+        }
+        nodes.push(start(spec));
+    }
+    // Long enough for the 10-minute rules where they are expected; else 7 scenario minutes.
+    let long =
+        sc.expect.iter().any(|r| ["memory-underused", "gpu-idle-allocated", "hw-slowdown"].contains(&r.as_str()));
+    let workload_s = if long { 800.0 } else { 420.0 };
+    let wall = workload_s / SPEED - (unix_now() - start_at);
+    std::thread::sleep(Duration::from_secs_f64(wall.max(0.0)));
+    let findings = c.api_json("/api/v1/findings");
+    let rules = c.rules();
+    drop(nodes);
+    (rules, findings)
+}
+
+#[test]
+fn every_scenario_opens_exactly_its_findings_through_agent_otlp_and_collector() {
+    // GPUSCOPE_MATRIX_ONLY=a,b narrows the run while developing; CI runs them all.
+    let only = std::env::var("GPUSCOPE_MATRIX_ONLY").ok();
+    let names: Vec<&str> = BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == *n)))
+        .collect();
+    let queue = Mutex::new(names.clone());
+    let failures = Mutex::new(Vec::new());
+    let results = Mutex::new(Vec::new());
+    // Three scenarios at a time: each is a collector plus one or more agents and /proc writers.
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                loop {
+                    let Some(name) = queue.lock().unwrap().pop() else { return };
+                    let sc = Scenario::load(name).unwrap();
+                    let (rules, findings) = play(name);
+                    let mut want = sc.expect.clone();
+                    want.sort();
+                    if rules != want {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{name}: expected {want:?}, got {rules:?}: {findings:#}"));
+                    }
+                    for f in findings.as_array().unwrap() {
+                        if f["evidence"].as_array().is_none_or(|e| e.is_empty()) {
+                            failures.lock().unwrap().push(format!("{name}: {} without evidence", f["rule"]));
+                        }
+                    }
+                    results.lock().unwrap().push((name, findings));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // Spot checks of scope.
+    let results = results.into_inner().unwrap();
+    assert_eq!(names.len(), results.len());
+    if only.is_some() {
+        return;
+    }
+    let get = |name: &str| results.iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap();
+    let lost = get("gpu-lost");
+    assert!(lost.as_array().unwrap().iter().all(|f| f["scope"]["gpus"] == serde_json::json!([3])), "{lost}");
+    let strag = get("straggler");
+    assert_eq!(strag[0]["scope"]["node"], "strag-2");
+    let hot = get("thermal-throttle");
+    assert_eq!(hot[0]["scope"]["gpus"], serde_json::json!([1]));
+    let tcp = get("nccl-over-tcp");
+    assert_eq!(tcp[0]["scope"]["job"], "llm-tcp");
+}
