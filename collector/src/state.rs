@@ -88,8 +88,11 @@ pub struct State {
     started_ms: u64,
     persisted_nodes: BTreeMap<String, u64>,
     /// Per node: XID counts seen so far and the events derived from their increases.
-    xids: BTreeMap<String, (BTreeMap<(u32, u64), u64>, Vec<gpuscope_core::XidEvent>)>,
+    xids: BTreeMap<String, XidTrack>,
 }
+
+/// XID counts seen per (GPU, code), and the events derived from their increases.
+type XidTrack = (BTreeMap<(u32, u64), u64>, Vec<gpuscope_core::XidEvent>);
 
 /// Wall time after a restart within which a finding that was open must be detected again.
 const RESTORE_GRACE_MS: u64 = 180_000;
