@@ -146,3 +146,35 @@ fn several_nodes_one_job_and_the_straggler_is_named() {
     assert!(m.contains("gpuscope_finding_active{rule=\"straggler\",severity=\"warning\",node=\"strag-2\",gpu=\"0,1,2,3\",job=\"llm-4node\"} 1"), "{m}");
     drop(nodes);
 }
+
+#[test]
+fn grpc_push_with_a_bearer_token_and_the_agents_own_counters() {
+    let c = collector(&["--token", "t0ken"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let spec = |token: &str| {
+        let mut s = NodeSpec::new("healthy-inference", Clock::Running { start: unix_now() - 30.0 });
+        s.extra_args = ["--otlp-endpoint", &format!("http://{}", c.grpc), "--otlp-protocol", "grpc", "--otlp-interval-ms", "200", "--hostname", token]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        s.extra_env = vec![("GPUSCOPE_OTLP_HEADERS".into(), format!("authorization=Bearer {token}"))];
+        s
+    };
+    let good = start(spec("t0ken"));
+    let bad = start(spec("wrong"));
+    let n = eventually(20, || {
+        let (status, _, body) = common::get(&c.api, "/api/v1/nodes/t0ken", &[]);
+        (status == 200).then(|| serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+    });
+    assert_eq!(n["latest"]["gpus"][0]["model"], "NVIDIA L4");
+    let m = good.metrics();
+    assert!(m.one("gpuscope_otlp_batches_sent_total", &[]) >= 1.0);
+    assert_eq!(m.one("gpuscope_otlp_queue_batches", &[]), 0.0);
+    // A wrong token is refused as UNAUTHENTICATED: not retried, not queued, counted.
+    let mb = eventually(20, || {
+        let m = bad.metrics();
+        (m.one("gpuscope_otlp_batches_rejected_total", &[]) >= 1.0).then_some(m)
+    });
+    assert_eq!(mb.one("gpuscope_otlp_batches_sent_total", &[]), 0.0);
+    assert_eq!(mb.one("gpuscope_otlp_queue_batches", &[]), 0.0);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/wrong", &[]).0, 404);
+}

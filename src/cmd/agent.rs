@@ -35,6 +35,7 @@ pub fn run(o: &Overrides) -> Result<()> {
     let endpoint = Endpoint {
         names: Names { native: cfg.native_metrics, dcgm: cfg.compat == Compat::Dcgm },
         labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        otlp: push.as_ref().map(|p| p.stats()),
     };
     // One thread serves scrapes: encoding a snapshot is cheap, and the agent must stay small.
     let rt =

@@ -104,6 +104,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             },
             Identity { instance: scenario.hostname(0), start_unix_nano: (start * 1e9) as u64 },
         )?;
+        let stats = pusher.stats();
         tokio::spawn(pusher.run(rx.clone()));
         let listener = tokio::net::TcpListener::bind(a.metrics)
             .await
@@ -112,7 +113,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         tokio::spawn(prometheus::serve(
             listener,
             rx,
-            Endpoint { names: Names::default(), labels: Vec::new() },
+            Endpoint { names: Names::default(), labels: Vec::new(), otlp: Some(stats) },
             std::future::pending(),
         ));
         println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));

@@ -26,6 +26,8 @@ pub struct Endpoint {
     pub names: Names,
     /// Labels added to every series.
     pub labels: Vec<(String, String)>,
+    /// The OTLP pusher's counters, when pushing.
+    pub otlp: Option<Arc<crate::otlp::PushStats>>,
 }
 
 struct State {
@@ -83,6 +85,21 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             },
             nanos as f64 / 1e9
         ));
+        if let Some(p) = &state.endpoint.otlp {
+            use std::sync::atomic::Ordering::Relaxed;
+            let counter = |body: &mut String, name: &str, help: &str, v: u64| {
+                let fam = if format == Format::OpenMetrics { name.trim_end_matches("_total") } else { name };
+                body.push_str(&format!("# HELP {fam} {help}\n# TYPE {fam} counter\n{name} {v}\n"));
+            };
+            counter(&mut body, "gpuscope_otlp_batches_sent_total", "OTLP batches delivered.", p.sent.load(Relaxed));
+            counter(&mut body, "gpuscope_otlp_retryable_failures_total", "OTLP sends that failed and will be retried.", p.retryable_failures.load(Relaxed));
+            counter(&mut body, "gpuscope_otlp_batches_rejected_total", "OTLP batches the collector refused as invalid (not retried).", p.rejected.load(Relaxed));
+            counter(&mut body, "gpuscope_otlp_batches_dropped_total", "OTLP batches dropped because the spill queue was full.", p.dropped.load(Relaxed));
+            body.push_str(&format!(
+                "# HELP gpuscope_otlp_queue_batches OTLP batches waiting for the collector.\n# TYPE gpuscope_otlp_queue_batches gauge\ngpuscope_otlp_queue_batches {}\n",
+                p.queued.load(Relaxed)
+            ));
+        }
         if eof {
             body.push_str("# EOF\n");
         }
