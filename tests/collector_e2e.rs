@@ -152,10 +152,19 @@ fn grpc_push_with_a_bearer_token_and_the_agents_own_counters() {
     let c = collector(&["--token", "t0ken"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
     let spec = |token: &str| {
         let mut s = NodeSpec::new("healthy-inference", Clock::Running { start: unix_now() - 30.0 });
-        s.extra_args = ["--otlp-endpoint", &format!("http://{}", c.grpc), "--otlp-protocol", "grpc", "--otlp-interval-ms", "200", "--hostname", token]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        s.extra_args = [
+            "--otlp-endpoint",
+            &format!("http://{}", c.grpc),
+            "--otlp-protocol",
+            "grpc",
+            "--otlp-interval-ms",
+            "200",
+            "--hostname",
+            token,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         s.extra_env = vec![("GPUSCOPE_OTLP_HEADERS".into(), format!("authorization=Bearer {token}"))];
         s
     };
@@ -177,4 +186,30 @@ fn grpc_push_with_a_bearer_token_and_the_agents_own_counters() {
     assert_eq!(mb.one("gpuscope_otlp_batches_sent_total", &[]), 0.0);
     assert_eq!(mb.one("gpuscope_otlp_queue_batches", &[]), 0.0);
     assert_eq!(common::get(&c.api, "/api/v1/nodes/wrong", &[]).0, 404);
+}
+
+#[test]
+fn finding_changes_stream_as_server_sent_events() {
+    use std::io::{BufRead, BufReader, Write};
+    let c = collector(&[], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let mut s = std::net::TcpStream::connect(&c.api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let _node = agent_to(&c, "gpu-lost", Clock::Running { start: unix_now() - 119.0 }, &[]);
+    let mut lines = BufReader::new(s).lines().map_while(Result::ok);
+    assert!(lines.next().unwrap().contains("200"));
+    let mut got = Vec::new();
+    for line in lines.by_ref() {
+        if line.starts_with("event: ") || line.starts_with("data: ") {
+            got.push(line.clone());
+        }
+        if line.starts_with("data: ") && line.contains("\"rule\":\"xid-error\"") || got.len() >= 4 {
+            break;
+        }
+    }
+    assert!(got.iter().any(|l| l == "event: opened"), "{got:?}");
+    let data = got.iter().find(|l| l.contains("gpu-lost")).unwrap_or_else(|| panic!("{got:?}"));
+    let f: serde_json::Value = serde_json::from_str(data.trim_start_matches("data: ")).unwrap();
+    assert_eq!(f["scope"]["gpus"], serde_json::json!([3]));
+    assert_eq!(f["severity"], "critical");
 }

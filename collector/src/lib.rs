@@ -79,13 +79,23 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
     };
     let state = Arc::new(Mutex::new(State::new(cfg.analysis.clone(), cfg.stale_after_ms, store)));
     let (tx, mut rx) = mpsc::channel::<Batch>(cfg.queue.max(1));
-    let shared = Arc::new(Shared { state: state.clone(), queue: tx, max_body: cfg.max_body, token: cfg.token.clone() });
+    let (changes, _) = tokio::sync::broadcast::channel(1024);
+    let shared = Arc::new(Shared {
+        state: state.clone(),
+        queue: tx,
+        max_body: cfg.max_body,
+        token: cfg.token.clone(),
+        changes: changes.clone(),
+    });
     let st = state.clone();
     // The analysis runs off the receivers: they only decode and queue.
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-            s.ingest(batch);
+            for c in s.ingest(batch) {
+                // Nobody listening is fine.
+                let _ = changes.send(c);
+            }
             s.check_liveness();
         }
     });

@@ -4,7 +4,8 @@
 use crate::decode::decode;
 use crate::state::State;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::service::service_fn;
@@ -32,6 +33,8 @@ pub struct Shared {
     pub max_body: usize,
     /// Bearer token required of OTLP pushes.
     pub token: Option<String>,
+    /// Finding changes, for the server-sent-events stream.
+    pub changes: tokio::sync::broadcast::Sender<gpuscope_analysis::Change>,
 }
 
 /// Whether an `authorization` header value satisfies the configured token.
@@ -42,10 +45,14 @@ pub fn authorized(shared: &Shared, header: Option<&str>) -> bool {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<BoxBody<Bytes, std::convert::Infallible>>;
+
+fn full(b: impl Into<Bytes>) -> BoxBody<Bytes, std::convert::Infallible> {
+    Full::new(b.into()).boxed()
+}
 
 fn text(status: StatusCode, body: impl Into<String>) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    let mut r = Response::new(full(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
@@ -53,7 +60,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Resp {
 
 fn json(status: StatusCode, v: &impl serde::Serialize) -> Resp {
     let body = serde_json::to_vec_pretty(v).unwrap_or_default();
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -164,7 +171,7 @@ async fn otlp(shared: &Shared, req: Request<Incoming>) -> Resp {
             if is_json {
                 json(StatusCode::OK, &resp)
             } else {
-                let mut r = Response::new(Full::new(Bytes::from(resp.encode_to_vec())));
+                let mut r = Response::new(full(resp.encode_to_vec()));
                 r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
                 r
             }
@@ -182,8 +189,32 @@ fn query_param<'a>(q: &'a str, key: &str) -> Option<&'a str> {
     q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
+/// `GET /api/v1/stream`: one server-sent event per finding opened or closed.
+fn stream(shared: &Shared) -> Resp {
+    use tokio_stream::StreamExt;
+    let events = tokio_stream::wrappers::BroadcastStream::new(shared.changes.subscribe()).filter_map(|c| {
+        let c = c.ok()?;
+        let (kind, body) = match &c {
+            gpuscope_analysis::Change::Opened(f) => ("opened", serde_json::to_string(f).ok()?),
+            gpuscope_analysis::Change::Closed { finding, at_ms } => {
+                ("closed", serde_json::to_string(&serde_json::json!({ "finding": finding, "closed_ms": at_ms })).ok()?)
+            }
+        };
+        Some(Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(format!(
+            "event: {kind}\ndata: {body}\n\n"
+        )))))
+    });
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(events)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
 fn api(shared: &Shared, req: &Request<Incoming>) -> Resp {
     let path = req.uri().path();
+    if path == "/api/v1/stream" {
+        return stream(shared);
+    }
     let q = req.uri().query().unwrap_or("");
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     st.check_liveness();

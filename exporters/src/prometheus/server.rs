@@ -92,9 +92,24 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 body.push_str(&format!("# HELP {fam} {help}\n# TYPE {fam} counter\n{name} {v}\n"));
             };
             counter(&mut body, "gpuscope_otlp_batches_sent_total", "OTLP batches delivered.", p.sent.load(Relaxed));
-            counter(&mut body, "gpuscope_otlp_retryable_failures_total", "OTLP sends that failed and will be retried.", p.retryable_failures.load(Relaxed));
-            counter(&mut body, "gpuscope_otlp_batches_rejected_total", "OTLP batches the collector refused as invalid (not retried).", p.rejected.load(Relaxed));
-            counter(&mut body, "gpuscope_otlp_batches_dropped_total", "OTLP batches dropped because the spill queue was full.", p.dropped.load(Relaxed));
+            counter(
+                &mut body,
+                "gpuscope_otlp_retryable_failures_total",
+                "OTLP sends that failed and will be retried.",
+                p.retryable_failures.load(Relaxed),
+            );
+            counter(
+                &mut body,
+                "gpuscope_otlp_batches_rejected_total",
+                "OTLP batches the collector refused as invalid (not retried).",
+                p.rejected.load(Relaxed),
+            );
+            counter(
+                &mut body,
+                "gpuscope_otlp_batches_dropped_total",
+                "OTLP batches dropped because the spill queue was full.",
+                p.dropped.load(Relaxed),
+            );
             body.push_str(&format!(
                 "# HELP gpuscope_otlp_queue_batches OTLP batches waiting for the collector.\n# TYPE gpuscope_otlp_queue_batches gauge\ngpuscope_otlp_queue_batches {}\n",
                 p.queued.load(Relaxed)
