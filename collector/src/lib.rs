@@ -90,13 +90,20 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
     let st = state.clone();
     // The analysis runs off the receivers: they only decode and queue.
     tokio::spawn(async move {
+        // Rules run over every node, so a burst of batches is evaluated once: after the queue
+        // drains, or every 200 ms while it does not.
+        let mut last_eval = std::time::Instant::now();
         while let Some(batch) = rx.recv().await {
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-            for c in s.ingest(batch) {
-                // Nobody listening is fine.
-                let _ = changes.send(c);
+            s.ingest_only(batch);
+            if rx.is_empty() || last_eval.elapsed() >= std::time::Duration::from_millis(200) {
+                last_eval = std::time::Instant::now();
+                for c in s.evaluate() {
+                    // Nobody listening is fine.
+                    let _ = changes.send(c);
+                }
+                s.check_liveness();
             }
-            s.check_liveness();
         }
     });
     tokio::spawn(server::serve(http_l, shared.clone(), true));

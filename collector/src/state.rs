@@ -191,6 +191,12 @@ impl State {
 
     /// Ingests decoded snapshots and evaluates the rules at the newest sample time.
     pub fn ingest(&mut self, snaps: Vec<NodeSnapshot>) -> Vec<Change> {
+        self.ingest_only(snaps);
+        self.evaluate()
+    }
+
+    /// Adds snapshots to their windows without evaluating the rules (a burst is evaluated once).
+    pub fn ingest_only(&mut self, snaps: Vec<NodeSnapshot>) {
         let wall = now_ms();
         let mut touched = Vec::new();
         let mut snaps = snaps;
@@ -238,6 +244,10 @@ impl State {
         for n in touched {
             self.persist_node(&n);
         }
+    }
+
+    /// Evaluates the rules at the newest sample time and records what opened and closed.
+    pub fn evaluate(&mut self) -> Vec<Change> {
         let changes = self.analyzer.evaluate(self.newest_sample_ms);
         for c in &changes {
             match c {

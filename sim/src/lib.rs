@@ -11,6 +11,7 @@ pub mod noise;
 pub mod presets;
 pub mod procfs;
 pub mod scenario;
+pub mod snapshot;
 
 pub use clock::SimClock;
 pub use engine::Simulation;
