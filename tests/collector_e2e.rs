@@ -105,7 +105,8 @@ fn an_outage_loses_nothing_and_a_restart_keeps_the_history() {
     );
     assert!(n["node"]["max_gap_ms"].as_u64().unwrap() <= 450, "{n}");
     assert_eq!(n["node"]["out_of_order_total"], 0);
-    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "the queue drained");
+    // The queue drains (a batch may be in flight at any one moment).
+    eventually(10, || (std::fs::read_dir(&spill).unwrap().count() == 0).then_some(()));
     // The history survived the restart: the finding is still there, still open, one record.
     let f = c.api_json("/api/v1/findings?rule=gpu-lost");
     assert_eq!(f.as_array().unwrap().len(), 1, "{f}");

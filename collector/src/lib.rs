@@ -90,13 +90,21 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
     let st = state.clone();
     // The analysis runs off the receivers: they only decode and queue.
     tokio::spawn(async move {
-        // Rules run over every node, so a burst of batches is evaluated once: after the queue
-        // drains, or every 200 ms while it does not.
+        // Rules run over every node, so they run on a cadence (every 250 ms of wall time at
+        // most), not per batch: a fleet's batches cost one evaluation each cadence.
         let mut last_eval = std::time::Instant::now();
-        while let Some(batch) = rx.recv().await {
+        let cadence = std::time::Duration::from_millis(250);
+        loop {
+            let batch = match tokio::time::timeout(cadence, rx.recv()).await {
+                Ok(Some(b)) => Some(b),
+                Ok(None) => return,
+                Err(_) => None,
+            };
             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-            s.ingest_only(batch);
-            if rx.is_empty() || last_eval.elapsed() >= std::time::Duration::from_millis(200) {
+            if let Some(b) = batch {
+                s.ingest_only(b);
+            }
+            if last_eval.elapsed() >= cadence {
                 last_eval = std::time::Instant::now();
                 for c in s.evaluate() {
                     // Nobody listening is fine.
