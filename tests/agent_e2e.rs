@@ -186,6 +186,20 @@ fn promtool_finds_nothing_in_native_and_dcgm_output() {
     assert_eq!(common::get(&node.addr, "/nope", &[]).0, 404);
 }
 
+/// `gpuscope query --json` on the node's simulated /proc, with one clock variable set.
+fn query_json(node: &common::Node, scenario: &str, clock: (&str, String), gap_ms: u64) -> serde_json::Value {
+    let out = Command::new(common::bin())
+        .args(["query", "--json", "--gap-ms", &gap_ms.to_string()])
+        .env("GPUSCOPE_SIM_SCENARIO", scenario)
+        .env(clock.0, clock.1)
+        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
+        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
+        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
     // GPU 3 falls off the bus at scenario second 120, three seconds from now.
@@ -202,16 +216,7 @@ fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
     assert!(after.find("gpuscope_gpu_power_watts", &[("gpu", "3")]).is_empty(), "a lost GPU has no values");
     assert_eq!(after.one("gpuscope_gpu_xid_errors_total", &[("gpu", "3"), ("xid", "79")]), 1.0);
     assert_eq!(after.one("gpuscope_gpu_xid_last", &[("gpu", "3")]), 79.0);
-    let q = std::process::Command::new(common::bin())
-        .args(["query", "--json", "--gap-ms", "100"])
-        .env("GPUSCOPE_SIM_SCENARIO", "gpu-lost")
-        .env("GPUSCOPE_SIM_TIME", "500")
-        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
-        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
-        .output()
-        .unwrap();
-    let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let q = query_json(&node, "gpu-lost", ("GPUSCOPE_SIM_TIME", "500".into()), 100);
     assert_eq!(q["gpus"][3]["lost"], true);
     assert_eq!(q["xid_events"], serde_json::json!([]), "an XID before the agent started is not replayed");
     for g in ["0", "1", "2", "4", "5", "6", "7"] {
@@ -243,16 +248,7 @@ fn xid_events_are_counted_per_code() {
     assert!(m.find("gpuscope_gpu_xid_errors_total", &[("gpu", "0")]).is_empty());
     // query --json lists the events with their times: XID 13 is due 0.5 s into a 1.5 s gap.
     let before = (unix_now() * 1000.0) as u64;
-    let q = Command::new(common::bin())
-        .args(["query", "--json", "--gap-ms", "1500"])
-        .env("GPUSCOPE_SIM_SCENARIO", "xid-error")
-        .env("GPUSCOPE_SIM_START", format!("{:.3}", unix_now() - 89.5))
-        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
-        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
-        .output()
-        .unwrap();
-    let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let q = query_json(&node, "xid-error", ("GPUSCOPE_SIM_START", format!("{:.3}", unix_now() - 89.5)), 1500);
     let ev = &q["xid_events"][0];
     assert_eq!((ev["gpu"].as_u64(), ev["code"].as_u64()), (Some(2), Some(13)), "{q}");
     let at = ev["unix_ms"].as_u64().unwrap();

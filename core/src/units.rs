@@ -61,3 +61,17 @@ impl Unit {
         }
     }
 }
+
+/// Usable PCIe bandwidth per direction for a link generation and lane count, bytes/s (after
+/// 8b/10b encoding for Gen1–2 and 128b/130b from Gen3).
+pub fn pcie_bytes_per_second(generation: u32, lanes: u32) -> f64 {
+    let per_lane = match generation {
+        1 => 250e6,
+        2 => 500e6,
+        3 => 984.6e6,
+        4 => 1969.2e6,
+        5 => 3938.5e6,
+        _ => 7877e6,
+    };
+    per_lane * f64::from(lanes)
+}

@@ -67,19 +67,7 @@ impl GpuPreset {
     }
 }
 
-/// Usable PCIe bandwidth per direction for a generation and lane count, bytes/s.
-pub fn pcie_bytes_per_second(gen_: u32, width: u32) -> f64 {
-    // Per-lane rates after line encoding (8b/10b for gen 1–2, 128b/130b from gen 3).
-    let per_lane = match gen_ {
-        1 => 250e6,
-        2 => 500e6,
-        3 => 984.6e6,
-        4 => 1969.2e6,
-        5 => 3938.5e6,
-        _ => 7877e6,
-    };
-    per_lane * f64::from(width)
-}
+pub use gpuscope_core::units::pcie_bytes_per_second;
 
 /// Every preset, by key.
 pub static PRESETS: &[GpuPreset] = &[

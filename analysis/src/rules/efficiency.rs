@@ -256,19 +256,6 @@ pub(super) fn host_thread_bound(c: &Ctx) -> Vec<Hit> {
     out
 }
 
-/// Usable PCIe bandwidth per direction, bytes/s (128b/130b from Gen3).
-fn pcie_bandwidth(gen_: u32, width: u32) -> f64 {
-    let lane = match gen_ {
-        1 => 250e6,
-        2 => 500e6,
-        3 => 984.6e6,
-        4 => 1969.2e6,
-        5 => 3938.5e6,
-        _ => 7877e6,
-    };
-    lane * f64::from(width)
-}
-
 pub(super) fn pcie_h2d_bound(c: &Ctx) -> Vec<Hit> {
     let t = c.t;
     let mut out = Vec::new();
@@ -276,7 +263,7 @@ pub(super) fn pcie_h2d_bound(c: &Ctx) -> Vec<Hit> {
         let (Some(gen_), Some(width)) = (g.pcie_link_generation, g.pcie_link_width) else { continue };
         let Some(rx) = w.gpu_mean(g.index, c.now_ms, c.span(), |g| g.pcie_rx_bytes_per_second) else { continue };
         let Some((act, name)) = c.activity(w, g.index) else { continue };
-        let frac = rx / pcie_bandwidth(gen_, width);
+        let frac = rx / gpuscope_core::units::pcie_bytes_per_second(gen_, width);
         if frac >= t.pcie_rx_high && act < t.sm_active_low {
             out.push(gpu_hit(
                 node,
