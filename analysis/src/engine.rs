@@ -34,6 +34,7 @@ pub struct Analyzer {
     nodes: BTreeMap<String, NodeWindow>,
     states: BTreeMap<String, State>,
     retention_ms: u64,
+    full_ms: u64,
 }
 
 fn key(rule: &str, h: &Hit) -> String {
@@ -47,13 +48,15 @@ impl Analyzer {
     pub fn new(cfg: AnalysisConfig, retention_s: f64) -> Analyzer {
         let needed = cfg.thresholds.hw_slowdown_window_s.max(cfg.thresholds.event_hold_s).max(retention_s);
         let retention_ms = (needed * cfg.scale() * 1000.0) as u64;
-        Analyzer { cfg, nodes: BTreeMap::new(), states: BTreeMap::new(), retention_ms }
+        // Whole snapshots for twice the smoothing span (the short-span rules average over it).
+        let full_ms = (2.0 * cfg.thresholds.eval_span_s * cfg.scale() * 1000.0) as u64;
+        Analyzer { cfg, nodes: BTreeMap::new(), states: BTreeMap::new(), retention_ms, full_ms }
     }
 
     /// Adds a snapshot to its node's window.
     pub fn ingest(&mut self, snap: Arc<NodeSnapshot>) {
         let node = snap.node.hostname.clone();
-        self.nodes.entry(node).or_insert_with(|| NodeWindow::new(self.retention_ms)).push(snap);
+        self.nodes.entry(node).or_insert_with(|| NodeWindow::new(self.retention_ms, self.full_ms)).push(snap);
     }
 
     /// The window of `node`.

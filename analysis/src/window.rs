@@ -4,32 +4,100 @@ use gpuscope_core::{GpuSample, HostSample, NodeSnapshot};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Recent snapshots of one node, oldest first.
+/// What the long-span rules read of one GPU in one sample: the clock event reasons and the
+/// error counters. Every sample keeps this much for the whole retention; whole snapshots are
+/// kept only for the short span the other rules average over, so a 10-minute window of a big
+/// node costs tens of kilobytes, not megabytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThinGpu {
+    /// GPU index.
+    pub index: u32,
+    /// Clock event reasons bitmask.
+    pub reasons: Option<u64>,
+    /// Volatile uncorrectable ECC errors.
+    pub ecc_uncorrected: Option<u64>,
+    /// PCIe replays.
+    pub pcie_replays: Option<u64>,
+    /// NVLink CRC errors over all links.
+    pub nvlink_crc: Option<u64>,
+    /// NVLink replay errors over all links.
+    pub nvlink_replay: Option<u64>,
+    /// NVLink recovery errors over all links.
+    pub nvlink_recovery: Option<u64>,
+}
+
+impl ThinGpu {
+    fn of(g: &GpuSample) -> ThinGpu {
+        let sum = |f: fn(&gpuscope_core::NvLinkSample) -> Option<u64>| {
+            let v: Vec<u64> = g.nvlinks.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| v.iter().sum())
+        };
+        ThinGpu {
+            index: g.index,
+            reasons: g.clock_event_reasons,
+            ecc_uncorrected: g.ecc_uncorrected_volatile_total,
+            pcie_replays: g.pcie_replays_total,
+            nvlink_crc: sum(|l| l.crc_errors_total),
+            nvlink_replay: sum(|l| l.replay_errors_total),
+            nvlink_recovery: sum(|l| l.recovery_errors_total),
+        }
+    }
+}
+
+/// The thin record of one sample (GPUs that answered only).
+#[derive(Debug, Clone, Default)]
+pub struct ThinSample {
+    /// Sample time, ms.
+    pub timestamp_ms: u64,
+    /// Per GPU.
+    pub gpus: Vec<ThinGpu>,
+}
+
+/// Recent snapshots of one node, oldest first: whole ones for a short span, thin records for the
+/// whole retention.
 #[derive(Debug, Clone, Default)]
 pub struct NodeWindow {
     samples: VecDeque<Arc<NodeSnapshot>>,
+    thin: VecDeque<ThinSample>,
     retention_ms: u64,
+    full_ms: u64,
 }
 
 impl NodeWindow {
-    /// An empty window keeping `retention_ms` of history.
-    pub fn new(retention_ms: u64) -> NodeWindow {
-        NodeWindow { samples: VecDeque::new(), retention_ms }
+    /// An empty window keeping thin records for `retention_ms` and whole snapshots for `full_ms`.
+    pub fn new(retention_ms: u64, full_ms: u64) -> NodeWindow {
+        NodeWindow { samples: VecDeque::new(), thin: VecDeque::new(), retention_ms, full_ms: full_ms.min(retention_ms) }
     }
 
     /// Adds a snapshot (out-of-order ones are inserted in place) and drops what is too old.
     pub fn push(&mut self, snap: Arc<NodeSnapshot>) {
         let t = snap.timestamp_ms;
-        let pos = self.samples.iter().rposition(|s| s.timestamp_ms <= t).map_or(0, |p| p + 1);
-        if self.samples.get(pos.wrapping_sub(1)).is_some_and(|s| s.timestamp_ms == t) {
+        let tpos = self.thin.partition_point(|s| s.timestamp_ms <= t);
+        if tpos > 0 && self.thin[tpos - 1].timestamp_ms == t {
             // The same sample twice (a replayed batch): keep one.
             return;
         }
+        let thin =
+            ThinSample { timestamp_ms: t, gpus: snap.gpus.iter().filter(|g| !g.lost).map(ThinGpu::of).collect() };
+        self.thin.insert(tpos, thin);
+        let pos = self.samples.partition_point(|s| s.timestamp_ms <= t);
         self.samples.insert(pos, snap);
-        let newest = self.samples.back().map_or(0, |s| s.timestamp_ms);
-        while self.samples.front().is_some_and(|s| s.timestamp_ms + self.retention_ms < newest) {
+        let newest = self.thin.back().map_or(0, |s| s.timestamp_ms);
+        while self.thin.front().is_some_and(|s| s.timestamp_ms + self.retention_ms < newest) {
+            self.thin.pop_front();
+        }
+        // Whole snapshots: the short span, and never fewer than the two newest.
+        while self.samples.len() > 2 && self.samples.front().is_some_and(|s| s.timestamp_ms + self.full_ms < newest) {
             self.samples.pop_front();
         }
+    }
+
+    /// Thin records of the last `span_ms` before `now_ms`.
+    pub fn thin(&self, now_ms: u64, span_ms: u64) -> impl Iterator<Item = &ThinSample> {
+        let from = now_ms.saturating_sub(span_ms);
+        let start = self.thin.partition_point(|s| s.timestamp_ms < from);
+        let end = self.thin.partition_point(|s| s.timestamp_ms <= now_ms);
+        self.thin.range(start..end.max(start))
     }
 
     /// The newest snapshot.
@@ -81,11 +149,11 @@ impl NodeWindow {
         gpu: u32,
         now_ms: u64,
         span_ms: u64,
-        pred: impl Fn(&GpuSample) -> Option<bool>,
+        pred: impl Fn(&ThinGpu) -> Option<bool>,
     ) -> Option<f64> {
         let v: Vec<bool> = self
-            .recent(now_ms, span_ms)
-            .filter_map(|s| s.gpus.iter().find(|g| g.index == gpu && !g.lost))
+            .thin(now_ms, span_ms)
+            .filter_map(|s| s.gpus.iter().find(|g| g.index == gpu))
             .filter_map(&pred)
             .collect();
         (!v.is_empty()).then(|| v.iter().filter(|b| **b).count() as f64 / v.len() as f64)
@@ -97,11 +165,11 @@ impl NodeWindow {
         gpu: u32,
         now_ms: u64,
         span_ms: u64,
-        f: impl Fn(&GpuSample) -> Option<f64>,
+        f: impl Fn(&ThinGpu) -> Option<f64>,
     ) -> Option<(f64, f64)> {
         let pts: Vec<(u64, f64)> = self
-            .recent(now_ms, span_ms)
-            .filter_map(|s| s.gpus.iter().find(|g| g.index == gpu && !g.lost).and_then(&f).map(|v| (s.timestamp_ms, v)))
+            .thin(now_ms, span_ms)
+            .filter_map(|s| s.gpus.iter().find(|g| g.index == gpu).and_then(&f).map(|v| (s.timestamp_ms, v)))
             .collect();
         let (first, last) = (pts.first()?, pts.last()?);
         let mut inc = 0.0;

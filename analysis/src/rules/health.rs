@@ -85,16 +85,14 @@ pub(super) fn ecc_uncorrectable(c: &Ctx) -> Vec<Hit> {
     let span = c.ms(c.t.event_hold_s);
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
-        let Some((inc, _)) =
-            w.gpu_increase(g.index, c.now_ms, span, |g| g.ecc_uncorrected_volatile_total.map(|v| v as f64))
-        else {
+        let Some((inc, _)) = w.gpu_increase(g.index, c.now_ms, span, |g| g.ecc_uncorrected.map(|v| v as f64)) else {
             continue;
         };
         // The first reading of a fresh agent is compared with the GPU's driver-load state: a
         // non-zero volatile count at first sight is a new error since the last reset.
         let first = w
-            .recent(c.now_ms, span)
-            .find_map(|s| s.gpus.iter().find(|x| x.index == g.index)?.ecc_uncorrected_volatile_total)
+            .thin(c.now_ms, span)
+            .find_map(|s| s.gpus.iter().find(|x| x.index == g.index)?.ecc_uncorrected)
             .unwrap_or(0);
         let total = inc + first as f64;
         if total > 0.0 {
@@ -176,8 +174,7 @@ pub(super) fn pcie_replay(c: &Ctx) -> Vec<Hit> {
     let t = c.t;
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
-        let Some((inc, secs)) =
-            w.gpu_increase(g.index, c.now_ms, c.ms(60.0), |g| g.pcie_replays_total.map(|v| v as f64))
+        let Some((inc, secs)) = w.gpu_increase(g.index, c.now_ms, c.ms(60.0), |g| g.pcie_replays.map(|v| v as f64))
         else {
             continue;
         };
@@ -206,15 +203,11 @@ pub(super) fn nvlink_errors(c: &Ctx) -> Vec<Hit> {
             continue;
         }
         let span = c.ms(120.0);
-        let sum = |f: fn(&gpuscope_core::NvLinkSample) -> Option<u64>| {
-            move |g: &gpuscope_core::GpuSample| -> Option<f64> {
-                let v: Vec<u64> = g.nvlinks.iter().filter_map(f).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64)
-            }
-        };
-        let crc = w.gpu_increase(g.index, c.now_ms, span, sum(|l| l.crc_errors_total));
-        let replay = w.gpu_increase(g.index, c.now_ms, span, sum(|l| l.replay_errors_total)).map_or(0.0, |x| x.0);
-        let recovery = w.gpu_increase(g.index, c.now_ms, span, sum(|l| l.recovery_errors_total)).map_or(0.0, |x| x.0);
+        let crc = w.gpu_increase(g.index, c.now_ms, span, |g| g.nvlink_crc.map(|v| v as f64));
+        let replay =
+            w.gpu_increase(g.index, c.now_ms, span, |g| g.nvlink_replay.map(|v| v as f64)).map_or(0.0, |x| x.0);
+        let recovery =
+            w.gpu_increase(g.index, c.now_ms, span, |g| g.nvlink_recovery.map(|v| v as f64)).map_or(0.0, |x| x.0);
         let down = g.nvlinks.iter().filter(|l| l.active == Some(false)).count();
         let crc_rate = crc.filter(|(_, secs)| *secs > 0.0).map_or(0.0, |(inc, secs)| inc / (secs / c.scale));
         if crc_rate > 0.0 || replay > 0.0 || recovery > 0.0 || down > 0 {

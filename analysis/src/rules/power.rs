@@ -18,9 +18,7 @@ pub(super) fn power_capped(c: &Ctx) -> Vec<Hit> {
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
         let span = c.ms(60.0).max(c.span());
-        let Some(frac) =
-            w.gpu_fraction(g.index, c.now_ms, span, |g| g.clock_event_reasons.map(|r| r & SW_POWER_CAP != 0))
-        else {
+        let Some(frac) = w.gpu_fraction(g.index, c.now_ms, span, |g| g.reasons.map(|r| r & SW_POWER_CAP != 0)) else {
             continue;
         };
         let (Some(clock), Some(max)) =
@@ -67,9 +65,8 @@ pub(super) fn thermal_throttle(c: &Ctx) -> Vec<Hit> {
     let t = c.t;
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
-        let active = w.gpu_fraction(g.index, c.now_ms, c.span(), |g| {
-            g.clock_event_reasons.map(|r| r & (SW_THERMAL | HW_THERMAL) != 0)
-        });
+        let active =
+            w.gpu_fraction(g.index, c.now_ms, c.span(), |g| g.reasons.map(|r| r & (SW_THERMAL | HW_THERMAL) != 0));
         let temp = w.gpu_mean(g.index, c.now_ms, c.span(), |g| g.temperature_celsius);
         let near = match (temp, g.slowdown_temperature_celsius) {
             (Some(t0), Some(slow)) => t0 >= slow - t.thermal_margin_c,
@@ -109,10 +106,10 @@ pub(super) fn hw_slowdown(c: &Ctx) -> Vec<Hit> {
     for (node, w, s, g) in c.gpus() {
         let span = c.ms(t.hw_slowdown_window_s);
         let states: Vec<(u64, bool)> = w
-            .recent(c.now_ms, span)
+            .thin(c.now_ms, span)
             .filter_map(|snap| {
-                let gs = snap.gpus.iter().find(|x| x.index == g.index && !x.lost)?;
-                gs.clock_event_reasons.map(|r| (snap.timestamp_ms, r & (HW_SLOWDOWN | HW_POWER_BRAKE) != 0))
+                let gs = snap.gpus.iter().find(|x| x.index == g.index)?;
+                gs.reasons.map(|r| (snap.timestamp_ms, r & (HW_SLOWDOWN | HW_POWER_BRAKE) != 0))
             })
             .collect();
         let (Some(first), Some(last)) = (states.first(), states.last()) else { continue };
@@ -141,9 +138,7 @@ pub(super) fn hw_slowdown(c: &Ctx) -> Vec<Hit> {
 pub(super) fn app_clocks_capped(c: &Ctx) -> Vec<Hit> {
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
-        let Some(f) =
-            w.gpu_fraction(g.index, c.now_ms, c.span(), |g| g.clock_event_reasons.map(|r| r & APP_CLOCKS != 0))
-        else {
+        let Some(f) = w.gpu_fraction(g.index, c.now_ms, c.span(), |g| g.reasons.map(|r| r & APP_CLOCKS != 0)) else {
             continue;
         };
         if f >= 0.5 {
