@@ -54,7 +54,9 @@ fn value(p: &NumberDataPoint) -> Option<f64> {
 
 fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut GpuSample> {
     let index = u32::try_from(int_attr(attrs, k::GPU_INDEX)?).ok()?;
-    let pos = match snap.gpus.iter().position(|g| g.index == index) {
+    // GPUs (and CPUs below) mostly sit at the position of their index: try that first.
+    let at = snap.gpus.get(index as usize).filter(|g| g.index == index).map(|_| index as usize);
+    let pos = match at.or_else(|| snap.gpus.iter().position(|g| g.index == index)) {
         Some(p) => p,
         None => {
             snap.gpus.push(GpuSample { index, ..GpuSample::default() });
@@ -133,7 +135,8 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
         Accessor::Cpu(_, set) => {
             let Some(cpu) = int_attr(attrs, k::CPU).and_then(|c| u32::try_from(c).ok()) else { return false };
             let h = host(snap);
-            let pos = match h.cpus.iter().position(|c| c.cpu == cpu) {
+            let at = h.cpus.get(cpu as usize).filter(|c| c.cpu == cpu).map(|_| cpu as usize);
+            let pos = match at.or_else(|| h.cpus.iter().position(|c| c.cpu == cpu)) {
                 Some(p) => p,
                 None => {
                     h.cpus.push(CpuSample { cpu, ..CpuSample::default() });
@@ -201,8 +204,12 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
                     continue;
                 }
             };
+            let Some(candidates) = MetricDef::otlp_candidates(&m.name) else {
+                reject(&mut out, pts.len(), format!("{}: not a gpuscope signal", m.name));
+                continue;
+            };
             for p in pts {
-                let Some(def) = MetricDef::by_otlp(&m.name, |key| match attr(&p.attributes, key) {
+                let Some(def) = MetricDef::pick(candidates, |key| match attr(&p.attributes, key) {
                     Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
                     _ => None,
                 }) else {

@@ -118,8 +118,32 @@ impl MetricDef {
     }
 
     /// The row with this OTLP name whose fixed attributes all appear in `attrs`.
-    pub fn by_otlp<'a>(name: &str, mut attr: impl FnMut(&str) -> Option<&'a str>) -> Option<&'static MetricDef> {
-        CATALOGUE.iter().find(|m| m.otlp == name && m.otlp_attributes.iter().all(|(k, v)| attr(k) == Some(*v)))
+    pub fn by_otlp<'a>(name: &str, attr: impl FnMut(&str) -> Option<&'a str>) -> Option<&'static MetricDef> {
+        Self::otlp_candidates(name).and_then(|c| Self::pick(c, attr))
+    }
+
+    /// The rows sharing this OTLP name (decoders look this up once per metric, then [`Self::pick`]
+    /// per data point).
+    pub fn otlp_candidates(name: &str) -> Option<&'static [&'static MetricDef]> {
+        static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, Vec<&'static MetricDef>>> =
+            std::sync::OnceLock::new();
+        let map = BY_NAME.get_or_init(|| {
+            let mut m: std::collections::HashMap<&'static str, Vec<&'static MetricDef>> =
+                std::collections::HashMap::new();
+            for d in CATALOGUE {
+                m.entry(d.otlp).or_default().push(d);
+            }
+            m
+        });
+        map.get(name).map(Vec::as_slice)
+    }
+
+    /// The candidate whose fixed attributes all appear in `attrs`.
+    pub fn pick<'a>(
+        candidates: &[&'static MetricDef],
+        mut attr: impl FnMut(&str) -> Option<&'a str>,
+    ) -> Option<&'static MetricDef> {
+        candidates.iter().copied().find(|m| m.otlp_attributes.iter().all(|(k, v)| attr(k) == Some(*v)))
     }
 }
 
