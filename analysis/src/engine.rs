@@ -35,6 +35,12 @@ pub struct Analyzer {
     states: BTreeMap<String, State>,
     retention_ms: u64,
     full_ms: u64,
+    /// Nodes with new data since the last evaluation.
+    dirty: std::collections::BTreeSet<String>,
+    /// The last hits of the GPU- and node-scope rules, per node.
+    node_hits: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>>,
+    /// The last hits of the job-scope rules, per job.
+    job_hits: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>>,
 }
 
 fn key(rule: &str, h: &Hit) -> String {
@@ -50,12 +56,22 @@ impl Analyzer {
         let retention_ms = (needed * cfg.scale() * 1000.0) as u64;
         // Whole snapshots for twice the smoothing span (the short-span rules average over it).
         let full_ms = (2.0 * cfg.thresholds.eval_span_s * cfg.scale() * 1000.0) as u64;
-        Analyzer { cfg, nodes: BTreeMap::new(), states: BTreeMap::new(), retention_ms, full_ms }
+        Analyzer {
+            cfg,
+            nodes: BTreeMap::new(),
+            states: BTreeMap::new(),
+            retention_ms,
+            full_ms,
+            dirty: Default::default(),
+            node_hits: BTreeMap::new(),
+            job_hits: BTreeMap::new(),
+        }
     }
 
     /// Adds a snapshot to its node's window.
     pub fn ingest(&mut self, snap: Arc<NodeSnapshot>) {
         let node = snap.node.hostname.clone();
+        self.dirty.insert(node.clone());
         self.nodes.entry(node).or_insert_with(|| NodeWindow::new(self.retention_ms, self.full_ms)).push(snap);
     }
 
@@ -67,24 +83,62 @@ impl Analyzer {
     /// Forgets a node (it stopped reporting and its findings closed).
     pub fn remove_node(&mut self, node: &str) {
         self.nodes.remove(node);
+        self.node_hits.remove(node);
     }
 
-    /// Evaluates every rule at `now_ms` and returns what opened and closed.
+    /// Evaluates the rules at `now_ms` and returns what opened and closed. GPU and node rules
+    /// run only for nodes with new data, job rules only for jobs with such a member; the other
+    /// nodes keep their last result, so a fleet costs what its fresh data costs.
     pub fn evaluate(&mut self, now_ms: u64) -> Vec<Change> {
-        let ctx = Ctx {
+        let dirty = std::mem::take(&mut self.dirty);
+        let job_of = |w: &NodeWindow| w.latest().and_then(|s| s.node.job.clone());
+        let jobs: std::collections::BTreeSet<String> =
+            dirty.iter().filter_map(|n| self.nodes.get(n)).filter_map(job_of).collect();
+        let node_ctx = Ctx {
             now_ms,
-            nodes: self.nodes.iter().map(|(n, w)| (n.as_str(), w)).collect(),
+            nodes: self.nodes.iter().filter(|(n, _)| dirty.contains(*n)).map(|(n, w)| (n.as_str(), w)).collect(),
             t: &self.cfg.thresholds,
             scale: self.cfg.scale(),
         };
-        let mut hits: BTreeMap<String, (&'static RuleInfo, Hit)> = BTreeMap::new();
+        let job_ctx = Ctx {
+            now_ms,
+            nodes: self
+                .nodes
+                .iter()
+                .filter(|(_, w)| job_of(w).is_some_and(|j| jobs.contains(&j)))
+                .map(|(n, w)| (n.as_str(), w))
+                .collect(),
+            t: &self.cfg.thresholds,
+            scale: self.cfg.scale(),
+        };
+        let mut fresh_nodes: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>> =
+            dirty.iter().map(|n| (n.clone(), Vec::new())).collect();
+        let mut fresh_jobs: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>> =
+            jobs.iter().map(|j| (j.clone(), Vec::new())).collect();
         for rule in RULES.iter().filter(|r| self.cfg.enabled(r.id)) {
             let Some(eval) = rule.eval else { continue };
-            for h in eval(&ctx) {
-                hits.insert(key(rule.id, &h), (rule, h));
+            if rule.scope == crate::rules::RuleScope::Job {
+                for h in eval(&job_ctx) {
+                    if let Some(v) = h.job.as_ref().and_then(|j| fresh_jobs.get_mut(j)) {
+                        v.push((rule, h));
+                    }
+                }
+            } else {
+                for h in eval(&node_ctx) {
+                    if let Some(v) = h.node.as_ref().and_then(|n| fresh_nodes.get_mut(n)) {
+                        v.push((rule, h));
+                    }
+                }
             }
         }
-        drop(ctx);
+        drop(node_ctx);
+        drop(job_ctx);
+        self.node_hits.extend(fresh_nodes);
+        self.job_hits.extend(fresh_jobs);
+        let mut hits: BTreeMap<String, (&'static RuleInfo, Hit)> = BTreeMap::new();
+        for (rule, h) in self.node_hits.values().chain(self.job_hits.values()).flatten() {
+            hits.insert(key(rule.id, h), (rule, h.clone()));
+        }
         let mut changes = Vec::new();
         for (k, (rule, h)) in &hits {
             let timing = self.cfg.timing(rule.id, rule.timing);
@@ -142,9 +196,13 @@ mod tests {
     use gpuscope_core::{GpuSample, NodeInfo};
 
     fn snap(t_s: u64, used_fraction: f64) -> Arc<NodeSnapshot> {
+        snap_of("n0", t_s, used_fraction)
+    }
+
+    fn snap_of(node: &str, t_s: u64, used_fraction: f64) -> Arc<NodeSnapshot> {
         let total = 80u64 << 30;
         Arc::new(NodeSnapshot {
-            node: NodeInfo { hostname: "n0".into(), ..NodeInfo::default() },
+            node: NodeInfo { hostname: node.into(), ..NodeInfo::default() },
             timestamp_ms: t_s * 1000,
             gpus: vec![GpuSample {
                 index: 0,
@@ -202,5 +260,32 @@ mod tests {
             a.ingest(snap(t, 0.99));
             assert!(a.evaluate(t * 1000).is_empty());
         }
+    }
+
+    /// Only nodes with new data are evaluated; a node that goes quiet keeps its last result
+    /// (the collector flags it stale) instead of having its findings closed for lack of data.
+    #[test]
+    fn quiet_nodes_keep_their_findings_while_others_report() {
+        let mut a = Analyzer::new(AnalysisConfig::default(), 600.0);
+        for t in 0..=70u64 {
+            a.ingest(snap_of("full", t, 0.99));
+            a.ingest(snap_of("fine", t, 0.5));
+            a.evaluate(t * 1000);
+        }
+        assert_eq!(a.active().len(), 1);
+        for t in 71..=300u64 {
+            a.ingest(snap_of("fine", t, 0.5));
+            assert!(a.evaluate(t * 1000).is_empty());
+        }
+        assert_eq!(a.active()[0].scope.node.as_deref(), Some("full"));
+        // Its next sample says the memory was freed: the finding closes after the clear period.
+        let mut closed = None;
+        for t in 301..=400u64 {
+            a.ingest(snap_of("full", t, 0.5));
+            if a.evaluate(t * 1000).iter().any(|c| matches!(c, Change::Closed { .. })) {
+                closed.get_or_insert(t);
+            }
+        }
+        assert_eq!(closed, Some(360), "60 s after the last evaluation that still saw it");
     }
 }

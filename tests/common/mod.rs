@@ -46,12 +46,13 @@ pub enum Clock {
     Running { start: f64 },
 }
 
-/// A simulated node: the /proc writer plus the agent.
+/// A simulated node: the /proc writer plus the agent. Fields drop in order: the processes go
+/// before their directory does.
 pub struct Node {
+    pub agent: Proc,
+    pub writer: Option<Proc>,
     pub root: tempfile::TempDir,
     pub addr: String,
-    pub writer: Option<Proc>,
-    pub agent: Proc,
     pub stderr: mpsc::Receiver<String>,
     pub log: Vec<String>,
 }
