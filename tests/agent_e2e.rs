@@ -338,24 +338,24 @@ fn query_json_is_stable() {
         .status()
         .unwrap();
     assert!(st.success());
-    let query = || {
-        let out = Command::new(common::bin())
-            .args([
-                "query",
-                "--json",
-                "--gap-ms",
-                "150",
-                "--procfs-root",
-                &format!("{r}/proc"),
-                "--sysfs-root",
-                &format!("{r}/sys"),
-            ])
+    // `gpuscope query [--json]` on the tree, NVML frozen at the same second.
+    let run = |json: bool| {
+        let mut args = vec!["query".to_string(), "--gap-ms".into(), "150".into()];
+        args.extend(["--procfs-root".to_string(), format!("{r}/proc"), "--sysfs-root".into(), format!("{r}/sys")]);
+        if json {
+            args.push("--json".into());
+        }
+        Command::new(common::bin())
+            .args(&args)
             .env("GPUSCOPE_SIM_SCENARIO", "healthy-inference")
             .env("GPUSCOPE_SIM_TIME", "40")
             .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
             .env("GPUSCOPE_POD_LOGS_ROOT", format!("{r}/var/log/pods"))
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let query = || {
+        let out = run(true);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // Times of the run itself are the only things allowed to differ.
@@ -379,14 +379,7 @@ fn query_json_is_stable() {
         assert!(a.get(key).is_some(), "{key}");
     }
     // The table names the same things.
-    let out = Command::new(common::bin())
-        .args(["query", "--gap-ms", "150", "--procfs-root", &format!("{r}/proc"), "--sysfs-root", &format!("{r}/sys")])
-        .env("GPUSCOPE_SIM_SCENARIO", "healthy-inference")
-        .env("GPUSCOPE_SIM_TIME", "40")
-        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-        .env("GPUSCOPE_POD_LOGS_ROOT", format!("{r}/var/log/pods"))
-        .output()
-        .unwrap();
+    let out = run(false);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("NVIDIA L4") && table.contains("inference/llm-serve-7f9c8-xk2lp") && table.contains("vllm"),
