@@ -65,6 +65,8 @@ pub struct AgentConfig {
     pub otlp_spill_dir: String,
     /// Bound of the spill queue, bytes.
     pub otlp_spill_max_bytes: u64,
+    /// PEM file of the CA that signed the collector's certificate ("" = none; needed for https).
+    pub otlp_ca_file: String,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +91,7 @@ impl Default for AgentConfig {
             otlp_headers: BTreeMap::new(),
             otlp_spill_dir: String::new(),
             otlp_spill_max_bytes: 256 << 20,
+            otlp_ca_file: String::new(),
         }
     }
 }
@@ -266,6 +269,9 @@ impl AgentConfig {
         if let Some((_, v)) = env_var("otlp_spill_dir") {
             self.otlp_spill_dir = v;
         }
+        if let Some((_, v)) = env_var("otlp_ca_file") {
+            self.otlp_ca_file = v;
+        }
         if let Some((n, v)) = env_var("otlp_headers") {
             for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
                 let (k, val) = pair
@@ -317,10 +323,10 @@ impl AgentConfig {
         {
             return bad("otlp_endpoint", format!("{:?} is not an http:// or https:// URL", self.otlp_endpoint));
         }
-        if self.otlp_endpoint.starts_with("https://") {
+        if self.otlp_endpoint.starts_with("https://") && self.otlp_ca_file.is_empty() {
             return bad(
-                "otlp_endpoint",
-                "TLS to the collector is not supported yet: use http:// inside the cluster".into(),
+                "otlp_ca_file",
+                "an https:// endpoint needs the CA that signed the collector's certificate".into(),
             );
         }
         if self.otlp_interval_ms < self.interval_ms {
@@ -357,6 +363,7 @@ impl AgentConfig {
             spill_dir: (!self.otlp_spill_dir.is_empty()).then(|| PathBuf::from(&self.otlp_spill_dir)),
             spill_max_bytes: self.otlp_spill_max_bytes,
             timeout: Duration::from_secs(10),
+            ca_file: (!self.otlp_ca_file.is_empty()).then(|| PathBuf::from(&self.otlp_ca_file)),
         })
     }
 

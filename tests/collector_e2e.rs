@@ -214,3 +214,74 @@ fn finding_changes_stream_as_server_sent_events() {
     assert_eq!(f["scope"]["gpus"], serde_json::json!([3]));
     assert_eq!(f["severity"], "critical");
 }
+
+/// A CA and a server certificate for localhost / 127.0.0.1 signed by it, as PEM files.
+fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    (ca, cert, key)
+}
+
+#[test]
+fn otlp_over_tls_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let c = collector(
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+    );
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    let mut nodes = Vec::new();
+    for (protocol, addr, host) in [("http/protobuf", &c.http, "tls-http"), ("grpc", &c.grpc, "tls-grpc")] {
+        let mut s = NodeSpec::new("healthy-inference", Clock::Running { start: unix_now() - 30.0 });
+        s.extra_args = [
+            "--otlp-endpoint",
+            &format!("https://localhost:{}", port(addr)),
+            "--otlp-protocol",
+            protocol,
+            "--otlp-interval-ms",
+            "200",
+            "--hostname",
+            host,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        s.extra_env = vec![("GPUSCOPE_OTLP_CA_FILE".into(), ca.to_str().unwrap().into())];
+        nodes.push(start(s));
+    }
+    // The API is TLS too: read it through the agents' counters and a plain request that fails.
+    let sent = |n: &common::Node| n.metrics().one("gpuscope_otlp_batches_sent_total", &[]);
+    eventually(20, || (sent(&nodes[0]) >= 2.0 && sent(&nodes[1]) >= 2.0).then_some(()));
+    for n in &nodes {
+        assert_eq!(n.metrics().one("gpuscope_otlp_queue_batches", &[]), 0.0);
+    }
+    // Plain HTTP to the TLS port gets no OTLP answer.
+    let plain = std::panic::catch_unwind(|| {
+        request(&c.http, "POST", "/v1/metrics", &[("Content-Type", "application/x-protobuf")], b"").0
+    });
+    assert!(plain.map_or(true, |s| s != 200), "a plain-text request must not be served");
+    // An agent without the CA cannot push (and says why in its counters).
+    let mut s = NodeSpec::new("healthy-inference", Clock::Running { start: unix_now() - 30.0 });
+    s.extra_args = ["--otlp-endpoint", &format!("https://localhost:{}", port(&c.http)), "--otlp-interval-ms", "200"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    s.extra_env = vec![("GPUSCOPE_OTLP_CA_FILE".into(), cert.to_str().unwrap().into())];
+    let wrong = start(s);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(wrong.metrics().one("gpuscope_otlp_batches_sent_total", &[]), 0.0, "a server certificate is not a CA");
+}

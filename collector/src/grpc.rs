@@ -47,12 +47,20 @@ impl MetricsService for Receiver {
 }
 
 /// Serves OTLP/gRPC on `listener` (gzip accepted, messages up to `max_body` bytes).
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> Result<(), tonic::transport::Error> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<(), tonic::transport::Error> {
     let max = shared.max_body;
     let svc = MetricsServiceServer::new(Receiver(shared))
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .layer(tower::util::MapResponseLayer::new(invalid_argument))
         .add_service(svc)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))

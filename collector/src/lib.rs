@@ -37,6 +37,30 @@ pub struct CollectorConfig {
     pub store: Option<std::path::PathBuf>,
     /// Bearer token OTLP pushes must present (`None`: no authentication).
     pub token: Option<String>,
+    /// Serve OTLP and the API over TLS with this PEM certificate chain and key.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Loads a PEM certificate chain and private key into a rustls server configuration.
+pub fn tls_server_config(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("TLS {what} {}: {e}", p.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad("certificate", cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("certificate", cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("key", key, &e))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("setup", cert, &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad("certificate", cert, &e))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 impl Default for CollectorConfig {
@@ -51,6 +75,7 @@ impl Default for CollectorConfig {
             analysis: AnalysisConfig::default(),
             store: None,
             token: None,
+            tls: None,
         }
     }
 }
@@ -116,10 +141,21 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
             }
         }
     });
-    tokio::spawn(server::serve(http_l, shared.clone(), true));
-    tokio::spawn(server::serve(api_l, shared.clone(), false));
+    let acceptor = match &cfg.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls_server_config(cert, key)?)),
+        None => None,
+    };
+    let grpc_tls = match &cfg.tls {
+        Some((cert, key)) => Some(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?)),
+        ),
+        None => None,
+    };
+    tokio::spawn(server::serve(http_l, shared.clone(), true, acceptor.clone()));
+    tokio::spawn(server::serve(api_l, shared.clone(), false, acceptor));
     tokio::spawn(async move {
-        if let Err(e) = grpc::serve(grpc_l, shared).await {
+        if let Err(e) = grpc::serve(grpc_l, shared, grpc_tls).await {
             tracing::error!("OTLP/gRPC receiver stopped: {e}");
         }
     });

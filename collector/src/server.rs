@@ -314,8 +314,13 @@ pub fn metrics(st: &State) -> String {
     out
 }
 
-/// Serves OTLP/HTTP (when `otlp`) or the API on `listener`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, otlp_endpoint: bool) {
+/// Serves OTLP/HTTP (when `otlp`) or the API on `listener`, over TLS with `tls`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    otlp_endpoint: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
@@ -326,6 +331,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, otlp_endpoint: bo
             }
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
@@ -342,9 +348,18 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, otlp_endpoint: bo
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        let _ = builder.serve_connection(TokioIo::new(tls_stream), svc).await;
+                    }
+                    Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+                },
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }

@@ -31,6 +31,12 @@ pub struct CollectorArgs {
     /// SQLite database for findings history and node inventory (kept across restarts).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE")]
     pub store: Option<PathBuf>,
+    /// Serve OTLP and the API over TLS: PEM certificate chain.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serve OTLP and the API over TLS: PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Require this bearer token on OTLP pushes.
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -68,6 +74,7 @@ pub fn run(a: &CollectorArgs) -> Result<()> {
         analysis,
         store: a.store.clone(),
         token: a.token.clone(),
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
         ..CollectorConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

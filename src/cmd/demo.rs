@@ -101,6 +101,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 spill_dir: None,
                 spill_max_bytes: 64 << 20,
                 timeout: Duration::from_secs(5),
+                ca_file: None,
             },
             Identity { instance: scenario.hostname(0), start_unix_nano: (start * 1e9) as u64 },
         )?;

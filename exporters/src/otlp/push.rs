@@ -48,6 +48,8 @@ pub struct PushConfig {
     pub spill_max_bytes: u64,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// PEM file of the CA that signed the collector's certificate (for `https://` endpoints).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Counters of the pusher (exported as self metrics).
@@ -71,7 +73,7 @@ enum Failure {
 }
 
 enum Transport {
-    Http(Client<HttpConnector, Full<Bytes>>),
+    Http(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>),
     Grpc(Option<MetricsServiceClient<tonic::transport::Channel>>),
 }
 
@@ -92,7 +94,15 @@ impl Pusher {
             std::fs::create_dir_all(d)?;
         }
         let transport = match cfg.protocol {
-            Protocol::HttpProtobuf => Transport::Http(Client::builder(TokioExecutor::new()).build_http()),
+            Protocol::HttpProtobuf => {
+                let tls = tls_client_config(cfg.ca_file.as_deref())?;
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Transport::Http(Client::builder(TokioExecutor::new()).build(https))
+            }
             Protocol::Grpc => Transport::Grpc(None),
         };
         let mut p =
@@ -215,10 +225,19 @@ impl Pusher {
             }
             Transport::Grpc(client) => {
                 if client.is_none() {
-                    let ch = tonic::transport::Endpoint::from_shared(self.cfg.endpoint.clone())
+                    let mut ep = tonic::transport::Endpoint::from_shared(self.cfg.endpoint.clone())
                         .map_err(|e| Failure::Reject(format!("bad endpoint {}: {e}", self.cfg.endpoint)))?
-                        .timeout(self.cfg.timeout)
-                        .connect_lazy();
+                        .timeout(self.cfg.timeout);
+                    if self.cfg.endpoint.starts_with("https://") {
+                        let mut tls = tonic::transport::ClientTlsConfig::new();
+                        if let Some(ca) = &self.cfg.ca_file {
+                            let pem = std::fs::read(ca)
+                                .map_err(|e| Failure::Reject(format!("cannot read {}: {e}", ca.display())))?;
+                            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                        }
+                        ep = ep.tls_config(tls).map_err(|e| Failure::Reject(format!("TLS setup: {e}")))?;
+                    }
+                    let ch = ep.connect_lazy();
                     let mut c = MetricsServiceClient::new(ch);
                     if self.cfg.gzip {
                         c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
@@ -330,4 +349,25 @@ impl Pusher {
             }
         }
     }
+}
+
+/// rustls client settings trusting the CA in `ca_file` (none: no server can be verified, so
+/// `https://` fails with a clear error while `http://` works).
+fn tls_client_config(ca_file: Option<&std::path::Path>) -> std::io::Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = ca_file {
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?
+        {
+            let cert = cert.map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?;
+            roots.add(cert).map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
