@@ -82,9 +82,33 @@ pub struct Pusher {
     cfg: PushConfig,
     id: Identity,
     stats: Arc<PushStats>,
-    memory: std::collections::VecDeque<Vec<u8>>,
+    /// Batches waiting, oldest first: in memory, or as files in the spill directory.
+    queue: std::collections::VecDeque<Queued>,
+    queued_bytes: u64,
     seq: u64,
     transport: Transport,
+}
+
+/// One waiting batch.
+enum Queued {
+    Memory(Vec<u8>),
+    File(PathBuf, u64),
+}
+
+impl Queued {
+    fn len(&self) -> u64 {
+        match self {
+            Queued::Memory(b) => b.len() as u64,
+            Queued::File(_, n) => *n,
+        }
+    }
+
+    /// Forgets the batch (removes its file).
+    fn discard(self) {
+        if let Queued::File(p, _) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl Pusher {
@@ -105,10 +129,23 @@ impl Pusher {
             }
             Protocol::Grpc => Transport::Grpc(None),
         };
-        let mut p =
-            Pusher { cfg, id, stats: Arc::new(PushStats::default()), memory: Default::default(), seq: 0, transport };
-        p.seq = p.spilled().last().map_or(0, |(s, _)| s + 1);
-        p.stats.queued.store(p.queue_len() as u64, Ordering::Relaxed);
+        let mut p = Pusher {
+            cfg,
+            id,
+            stats: Arc::new(PushStats::default()),
+            queue: Default::default(),
+            queued_bytes: 0,
+            seq: 0,
+            transport,
+        };
+        // Batches a previous run left behind go first; the directory is read only here.
+        for (seq, path) in p.spilled() {
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            p.queued_bytes += len;
+            p.queue.push_back(Queued::File(path, len));
+            p.seq = seq + 1;
+        }
+        p.stats.queued.store(p.queue.len() as u64, Ordering::Relaxed);
         Ok(p)
     }
 
@@ -133,13 +170,9 @@ impl Pusher {
         v
     }
 
-    fn queue_len(&self) -> usize {
-        if self.cfg.spill_dir.is_some() { self.spilled().len() } else { self.memory.len() }
-    }
-
     /// Queues a batch behind the ones already waiting, dropping the oldest beyond the bound.
     fn enqueue(&mut self, body: Vec<u8>) {
-        match &self.cfg.spill_dir {
+        let entry = match &self.cfg.spill_dir {
             Some(d) => {
                 let path = d.join(format!("{:020}.otlp", self.seq));
                 self.seq += 1;
@@ -147,29 +180,29 @@ impl Pusher {
                 let written = std::fs::File::create(&tmp)
                     .and_then(|mut f| f.write_all(&body))
                     .and_then(|()| std::fs::rename(&tmp, &path));
-                if let Err(e) = written {
-                    tracing::warn!("cannot spill a batch to {}: {e}; dropped", path.display());
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                let mut files = self.spilled();
-                let mut total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-                while total > self.cfg.spill_max_bytes && files.len() > 1 {
-                    let (_, oldest) = files.remove(0);
-                    total -= std::fs::metadata(&oldest).map(|m| m.len()).unwrap_or(0);
-                    let _ = std::fs::remove_file(&oldest);
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                match written {
+                    Ok(()) => Some(Queued::File(path, body.len() as u64)),
+                    Err(e) => {
+                        tracing::warn!("cannot spill a batch to {}: {e}; dropped", path.display());
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
                 }
             }
-            None => {
-                self.memory.push_back(body);
-                let mut total: u64 = self.memory.iter().map(|b| b.len() as u64).sum();
-                while total > self.cfg.spill_max_bytes && self.memory.len() > 1 {
-                    total -= self.memory.pop_front().map_or(0, |b| b.len() as u64);
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+            None => Some(Queued::Memory(body)),
+        };
+        if let Some(e) = entry {
+            self.queued_bytes += e.len();
+            self.queue.push_back(e);
+        }
+        while self.queued_bytes > self.cfg.spill_max_bytes && self.queue.len() > 1 {
+            if let Some(oldest) = self.queue.pop_front() {
+                self.queued_bytes -= oldest.len();
+                oldest.discard();
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.stats.queued.store(self.queue_len() as u64, Ordering::Relaxed);
+        self.stats.queued.store(self.queue.len() as u64, Ordering::Relaxed);
     }
 
     async fn send(&mut self, body: &[u8]) -> Result<(), Failure> {
@@ -273,37 +306,34 @@ impl Pusher {
 
     /// Delivers the queue in order; returns false while the collector is not taking data.
     async fn drain(&mut self) -> Result<(), Option<Duration>> {
-        loop {
-            let next: Option<(Vec<u8>, Option<PathBuf>)> = match &self.cfg.spill_dir {
-                Some(_) => {
-                    self.spilled().into_iter().next().and_then(|(_, p)| std::fs::read(&p).ok().map(|b| (b, Some(p))))
-                }
-                None => self.memory.front().cloned().map(|b| (b, None)),
+        while let Some(front) = self.queue.front() {
+            let body = match front {
+                Queued::Memory(b) => Ok(b.clone()),
+                Queued::File(p, _) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
             };
-            let Some((body, path)) = next else { return Ok(()) };
-            let result = self.send(&body).await;
-            match result {
+            let outcome = match body {
+                Ok(body) => self.send(&body).await,
+                Err(why) => Err(Failure::Reject(format!("unreadable spilled batch {why}"))),
+            };
+            match outcome {
                 Ok(()) => self.stats.sent.fetch_add(1, Ordering::Relaxed),
                 Err(Failure::Retry(after)) => {
                     self.stats.retryable_failures.fetch_add(1, Ordering::Relaxed);
                     return Err(after);
                 }
                 Err(Failure::Reject(why)) => {
-                    // Resending an invalid batch would fail forever.
-                    tracing::warn!("collector refused a batch, dropping it: {why}");
+                    // Resending an invalid (or unreadable) batch would fail forever.
+                    tracing::warn!("dropping a batch: {why}");
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed)
                 }
             };
-            match path {
-                Some(p) => {
-                    let _ = std::fs::remove_file(p);
-                }
-                None => {
-                    self.memory.pop_front();
-                }
+            if let Some(done) = self.queue.pop_front() {
+                self.queued_bytes -= done.len();
+                done.discard();
             }
-            self.stats.queued.store(self.queue_len() as u64, Ordering::Relaxed);
+            self.stats.queued.store(self.queue.len() as u64, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     /// Runs until `rx` closes: buffers every new snapshot and pushes each interval.
