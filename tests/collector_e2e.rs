@@ -67,6 +67,33 @@ fn bad_requests_are_refused_and_the_collector_keeps_serving() {
     assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_unsupported_type\"} 1"));
 }
 
+/// A gzip body may hold several members (RFC 1952; Go's and zlib's readers read them all), and
+/// protobuf messages concatenate: two members, two nodes, both arrive.
+#[test]
+fn a_gzip_body_of_several_members_is_read_to_the_end() {
+    use prost::Message;
+    use std::io::Write;
+    let c = collector(&[], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let sim = gpuscope_sim::Simulation::new(gpuscope_sim::Scenario::load("healthy-bf16-training").unwrap(), 0).unwrap();
+    let mut body = Vec::new();
+    for host in ["gz-a", "gz-b"] {
+        let mut s = gpuscope_sim::snapshot::snapshot(&sim, 10.0);
+        s.node.hostname = host.into();
+        let id = gpuscope_exporters::otlp::Identity { instance: host.into(), start_unix_nano: 1 };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&gpuscope_exporters::otlp::encode(&[&s], &id).encode_to_vec()).unwrap();
+        body.extend(gz.finish().unwrap());
+    }
+    let headers = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")];
+    assert_eq!(request(&c.http, "POST", "/v1/metrics", &headers, &body).0, 200);
+    let nodes = eventually(10, || {
+        let v = c.api_json("/api/v1/nodes");
+        let names: Vec<String> = v.as_array()?.iter().filter_map(|n| n["node"].as_str().map(String::from)).collect();
+        (names.len() == 2).then_some(names)
+    });
+    assert_eq!(nodes, vec!["gz-a", "gz-b"]);
+}
+
 #[test]
 fn an_outage_loses_nothing_and_a_restart_keeps_the_history() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use gpuscope_core::{
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The result of decoding one request.
@@ -27,13 +28,28 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
     attrs.iter().find(|a| a.key == key).and_then(|a| a.value.as_ref()).and_then(|v| v.value.as_ref())
 }
 
+/// A string attribute (numbers and booleans as text), borrowed when it is a string: most points
+/// repeat identifying strings the snapshot already holds, so they are compared, not copied.
+fn str_attr_cow<'a>(attrs: &'a [KeyValue], key: &str) -> Option<Cow<'a, str>> {
+    Some(match attr(attrs, key)? {
+        any_value::Value::StringValue(s) => Cow::Borrowed(s.as_str()),
+        any_value::Value::IntValue(i) => Cow::Owned(i.to_string()),
+        any_value::Value::DoubleValue(d) => Cow::Owned(d.to_string()),
+        any_value::Value::BoolValue(b) => Cow::Owned(b.to_string()),
+        _ => return None,
+    })
+}
+
 fn str_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    match attr(attrs, key)? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        any_value::Value::DoubleValue(d) => Some(d.to_string()),
-        any_value::Value::BoolValue(b) => Some(b.to_string()),
-        _ => None,
+    str_attr_cow(attrs, key).map(Cow::into_owned)
+}
+
+/// Sets `field` to the attribute's value unless it already holds it (no allocation then).
+fn update(field: &mut String, attrs: &[KeyValue], key: &str) {
+    if let Some(v) = str_attr_cow(attrs, key)
+        && *field != *v
+    {
+        *field = v.into_owned();
     }
 }
 
@@ -64,12 +80,8 @@ fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut Gpu
         }
     };
     let g = &mut snap.gpus[pos];
-    if let Some(u) = str_attr(attrs, k::HW_ID) {
-        g.uuid = u;
-    }
-    if let Some(m) = str_attr(attrs, k::HW_MODEL) {
-        g.model = m;
-    }
+    update(&mut g.uuid, attrs, k::HW_ID);
+    update(&mut g.model, attrs, k::HW_MODEL);
     Some(g)
 }
 
@@ -90,7 +102,7 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
             set(g, v);
         }
         Accessor::GpuLabelled(_, set) => {
-            let Some(label) = str_attr(attrs, k::for_label(m.label.unwrap_or(""))) else { return false };
+            let Some(label) = str_attr_cow(attrs, k::for_label(m.label.unwrap_or(""))) else { return false };
             let Some(g) = gpu(snap, attrs) else { return false };
             set(g, &label, v);
         }
@@ -146,29 +158,29 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
             set(&mut h.cpus[pos], v);
         }
         Accessor::Nic(_, set) => {
-            let Some(name) = str_attr(attrs, k::INTERFACE) else { return false };
-            let kind = if str_attr(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
-                NicKind::Infiniband
-            } else {
-                NicKind::Ethernet
-            };
+            let Some(name) = str_attr_cow(attrs, k::INTERFACE) else { return false };
             let h = host(snap);
             let pos = match h.nics.iter().position(|n| n.name == name) {
                 Some(p) => p,
                 None => {
-                    h.nics.push(NicSample { name, kind, ..NicSample::default() });
+                    let kind = if str_attr_cow(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
+                        NicKind::Infiniband
+                    } else {
+                        NicKind::Ethernet
+                    };
+                    h.nics.push(NicSample { name: name.into_owned(), kind, ..NicSample::default() });
                     h.nics.len() - 1
                 }
             };
             set(&mut h.nics[pos], v);
         }
         Accessor::Disk(_, set) => {
-            let Some(name) = str_attr(attrs, k::DEVICE) else { return false };
+            let Some(name) = str_attr_cow(attrs, k::DEVICE) else { return false };
             let h = host(snap);
             let pos = match h.disks.iter().position(|d| d.name == name) {
                 Some(p) => p,
                 None => {
-                    h.disks.push(DiskSample { name, ..DiskSample::default() });
+                    h.disks.push(DiskSample { name: name.into_owned(), ..DiskSample::default() });
                     h.disks.len() - 1
                 }
             };

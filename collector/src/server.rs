@@ -132,8 +132,9 @@ async fn otlp(shared: &Shared, req: Request<Incoming>) -> Resp {
     };
     let body: Vec<u8> = if gzip {
         let mut out = Vec::new();
-        // Bounded: a small gzip bomb must not blow up memory.
-        let mut dec = flate2::read::GzDecoder::new(body.as_ref()).take(shared.max_body as u64 + 1);
+        // Bounded: a small gzip bomb must not blow up memory. Every member is read: a gzip
+        // stream may be several concatenated (RFC 1952), and other exporters' libraries write them.
+        let mut dec = flate2::read::MultiGzDecoder::new(body.as_ref()).take(shared.max_body as u64 + 1);
         if let Err(e) = dec.read_to_end(&mut out) {
             count(shared, true, "http_bad_request");
             return text(StatusCode::BAD_REQUEST, format!("bad gzip body: {e}\n"));
