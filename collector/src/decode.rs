@@ -68,18 +68,27 @@ fn value(p: &NumberDataPoint) -> Option<f64> {
     }
 }
 
-fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut GpuSample> {
-    let index = u32::try_from(int_attr(attrs, k::GPU_INDEX)?).ok()?;
-    // GPUs (and CPUs below) mostly sit at the position of their index: try that first.
-    let at = snap.gpus.get(index as usize).filter(|g| g.index == index).map(|_| index as usize);
-    let pos = match at.or_else(|| snap.gpus.iter().position(|g| g.index == index)) {
+/// The element `is` picks, appended from `new` when absent; `hint` is where it usually sits
+/// (GPUs and CPUs at the position of their index), tried before the scan.
+fn find_or_push<T>(v: &mut Vec<T>, hint: usize, is: impl Fn(&T) -> bool, new: impl FnOnce() -> T) -> &mut T {
+    let pos = match v.get(hint).filter(|x| is(x)).map(|_| hint).or_else(|| v.iter().position(&is)) {
         Some(p) => p,
         None => {
-            snap.gpus.push(GpuSample { index, ..GpuSample::default() });
-            snap.gpus.len() - 1
+            v.push(new());
+            v.len() - 1
         }
     };
-    let g = &mut snap.gpus[pos];
+    &mut v[pos]
+}
+
+fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut GpuSample> {
+    let index = u32::try_from(int_attr(attrs, k::GPU_INDEX)?).ok()?;
+    let g = find_or_push(
+        &mut snap.gpus,
+        index as usize,
+        |g| g.index == index,
+        || GpuSample { index, ..GpuSample::default() },
+    );
     update(&mut g.uuid, attrs, k::HW_ID);
     update(&mut g.model, attrs, k::HW_MODEL);
     Some(g)
@@ -111,80 +120,75 @@ fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> 
                 return false;
             };
             let Some(g) = gpu(snap, attrs) else { return false };
-            let pos = match g.nvlinks.iter().position(|l| l.link == link) {
-                Some(p) => p,
-                None => {
-                    g.nvlinks.push(NvLinkSample { link, ..NvLinkSample::default() });
-                    g.nvlinks.len() - 1
-                }
-            };
-            set(&mut g.nvlinks[pos], v);
+            set(
+                find_or_push(
+                    &mut g.nvlinks,
+                    0,
+                    |l| l.link == link,
+                    || NvLinkSample { link, ..NvLinkSample::default() },
+                ),
+                v,
+            );
         }
         Accessor::Process(_, set) => {
             let (Some(pid), Some(gi)) = (int_attr(attrs, k::PID), int_attr(attrs, k::GPU_INDEX)) else { return false };
             let (Ok(pid), Ok(gi)) = (u32::try_from(pid), u32::try_from(gi)) else { return false };
-            let pos = match snap.processes.iter().position(|p| p.pid == pid && p.gpu_index == gi) {
-                Some(p) => p,
-                None => {
-                    snap.processes.push(ProcessSample {
-                        pid,
-                        gpu_index: gi,
-                        gpu_uuid: str_attr(attrs, k::HW_ID).unwrap_or_default(),
-                        name: str_attr(attrs, k::PROCESS).unwrap_or_default(),
-                        user: str_attr(attrs, k::OWNER),
-                        container: str_attr(attrs, k::CONTAINER),
-                        pod: str_attr(attrs, k::POD),
-                        namespace: str_attr(attrs, k::NAMESPACE),
-                        pod_uid: str_attr(attrs, k::POD_UID),
-                        ..ProcessSample::default()
-                    });
-                    snap.processes.len() - 1
-                }
-            };
-            set(&mut snap.processes[pos], v);
+            let p = find_or_push(
+                &mut snap.processes,
+                0,
+                |p| p.pid == pid && p.gpu_index == gi,
+                || ProcessSample {
+                    pid,
+                    gpu_index: gi,
+                    gpu_uuid: str_attr(attrs, k::HW_ID).unwrap_or_default(),
+                    name: str_attr(attrs, k::PROCESS).unwrap_or_default(),
+                    user: str_attr(attrs, k::OWNER),
+                    container: str_attr(attrs, k::CONTAINER),
+                    pod: str_attr(attrs, k::POD),
+                    namespace: str_attr(attrs, k::NAMESPACE),
+                    pod_uid: str_attr(attrs, k::POD_UID),
+                    ..ProcessSample::default()
+                },
+            );
+            set(p, v);
         }
         Accessor::Host(_, set) => set(host(snap), v),
         Accessor::Cpu(_, set) => {
             let Some(cpu) = int_attr(attrs, k::CPU).and_then(|c| u32::try_from(c).ok()) else { return false };
-            let h = host(snap);
-            let at = h.cpus.get(cpu as usize).filter(|c| c.cpu == cpu).map(|_| cpu as usize);
-            let pos = match at.or_else(|| h.cpus.iter().position(|c| c.cpu == cpu)) {
-                Some(p) => p,
-                None => {
-                    h.cpus.push(CpuSample { cpu, ..CpuSample::default() });
-                    h.cpus.len() - 1
-                }
-            };
-            set(&mut h.cpus[pos], v);
+            let c = find_or_push(
+                &mut host(snap).cpus,
+                cpu as usize,
+                |c| c.cpu == cpu,
+                || CpuSample { cpu, ..CpuSample::default() },
+            );
+            set(c, v);
         }
         Accessor::Nic(_, set) => {
             let Some(name) = str_attr_cow(attrs, k::INTERFACE) else { return false };
-            let h = host(snap);
-            let pos = match h.nics.iter().position(|n| n.name == name) {
-                Some(p) => p,
-                None => {
+            let nic = find_or_push(
+                &mut host(snap).nics,
+                0,
+                |n| n.name == name,
+                || {
                     let kind = if str_attr_cow(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
                         NicKind::Infiniband
                     } else {
                         NicKind::Ethernet
                     };
-                    h.nics.push(NicSample { name: name.into_owned(), kind, ..NicSample::default() });
-                    h.nics.len() - 1
-                }
-            };
-            set(&mut h.nics[pos], v);
+                    NicSample { name: name.to_string(), kind, ..NicSample::default() }
+                },
+            );
+            set(nic, v);
         }
         Accessor::Disk(_, set) => {
             let Some(name) = str_attr_cow(attrs, k::DEVICE) else { return false };
-            let h = host(snap);
-            let pos = match h.disks.iter().position(|d| d.name == name) {
-                Some(p) => p,
-                None => {
-                    h.disks.push(DiskSample { name: name.into_owned(), ..DiskSample::default() });
-                    h.disks.len() - 1
-                }
-            };
-            set(&mut h.disks[pos], v);
+            let d = find_or_push(
+                &mut host(snap).disks,
+                0,
+                |d| d.name == name,
+                || DiskSample { name: name.to_string(), ..DiskSample::default() },
+            );
+            set(d, v);
         }
     }
     true
