@@ -90,6 +90,15 @@ pub struct Running {
     pub api: SocketAddr,
     /// The state.
     pub state: Arc<Mutex<State>>,
+    events: tokio::sync::broadcast::Sender<gpuscope_core::api::FindingEvent>,
+}
+
+impl Running {
+    /// Every finding that opens or closes from now on, in order. A receiver that falls more
+    /// than 1024 events behind skips the oldest (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<gpuscope_core::api::FindingEvent> {
+        self.events.subscribe()
+    }
 }
 
 /// Binds every listener and starts the receivers and the analysis on the current runtime.
@@ -112,6 +121,8 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
         token: cfg.token.clone(),
         changes: changes.clone(),
     });
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let events_tx = events.clone();
     let st = state.clone();
     // The analysis runs off the receivers: they only decode and queue.
     tokio::spawn(async move {
@@ -135,6 +146,10 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
                 for c in s.evaluate() {
                     // Nobody listening is fine.
                     let _ = changes.send(c);
+                }
+                for e in s.take_events() {
+                    // Nobody listening is fine.
+                    let _ = events_tx.send(e);
                 }
                 s.check_liveness();
                 cadence = (last_eval.elapsed() * 4).max(std::time::Duration::from_millis(250));
@@ -160,5 +175,5 @@ pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
         }
     });
     tracing::info!(%grpc, %http, %api, "collector listening (OTLP gRPC, OTLP HTTP, API)");
-    Ok(Running { grpc, http, api, state })
+    Ok(Running { grpc, http, api, state, events })
 }

@@ -3,6 +3,7 @@
 
 use crate::store::Store;
 use gpuscope_analysis::{AnalysisConfig, Analyzer, Change};
+use gpuscope_core::api::FindingEvent;
 use gpuscope_core::{Finding, NodeSnapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,17 +43,7 @@ pub struct NodeView {
     pub latest: Arc<NodeSnapshot>,
 }
 
-/// A finding with its lifetime.
-#[derive(Debug, Clone, Serialize)]
-pub struct FindingRecord {
-    /// The finding (as last evaluated).
-    #[serde(flatten)]
-    pub finding: Finding,
-    /// When it opened (data time), ms.
-    pub opened_ms: u64,
-    /// When it closed, if it did.
-    pub closed_ms: Option<u64>,
-}
+pub use gpuscope_core::api::FindingRecord;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -89,6 +80,8 @@ pub struct State {
     persisted_nodes: BTreeMap<String, u64>,
     /// Per node: XID counts seen so far and the events derived from their increases.
     xids: BTreeMap<String, XidTrack>,
+    /// Finding changes not yet published on the stream.
+    events: Vec<FindingEvent>,
 }
 
 /// XID counts seen per (GPU, code), and the events derived from their increases.
@@ -113,6 +106,7 @@ impl State {
             started_ms: now_ms(),
             persisted_nodes: BTreeMap::new(),
             xids: BTreeMap::new(),
+            events: Vec::new(),
         };
         if let Some(store) = store {
             match store.load() {
@@ -254,18 +248,23 @@ impl State {
                 Change::Opened(f) => {
                     tracing::info!(rule = %f.rule, node = ?f.scope.node, gpus = ?f.scope.gpus, "finding opened: {}", f.summary);
                     // A finding that was open before a restart continues as the same record.
-                    match self.open_index(f) {
+                    let i = match self.open_index(f) {
                         Some(i) => {
                             self.restored.retain(|x| *x != i);
                             self.findings[i].finding = f.clone();
                             self.persist(i);
+                            i
                         }
-                        None => self.persist_new(FindingRecord {
-                            finding: f.clone(),
-                            opened_ms: self.newest_sample_ms,
-                            closed_ms: None,
-                        }),
-                    }
+                        None => {
+                            self.persist_new(FindingRecord {
+                                finding: f.clone(),
+                                opened_ms: self.newest_sample_ms,
+                                closed_ms: None,
+                            });
+                            self.findings.len() - 1
+                        }
+                    };
+                    self.events.push(FindingEvent::Opened(self.findings[i].clone()));
                 }
                 Change::Closed { finding, at_ms } => {
                     tracing::info!(rule = %finding.rule, node = ?finding.scope.node, "finding closed");
@@ -273,6 +272,7 @@ impl State {
                         self.findings[i].closed_ms = Some(*at_ms);
                         self.findings[i].finding = finding.clone();
                         self.persist(i);
+                        self.events.push(FindingEvent::Closed(self.findings[i].clone()));
                     }
                 }
             }
@@ -329,6 +329,11 @@ impl State {
             }
             v.stale = stale;
         }
+    }
+
+    /// Finding changes since the last call, oldest first (for the change stream).
+    pub fn take_events(&mut self) -> Vec<FindingEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// Open findings.

@@ -4,6 +4,7 @@
 //!
 //! Values that could not be read are `None`: absent is never encoded as zero.
 
+pub mod api;
 pub mod catalogue;
 pub mod finding;
 pub mod model;
