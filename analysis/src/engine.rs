@@ -35,6 +35,9 @@ pub struct Analyzer {
     states: BTreeMap<String, State>,
     retention_ms: u64,
     full_ms: u64,
+    /// How far a node's data may lag the fleet's newest sample and still be judged (its own
+    /// newest span is used); beyond it the node has stopped reporting.
+    max_lag_ms: u64,
     /// Nodes with new data since the last evaluation.
     dirty: std::collections::BTreeSet<String>,
     /// The last hits of the GPU- and node-scope rules, per node.
@@ -42,6 +45,11 @@ pub struct Analyzer {
     /// The last hits of the job-scope rules, per job.
     job_hits: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>>,
 }
+
+/// Workload seconds a node's newest sample may lag the fleet's newest and still be judged on
+/// its own latest span: a job member whose last batch is late is compared with the others on
+/// its newest data instead of dropping out of the comparison.
+const MAX_LAG_S: f64 = 60.0;
 
 fn key(rule: &str, h: &Hit) -> String {
     let gpus: Vec<String> = h.gpus.iter().map(u32::to_string).collect();
@@ -56,7 +64,10 @@ impl Analyzer {
         let retention_ms = (needed * cfg.scale() * 1000.0) as u64;
         // Whole snapshots for twice the smoothing span (the short-span rules average over it).
         let full_ms = (2.0 * cfg.thresholds.eval_span_s * cfg.scale() * 1000.0) as u64;
+        // The collector's default staleness limit: a node silent for longer is no longer judged.
+        let max_lag_ms = (MAX_LAG_S * cfg.scale() * 1000.0) as u64;
         Analyzer {
+            max_lag_ms,
             cfg,
             nodes: BTreeMap::new(),
             states: BTreeMap::new(),
@@ -72,7 +83,8 @@ impl Analyzer {
     pub fn ingest(&mut self, snap: Arc<NodeSnapshot>) {
         let node = snap.node.hostname.clone();
         self.dirty.insert(node.clone());
-        self.nodes.entry(node).or_insert_with(|| NodeWindow::new(self.retention_ms, self.full_ms)).push(snap);
+        let (retention, full, lag) = (self.retention_ms, self.full_ms, self.max_lag_ms);
+        self.nodes.entry(node).or_insert_with(|| NodeWindow::new(retention, full, lag)).push(snap);
     }
 
     /// The window of `node`.
@@ -287,5 +299,38 @@ mod tests {
             }
         }
         assert_eq!(closed, Some(360), "60 s after the last evaluation that still saw it");
+    }
+    /// A four-node job whose slow member's batches arrive 15 s late (more than the 10 s
+    /// smoothing span): it is still compared with the others on its own newest data, so the
+    /// straggler finding opens instead of being reset at every late batch.
+    #[test]
+    fn a_late_member_is_judged_on_its_own_newest_data() {
+        let member = |node: &str, t_s: u64, sm: f64| {
+            Arc::new(NodeSnapshot {
+                node: NodeInfo { hostname: node.into(), job: Some("j".into()), ..NodeInfo::default() },
+                timestamp_ms: t_s * 1000,
+                gpus: vec![GpuSample {
+                    index: 0,
+                    sm_active_ratio: Some(sm),
+                    utilization_ratio: Some(0.9),
+                    ..GpuSample::default()
+                }],
+                ..NodeSnapshot::default()
+            })
+        };
+        let mut a = Analyzer::new(AnalysisConfig::default(), 600.0);
+        let mut opened = Vec::new();
+        for t in 15..=200u64 {
+            for n in ["n0", "n1", "n3"] {
+                a.ingest(member(n, t, 0.86));
+            }
+            a.ingest(member("n2", t - 15, 0.61));
+            for c in a.evaluate(t * 1000) {
+                if let Change::Opened(f) = c {
+                    opened.push((f.rule, f.scope.node));
+                }
+            }
+        }
+        assert_eq!(opened, vec![("straggler".to_string(), Some("n2".to_string()))]);
     }
 }

@@ -61,12 +61,32 @@ pub struct NodeWindow {
     thin: VecDeque<ThinSample>,
     retention_ms: u64,
     full_ms: u64,
+    max_lag_ms: u64,
 }
 
 impl NodeWindow {
-    /// An empty window keeping thin records for `retention_ms` and whole snapshots for `full_ms`.
-    pub fn new(retention_ms: u64, full_ms: u64) -> NodeWindow {
-        NodeWindow { samples: VecDeque::new(), thin: VecDeque::new(), retention_ms, full_ms: full_ms.min(retention_ms) }
+    /// An empty window keeping thin records for `retention_ms` and whole snapshots for `full_ms`,
+    /// read up to its own newest sample while that lags the evaluation time by at most
+    /// `max_lag_ms` (see [`NodeWindow::recent`]).
+    pub fn new(retention_ms: u64, full_ms: u64, max_lag_ms: u64) -> NodeWindow {
+        NodeWindow {
+            samples: VecDeque::new(),
+            thin: VecDeque::new(),
+            retention_ms,
+            full_ms: full_ms.min(retention_ms),
+            max_lag_ms,
+        }
+    }
+
+    /// Where a span read at `now_ms` ends: at this node's newest sample. Nodes report in batches
+    /// at their own moments (and with their own clocks), so the fleet's newest sample time is
+    /// ahead of most nodes' newest; reading every node up to `now_ms` would judge a member whose
+    /// last batch is a little late on a partial or empty span — it would drop out of its job's
+    /// comparison and reset the rules' timers. A node further behind than the lag limit has
+    /// stopped reporting: it has no span (`None`).
+    fn span_end(&self, now_ms: u64) -> Option<u64> {
+        let newest = self.thin.back()?.timestamp_ms;
+        (newest.saturating_add(self.max_lag_ms) >= now_ms).then_some(newest.min(now_ms))
     }
 
     /// Adds a snapshot (out-of-order ones are inserted in place) and drops what is too old.
@@ -92,11 +112,19 @@ impl NodeWindow {
         }
     }
 
-    /// Thin records of the last `span_ms` before `now_ms`.
+    /// Thin records of the last `span_ms` of this node's data as of `now_ms` (see
+    /// [`NodeWindow::recent`]).
     pub fn thin(&self, now_ms: u64, span_ms: u64) -> impl Iterator<Item = &ThinSample> {
-        let from = now_ms.saturating_sub(span_ms);
-        let start = self.thin.partition_point(|s| s.timestamp_ms < from);
-        let end = self.thin.partition_point(|s| s.timestamp_ms <= now_ms);
+        let (start, end) = match self.span_end(now_ms) {
+            Some(to) => {
+                let from = to.saturating_sub(span_ms);
+                (
+                    self.thin.partition_point(|s| s.timestamp_ms < from),
+                    self.thin.partition_point(|s| s.timestamp_ms <= to),
+                )
+            }
+            None => (0, 0),
+        };
         self.thin.range(start..end.max(start))
     }
 
@@ -115,12 +143,21 @@ impl NodeWindow {
         self.samples.is_empty()
     }
 
-    /// Snapshots taken in the last `span_ms` before `now_ms` (inclusive).
+    /// Snapshots of the last `span_ms` of this node's data as of `now_ms` (inclusive): the span
+    /// ends at the node's newest sample no later than `now_ms`, and is empty when that sample
+    /// lags `now_ms` by more than the window's lag limit.
     pub fn recent(&self, now_ms: u64, span_ms: u64) -> impl Iterator<Item = &NodeSnapshot> {
-        let from = now_ms.saturating_sub(span_ms);
         // Samples are kept in time order: find the span by binary search, not by a scan.
-        let start = self.samples.partition_point(|s| s.timestamp_ms < from);
-        let end = self.samples.partition_point(|s| s.timestamp_ms <= now_ms);
+        let (start, end) = match self.span_end(now_ms) {
+            Some(to) => {
+                let from = to.saturating_sub(span_ms);
+                (
+                    self.samples.partition_point(|s| s.timestamp_ms < from),
+                    self.samples.partition_point(|s| s.timestamp_ms <= to),
+                )
+            }
+            None => (0, 0),
+        };
         self.samples.range(start..end.max(start)).map(|s| s.as_ref())
     }
 
@@ -183,4 +220,40 @@ impl NodeWindow {
 /// Mean of the values, `None` when empty.
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(t_ms: u64, sm: f64) -> Arc<NodeSnapshot> {
+        Arc::new(NodeSnapshot {
+            timestamp_ms: t_ms,
+            gpus: vec![GpuSample { index: 0, sm_active_ratio: Some(sm), ..GpuSample::default() }],
+            ..NodeSnapshot::default()
+        })
+    }
+
+    #[test]
+    fn a_lagging_window_is_read_up_to_its_own_newest_sample() {
+        let mut w = NodeWindow::new(600_000, 20_000, 60_000);
+        // Samples every second up to t = 100 s: 0.2 until 90 s, then 0.8.
+        for t in 0..=100u64 {
+            w.push(snap(t * 1000, if t <= 90 { 0.2 } else { 0.8 }));
+        }
+        let sm = |now_ms| w.gpu_mean(0, now_ms, 10_000, |g| g.sm_active_ratio);
+        // Read at its own time: the last 10 s (91..=100 at 0.8, and 90 at 0.2).
+        let own = sm(100_000).expect("data");
+        // Read 15 s later (the fleet's newest sample is ahead): the same span, not an empty one.
+        assert_eq!(sm(115_000), Some(own));
+        assert_eq!(w.thin(115_000, 10_000).count(), w.thin(100_000, 10_000).count());
+        // Read at an earlier time: the span ending then (thin records reach that far back).
+        assert_eq!(
+            w.thin(50_000, 10_000).map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+            (40..=50).map(|t| t * 1000).collect::<Vec<_>>()
+        );
+        // A node 61 s behind has stopped reporting: no data, not its old values.
+        assert_eq!(sm(161_000), None);
+        assert_eq!(w.thin(161_000, 600_000).count(), 0);
+    }
 }
