@@ -8,8 +8,9 @@ Measures, on the simulated 8×H100 node with 64 GPU processes (bench/scenarios/)
      and the CPU each process spends per scrape.
 Figures are printed as a table and as ratios against node_exporter measured in the same run.
 
-Usage: python3 bench/agent_overhead.py [--seconds 60] [--scrapes 300]
-Needs: cargo build --release --workspace; prometheus-node-exporter (Debian).
+Usage: python3 bench/agent_overhead.py [--seconds 60] [--scrapes 300] [--target DIR]
+Needs: cargo build --release --workspace; prometheus-node-exporter (Debian). `--target` names
+another build's release folder (e.g. a checkout of an earlier commit) to compare two builds.
 """
 
 import argparse
@@ -30,6 +31,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGET = ROOT / "target" / "release"
 SCENARIO = ROOT / "bench" / "scenarios" / "bench-8gpu-64proc.toml"
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def set_target(path):
+    global TARGET
+    TARGET = path.resolve()
 
 
 def find_lib():
@@ -124,7 +130,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60, help="idle window per sampling rate")
     ap.add_argument("--scrapes", type=int, default=300, help="sequential scrapes per exporter")
+    ap.add_argument("--target", type=pathlib.Path, default=TARGET, help="release build folder holding gpuscope")
     args = ap.parse_args()
+    set_target(args.target)
     lib = find_lib()
     node_exporter = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if not node_exporter:
