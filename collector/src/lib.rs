@@ -1,20 +1,32 @@
 //! The collector: receives OTLP metrics from many agents (and any other OTLP exporter) over
 //! gRPC and HTTP, keeps a window per node, runs the analysis and publishes findings on an HTTP
-//! API and as Prometheus metrics.
+//! API, as a change stream and as Prometheus metrics, with their history in SQLite.
+//!
+//! Where things are: `receiver/` (one file per OTLP transport) → `ingest` (decode, bounded
+//! queue, counters) → `analyze` (the loop that owns changes to `state`, whose findings live in
+//! `history`) → `store` (SQLite, written by its own thread). `api/` reads the state and serves
+//! it; `listener` accepts connections (TLS included); `respond` builds HTTP answers.
 
+mod analyze;
+mod api;
 pub mod decode;
-pub mod grpc;
-pub mod server;
+mod error;
+pub mod history;
+mod ingest;
+mod listener;
+mod receiver;
+mod respond;
 pub mod state;
 pub mod store;
 
+pub use error::StartError;
+
 use gpuscope_analysis::AnalysisConfig;
-use server::{Batch, Shared};
+use gpuscope_core::api::FindingEvent;
 use state::State;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// Collector settings.
 #[derive(Debug, Clone)]
@@ -39,28 +51,9 @@ pub struct CollectorConfig {
     pub token: Option<String>,
     /// Serve OTLP and the API over TLS with this PEM certificate chain and key.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
-
-/// Loads a PEM certificate chain and private key into a rustls server configuration.
-pub fn tls_server_config(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Arc<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {
-        std::io::Error::other(format!("TLS {what} {}: {e}", p.display()))
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| bad("certificate", cert, &e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad("certificate", cert, &e))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("key", key, &e))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad("setup", cert, &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| bad("certificate", cert, &e))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    /// Closed findings kept in memory (default 10,000, about 10 MB); older ones are dropped
+    /// from memory first (lowest id) and, with a store, still listed from it.
+    pub closed_findings_kept: usize,
 }
 
 impl Default for CollectorConfig {
@@ -76,6 +69,7 @@ impl Default for CollectorConfig {
             store: None,
             token: None,
             tls: None,
+            closed_findings_kept: 10_000,
         }
     }
 }
@@ -88,89 +82,66 @@ pub struct Running {
     pub http: SocketAddr,
     /// Where the API listens.
     pub api: SocketAddr,
-    /// The state.
+    /// The state (read it through the API or [`Running::subscribe`]; this field is kept for
+    /// callers that still lock it).
     pub state: Arc<Mutex<State>>,
-    events: tokio::sync::broadcast::Sender<gpuscope_core::api::FindingEvent>,
+    events: broadcast::Sender<FindingEvent>,
 }
 
 impl Running {
     /// Every finding that opens or closes from now on, in order. A receiver that falls more
     /// than 1024 events behind skips the oldest (`RecvError::Lagged`).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<gpuscope_core::api::FindingEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<FindingEvent> {
         self.events.subscribe()
     }
 }
 
 /// Binds every listener and starts the receivers and the analysis on the current runtime.
-pub async fn start(cfg: CollectorConfig) -> std::io::Result<Running> {
-    let grpc_l = TcpListener::bind(cfg.grpc).await?;
-    let http_l = TcpListener::bind(cfg.http).await?;
-    let api_l = TcpListener::bind(cfg.api).await?;
-    let (grpc, http, api) = (grpc_l.local_addr()?, http_l.local_addr()?, api_l.local_addr()?);
-    let store = match &cfg.store {
-        Some(p) => Some(store::Store::open(p).map_err(|e| std::io::Error::other(e.to_string()))?),
-        None => None,
-    };
-    let state = Arc::new(Mutex::new(State::new(cfg.analysis.clone(), cfg.stale_after_ms, store)));
-    let (tx, mut rx) = mpsc::channel::<Batch>(cfg.queue.max(1));
-    let (changes, _) = tokio::sync::broadcast::channel(1024);
-    let shared = Arc::new(Shared {
-        state: state.clone(),
-        queue: tx,
-        max_body: cfg.max_body,
-        token: cfg.token.clone(),
-        changes: changes.clone(),
-    });
-    let (events, _) = tokio::sync::broadcast::channel(1024);
-    let events_tx = events.clone();
-    let st = state.clone();
-    // The analysis runs off the receivers: they only decode and queue.
-    tokio::spawn(async move {
-        // Rules run over every node, so they run on a cadence, not per batch: every 250 ms, or
-        // four times as long as the last evaluation took, so that on a large fleet evaluation
-        // never takes more than a fifth of a core from ingestion.
-        let mut last_eval = std::time::Instant::now();
-        let mut cadence = std::time::Duration::from_millis(250);
-        loop {
-            let batch = match tokio::time::timeout(cadence, rx.recv()).await {
-                Ok(Some(b)) => Some(b),
-                Ok(None) => return,
-                Err(_) => None,
-            };
-            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(b) = batch {
-                s.ingest_only(b);
-            }
-            if last_eval.elapsed() >= cadence {
-                last_eval = std::time::Instant::now();
-                for c in s.evaluate() {
-                    // Nobody listening is fine.
-                    let _ = changes.send(c);
-                }
-                for e in s.take_events() {
-                    // Nobody listening is fine.
-                    let _ = events_tx.send(e);
-                }
-                s.check_liveness();
-                cadence = (last_eval.elapsed() * 4).max(std::time::Duration::from_millis(250));
-            }
+pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
+    let (grpc_l, grpc) = listener::bind("OTLP/gRPC", cfg.grpc).await?;
+    let (http_l, http) = listener::bind("OTLP/HTTP", cfg.http).await?;
+    let (api_l, api) = listener::bind("the API", cfg.api).await?;
+    let tls = cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?;
+    let acceptor = tls.as_ref().map(listener::TlsFiles::acceptor).transpose()?;
+    let grpc_tls = tls.as_ref().map(listener::TlsFiles::grpc);
+
+    let (state, writer, reader) = match &cfg.store {
+        Some(path) => {
+            let store = store::Store::open(path)?;
+            let state = State::restore(cfg.analysis.clone(), cfg.stale_after_ms, cfg.closed_findings_kept, &store)?;
+            // A second connection for the API's reads: WAL lets it read while the writer writes.
+            let reader = Arc::new(Mutex::new(store::Store::open(path)?));
+            let writer =
+                store::writer::StoreWriter::spawn(store, store::writer::QUEUE).map_err(StartError::StoreWriter)?;
+            (state, Some(writer), Some(reader))
         }
-    });
-    let acceptor = match &cfg.tls {
-        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls_server_config(cert, key)?)),
-        None => None,
+        None => (State::new(cfg.analysis.clone(), cfg.stale_after_ms, cfg.closed_findings_kept), None, None),
     };
-    let grpc_tls = match &cfg.tls {
-        Some((cert, key)) => Some(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?)),
-        ),
-        None => None,
-    };
-    tokio::spawn(server::serve(http_l, shared.clone(), true, acceptor.clone()));
-    tokio::spawn(server::serve(api_l, shared.clone(), false, acceptor));
+    let state = Arc::new(Mutex::new(state));
+    let counters = Arc::new(ingest::Counters::default());
+    let (queue, batches) = mpsc::channel::<ingest::Batch>(cfg.queue.max(1));
+    let (events, _) = broadcast::channel(1024);
+
+    // The analysis runs off the receivers: they only decode and queue.
+    tokio::spawn(
+        analyze::Analysis {
+            state: state.clone(),
+            queue: batches,
+            events: events.clone(),
+            counters: counters.clone(),
+            writer,
+        }
+        .run(),
+    );
+    let ingest = Arc::new(ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone()));
+    let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader });
+    let http_ingest = ingest.clone();
+    tokio::spawn(listener::serve(http_l, acceptor.clone(), move |req| {
+        receiver::http::handle(http_ingest.clone(), req)
+    }));
+    tokio::spawn(listener::serve(api_l, acceptor, move |req| api::handle(api_ctx.clone(), req)));
     tokio::spawn(async move {
-        if let Err(e) = grpc::serve(grpc_l, shared, grpc_tls).await {
+        if let Err(e) = receiver::grpc::serve(grpc_l, ingest, grpc_tls).await {
             tracing::error!("OTLP/gRPC receiver stopped: {e}");
         }
     });

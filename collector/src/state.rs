@@ -1,12 +1,14 @@
-//! The collector's state: per-node windows and liveness, the analyzer, open findings and their
-//! history, and counters for its own metrics.
+//! The collector's state: per-node windows and what it knows of each node, the analyzer, and
+//! the findings history. Only the analysis loop changes it ([`State::ingest_only`],
+//! [`State::evaluate`], [`State::check_liveness`]); the API reads it. It does no I/O after it
+//! is built: what the store must record is queued in [`State::take_writes`].
 
-use crate::store::Store;
+use crate::history::History;
+use crate::store::{Store, StoreError, StoreWrite};
 use gpuscope_analysis::{AnalysisConfig, Analyzer, Change};
-use gpuscope_core::api::FindingEvent;
-use gpuscope_core::{Finding, NodeSnapshot};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use gpuscope_core::NodeSnapshot;
+use gpuscope_core::api::{FindingEvent, FindingRecord, NodeView};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,10 +18,8 @@ pub fn now_ms() -> u64 {
 }
 
 /// What the collector knows of one node.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeView {
-    /// Host name.
-    pub node: String,
+#[derive(Debug, Clone)]
+pub struct Node {
     /// Job label.
     pub job: Option<String>,
     /// When its last batch arrived (wall clock), ms.
@@ -34,54 +34,30 @@ pub struct NodeView {
     pub max_gap_ms: u64,
     /// Samples that arrived older than one already received.
     pub out_of_order_total: u64,
-    /// No data for longer than the staleness limit.
-    pub stale: bool,
-    /// GPUs in the newest sample.
-    pub gpus: usize,
     /// The newest sample.
-    #[serde(skip)]
     pub latest: Arc<NodeSnapshot>,
-}
-
-pub use gpuscope_core::api::FindingRecord;
-
-/// Counters for `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    /// Requests accepted per transport.
-    pub requests: BTreeMap<&'static str, u64>,
-    /// Requests refused as malformed (400), too large (413) or while full (503).
-    pub refused: BTreeMap<&'static str, u64>,
-    /// Data points decoded into snapshots.
-    pub points_accepted: u64,
-    /// Data points that could not be used.
-    pub points_rejected: u64,
-    /// Snapshots ingested.
-    pub snapshots: u64,
+    /// Whether the analysis loop has already logged it as stale.
+    reported_stale: bool,
 }
 
 /// Everything the API reads.
 pub struct State {
     analyzer: Analyzer,
     /// Nodes by host name.
-    pub nodes: BTreeMap<String, NodeView>,
-    /// Every finding, open and closed, oldest first.
-    pub findings: Vec<FindingRecord>,
-    /// Counters.
-    pub counters: Counters,
+    pub nodes: BTreeMap<String, Node>,
+    /// Open findings and the newest closed ones, oldest first.
+    pub findings: History,
     stale_after_ms: u64,
     newest_sample_ms: u64,
-    store: Option<Store>,
-    /// Row id of each record in `findings` (same order), when stored.
-    ids: Vec<Option<i64>>,
-    /// Records that were open when the collector last stopped: closed unless re-detected.
-    restored: Vec<usize>,
+    /// Whether changes are queued for a store.
+    stored: bool,
+    writes: Vec<StoreWrite>,
+    /// Findings that were open when the collector last stopped: closed unless re-detected.
+    restored: BTreeSet<i64>,
     started_ms: u64,
     persisted_nodes: BTreeMap<String, u64>,
     /// Per node: XID counts seen so far and the events derived from their increases.
     xids: BTreeMap<String, XidTrack>,
-    /// Finding changes not yet published on the stream.
-    events: Vec<FindingEvent>,
 }
 
 /// XID counts seen per (GPU, code), and the events derived from their increases.
@@ -91,83 +67,78 @@ type XidTrack = (BTreeMap<(u32, u64), u64>, Vec<gpuscope_core::XidEvent>);
 const RESTORE_GRACE_MS: u64 = 180_000;
 
 impl State {
-    /// State restored from `store` (findings history, known nodes), or empty without one.
-    pub fn new(cfg: AnalysisConfig, stale_after_ms: u64, store: Option<Store>) -> State {
-        let mut st = State {
+    /// An empty state, keeping at most `closed_kept` closed findings in memory.
+    pub fn new(cfg: AnalysisConfig, stale_after_ms: u64, closed_kept: usize) -> State {
+        State {
             analyzer: Analyzer::new(cfg, 900.0),
             nodes: BTreeMap::new(),
-            findings: Vec::new(),
-            counters: Counters::default(),
+            findings: History::new(closed_kept, 0),
             stale_after_ms,
             newest_sample_ms: 0,
-            store: None,
-            ids: Vec::new(),
-            restored: Vec::new(),
+            stored: false,
+            writes: Vec::new(),
+            restored: BTreeSet::new(),
             started_ms: now_ms(),
             persisted_nodes: BTreeMap::new(),
             xids: BTreeMap::new(),
-            events: Vec::new(),
-        };
-        if let Some(store) = store {
-            match store.load() {
-                Ok(rows) => {
-                    for (id, r) in rows {
-                        if r.closed_ms.is_none() {
-                            st.restored.push(st.findings.len());
-                        }
-                        st.findings.push(r);
-                        st.ids.push(Some(id));
-                    }
-                }
-                Err(e) => tracing::error!("{e}"),
-            }
-            if let Ok(nodes) = store.nodes() {
-                for (node, job, last_seen_ms) in nodes {
-                    let latest = Arc::new(NodeSnapshot::default());
-                    st.nodes.insert(
-                        node.clone(),
-                        NodeView {
-                            node,
-                            job,
-                            last_seen_ms,
-                            last_sample_ms: 0,
-                            samples_total: 0,
-                            first_sample_ms: 0,
-                            max_gap_ms: 0,
-                            out_of_order_total: 0,
-                            stale: true,
-                            gpus: 0,
-                            latest,
-                        },
-                    );
-                }
-            }
-            st.store = Some(store);
         }
-        st
     }
 
-    fn persist_new(&mut self, r: FindingRecord) {
-        let id = self.store.as_ref().and_then(|s| s.insert(&r).map_err(|e| tracing::error!("{e}")).ok());
-        self.findings.push(r);
-        self.ids.push(id);
+    /// State restored from `store` (open findings, the newest closed ones, known nodes); from
+    /// now on its changes are queued for the store.
+    pub fn restore(
+        cfg: AnalysisConfig,
+        stale_after_ms: u64,
+        closed_kept: usize,
+        store: &Store,
+    ) -> Result<State, StoreError> {
+        let mut st = State::new(cfg, stale_after_ms, closed_kept);
+        let restored = store.load_recent(closed_kept)?;
+        st.findings = History::new(closed_kept, restored.last_id);
+        st.findings.left_in_store(restored.closed_left);
+        for (id, r) in restored.findings {
+            if r.closed_ms.is_none() {
+                st.restored.insert(id);
+            }
+            st.findings.restore(id, r);
+        }
+        for (name, job, last_seen_ms) in store.nodes()? {
+            let node = Node {
+                job,
+                last_seen_ms,
+                last_sample_ms: 0,
+                samples_total: 0,
+                first_sample_ms: 0,
+                max_gap_ms: 0,
+                out_of_order_total: 0,
+                latest: Arc::new(NodeSnapshot::default()),
+                // Known from before the restart: silent until it reports again, not news.
+                reported_stale: true,
+            };
+            st.nodes.insert(name, node);
+        }
+        st.stored = true;
+        Ok(st)
     }
 
-    fn persist(&self, i: usize) {
-        if let (Some(s), Some(Some(id))) = (&self.store, self.ids.get(i))
-            && let Err(e) = s.update(*id, &self.findings[i])
-        {
-            tracing::error!("{e}");
+    fn write(&mut self, w: StoreWrite) {
+        if self.stored {
+            self.writes.push(w);
         }
+    }
+
+    /// Store writes queued since the last call, oldest first.
+    pub fn take_writes(&mut self) -> Vec<StoreWrite> {
+        std::mem::take(&mut self.writes)
     }
 
     fn persist_node(&mut self, node: &str) {
         let wall = now_ms();
         // Inventory rows are refreshed at most every 10 s per node.
-        if self.persisted_nodes.get(node).is_some_and(|t| wall.saturating_sub(*t) < 10_000) {
+        if !self.stored || self.persisted_nodes.get(node).is_some_and(|t| wall.saturating_sub(*t) < 10_000) {
             return;
         }
-        let (Some(store), Some(v)) = (&self.store, self.nodes.get(node)) else { return };
+        let Some(v) = self.nodes.get(node) else { return };
         let gpus: Vec<serde_json::Value> = v
             .latest
             .gpus
@@ -177,16 +148,9 @@ impl State {
         let inventory =
             serde_json::json!({ "gpus": gpus, "driver": v.latest.driver.as_ref().map(|d| &d.driver_version) })
                 .to_string();
-        if let Err(e) = store.upsert_node(node, v.job.as_deref(), wall, &inventory) {
-            tracing::error!("{e}");
-        }
+        let job = v.job.clone();
+        self.write(StoreWrite::Node { node: node.to_string(), job, seen_ms: wall, inventory });
         self.persisted_nodes.insert(node.to_string(), wall);
-    }
-
-    /// Ingests decoded snapshots and evaluates the rules at the newest sample time.
-    pub fn ingest(&mut self, snaps: Vec<NodeSnapshot>) -> Vec<Change> {
-        self.ingest_only(snaps);
-        self.evaluate()
     }
 
     /// Adds snapshots to their windows without evaluating the rules (a burst is evaluated once).
@@ -197,12 +161,10 @@ impl State {
         snaps.sort_by_key(|s| s.timestamp_ms);
         for mut s in snaps {
             self.derive_xid_events(&mut s);
-            self.counters.snapshots += 1;
             touched.push(s.node.hostname.clone());
             self.newest_sample_ms = self.newest_sample_ms.max(s.timestamp_ms);
             let s = Arc::new(s);
-            let v = self.nodes.entry(s.node.hostname.clone()).or_insert_with(|| NodeView {
-                node: s.node.hostname.clone(),
+            let v = self.nodes.entry(s.node.hostname.clone()).or_insert_with(|| Node {
                 job: None,
                 last_seen_ms: wall,
                 last_sample_ms: 0,
@@ -210,13 +172,12 @@ impl State {
                 first_sample_ms: s.timestamp_ms,
                 max_gap_ms: 0,
                 out_of_order_total: 0,
-                stale: false,
-                gpus: 0,
                 latest: s.clone(),
+                reported_stale: false,
             });
             v.last_seen_ms = wall;
             v.samples_total += 1;
-            v.stale = false;
+            v.reported_stale = false;
             if v.last_sample_ms > 0 && s.timestamp_ms < v.last_sample_ms {
                 v.out_of_order_total += 1;
             } else if v.last_sample_ms > 0 {
@@ -228,7 +189,6 @@ impl State {
             if s.timestamp_ms >= v.last_sample_ms {
                 v.last_sample_ms = s.timestamp_ms;
                 v.job = s.node.job.clone();
-                v.gpus = s.gpus.len();
                 v.latest = s.clone();
             }
             self.analyzer.ingest(s);
@@ -240,51 +200,95 @@ impl State {
         }
     }
 
-    /// Evaluates the rules at the newest sample time and records what opened and closed.
-    pub fn evaluate(&mut self) -> Vec<Change> {
-        let changes = self.analyzer.evaluate(self.newest_sample_ms);
-        for c in &changes {
+    /// Evaluates the rules at the newest sample time, records what opened and closed, and
+    /// returns the changes, oldest first.
+    pub fn evaluate(&mut self) -> Vec<FindingEvent> {
+        let mut events = Vec::new();
+        for c in self.analyzer.evaluate(self.newest_sample_ms) {
             match c {
                 Change::Opened(f) => {
                     tracing::info!(rule = %f.rule, node = ?f.scope.node, gpus = ?f.scope.gpus, "finding opened: {}", f.summary);
                     // A finding that was open before a restart continues as the same record.
-                    let i = match self.open_index(f) {
-                        Some(i) => {
-                            self.restored.retain(|x| *x != i);
-                            self.findings[i].finding = f.clone();
-                            self.persist(i);
-                            i
+                    let record = match self.findings.open_id(&f) {
+                        Some(id) => {
+                            self.restored.remove(&id);
+                            let Some(r) = self.findings.set_finding(id, f).cloned() else { continue };
+                            self.write(StoreWrite::Update { id, record: r.clone() });
+                            r
                         }
                         None => {
-                            self.persist_new(FindingRecord {
-                                finding: f.clone(),
-                                opened_ms: self.newest_sample_ms,
-                                closed_ms: None,
-                            });
-                            self.findings.len() - 1
+                            let r = FindingRecord { finding: f, opened_ms: self.newest_sample_ms, closed_ms: None };
+                            let id = self.findings.open(r.clone());
+                            self.write(StoreWrite::Insert { id, record: r.clone() });
+                            r
                         }
                     };
-                    self.events.push(FindingEvent::Opened(self.findings[i].clone()));
+                    events.push(FindingEvent::Opened(record));
                 }
                 Change::Closed { finding, at_ms } => {
                     tracing::info!(rule = %finding.rule, node = ?finding.scope.node, "finding closed");
-                    if let Some(i) = self.open_index(finding) {
-                        self.findings[i].closed_ms = Some(*at_ms);
-                        self.findings[i].finding = finding.clone();
-                        self.persist(i);
-                        self.events.push(FindingEvent::Closed(self.findings[i].clone()));
+                    if let Some(id) = self.findings.open_id(&finding)
+                        && let Some(r) = self.findings.close(id, at_ms, Some(finding))
+                    {
+                        self.write(StoreWrite::Update { id, record: r.clone() });
+                        events.push(FindingEvent::Closed(r));
                     }
                 }
             }
         }
         // Keep the open findings' text current.
-        let active: Vec<gpuscope_core::Finding> = self.analyzer.active().into_iter().cloned().collect();
-        for f in active {
-            if let Some(i) = self.open_index(&f) {
-                self.findings[i].finding = f;
+        for f in self.analyzer.active() {
+            if let Some(id) = self.findings.open_id(f) {
+                self.findings.set_finding(id, f.clone());
             }
         }
-        changes
+        events
+    }
+
+    /// Logs nodes that stopped reporting (once each time), and closes findings restored from
+    /// the store that were not detected again within the grace period after a restart.
+    pub fn check_liveness(&mut self, now_ms: u64) {
+        if !self.restored.is_empty() && now_ms.saturating_sub(self.started_ms) > RESTORE_GRACE_MS {
+            for id in std::mem::take(&mut self.restored) {
+                if let Some(r) = self.findings.close(id, now_ms, None) {
+                    self.write(StoreWrite::Update { id, record: r });
+                }
+            }
+        }
+        for (name, v) in &mut self.nodes {
+            let stale = now_ms.saturating_sub(v.last_seen_ms) > self.stale_after_ms;
+            if stale && !v.reported_stale {
+                tracing::warn!(node = %name, "node stopped reporting");
+            }
+            v.reported_stale = stale;
+        }
+    }
+
+    /// Whether `node` has been silent for longer than the staleness limit at `now_ms`.
+    pub fn is_stale(&self, node: &Node, now_ms: u64) -> bool {
+        now_ms.saturating_sub(node.last_seen_ms) > self.stale_after_ms
+    }
+
+    /// The API's view of `name` at `now_ms`.
+    pub fn node_view(&self, name: &str, now_ms: u64) -> Option<NodeView> {
+        let v = self.nodes.get(name)?;
+        Some(NodeView {
+            node: name.to_string(),
+            job: v.job.clone(),
+            last_seen_ms: v.last_seen_ms,
+            last_sample_ms: v.last_sample_ms,
+            samples_total: v.samples_total,
+            first_sample_ms: v.first_sample_ms,
+            max_gap_ms: v.max_gap_ms,
+            out_of_order_total: v.out_of_order_total,
+            stale: self.is_stale(v, now_ms),
+            gpus: v.latest.gpus.len(),
+        })
+    }
+
+    /// Open findings, oldest first.
+    pub fn active(&self) -> impl Iterator<Item = &FindingRecord> {
+        self.findings.active()
     }
 
     /// OTLP carries XID counts per code; an increase is an event at that sample's time, which
@@ -305,43 +309,106 @@ impl State {
             s.xid_events = recent.clone();
         }
     }
-
-    fn open_index(&self, f: &gpuscope_core::Finding) -> Option<usize> {
-        self.findings.iter().rposition(|r| r.closed_ms.is_none() && same(&r.finding, f))
-    }
-
-    /// Marks nodes that stopped reporting, and closes findings restored from the store that
-    /// were not detected again after a restart.
-    pub fn check_liveness(&mut self) {
-        let wall = now_ms();
-        if !self.restored.is_empty() && wall.saturating_sub(self.started_ms) > RESTORE_GRACE_MS {
-            for i in std::mem::take(&mut self.restored) {
-                if self.findings[i].closed_ms.is_none() {
-                    self.findings[i].closed_ms = Some(wall);
-                    self.persist(i);
-                }
-            }
-        }
-        for v in self.nodes.values_mut() {
-            let stale = wall.saturating_sub(v.last_seen_ms) > self.stale_after_ms;
-            if stale && !v.stale {
-                tracing::warn!(node = %v.node, "node stopped reporting");
-            }
-            v.stale = stale;
-        }
-    }
-
-    /// Finding changes since the last call, oldest first (for the change stream).
-    pub fn take_events(&mut self) -> Vec<FindingEvent> {
-        std::mem::take(&mut self.events)
-    }
-
-    /// Open findings.
-    pub fn active(&self) -> impl Iterator<Item = &FindingRecord> {
-        self.findings.iter().filter(|r| r.closed_ms.is_none())
-    }
 }
 
-fn same(a: &Finding, b: &Finding) -> bool {
-    a.rule == b.rule && a.scope == b.scope
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+    use super::*;
+    use gpuscope_core::{GpuSample, NodeInfo};
+
+    fn snap(node: &str, t_ms: u64, lost_gpu: Option<u32>) -> NodeSnapshot {
+        NodeSnapshot {
+            node: NodeInfo { hostname: node.into(), job: Some("j".into()), ..NodeInfo::default() },
+            timestamp_ms: t_ms,
+            gpus: (0..4).map(|i| GpuSample { index: i, lost: lost_gpu == Some(i), ..GpuSample::default() }).collect(),
+            ..NodeSnapshot::default()
+        }
+    }
+
+    /// GPU `g` lost at `t_ms`, back 70 s later (past the 60 s clear period).
+    fn lose_and_recover(st: &mut State, g: u32, t_ms: u64) -> Vec<FindingEvent> {
+        st.ingest_only(vec![snap("n0", t_ms, Some(g))]);
+        let mut events = st.evaluate();
+        st.ingest_only(vec![snap("n0", t_ms + 70_000, None)]);
+        events.extend(st.evaluate());
+        events
+    }
+
+    #[test]
+    fn staleness_is_computed_when_read() {
+        let mut st = State::new(AnalysisConfig::default(), 60_000, 10);
+        st.ingest_only(vec![snap("n0", 1_000, None)]);
+        let now = now_ms();
+        assert!(!st.node_view("n0", now).unwrap().stale);
+        assert!(st.node_view("n0", now + 60_001).unwrap().stale, "no call in between marks it");
+        assert_eq!(st.node_view("n0", now).unwrap().gpus, 4);
+        assert!(st.node_view("n1", now).is_none());
+    }
+
+    #[test]
+    fn findings_open_close_and_queue_their_writes_with_the_ids_they_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let mut st = State::restore(AnalysisConfig::default(), 60_000, 1, &store).unwrap();
+        for g in 0..3 {
+            let events = lose_and_recover(&mut st, g, 1_000_000 + g as u64 * 100_000);
+            let kinds: Vec<_> = events
+                .iter()
+                .map(|e| (matches!(e, FindingEvent::Opened(_)), e.record().finding.rule.as_str()))
+                .collect();
+            assert_eq!(kinds, vec![(true, "gpu-lost"), (false, "gpu-lost")]);
+        }
+        assert_eq!(st.findings.len(), 1, "one closed finding kept in memory");
+        assert!(!st.findings.is_complete());
+        let writes = st.take_writes();
+        let ids: Vec<i64> = writes
+            .iter()
+            .filter_map(|w| match w {
+                StoreWrite::Insert { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        store.apply(&writes).unwrap();
+        let all = store.load().unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|(_, r)| r.closed_ms.is_some()), "every close reached the store");
+        assert!(st.take_writes().is_empty());
+    }
+
+    #[test]
+    fn a_restored_finding_continues_when_seen_again_and_closes_after_the_grace_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        let open = |g| FindingRecord {
+            finding: gpuscope_core::Finding {
+                rule: "gpu-lost".into(),
+                severity: gpuscope_core::Severity::Critical,
+                scope: gpuscope_core::FindingScope { node: Some("n0".into()), gpus: vec![g], job: Some("j".into()) },
+                since_ms: 1,
+                summary: String::new(),
+                evidence: vec![],
+                recommendation: String::new(),
+                docs: None,
+                action: None,
+            },
+            opened_ms: 1,
+            closed_ms: None,
+        };
+        store.insert(&open(0)).unwrap();
+        store.insert(&open(1)).unwrap();
+        let mut st = State::restore(AnalysisConfig::default(), 60_000, 10, &store).unwrap();
+        // GPU 0 is still lost: the same record (id 1) continues.
+        st.ingest_only(vec![snap("n0", 2_000_000, Some(0))]);
+        let events = st.evaluate();
+        assert_eq!(events.len(), 1);
+        assert_eq!(st.findings.open_id(&events[0].record().finding), Some(1));
+        assert_eq!(st.findings.len(), 2);
+        st.check_liveness(now_ms());
+        assert_eq!(st.active().count(), 2, "within the grace period");
+        st.check_liveness(now_ms() + RESTORE_GRACE_MS + 1);
+        let open_gpus: Vec<u32> = st.active().map(|r| r.finding.scope.gpus[0]).collect();
+        assert_eq!(open_gpus, vec![0], "GPU 1 was not seen again");
+    }
 }

@@ -3,6 +3,7 @@
 //! both sides agree on one definition instead of ad-hoc JSON.
 
 use crate::finding::Finding;
+use crate::model::NodeSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// A finding with its lifetime.
@@ -34,4 +35,60 @@ impl FindingEvent {
             FindingEvent::Opened(r) | FindingEvent::Closed(r) => r,
         }
     }
+}
+
+/// The payload of a `closed` server-sent event on `/api/v1/stream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingClosed {
+    /// When it closed (data time), ms since the epoch.
+    pub closed_ms: u64,
+    /// The finding as it was last seen.
+    pub finding: Finding,
+}
+
+/// What the collector knows of one node (`/api/v1/nodes` lists these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Host name.
+    pub node: String,
+    /// Job label.
+    pub job: Option<String>,
+    /// When its last batch arrived (wall clock), ms.
+    pub last_seen_ms: u64,
+    /// Timestamp of its newest sample, ms.
+    pub last_sample_ms: u64,
+    /// Samples received.
+    pub samples_total: u64,
+    /// Timestamp of the first sample received since the collector started, ms.
+    pub first_sample_ms: u64,
+    /// Largest gap between consecutive sample timestamps received, ms (lost data shows here).
+    pub max_gap_ms: u64,
+    /// Samples that arrived older than one already received.
+    pub out_of_order_total: u64,
+    /// No data for longer than the staleness limit, at the time of the answer.
+    pub stale: bool,
+    /// GPUs in the newest sample.
+    pub gpus: usize,
+}
+
+/// One node in detail (`/api/v1/nodes/{node}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeDetail {
+    /// What the collector knows of it.
+    pub node: NodeView,
+    /// Its newest snapshot (empty for a node known only from the store since a restart).
+    pub latest: NodeSnapshot,
+    /// Its open findings, oldest first.
+    pub findings: Vec<FindingRecord>,
+}
+
+/// One job and its nodes (`/api/v1/jobs` lists these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Job label.
+    pub job: String,
+    /// Host names of its nodes, sorted.
+    pub nodes: Vec<String>,
+    /// Rule ids of its open findings, oldest first.
+    pub findings: Vec<String>,
 }

@@ -1,6 +1,6 @@
 //! The OTLP/gRPC receiver.
 
-use crate::server::{Outcome, Shared, accept};
+use crate::ingest::{Ingest, Outcome, Refusal, Transport};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-struct Receiver(Arc<Shared>);
+struct Receiver(Arc<Ingest>);
 
 #[tonic::async_trait]
 impl MetricsService for Receiver {
@@ -18,42 +18,29 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let count = |refused: bool, key: &'static str| {
-            let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-            let m = if refused { &mut st.counters.refused } else { &mut st.counters.requests };
-            *m.entry(key).or_insert(0) += 1;
-        };
         let auth = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        if !crate::server::authorized(&self.0, auth) {
-            count(true, "grpc_unauthorized");
+        if !self.0.authorized(auth) {
+            self.0.counters.refused(Refusal::GrpcUnauthorized);
             return Err(Status::unauthenticated("a bearer token is required"));
         }
-        match accept(&self.0, request.get_ref()) {
-            Outcome::Accepted { rejected, message } => {
-                count(false, "grpc");
-                Ok(Response::new(ExportMetricsServiceResponse {
-                    partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
-                        rejected_data_points: rejected,
-                        error_message: message,
-                    }),
-                }))
-            }
-            Outcome::Busy => {
-                count(true, "grpc_busy");
-                Err(Status::unavailable("analysis queue full, retry later"))
-            }
+        match self.0.accept(Transport::Grpc, request.get_ref()) {
+            Outcome::Accepted { rejected, message } => Ok(Response::new(ExportMetricsServiceResponse {
+                partial_success: (rejected > 0)
+                    .then_some(ExportMetricsPartialSuccess { rejected_data_points: rejected, error_message: message }),
+            })),
+            Outcome::Busy => Err(Status::unavailable("analysis queue full, retry later")),
         }
     }
 }
 
-/// Serves OTLP/gRPC on `listener` (gzip accepted, messages up to `max_body` bytes).
+/// Serves OTLP/gRPC on `listener` (gzip accepted, messages up to the ingest's body limit).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    ingest: Arc<Ingest>,
     tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<(), tonic::transport::Error> {
-    let max = shared.max_body;
-    let svc = MetricsServiceServer::new(Receiver(shared))
+    let max = ingest.max_body;
+    let svc = MetricsServiceServer::new(Receiver(ingest))
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
     let mut builder = tonic::transport::Server::builder();

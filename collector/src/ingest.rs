@@ -1,0 +1,219 @@
+//! The ingest path both receivers share: authorize, decode, queue for the analysis (bounded:
+//! a full queue answers "busy" instead of growing), and count the outcome. Counters are atomics,
+//! so a request never waits on the state the analysis and the API use.
+
+use crate::decode::decode;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tokio::sync::mpsc;
+
+/// A decoded batch on its way to the analysis.
+pub type Batch = Vec<gpuscope_core::NodeSnapshot>;
+
+/// The transport an accepted request came over (the `transport` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP.
+    Http,
+}
+
+impl Transport {
+    /// Every transport, in label order (the order `/metrics` lists them).
+    pub const ALL: [Transport; 2] = [Transport::Grpc, Transport::Http];
+
+    /// The `transport` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// Why a request was refused (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// gRPC: the analysis queue was full.
+    GrpcBusy,
+    /// gRPC: missing or wrong bearer token.
+    GrpcUnauthorized,
+    /// HTTP: malformed body (protobuf, JSON or gzip).
+    HttpBadRequest,
+    /// HTTP: the analysis queue was full.
+    HttpBusy,
+    /// HTTP: body over the limit (before or after decompression).
+    HttpTooLarge,
+    /// HTTP: missing or wrong bearer token.
+    HttpUnauthorized,
+    /// HTTP: neither protobuf nor JSON.
+    HttpUnsupportedType,
+}
+
+impl Refusal {
+    /// Every reason, in label order (the order `/metrics` lists them).
+    pub const ALL: [Refusal; 7] = [
+        Refusal::GrpcBusy,
+        Refusal::GrpcUnauthorized,
+        Refusal::HttpBadRequest,
+        Refusal::HttpBusy,
+        Refusal::HttpTooLarge,
+        Refusal::HttpUnauthorized,
+        Refusal::HttpUnsupportedType,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::GrpcBusy => "grpc_busy",
+            Refusal::GrpcUnauthorized => "grpc_unauthorized",
+            Refusal::HttpBadRequest => "http_bad_request",
+            Refusal::HttpBusy => "http_busy",
+            Refusal::HttpTooLarge => "http_too_large",
+            Refusal::HttpUnauthorized => "http_unauthorized",
+            Refusal::HttpUnsupportedType => "http_unsupported_type",
+        }
+    }
+}
+
+/// The collector's own counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    requests: [AtomicU64; Transport::ALL.len()],
+    refused: [AtomicU64; Refusal::ALL.len()],
+    points_rejected: AtomicU64,
+    snapshots: AtomicU64,
+}
+
+impl Counters {
+    /// Counts an accepted request.
+    pub fn request(&self, t: Transport) {
+        self.requests[t as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a refused request.
+    pub fn refused(&self, r: Refusal) {
+        self.refused[r as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts snapshots handed to the analysis.
+    pub fn snapshots_ingested(&self, n: usize) {
+        self.snapshots.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Accepted requests over `t`.
+    pub fn requests(&self, t: Transport) -> u64 {
+        self.requests[t as usize].load(Relaxed)
+    }
+
+    /// Requests refused for `r`.
+    pub fn refusals(&self, r: Refusal) -> u64 {
+        self.refused[r as usize].load(Relaxed)
+    }
+
+    /// Data points that could not be used.
+    pub fn points_rejected(&self) -> u64 {
+        self.points_rejected.load(Relaxed)
+    }
+
+    /// Snapshots ingested.
+    pub fn snapshots(&self) -> u64 {
+        self.snapshots.load(Relaxed)
+    }
+}
+
+/// What an export came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Queued; `rejected` points were unusable.
+    Accepted {
+        /// Unusable points.
+        rejected: i64,
+        /// Why.
+        message: String,
+    },
+    /// The queue is full: try again later.
+    Busy,
+}
+
+/// What both receivers share: the queue into the analysis, the limits and the counters.
+pub struct Ingest {
+    queue: mpsc::Sender<Batch>,
+    /// Largest accepted request body (after decompression), bytes.
+    pub max_body: usize,
+    token: Option<String>,
+    /// The counters `/metrics` shows.
+    pub counters: Arc<Counters>,
+}
+
+impl Ingest {
+    /// An ingest path into `queue`, requiring `token` when set.
+    pub fn new(queue: mpsc::Sender<Batch>, max_body: usize, token: Option<String>, counters: Arc<Counters>) -> Ingest {
+        Ingest { queue, max_body, token, counters }
+    }
+
+    /// Whether an `authorization` header value satisfies the configured token.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => header.and_then(|h| h.strip_prefix("Bearer ")).is_some_and(|h| h.trim() == t),
+        }
+    }
+
+    /// Decodes and queues one export, counting the request as accepted over `transport` or
+    /// refused as busy.
+    pub fn accept(&self, transport: Transport, req: &ExportMetricsServiceRequest) -> Outcome {
+        let d = decode(req);
+        match self.queue.try_send(d.snapshots) {
+            Ok(()) => {
+                self.counters.points_rejected.fetch_add(d.rejected.max(0) as u64, Relaxed);
+                self.counters.request(transport);
+                Outcome::Accepted { rejected: d.rejected, message: d.reasons.join("; ") }
+            }
+            Err(_) => {
+                self.counters.refused(match transport {
+                    Transport::Grpc => Refusal::GrpcBusy,
+                    Transport::Http => Refusal::HttpBusy,
+                });
+                Outcome::Busy
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+    use super::*;
+
+    /// `/metrics` lists labels in this order, as it did when the counters were sorted maps.
+    #[test]
+    fn labels_are_listed_in_sorted_order_and_index_their_counters() {
+        let t: Vec<_> = Transport::ALL.iter().map(|t| t.label()).collect();
+        assert!(t.is_sorted(), "{t:?}");
+        let r: Vec<_> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        assert!(r.is_sorted(), "{r:?}");
+        assert!(Transport::ALL.iter().enumerate().all(|(i, t)| *t as usize == i));
+        assert!(Refusal::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+    }
+
+    #[test]
+    fn a_full_queue_answers_busy_and_both_outcomes_are_counted() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let ingest = Ingest::new(tx, 1 << 20, Some("s3cret".into()), Arc::default());
+        let req = ExportMetricsServiceRequest::default();
+        assert!(matches!(ingest.accept(Transport::Http, &req), Outcome::Accepted { rejected: 0, .. }));
+        assert_eq!(ingest.accept(Transport::Grpc, &req), Outcome::Busy);
+        rx.try_recv().unwrap();
+        assert!(matches!(ingest.accept(Transport::Grpc, &req), Outcome::Accepted { .. }));
+        let c = &ingest.counters;
+        assert_eq!((c.requests(Transport::Http), c.requests(Transport::Grpc)), (1, 1));
+        assert_eq!(c.refusals(Refusal::GrpcBusy), 1);
+        assert_eq!(c.refusals(Refusal::HttpBusy), 0);
+        assert!(ingest.authorized(Some("Bearer s3cret")));
+        assert!(!ingest.authorized(Some("Bearer other")));
+        assert!(!ingest.authorized(None));
+    }
+}
