@@ -1,7 +1,8 @@
-//! Thresholds and timing of the rules; every default comes from `RULES.md` and can be changed.
+//! The analysis configuration: the settings common to every rule, and one `[rules.<id>]`
+//! section per rule with its own thresholds (`rules/`); every default comes from `RULES.md`.
 
+pub use crate::rules::RulesConfig;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// Timing of one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -13,152 +14,30 @@ pub struct Timing {
     pub clear_s: f64,
 }
 
-/// Per-rule settings.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSettings {
-    /// Turn the rule off.
-    #[serde(default)]
-    pub disabled: bool,
-    /// Override the sustain period.
-    pub sustain_s: Option<f64>,
-    /// Override the clear period.
-    pub clear_s: Option<f64>,
-}
-
-/// Every threshold of the catalogue.
+/// The analysis configuration (TOML: `eval_span_s`, `time_scale`, `[rules.<id>]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Thresholds {
-    /// Seconds of samples averaged when a condition is evaluated (smooths the noise).
-    pub eval_span_s: f64,
-    /// SM activity below this is "low" (likely ineffective use).
-    pub sm_active_low: f64,
-    /// FP32 activity at or above this is "matrix math in FP32".
-    pub fp32_high: f64,
-    /// Tensor activity below this is "tensor cores unused".
-    pub tensor_low: f64,
-    /// FP64 activity at or above this is FP64-heavy.
-    pub fp64_high: f64,
-    /// NVML utilization at or above this is "always a kernel running".
-    pub util_high: f64,
-    /// DRAM activity at or above this is bandwidth-bound.
-    pub dram_high: f64,
-    /// Tensor activity below this (with high DRAM) is not compute-bound.
-    pub dram_bound_tensor_max: f64,
-    /// FP32 activity below this (with high DRAM) is not compute-bound.
-    pub dram_bound_fp32_max: f64,
-    /// Host CPU busy at or above this starves the input pipeline.
-    pub cpu_busy_high: f64,
-    /// I/O wait at or above this means storage cannot keep up.
-    pub iowait_high: f64,
-    /// NVMe busy fraction at or above this is saturated.
-    pub nvme_busy_high: f64,
-    /// One core at or above this ...
-    pub hot_core: f64,
-    /// ... while the others average below this: a single host thread bounds the job.
-    pub other_cores_max: f64,
-    /// PCIe receive at or above this fraction of the link's bandwidth.
-    pub pcie_rx_high: f64,
-    /// NVLink or NIC traffic at or above this fraction of capacity.
-    pub link_high: f64,
-    /// Per-link NVLink bandwidth per direction, bytes/s (NVLink 2–4: 25 GB/s).
-    pub nvlink_link_bytes_per_second: f64,
-    /// InfiniBand traffic below this (bytes/s) counts as none.
-    pub ib_idle_bytes_per_second: f64,
-    /// Ethernet traffic at or above this (bytes/s) while InfiniBand idles suggests NCCL on TCP.
-    pub ethernet_busy_bytes_per_second: f64,
-    /// Memory used below this fraction of total is under-used.
-    pub memory_low: f64,
-    /// Memory used at or above this fraction of total risks out-of-memory.
-    pub memory_high: f64,
-    /// SM activity (or utilization) below this is idle.
-    pub idle: f64,
-    /// SM activity this far below the job's median names a straggler.
-    pub straggler_gap: f64,
-    /// The others' utilization at or above this shows them waiting at collectives.
-    pub straggler_others_util: f64,
-    /// SW power cap active at least this fraction of the window.
-    pub power_cap_fraction: f64,
-    /// SM clock below this fraction of its maximum.
-    pub clock_low: f64,
-    /// Within this many °C of the slowdown temperature.
-    pub thermal_margin_c: f64,
-    /// HW slowdown or power brake onsets per minute.
-    pub hw_slowdown_per_min: f64,
-    /// Window for counting HW slowdown onsets, seconds.
-    pub hw_slowdown_window_s: f64,
-    /// Utilization above which a GPU is "under load" (PCIe link checks).
-    pub load_util: f64,
-    /// Retired pages at or above this are at the limit.
-    pub retired_pages_max: f64,
-    /// PCIe replays per minute above this.
-    pub pcie_replays_per_min: f64,
-    /// NVLink CRC errors per second at or above this are critical.
-    pub nvlink_crc_per_s_critical: f64,
-    /// How long an event (XID, ECC error) keeps its finding open, seconds.
-    pub event_hold_s: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            eval_span_s: 10.0,
-            sm_active_low: 0.5,
-            fp32_high: 0.3,
-            tensor_low: 0.05,
-            fp64_high: 0.2,
-            util_high: 0.9,
-            dram_high: 0.6,
-            dram_bound_tensor_max: 0.2,
-            dram_bound_fp32_max: 0.3,
-            cpu_busy_high: 0.9,
-            iowait_high: 0.1,
-            nvme_busy_high: 0.9,
-            hot_core: 0.95,
-            other_cores_max: 0.3,
-            pcie_rx_high: 0.6,
-            link_high: 0.7,
-            nvlink_link_bytes_per_second: 25e9,
-            ib_idle_bytes_per_second: 10e6,
-            ethernet_busy_bytes_per_second: 1e9,
-            memory_low: 0.5,
-            memory_high: 0.95,
-            idle: 0.05,
-            straggler_gap: 0.15,
-            straggler_others_util: 0.8,
-            power_cap_fraction: 0.5,
-            clock_low: 0.9,
-            thermal_margin_c: 5.0,
-            hw_slowdown_per_min: 0.6,
-            hw_slowdown_window_s: 600.0,
-            load_util: 0.5,
-            retired_pages_max: 60.0,
-            pcie_replays_per_min: 8.0,
-            nvlink_crc_per_s_critical: 100.0,
-            event_hold_s: 300.0,
-        }
-    }
-}
-
-/// The analysis configuration.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct AnalysisConfig {
-    /// Thresholds.
-    pub thresholds: Thresholds,
+    /// Seconds of samples averaged when a condition is evaluated (smooths the noise), every rule.
+    pub eval_span_s: f64,
     /// Wall seconds per workload second: 1 on real nodes. A simulator running at speed S
     /// compresses time, so 1/S here scales every period and window, and turns the rates the
     /// agent derives from counters (NIC, NVMe, NVLink) back into workload rates.
     pub time_scale: Option<f64>,
-    /// Per-rule settings by rule id.
-    pub rules: BTreeMap<String, RuleSettings>,
+    /// Each rule's settings and thresholds, by rule id.
+    pub rules: RulesConfig,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig { eval_span_s: 10.0, time_scale: None, rules: RulesConfig::default() }
+    }
 }
 
 impl AnalysisConfig {
     /// The timing of `rule` in wall seconds: its override, else the rule's own, scaled.
     pub fn timing(&self, rule: &str, own: Timing) -> Timing {
-        let r = self.rules.get(rule);
+        let r = self.rules.common(rule);
         Timing {
             sustain_s: r.and_then(|r| r.sustain_s).unwrap_or(own.sustain_s) * self.scale(),
             clear_s: r.and_then(|r| r.clear_s).unwrap_or(own.clear_s) * self.scale(),
@@ -172,6 +51,66 @@ impl AnalysisConfig {
 
     /// Whether `rule` is enabled.
     pub fn enabled(&self, rule: &str) -> bool {
-        !self.rules.get(rule).is_some_and(|r| r.disabled)
+        !self.rules.common(rule).is_some_and(|r| r.disabled)
+    }
+
+    /// Seconds of history the rules look back at most (workload seconds): the HW slowdown
+    /// window and the event holds.
+    pub fn history_s(&self) -> f64 {
+        let r = &self.rules;
+        r.hw_slowdown.hw_slowdown_window_s.max(r.xid_error.event_hold_s).max(r.ecc_uncorrectable.event_hold_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail by panicking
+    use super::*;
+
+    fn parse(text: &str) -> Result<AnalysisConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_valid_file_sets_common_settings_and_rule_sections() {
+        let cfg = parse(
+            "eval_span_s = 5\ntime_scale = 0.5\n\n\
+             [rules.no-tensor-cores]\nfp32_high = 0.25\nsustain_s = 30\n\n\
+             [rules.memory-near-full]\ndisabled = true\n\n\
+             [rules.hw-slowdown]\nhw_slowdown_window_s = 900\n",
+        )
+        .unwrap();
+        assert_eq!((cfg.eval_span_s, cfg.scale()), (5.0, 0.5));
+        assert_eq!(cfg.rules.no_tensor_cores.fp32_high, 0.25);
+        assert_eq!(cfg.rules.no_tensor_cores.tensor_low, 0.05, "the others keep their defaults");
+        let own = Timing { sustain_s: 60.0, clear_s: 60.0 };
+        assert_eq!(cfg.timing("no-tensor-cores", own), Timing { sustain_s: 15.0, clear_s: 30.0 });
+        assert!(!cfg.enabled("memory-near-full"));
+        assert!(cfg.enabled("no-tensor-cores"));
+        assert_eq!(cfg.history_s(), 900.0);
+        assert_eq!(parse("").unwrap(), AnalysisConfig::default());
+        assert_eq!(AnalysisConfig::default().history_s(), 600.0);
+    }
+
+    #[test]
+    fn an_unknown_rule_id_is_an_error_that_names_it() {
+        let e = parse("[rules.no-tensor-core]\nfp32_high = 0.2\n").unwrap_err();
+        assert!(e.contains("unknown field `no-tensor-core`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_threshold_key_is_an_error_that_names_it() {
+        let e = parse("[rules.no-tensor-cores]\nfp64_high = 0.2\n").unwrap_err();
+        assert!(e.contains("unknown field `fp64_high`"), "{e}");
+        let e = parse("[thresholds]\nfp32_high = 0.2\n").unwrap_err();
+        assert!(e.contains("unknown field `thresholds`"), "the old flat table is gone: {e}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error_that_names_the_key() {
+        let e = parse("[rules.retired-pages]\nretired_pages_max = \"sixty\"\n").unwrap_err();
+        assert!(e.contains("retired_pages_max") && e.contains("invalid type"), "{e}");
+        let e = parse("[rules.gpu-lost]\ndisabled = 1\n").unwrap_err();
+        assert!(e.contains("disabled") && e.contains("invalid type"), "{e}");
     }
 }

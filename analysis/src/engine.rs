@@ -60,10 +60,10 @@ impl Analyzer {
     /// An analyzer keeping `retention_s` seconds of history per node (at least the longest window
     /// a rule needs).
     pub fn new(cfg: AnalysisConfig, retention_s: f64) -> Analyzer {
-        let needed = cfg.thresholds.hw_slowdown_window_s.max(cfg.thresholds.event_hold_s).max(retention_s);
+        let needed = cfg.history_s().max(retention_s);
         let retention_ms = (needed * cfg.scale() * 1000.0) as u64;
         // Whole snapshots for twice the smoothing span (the short-span rules average over it).
-        let full_ms = (2.0 * cfg.thresholds.eval_span_s * cfg.scale() * 1000.0) as u64;
+        let full_ms = (2.0 * cfg.eval_span_s * cfg.scale() * 1000.0) as u64;
         // The collector's default staleness limit: a node silent for longer is no longer judged.
         let max_lag_ms = (MAX_LAG_S * cfg.scale() * 1000.0) as u64;
         Analyzer {
@@ -109,7 +109,7 @@ impl Analyzer {
         let node_ctx = Ctx {
             now_ms,
             nodes: self.nodes.iter().filter(|(n, _)| dirty.contains(*n)).map(|(n, w)| (n.as_str(), w)).collect(),
-            t: &self.cfg.thresholds,
+            cfg: &self.cfg,
             scale: self.cfg.scale(),
         };
         let job_ctx = Ctx {
@@ -120,7 +120,7 @@ impl Analyzer {
                 .filter(|(_, w)| job_of(w).is_some_and(|j| jobs.contains(&j)))
                 .map(|(n, w)| (n.as_str(), w))
                 .collect(),
-            t: &self.cfg.thresholds,
+            cfg: &self.cfg,
             scale: self.cfg.scale(),
         };
         let mut fresh_nodes: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>> =
@@ -252,10 +252,7 @@ mod tests {
     #[test]
     fn disabled_rules_and_overridden_timing() {
         let mut cfg = AnalysisConfig::default();
-        cfg.rules.insert(
-            "memory-near-full".into(),
-            crate::config::RuleSettings { sustain_s: Some(5.0), ..Default::default() },
-        );
+        cfg.rules.memory_near_full.sustain_s = Some(5.0);
         let mut a = Analyzer::new(cfg.clone(), 600.0);
         let mut opened = None;
         for t in 0..20u64 {
@@ -265,8 +262,7 @@ mod tests {
             }
         }
         assert_eq!(opened, Some(5));
-        cfg.rules
-            .insert("memory-near-full".into(), crate::config::RuleSettings { disabled: true, ..Default::default() });
+        cfg.rules.memory_near_full.disabled = true;
         let mut a = Analyzer::new(cfg, 600.0);
         for t in 0..100u64 {
             a.ingest(snap(t, 0.99));

@@ -19,7 +19,7 @@ pub struct CollectorArgs {
     /// Findings API and metrics listen address.
     #[arg(long, default_value = "0.0.0.0:9467")]
     pub api: SocketAddr,
-    /// Rule thresholds and timing (TOML: [thresholds], [rules.<id>], time_scale).
+    /// Rule thresholds and timing (TOML: eval_span_s, time_scale, [rules.<id>]; see docs/rules.md).
     #[arg(long)]
     pub analysis_config: Option<PathBuf>,
     /// Wall seconds per workload second (1/speed for a simulator running faster than real time).

@@ -1,13 +1,131 @@
-//! The rule catalogue: one entry per rule of RULES.md, with its scope, default severity,
-//! timing, advice and evaluation function.
+//! The rule catalogue of RULES.md, one module per rule (`efficiency/`, `power/`, `health/`,
+//! `kernel/`, the file named after the rule's id): each holds the rule's metadata, its own
+//! settings with their defaults (its `[rules.<id>]` section), its evaluation and its boundary
+//! tests. This module holds what they share: the context a rule sees, the hit it returns, the
+//! helpers every rule calls, and the list of all rules with the `[rules]` table built from it.
 
-mod efficiency;
-mod health;
-mod power;
-
-use crate::config::{Thresholds, Timing};
+use crate::config::Timing;
 use crate::window::NodeWindow;
 use gpuscope_core::{Action, Evidence, GpuSample, NodeSnapshot, Severity};
+use serde::Deserialize;
+
+/// Declares the settings of the rule in the current module: a `Settings` struct (its
+/// `[rules.<id>]` section) with the `disabled`, `sustain_s` and `clear_s` every rule has, then
+/// the rule's thresholds with their defaults and meanings (the doc comments, which the generated
+/// documentation shows). One macro so that each rule lists its thresholds once, while a typo
+/// in a configuration file still names the key (serde's `deny_unknown_fields` cannot see through
+/// a flattened common part).
+macro_rules! settings {
+    ($($(#[doc = $doc:literal])+ $name:ident = $default:expr),* $(,)?) => {
+        /// This rule's section of the analysis configuration, `[rules.<id>]`.
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Settings {
+            /// Turn the rule off.
+            pub disabled: bool,
+            /// Override the sustain period, workload seconds.
+            pub sustain_s: Option<f64>,
+            /// Override the clear period, workload seconds.
+            pub clear_s: Option<f64>,
+            $($(#[doc = $doc])+ pub $name: f64,)*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { disabled: false, sustain_s: None, clear_s: None, $($name: $default,)* }
+            }
+        }
+
+        impl Settings {
+            /// Each threshold's name, default and meaning.
+            pub const THRESHOLDS: &'static [$crate::rules::Threshold] = &[$($crate::rules::Threshold {
+                name: stringify!($name),
+                default: $default,
+                meaning: concat!($($doc),+),
+            }),*];
+
+            /// The settings every rule has.
+            pub fn common(&self) -> $crate::rules::Common {
+                $crate::rules::Common { disabled: self.disabled, sustain_s: self.sustain_s, clear_s: self.clear_s }
+            }
+        }
+    };
+}
+
+pub mod efficiency;
+pub mod health;
+pub mod kernel;
+pub mod power;
+#[cfg(test)]
+mod testkit;
+
+/// Lists every rule once, in the catalogue's order: `RULES` and the `[rules]` table (one field
+/// per rule, named after the module; serde's kebab-case turns it into the rule's id, and a test
+/// checks that every id is its own section).
+macro_rules! catalogue {
+    ($($group:ident::$rule:ident),* $(,)?) => {
+        /// Every rule of RULES.md.
+        pub static RULES: &[RuleInfo] = &[$($group::$rule::RULE),*];
+
+        /// The `[rules]` table of the analysis configuration: one section per rule id, each with
+        /// that rule's own settings; an unknown id or key is an error that names it.
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+        pub struct RulesConfig {
+            $(#[doc = concat!("Settings of `", stringify!($rule), "` (the id with hyphens).")]
+            pub $rule: $group::$rule::Settings,)*
+        }
+
+        impl RulesConfig {
+            /// The settings every rule has, of the rule `id`.
+            pub fn common(&self, id: &str) -> Option<Common> {
+                $(if id == $group::$rule::RULE.id {
+                    return Some(self.$rule.common());
+                })*
+                None
+            }
+        }
+    };
+}
+
+catalogue! {
+    efficiency::no_tensor_cores,
+    efficiency::fp64_heavy,
+    efficiency::launch_bound,
+    efficiency::memory_bandwidth_bound,
+    efficiency::input_bound_cpu,
+    efficiency::input_bound_io,
+    efficiency::host_thread_bound,
+    efficiency::pcie_h2d_bound,
+    efficiency::comm_bound,
+    efficiency::nccl_over_tcp,
+    efficiency::memory_underused,
+    efficiency::memory_near_full,
+    efficiency::gpu_idle_allocated,
+    efficiency::straggler,
+    power::power_capped,
+    power::thermal_throttle,
+    power::hw_slowdown,
+    power::app_clocks_capped,
+    power::pcie_link_degraded,
+    health::gpu_lost,
+    health::xid_error,
+    health::ecc_uncorrectable,
+    health::row_remap,
+    health::retired_pages,
+    health::pcie_replay,
+    health::nvlink_errors,
+    kernel::fp32_gemm_kernels,
+    kernel::pageable_memcpy,
+    kernel::sync_heavy,
+    kernel::gpu_gaps,
+    kernel::short_kernels,
+}
+
+/// The rule with this id.
+pub fn rule(id: &str) -> Option<&'static RuleInfo> {
+    RULES.iter().find(|r| r.id == id)
+}
 
 /// What a finding of the rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +151,64 @@ impl RuleScope {
         }
     }
 }
+
+/// The settings every rule has: on/off and its timing overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Common {
+    /// The rule is off.
+    pub disabled: bool,
+    /// Sustain period override, workload seconds.
+    pub sustain_s: Option<f64>,
+    /// Clear period override, workload seconds.
+    pub clear_s: Option<f64>,
+}
+
+/// One threshold of a rule, as the documentation shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// Key in the rule's `[rules.<id>]` section.
+    pub name: &'static str,
+    /// Default, from RULES.md.
+    pub default: f64,
+    /// What it means (its doc comment, with the leading space of each line).
+    pub meaning: &'static str,
+}
+
+/// One rule: what the documentation, the findings and the engine need of it.
+pub struct RuleInfo {
+    /// Stable id.
+    pub id: &'static str,
+    /// Scope.
+    pub scope: RuleScope,
+    /// Default severity.
+    pub severity: Severity,
+    /// Default timing.
+    pub timing: Timing,
+    /// The condition, in words.
+    pub condition: &'static str,
+    /// What to change.
+    pub recommendation: &'static str,
+    /// Operator action for health rules.
+    pub action: Option<Action>,
+    /// The rule's thresholds (its `[rules.<id>]` keys besides the common ones).
+    pub thresholds: &'static [Threshold],
+    /// Evaluation; `None` for kernel-level rules that need CUPTI data.
+    pub eval: Option<fn(&Ctx) -> Vec<Hit>>,
+}
+
+impl RuleInfo {
+    /// Documentation link.
+    pub fn docs(&self) -> String {
+        format!("https://github.com/gpuscope/gpuscope/blob/main/docs/rules.md#{}", self.id)
+    }
+}
+
+/// Sustain and clear of most rules.
+pub(crate) const STD: Timing = Timing { sustain_s: 60.0, clear_s: 60.0 };
+/// The 10-minute rules.
+pub(crate) const LONG: Timing = Timing { sustain_s: 600.0, clear_s: 60.0 };
+/// Events open at once.
+pub(crate) const EVENT: Timing = Timing { sustain_s: 0.0, clear_s: 60.0 };
 
 /// The condition holds now for one scope key.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +237,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// Every node's window, by host name.
     pub nodes: Vec<(&'a str, &'a NodeWindow)>,
-    /// Thresholds.
-    pub t: &'a Thresholds,
+    /// The configuration: the common settings and each rule's own (`cfg.rules.<rule>`).
+    pub cfg: &'a crate::config::AnalysisConfig,
     /// Wall seconds per workload second.
     pub scale: f64,
 }
@@ -70,7 +246,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The smoothing span, ms.
     pub fn span(&self) -> u64 {
-        self.ms(self.t.eval_span_s)
+        self.ms(self.cfg.eval_span_s)
     }
 
     /// Workload seconds as wall milliseconds.
@@ -125,367 +301,55 @@ pub fn node_hit(node: &str, snap: &NodeSnapshot, gpus: Vec<u32>, summary: String
     Hit { gpus, ..gpu_hit(node, snap, 0, summary, evidence) }
 }
 
-/// One rule.
-pub struct RuleInfo {
-    /// Stable id.
-    pub id: &'static str,
-    /// Scope.
-    pub scope: RuleScope,
-    /// Default severity.
-    pub severity: Severity,
-    /// Default timing.
-    pub timing: Timing,
-    /// The condition, in words.
-    pub condition: &'static str,
-    /// What to change.
-    pub recommendation: &'static str,
-    /// Operator action for health rules.
-    pub action: Option<Action>,
-    /// Evaluation; `None` for kernel-level rules that need CUPTI data.
-    pub eval: Option<fn(&Ctx) -> Vec<Hit>>,
+/// A ratio as a whole percentage, for summaries.
+pub(crate) fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
 }
 
-impl RuleInfo {
-    /// Documentation link.
-    pub fn docs(&self) -> String {
-        format!("https://github.com/gpuscope/gpuscope/blob/main/docs/rules.md#{}", self.id)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AnalysisConfig;
 
-const STD: Timing = Timing { sustain_s: 60.0, clear_s: 60.0 };
-const LONG: Timing = Timing { sustain_s: 600.0, clear_s: 60.0 };
-const EVENT: Timing = Timing { sustain_s: 0.0, clear_s: 60.0 };
-
-macro_rules! rule {
-    ($id:literal, $scope:ident, $sev:ident, $timing:expr, $cond:literal, $rec:literal, $action:expr, $eval:expr) => {
-        RuleInfo {
-            id: $id,
-            scope: RuleScope::$scope,
-            severity: Severity::$sev,
-            timing: $timing,
-            condition: $cond,
-            recommendation: $rec,
-            action: $action,
-            eval: $eval,
+    #[test]
+    fn ids_are_unique_and_every_id_is_its_own_section() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), RULES.len());
+        assert_eq!(RULES.len(), 31, "the 31 rules of RULES.md");
+        assert_eq!(RULES.iter().filter(|r| r.eval.is_none()).count(), 5, "the kernel-level rules");
+        for r in RULES {
+            let cfg: AnalysisConfig = toml::from_str(&format!("[rules.{}]\ndisabled = true\nsustain_s = 7\n", r.id))
+                .unwrap_or_else(|e| panic!("{}: {e}", r.id));
+            assert!(!cfg.enabled(r.id), "{}", r.id);
+            assert_eq!(cfg.rules.common(r.id).and_then(|c| c.sustain_s), Some(7.0));
+            assert!(RULES.iter().filter(|o| o.id != r.id).all(|o| cfg.enabled(o.id)), "{} touches only itself", r.id);
+            assert_eq!(rule(r.id).map(|x| x.id), Some(r.id));
         }
-    };
-}
+        assert!(rule("no-such-rule").is_none());
+    }
 
-/// Every rule of RULES.md.
-pub static RULES: &[RuleInfo] = &[
-    rule!(
-        "no-tensor-cores",
-        Gpu,
-        Warning,
-        STD,
-        "GPU has tensor cores (CC >= 7.0), fp32 >= 0.3 (or sm_active >= 0.5 without pipe data) and tensor < 0.05",
-        "Matrix math runs in FP32 on the CUDA cores. Enable automatic mixed precision (bf16 on Ampere+, fp16 with loss scaling on Volta/Turing); on Ampere+ at least allow TF32; on Hopper consider FP8 for transformer layers. Expected gain: several times on matmul-heavy steps.",
-        None,
-        Some(efficiency::no_tensor_cores)
-    ),
-    rule!(
-        "fp64-heavy",
-        Gpu,
-        Warning,
-        STD,
-        "fp64 >= 0.2 and fp64 > fp32 + tensor",
-        "Double precision dominates, usually by accident (NumPy float64 defaults). Cast inputs and parameters to fp32/bf16.",
-        None,
-        Some(efficiency::fp64_heavy)
-    ),
-    rule!(
-        "launch-bound",
-        Gpu,
-        Warning,
-        STD,
-        "util >= 0.9 and sm_active < 0.5",
-        "Kernels are always running but occupy few SMs: tiny kernels or small batches, launch overhead. Larger batch, kernel fusion (torch.compile), CUDA Graphs.",
-        None,
-        Some(efficiency::launch_bound)
-    ),
-    rule!(
-        "memory-bandwidth-bound",
-        Gpu,
-        Info,
-        STD,
-        "dram >= 0.6 and tensor < 0.2 and fp32 < 0.3",
-        "Memory-bandwidth bound. Fuse elementwise ops, use fused/flash attention, keep activations in bf16/fp8, raise arithmetic intensity.",
-        None,
-        Some(efficiency::memory_bandwidth_bound)
-    ),
-    rule!(
-        "input-bound-cpu",
-        Node,
-        Warning,
-        STD,
-        "sm_active < 0.5 on the job's GPUs and host cpu_busy >= 0.9",
-        "The input pipeline cannot feed the GPUs. More DataLoader workers, move decoding/augmentation to the GPU (e.g. DALI), cache preprocessed data, persistent_workers, check CPU limits of the container.",
-        None,
-        Some(efficiency::input_bound_cpu)
-    ),
-    rule!(
-        "input-bound-io",
-        Node,
-        Warning,
-        STD,
-        "sm_active < 0.5 and (iowait >= 0.1 or an NVMe device >= 0.9 busy)",
-        "Storage cannot feed the job. Stage the data set on local NVMe, use large sequential record formats (WebDataset, TFRecord, Parquet shards), raise prefetch, add reader threads.",
-        None,
-        Some(efficiency::input_bound_io)
-    ),
-    rule!(
-        "host-thread-bound",
-        Node,
-        Warning,
-        STD,
-        "one core >= 0.95 busy, mean of the others < 0.3, sm_active < 0.5",
-        "A single host thread (often the Python training loop) is the bottleneck: CUDA Graphs / torch.compile to cut launch work, larger batch, move logging/metrics off the hot loop.",
-        None,
-        Some(efficiency::host_thread_bound)
-    ),
-    rule!(
-        "pcie-h2d-bound",
-        Gpu,
-        Warning,
-        STD,
-        "pcie_rx >= 0.6 of the link's bandwidth and sm_active < 0.5",
-        "Host-to-device copies dominate. Pin host memory (pin_memory=True), copy with non_blocking=True, keep data on the GPU between steps, batch small transfers.",
-        None,
-        Some(efficiency::pcie_h2d_bound)
-    ),
-    rule!(
-        "comm-bound",
-        Node,
-        Warning,
-        STD,
-        "sm_active < 0.5 and NVLink or a NIC >= 0.7 of its bandwidth",
-        "Collective communication dominates. Overlap communication with compute (bucket sizes in DDP/FSDP), gradient accumulation, compression, check topology.",
-        None,
-        Some(efficiency::comm_bound)
-    ),
-    rule!(
-        "nccl-over-tcp",
-        Job,
-        Warning,
-        STD,
-        "multi-node job, InfiniBand present but idle while Ethernet carries >= 1 GB/s",
-        "NCCL is likely falling back to TCP sockets. Check NCCL_IB_HCA, RDMA drivers and the container's access to /dev/infiniband.",
-        None,
-        Some(efficiency::nccl_over_tcp)
-    ),
-    rule!(
-        "memory-underused",
-        Gpu,
-        Info,
-        LONG,
-        "a process holds the GPU, mem_used < 0.5 of total and sm_active < 0.5 for 10 min",
-        "Room for a larger batch (mind convergence: scale the learning rate), or pack more work onto the GPU.",
-        None,
-        Some(efficiency::memory_underused)
-    ),
-    rule!(
-        "memory-near-full",
-        Gpu,
-        Warning,
-        STD,
-        "mem_used >= 0.95 of total",
-        "Risk of out-of-memory. Activation checkpointing, mixed precision, smaller micro-batch with gradient accumulation.",
-        None,
-        Some(efficiency::memory_near_full)
-    ),
-    rule!(
-        "gpu-idle-allocated",
-        Gpu,
-        Warning,
-        LONG,
-        "a process holds memory on the GPU and sm_active (or util) < 0.05 for 10 min",
-        "The GPU is reserved but idle (hung job, notebook left open, waiting on input). Release it or find what blocks the job.",
-        None,
-        Some(efficiency::gpu_idle_allocated)
-    ),
-    rule!(
-        "straggler",
-        Job,
-        Warning,
-        STD,
-        "one node or GPU >= 15 points of sm_active below the job's median while the others wait",
-        "One member slows the whole job. Look at that GPU/node: throttling, a bad NIC, a noisy neighbour.",
-        None,
-        Some(efficiency::straggler)
-    ),
-    rule!(
-        "power-capped",
-        Gpu,
-        Info,
-        STD,
-        "SW power cap active >= 50% of the window and SM clock < 0.9 of max",
-        "Power-bound. Normal for some workloads at full load; if the power limit is below the default limit, it was lowered: restore it. For efficiency, a lower limit can save energy with little slowdown on memory-bound work.",
-        None,
-        Some(power::power_capped)
-    ),
-    rule!(
-        "thermal-throttle",
-        Gpu,
-        Warning,
-        STD,
-        "SW or HW thermal slowdown active, or temperature within 5 C of the slowdown threshold",
-        "Cooling problem: airflow, fans, inlet temperature, thermal paste.",
-        Some(Action::Monitor),
-        Some(power::thermal_throttle)
-    ),
-    rule!(
-        "hw-slowdown",
-        Gpu,
-        Critical,
-        STD,
-        "HW slowdown or HW power brake onsets >= 0.6 per minute over 10 min",
-        "Clocks cut hard by hardware: power supply or external power brake, or overheating. Check PSU/PDU and cooling; drain if persistent.",
-        Some(Action::Drain),
-        Some(power::hw_slowdown)
-    ),
-    rule!(
-        "app-clocks-capped",
-        Gpu,
-        Info,
-        STD,
-        "applications-clocks-setting clock event active",
-        "Application clocks cap the GPU; reset them (nvidia-smi -rac) unless intended.",
-        None,
-        Some(power::app_clocks_capped)
-    ),
-    rule!(
-        "pcie-link-degraded",
-        Gpu,
-        Warning,
-        STD,
-        "current PCIe generation or width below the maximum while under load",
-        "Link trained below capability: reseat, check riser/BIOS/ASPM.",
-        Some(Action::Monitor),
-        Some(power::pcie_link_degraded)
-    ),
-    rule!(
-        "gpu-lost",
-        Gpu,
-        Critical,
-        EVENT,
-        "NVML reports the GPU lost, or XID 79",
-        "Critical: drain the node and reboot; a repeat means hardware.",
-        Some(Action::RebootNode),
-        Some(health::gpu_lost)
-    ),
-    rule!(
-        "xid-error",
-        Gpu,
-        Warning,
-        EVENT,
-        "any XID event (classified: application, reset, reboot, NVLink, memory)",
-        "Per class: debug the application, reset the GPU, reboot, NVLink or memory workflow.",
-        Some(Action::Monitor),
-        Some(health::xid_error)
-    ),
-    rule!(
-        "ecc-uncorrectable",
-        Gpu,
-        Critical,
-        EVENT,
-        "volatile uncorrectable ECC count increases",
-        "Drain and reset the GPU; run diagnostics.",
-        Some(Action::ResetGpu),
-        Some(health::ecc_uncorrectable)
-    ),
-    rule!(
-        "row-remap",
-        Gpu,
-        Warning,
-        EVENT,
-        "row remapping pending (warning) or failed (critical)",
-        "Pending: schedule a GPU reset. Failed: field diagnostic / RMA.",
-        Some(Action::ResetGpu),
-        Some(health::row_remap)
-    ),
-    rule!(
-        "retired-pages",
-        Gpu,
-        Warning,
-        EVENT,
-        "retired pages >= 60, or a retirement pending",
-        "Pending: reset to apply. At the limit: field diagnostic / RMA.",
-        Some(Action::ResetGpu),
-        Some(health::retired_pages)
-    ),
-    rule!(
-        "pcie-replay",
-        Gpu,
-        Warning,
-        EVENT,
-        "PCIe replay counter rises > 8 per minute",
-        "Signal-integrity problem: reseat, check the slot and riser.",
-        Some(Action::Monitor),
-        Some(health::pcie_replay)
-    ),
-    rule!(
-        "nvlink-errors",
-        Gpu,
-        Warning,
-        EVENT,
-        "NVLink CRC errors rising (>= 100/s critical), any replay/recovery error, or a link down",
-        "NVLink fault: check link state and Fabric Manager; field diagnostic if it persists.",
-        Some(Action::Monitor),
-        Some(health::nvlink_errors)
-    ),
-    rule!(
-        "fp32-gemm-kernels",
-        Process,
-        Warning,
-        STD,
-        ">= 50% of matmul/convolution kernel time in kernels without tensor cores (needs CUPTI)",
-        "Same fix as no-tensor-cores, with the top offending kernels as evidence.",
-        None,
-        None
-    ),
-    rule!(
-        "pageable-memcpy",
-        Process,
-        Warning,
-        STD,
-        "asynchronous copies from or to pageable host memory (needs CUPTI)",
-        "The copy silently becomes synchronous. Pin host memory (pin_memory=True, tensor.pin_memory()).",
-        None,
-        None
-    ),
-    rule!(
-        "sync-heavy",
-        Process,
-        Warning,
-        STD,
-        "time in device/stream synchronization >= 10% of the window (needs CUPTI)",
-        "The host waits on the GPU too often: remove .item(), .cpu(), printing tensors and explicit synchronizations from the step loop; use events.",
-        None,
-        None
-    ),
-    rule!(
-        "gpu-gaps",
-        Process,
-        Warning,
-        STD,
-        "GPU idle gaps > 500 ms between kernels while the process runs (needs CUPTI)",
-        "The CPU side stalls between GPU work: profile the host (data loading, checkpointing, logging).",
-        None,
-        None
-    ),
-    rule!(
-        "short-kernels",
-        Process,
-        Info,
-        STD,
-        "median kernel duration < 10 us and kernels are launch-limited (needs CUPTI)",
-        "Launch overhead dominates: CUDA Graphs, torch.compile, fusion.",
-        None,
-        None
-    ),
-];
+    /// Every threshold is a key of its rule's section, read as written.
+    #[test]
+    fn every_threshold_is_a_key_of_its_rules_section() {
+        for r in RULES {
+            for t in r.thresholds {
+                assert!(!t.meaning.trim().is_empty(), "{}.{} explains itself", r.id, t.name);
+                let cfg: AnalysisConfig =
+                    toml::from_str(&format!("[rules.{}]\n{} = {:?}\n", r.id, t.name, t.default + 1.0))
+                        .unwrap_or_else(|e| panic!("{}.{}: {e}", r.id, t.name));
+                assert_ne!(cfg, AnalysisConfig::default(), "{}.{} was read", r.id, t.name);
+            }
+        }
+    }
 
-/// The rule with this id.
-pub fn rule(id: &str) -> Option<&'static RuleInfo> {
-    RULES.iter().find(|r| r.id == id)
+    /// A threshold several rules share by name is each rule's own: tuning one leaves the others.
+    #[test]
+    fn a_shared_threshold_name_is_set_per_rule() {
+        let cfg: AnalysisConfig = toml::from_str("[rules.launch-bound]\nsm_active_low = 0.4\n").unwrap();
+        assert_eq!(cfg.rules.launch_bound.sm_active_low, 0.4);
+        assert_eq!(cfg.rules.input_bound_cpu.sm_active_low, 0.5);
+        assert_eq!(cfg.rules.comm_bound.sm_active_low, 0.5);
+    }
 }

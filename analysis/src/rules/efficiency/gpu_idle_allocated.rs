@@ -1,0 +1,91 @@
+//! `gpu-idle-allocated`: a process holds memory on a GPU that does nothing.
+
+use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct};
+use gpuscope_core::Severity;
+
+settings! {
+    /// SM activity (or utilization) below this is idle.
+    idle = 0.05,
+}
+
+/// The rule.
+pub const RULE: RuleInfo = RuleInfo {
+    id: "gpu-idle-allocated",
+    scope: RuleScope::Gpu,
+    severity: Severity::Warning,
+    timing: LONG,
+    condition: "a process holds memory on the GPU and sm_active (or util) < 0.05 for 10 min",
+    recommendation: "The GPU is reserved but idle (hung job, notebook left open, waiting on input). Release it or find what blocks the job.",
+    action: None,
+    thresholds: Settings::THRESHOLDS,
+    eval: Some(eval),
+};
+
+fn eval(c: &Ctx) -> Vec<Hit> {
+    let t = &c.cfg.rules.gpu_idle_allocated;
+    let mut out = Vec::new();
+    for (node, w, s, g) in c.gpus() {
+        let holders: Vec<String> = s
+            .processes
+            .iter()
+            .filter(|p| p.gpu_index == g.index && p.gpu_memory_bytes.is_some_and(|m| m > 0))
+            .map(|p| format!("{} ({})", p.name, p.pid))
+            .collect();
+        if holders.is_empty() {
+            continue;
+        }
+        let Some((act, name)) = c.activity(w, g.index) else { continue };
+        if act < t.idle {
+            out.push(gpu_hit(
+                node,
+                s,
+                g.index,
+                format!("GPU {} is held by {} but does nothing ({} {})", g.index, holders.join(", "), name, pct(act)),
+                vec![ev(name, act, t.idle)],
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::*;
+    use gpuscope_core::{GpuSample, NodeSnapshot};
+
+    fn held(sm: Option<f64>, util: Option<f64>) -> crate::window::NodeWindow {
+        let g = GpuSample { sm_active_ratio: sm, utilization_ratio: util, ..gpu(0) };
+        steady(NodeSnapshot { processes: vec![process(0, 2 << 30)], ..node("n0", vec![g]) })
+    }
+
+    #[test]
+    fn activity_just_above_the_threshold_is_not_a_hit() {
+        assert!(eval("gpu-idle-allocated", &held(Some(0.06), Some(0.0))).is_empty());
+    }
+
+    #[test]
+    fn activity_just_below_is_a_hit_naming_the_holder() {
+        let hits = eval("gpu-idle-allocated", &held(Some(0.04), None));
+        let h = one_hit(&hits, &[0]);
+        assert_eq!(evidence(h), vec![("sm_active".into(), 0.04, 0.05)]);
+        assert_eq!(h.summary, "GPU 0 is held by python (4242) but does nothing (sm_active 4%)");
+        let hits = eval("gpu-idle-allocated", &held(None, Some(0.04)));
+        assert_eq!(evidence(one_hit(&hits, &[0])), vec![("util".into(), 0.04, 0.05)], "utilization stands in");
+    }
+
+    #[test]
+    fn absent_activity_is_not_idle() {
+        assert!(eval("gpu-idle-allocated", &held(None, None)).is_empty());
+        let free = NodeSnapshot {
+            processes: vec![process(0, 0)],
+            ..node("n0", vec![GpuSample { sm_active_ratio: Some(0.0), ..gpu(0) }])
+        };
+        assert!(eval("gpu-idle-allocated", &steady(free)).is_empty(), "no memory held");
+    }
+
+    #[test]
+    fn the_threshold_is_read_from_the_rules_section() {
+        let w = held(Some(0.08), None);
+        assert_eq!(eval_toml("gpu-idle-allocated", "[rules.gpu-idle-allocated]\nidle = 0.1", &w).len(), 1);
+    }
+}
