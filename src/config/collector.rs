@@ -206,6 +206,8 @@ impl CollectorSettings {
     }
 
     /// The collector crate's configuration.
+    // The update stays for settings the collector crate adds later: they keep their defaults.
+    #[allow(clippy::needless_update)]
     pub fn collector_config(&self) -> CollectorConfig {
         CollectorConfig {
             grpc: self.grpc,
