@@ -103,6 +103,11 @@ impl fmt::Display for OtlpEndpoint {
     }
 }
 
+/// Parses a number or a boolean with the blanks around it (as environment files often leave).
+fn trimmed<T: FromStr>(s: &str) -> Result<T, T::Err> {
+    s.trim().parse()
+}
+
 /// Agent settings from one source (a file, or the environment and flags); `None` where unset.
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
@@ -111,10 +116,10 @@ pub struct AgentLayer {
     #[arg(long, env = "GPUSCOPE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Fast sampling interval in milliseconds, at least 100 [default: 1000].
-    #[arg(long, env = "GPUSCOPE_INTERVAL_MS", value_name = "MS")]
+    #[arg(long, env = "GPUSCOPE_INTERVAL_MS", value_parser = trimmed::<u64>, value_name = "MS")]
     pub interval_ms: Option<u64>,
     /// Slow sampling interval in milliseconds, at least interval_ms [default: 30000].
-    #[arg(long, env = "GPUSCOPE_SLOW_INTERVAL_MS", value_name = "MS")]
+    #[arg(long, env = "GPUSCOPE_SLOW_INTERVAL_MS", value_parser = trimmed::<u64>, value_name = "MS")]
     pub slow_interval_ms: Option<u64>,
     /// NVML library to load ("" = libnvidia-ml.so.1 from the system).
     #[arg(long, env = "GPUSCOPE_NVML_LIB", value_name = "PATH")]
@@ -135,7 +140,7 @@ pub struct AgentLayer {
     #[arg(long, env = "GPUSCOPE_JOB")]
     pub job: Option<Blankable<String>>,
     /// Serve gpuscope's own metric names [default: true].
-    #[arg(long, env = "GPUSCOPE_NATIVE_METRICS", value_name = "BOOL")]
+    #[arg(long, env = "GPUSCOPE_NATIVE_METRICS", value_parser = trimmed::<bool>, value_name = "BOOL")]
     pub native_metrics: Option<bool>,
     /// dcgm-exporter compatibility names [default: none].
     #[arg(long, env = "GPUSCOPE_COMPAT", value_enum)]
@@ -150,13 +155,13 @@ pub struct AgentLayer {
     #[arg(long, env = "GPUSCOPE_OTLP_PROTOCOL", value_enum)]
     pub otlp_protocol: Option<OtlpProtocol>,
     /// One OTLP point per series per this many milliseconds, at least interval_ms [default: 10000].
-    #[arg(long, env = "GPUSCOPE_OTLP_INTERVAL_MS", value_name = "MS")]
+    #[arg(long, env = "GPUSCOPE_OTLP_INTERVAL_MS", value_parser = trimmed::<u64>, value_name = "MS")]
     pub otlp_interval_ms: Option<u64>,
     /// Directory for batches waiting for the collector ("" = in memory).
     #[arg(long, env = "GPUSCOPE_OTLP_SPILL_DIR", value_name = "DIR")]
     pub otlp_spill_dir: Option<Blankable<PathBuf>>,
     /// Bound of the spill queue in bytes [default: 268435456].
-    #[arg(long, env = "GPUSCOPE_OTLP_SPILL_MAX_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "GPUSCOPE_OTLP_SPILL_MAX_BYTES", value_parser = trimmed::<u64>, value_name = "BYTES")]
     pub otlp_spill_max_bytes: Option<u64>,
     /// PEM file of the CA that signed the collector's certificate (needed for https://).
     #[arg(long, env = "GPUSCOPE_OTLP_CA_FILE", value_name = "PATH")]
