@@ -2,8 +2,11 @@
 
 mod cmd;
 mod config;
+mod logging;
+mod signals;
+mod stack;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 // The collector decodes and drops many small objects per request; glibc malloc spent half of its
@@ -19,14 +22,16 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node agent: GPU and host samplers behind a Prometheus endpoint (:9466).
-    Agent(config::Overrides),
+    Agent(cmd::agent::AgentCommand),
     /// Print one snapshot of this node: GPUs, GPU processes and host, as a table or JSON.
     Query {
         #[command(flatten)]
-        overrides: config::Overrides,
+        config: config::AgentArgs,
         /// Print JSON (the snapshot format documented in docs/query-json.md).
         #[arg(long)]
         json: bool,
@@ -35,7 +40,7 @@ enum Command {
         gap_ms: u64,
     },
     /// Run the collector: OTLP receivers (gRPC :4317, HTTP :4318), analysis, findings API (:9467).
-    Collector(cmd::collector::CollectorArgs),
+    Collector(config::CollectorArgs),
     /// The whole stack in one process on a simulated node: agent, collector, findings.
     Demo(cmd::demo::DemoArgs),
     /// Install the agent as a hardened systemd service with a default configuration.
@@ -48,21 +53,12 @@ enum Command {
     Sim(cmd::sim::SimCommand),
 }
 
-/// Starts logging to stderr at `level` (GPUSCOPE_LOG, in tracing's filter syntax, wins).
-pub fn logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GPUSCOPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi)
-        .try_init();
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed in two steps so that a bad value from a GPUSCOPE_* variable names the variable.
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| {
+        config::name_the_variable(e, &Cli::command()).exit();
+    });
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if !matches!(cli.command, Command::Agent(_) | Command::Collector(_) | Command::Demo(_)) {
         // One-shot commands die quietly on a closed pipe (`gpuscope sim show … | head`), as
         // Unix tools do; the agent keeps Rust's default so a vanished scraper cannot kill it.
@@ -74,7 +70,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Agent(o) => cmd::agent::run(&o),
-        Command::Query { overrides, json, gap_ms } => cmd::query::run(&overrides, json, gap_ms),
+        Command::Query { config, json, gap_ms } => cmd::query::run(&config, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
         Command::Collector(a) => cmd::collector::run(&a),
         Command::Demo(a) => cmd::demo::run(&a),

@@ -38,6 +38,43 @@ fn demo_prints_the_finding_as_it_opens_and_closes() {
     assert_eq!(text.matches("OPEN ").count(), 1, "nothing else opens: {text}");
 }
 
+/// The demo's simulated /proc (`$TMPDIR/gpuscope-demo-<pid>`) while it runs, and what is left after.
+fn demo_leaves(args: &[&str], stop: impl FnOnce(&std::process::Child)) -> (std::process::ExitStatus, Vec<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(common::bin())
+        .args(["demo", "--speed", "20", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = tmp.path().join(format!("gpuscope-demo-{}", demo.id()));
+    eventually(20, || dir.join("proc/stat").exists().then_some(()));
+    stop(&demo);
+    let status = demo.wait().unwrap();
+    let left = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+    (status, left.filter(|n| n.starts_with("gpuscope-demo-")).collect())
+}
+
+#[test]
+fn demo_removes_its_directory_when_its_duration_ends() {
+    let (status, left) = demo_leaves(&["--duration", "3"], |_| {});
+    assert!(status.success(), "{status}");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn demo_removes_its_directory_on_sigterm_and_ctrl_c() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let (status, left) = demo_leaves(&[], |demo| {
+            // SAFETY: signals a child process this test started and has not reaped.
+            assert_eq!(unsafe { libc::kill(demo.id() as i32, signal) }, 0);
+        });
+        assert!(status.success(), "signal {signal}: {status}");
+        assert!(left.is_empty(), "signal {signal} left behind: {left:?}");
+    }
+}
+
 #[test]
 fn bad_requests_are_refused_and_the_collector_keeps_serving() {
     let c = collector(&["--token", "s3cret"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));

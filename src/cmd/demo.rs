@@ -2,17 +2,22 @@
 //! signals from a simulated /proc), OTLP to an in-process collector, and the findings printed
 //! as they open and close.
 
+use crate::config::agent::OtlpEndpoint;
+use crate::config::{AgentConfig, CollectorSettings, UsageError};
+use crate::signals::Shutdown;
+use crate::stack::{RunningAgent, RunningCollector};
 use anyhow::{Context, Result};
-use gpuscope_agent::{AgentOptions, Engine};
 use gpuscope_analysis::AnalysisConfig;
-use gpuscope_collector::CollectorConfig;
-use gpuscope_exporters::otlp::{Identity, Protocol, PushConfig, Pusher};
-use gpuscope_exporters::prometheus::{self, Endpoint, Names};
+use gpuscope_core::api::FindingEvent;
 use gpuscope_sim::clock::{ENV_NODE, ENV_SCENARIO, ENV_SPEED, ENV_START, SimClock, unix_now};
 use gpuscope_sim::procfs::TreeWriter;
 use gpuscope_sim::{Scenario, Simulation};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Demo options.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,10 +42,51 @@ pub struct DemoArgs {
     pub api: SocketAddr,
 }
 
+/// The simulated /proc and /sys: a directory and the thread that keeps writing it. Dropping it
+/// stops the thread first, then removes the directory, so nothing writes into a removed tree.
+struct SimulatedHost {
+    root: PathBuf,
+    stop: Arc<AtomicBool>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimulatedHost {
+    /// Writes the tree once (the agent reads the host name at start), then every 50 ms.
+    fn start(root: PathBuf, sim: Simulation, clock: SimClock) -> Result<SimulatedHost> {
+        let mut host = SimulatedHost { root, stop: Arc::new(AtomicBool::new(false)), writer: None };
+        let mut tree = TreeWriter::new(&host.root).with_context(|| format!("cannot create {}", host.root.display()))?;
+        tree.write(&sim, &clock, 0.0).context("cannot write the simulated /proc")?;
+        let stop = host.stop.clone();
+        host.writer = Some(std::thread::Builder::new().name("gpuscope-sim-proc".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = tree.write(&sim, &clock, clock.now()) {
+                    tracing::warn!("simulated /proc: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })?);
+        Ok(host)
+    }
+}
+
+impl Drop for SimulatedHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", self.root.display());
+        }
+    }
+}
+
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<()> {
     if a.speed <= 0.0 || a.speed > 100.0 {
-        return Err(crate::config::UsageError(format!("--speed must be in (0, 100], not {}", a.speed)).into());
+        return Err(UsageError(format!("--speed must be in (0, 100], not {}", a.speed)).into());
     }
     let scenario = Scenario::load(&a.scenario)?;
     let sim = Simulation::new(scenario.clone(), 0)?;
@@ -53,119 +99,96 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         std::env::set_var(ENV_SPEED, a.speed.to_string());
         std::env::set_var(ENV_NODE, "0");
     }
-    crate::logging("warn");
-    let root = std::env::temp_dir().join(format!("gpuscope-demo-{}", std::process::id()));
-    let mut writer = TreeWriter::new(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let clock = SimClock { start_unix: start, speed: a.speed, frozen: None };
-    writer.write(&sim, &clock, 0.0).context("cannot write the simulated /proc")?;
-    std::thread::Builder::new().name("gpuscope-sim-proc".into()).spawn(move || {
-        loop {
-            if let Err(e) = writer.write(&sim, &clock, clock.now()) {
-                tracing::warn!("simulated /proc: {e}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })?;
+    crate::logging::init("warn");
 
     // One sample per workload second (at least every 100 ms of wall time).
     let interval = Duration::from_secs_f64((1.0 / a.speed).max(0.1));
-    let opts = AgentOptions {
-        nvml_lib: Some(lib),
+    let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+    let collector = RunningCollector::start(&CollectorSettings {
+        grpc: localhost,
+        http: localhost,
+        api: a.api,
+        analysis: AnalysisConfig { time_scale: Some(1.0 / a.speed), ..AnalysisConfig::default() },
+        ..CollectorSettings::default()
+    })?;
+    // From here on Ctrl-C and SIGTERM end the demo through the clean-up below.
+    let mut stop = collector.run_until(async { Shutdown::catch() }).context("cannot catch SIGINT/SIGTERM")?;
+    // Subscribed before anything is pushed, so that no finding is missed.
+    let mut events = collector.subscribe();
+
+    let root = std::env::temp_dir().join(format!("gpuscope-demo-{}", std::process::id()));
+    let clock = SimClock { start_unix: start, speed: a.speed, frozen: None };
+    let host = SimulatedHost::start(root.clone(), sim, clock)?;
+    let agent = RunningAgent::start(&AgentConfig {
+        listen: a.metrics,
         interval,
         slow_interval: Duration::from_secs_f64((30.0 / a.speed).max(interval.as_secs_f64())),
+        nvml_lib: Some(lib),
         procfs_root: root.join("proc"),
         sysfs_root: root.join("sys"),
         pod_logs_root: root.join("var/log/pods"),
-        ..AgentOptions::default()
-    };
-    let engine = Engine::start(opts).context("cannot start sampling")?;
-    let rx = engine.subscribe();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let result = rt.block_on(async {
-        let collector = gpuscope_collector::start(CollectorConfig {
-            grpc: "127.0.0.1:0".parse()?,
-            http: "127.0.0.1:0".parse()?,
-            api: a.api,
-            analysis: AnalysisConfig { time_scale: Some(1.0 / a.speed), ..AnalysisConfig::default() },
-            ..CollectorConfig::default()
-        })
-        .await
-        .context("cannot start the collector")?;
-        let pusher = Pusher::new(
-            PushConfig {
-                endpoint: format!("http://{}", collector.http),
-                protocol: Protocol::HttpProtobuf,
-                interval,
-                headers: Vec::new(),
-                gzip: true,
-                spill_dir: None,
-                spill_max_bytes: 64 << 20,
-                timeout: Duration::from_secs(5),
-                ca_file: None,
-            },
-            Identity { instance: scenario.hostname(0), start_unix_nano: (start * 1e9) as u64 },
-        )?;
-        let stats = pusher.stats();
-        tokio::spawn(pusher.run(rx.clone()));
-        let listener = tokio::net::TcpListener::bind(a.metrics)
-            .await
-            .with_context(|| format!("cannot listen on {}", a.metrics))?;
-        let metrics_addr = listener.local_addr()?;
-        tokio::spawn(prometheus::serve(
-            listener,
-            rx,
-            Endpoint { names: Names::default(), labels: Vec::new(), otlp: Some(stats) },
-            std::future::pending(),
-        ));
-        println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
-        println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
-        let expect = if scenario.expect.is_empty() { "none".to_string() } else { scenario.expect.join(", ") };
-        println!("  expected findings: {expect}");
-        println!("  agent metrics: http://{metrics_addr}/metrics   findings: http://{}/api/v1/findings", collector.api);
-        println!("  (scenario time in brackets; Ctrl-C to stop)\n");
-        let mut seen_open = 0usize;
-        let mut seen_closed = std::collections::HashSet::new();
-        let until = a.duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
-        let stop = crate::cmd::agent::shutdown();
-        tokio::pin!(stop);
+        otlp_endpoint: Some(OtlpEndpoint::http(collector.http_addr())),
+        otlp_interval: interval,
+        otlp_spill_max_bytes: 64 << 20,
+        ..AgentConfig::default()
+    })?;
+
+    println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
+    println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
+    let expect = if scenario.expect.is_empty() { "none".to_string() } else { scenario.expect.join(", ") };
+    println!("  expected findings: {expect}");
+    println!(
+        "  agent metrics: http://{}/metrics   findings: http://{}/api/v1/findings",
+        agent.metrics_addr(),
+        collector.api_addr()
+    );
+    println!("  (scenario time in brackets; Ctrl-C to stop)\n");
+
+    let duration = a.duration.map(Duration::from_secs_f64);
+    agent.run_until(async {
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        let mut listening = true;
         loop {
             tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
-                break;
-            }
-            let st = collector.state.lock().unwrap_or_else(|e| e.into_inner());
-            let workload = |ms: u64| (ms as f64 / 1000.0 - start).max(0.0) * a.speed;
-            for r in st.findings.iter().skip(seen_open) {
-                let f = &r.finding;
-                println!(
-                    "[{:>6.0}s] OPEN  {:<22} {:<9} {}",
-                    workload(r.opened_ms),
-                    f.rule,
-                    f.severity.as_str(),
-                    f.summary
-                );
-                println!("          advice: {}", f.recommendation);
-            }
-            seen_open = st.findings.len();
-            for (i, r) in st.findings.iter().enumerate() {
-                if let Some(c) = r.closed_ms
-                    && seen_closed.insert(i)
-                {
-                    println!(
-                        "[{:>6.0}s] CLOSE {:<22} (open {:.0}s)",
-                        workload(c),
-                        r.finding.rule,
-                        (c - r.opened_ms) as f64 / 1000.0 * a.speed
-                    );
-                }
+                () = stop.recv() => break,
+                () = &mut until => break,
+                event = events.recv(), if listening => match event {
+                    Ok(e) => print_event(&e, start, a.speed),
+                    Err(RecvError::Lagged(n)) => tracing::warn!("{n} finding changes were not printed"),
+                    Err(RecvError::Closed) => listening = false,
+                },
             }
         }
-        anyhow::Ok(())
     });
-    engine.stop();
-    let _ = std::fs::remove_dir_all(&root);
-    result
+    let stopped = agent.stop();
+    collector.stop();
+    drop(host);
+    stopped
+}
+
+/// One line per change, in scenario seconds since the start.
+fn print_event(event: &FindingEvent, start_unix: f64, speed: f64) {
+    let workload = |ms: u64| (ms as f64 / 1000.0 - start_unix).max(0.0) * speed;
+    match event {
+        FindingEvent::Opened(r) => {
+            let f = &r.finding;
+            println!("[{:>6.0}s] OPEN  {:<22} {:<9} {}", workload(r.opened_ms), f.rule, f.severity.as_str(), f.summary);
+            println!("          advice: {}", f.recommendation);
+        }
+        FindingEvent::Closed(r) => {
+            let closed = r.closed_ms.unwrap_or(r.opened_ms);
+            println!(
+                "[{:>6.0}s] CLOSE {:<22} (open {:.0}s)",
+                workload(closed),
+                r.finding.rule,
+                closed.saturating_sub(r.opened_ms) as f64 / 1000.0 * speed
+            );
+        }
+    }
 }

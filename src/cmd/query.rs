@@ -1,16 +1,16 @@
 //! `gpuscope query`: one snapshot of this node, as a table or as JSON (like `nvidia-smi -q` /
 //! `gpustat --json`, with host signals and process attribution).
 
-use crate::config::{AgentConfig, Overrides};
+use crate::config::{AgentArgs, AgentConfig};
 use anyhow::Result;
 use gpuscope_core::NodeSnapshot;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Samples twice (rates and profiling ratios need two readings) and prints the second pass.
-pub fn run(o: &Overrides, json: bool, gap_ms: u64) -> Result<()> {
-    let cfg = AgentConfig::load(o)?;
-    crate::logging(if json { "error" } else { "warn" });
+pub fn run(args: &AgentArgs, json: bool, gap_ms: u64) -> Result<()> {
+    let cfg = AgentConfig::load(args)?;
+    crate::logging::init(if json { "error" } else { "warn" });
     let snap = gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);

@@ -7,4 +7,4 @@ pub mod push;
 
 pub use aggregate::aggregate;
 pub use encode::{Identity, encode};
-pub use push::{Protocol, PushConfig, PushStats, Pusher};
+pub use push::{Protocol, PushConfig, PushError, PushStats, Pusher};

@@ -29,6 +29,47 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+/// Why a pusher could not be set up; each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The spill directory could not be created.
+    #[error(
+        "cannot create the OTLP spill directory {}: {source} (make it writable for the agent, or set otlp_spill_dir to \"\" to keep batches in memory)",
+        path.display()
+    )]
+    SpillDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The CA file could not be read as PEM.
+    #[error(
+        "cannot read the TLS CA file {}: {source} (otlp_ca_file must be a readable PEM file of the CA that signed the collector's certificate)",
+        path.display()
+    )]
+    CaFile {
+        /// The CA file.
+        path: PathBuf,
+        /// What the PEM reader said.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The CA file holds a certificate that cannot serve as a trust anchor.
+    #[error(
+        "TLS CA file {}: {source} (otlp_ca_file must hold the CA certificate that signed the collector's certificate)",
+        path.display()
+    )]
+    CaCertificate {
+        /// The CA file.
+        path: PathBuf,
+        /// Why the certificate was refused.
+        source: rustls::Error,
+    },
+    /// The TLS client could not be configured.
+    #[error("cannot set up the OTLP client's TLS: {0} (a build of gpuscope without TLS 1.2/1.3 support?)")]
+    ClientSetup(#[source] rustls::Error),
+}
+
 /// Push settings.
 #[derive(Debug, Clone)]
 pub struct PushConfig {
@@ -113,9 +154,9 @@ impl Queued {
 
 impl Pusher {
     /// A pusher; the spill directory is created and earlier batches in it are kept for replay.
-    pub fn new(cfg: PushConfig, id: Identity) -> std::io::Result<Pusher> {
+    pub fn new(cfg: PushConfig, id: Identity) -> Result<Pusher, PushError> {
         if let Some(d) = &cfg.spill_dir {
-            std::fs::create_dir_all(d)?;
+            std::fs::create_dir_all(d).map_err(|source| PushError::SpillDir { path: d.clone(), source })?;
         }
         let transport = match cfg.protocol {
             Protocol::HttpProtobuf => {
@@ -383,21 +424,71 @@ impl Pusher {
 
 /// rustls client settings trusting the CA in `ca_file` (none: no server can be verified, so
 /// `https://` fails with a clear error while `http://` works).
-fn tls_client_config(ca_file: Option<&std::path::Path>) -> std::io::Result<rustls::ClientConfig> {
+fn tls_client_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, PushError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca_file {
-        for cert in CertificateDer::pem_file_iter(ca)
-            .map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?
-        {
-            let cert = cert.map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?;
-            roots.add(cert).map_err(|e| std::io::Error::other(format!("TLS CA {}: {e}", ca.display())))?;
+        let unreadable = |source| PushError::CaFile { path: ca.to_path_buf(), source };
+        for cert in CertificateDer::pem_file_iter(ca).map_err(unreadable)? {
+            roots
+                .add(cert.map_err(unreadable)?)
+                .map_err(|source| PushError::CaCertificate { path: ca.to_path_buf(), source })?;
         }
     }
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .map_err(PushError::ClientSetup)?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+    use super::*;
+
+    fn config() -> PushConfig {
+        PushConfig {
+            endpoint: "https://collector:4318".into(),
+            protocol: Protocol::HttpProtobuf,
+            interval: Duration::from_secs(10),
+            headers: Vec::new(),
+            gzip: true,
+            spill_dir: None,
+            spill_max_bytes: 1 << 20,
+            timeout: Duration::from_secs(10),
+            ca_file: None,
+        }
+    }
+
+    fn identity() -> Identity {
+        Identity { instance: "node-0".into(), start_unix_nano: 0 }
+    }
+
+    #[test]
+    fn a_missing_ca_file_names_the_file_and_the_key() {
+        let cfg = PushConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..config() };
+        let Err(e) = Pusher::new(cfg, identity()) else { panic!("a missing CA file must fail") };
+        assert!(matches!(e, PushError::CaFile { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("/nonexistent/ca.pem") && msg.contains("otlp_ca_file"), "{msg}");
+    }
+
+    #[test]
+    fn a_spill_directory_that_cannot_be_created_names_the_directory() {
+        let file = tempfile_path("spill-blocker");
+        std::fs::write(&file, b"a file, not a directory").unwrap();
+        let dir = file.join("spill");
+        let cfg = PushConfig { spill_dir: Some(dir.clone()), ..config() };
+        let Err(e) = Pusher::new(cfg, identity()) else { panic!("a spill directory under a file must fail") };
+        assert!(matches!(&e, PushError::SpillDir { path, .. } if *path == dir), "{e:?}");
+        assert!(e.to_string().contains("otlp_spill_dir"), "{e}");
+        let _ = std::fs::remove_file(&file);
+    }
+
+    fn tempfile_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("gpuscope-push-test-{}-{name}", std::process::id()))
+    }
 }

@@ -1,0 +1,286 @@
+//! The collector's configuration (`deploy/collector.toml` documents every key):
+//! `GPUSCOPE_COLLECTOR_<KEY>` variables and `--<key>` flags for every key, and the rules'
+//! settings as an `[analysis]` section (or a separate `--analysis-config` file).
+
+use super::{Blankable, Layers, Origins, Sourced, UsageError};
+use gpuscope_analysis::AnalysisConfig;
+use gpuscope_collector::CollectorConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Collector settings from one source (a file, or the environment and flags); `None` where unset.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorLayer {
+    /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_GRPC", value_name = "ADDR")]
+    pub grpc: Option<SocketAddr>,
+    /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Findings API and metrics listen address [default: 0.0.0.0:9467].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_API", value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
+    /// Largest OTLP request accepted, bytes (larger ones get 413) [default: 16777216].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Batches waiting for analysis before pushes are answered "busy" (503) [default: 1024].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_QUEUE_BATCHES", value_name = "BATCHES")]
+    pub queue_batches: Option<usize>,
+    /// Flag a node that has not reported for this many seconds [default: 60].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_STALE_AFTER_S", value_name = "SECONDS")]
+    pub stale_after_s: Option<f64>,
+    /// SQLite database for findings history and node inventory, kept across restarts ("" = memory only).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE", value_name = "PATH")]
+    pub store: Option<Blankable<PathBuf>>,
+    /// Require this bearer token on OTLP pushes ("" = no authentication).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true)]
+    pub token: Option<Blankable<String>>,
+    /// Serve OTLP and the API over TLS: PEM certificate chain (with tls_key).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<Blankable<PathBuf>>,
+    /// Serve OTLP and the API over TLS: PEM private key (with tls_cert).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<Blankable<PathBuf>>,
+    /// Rule thresholds and timing from this TOML file (eval_span_s, time_scale, [rules.<id>]) instead of [analysis].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_ANALYSIS_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub analysis_config: Option<PathBuf>,
+    /// Wall seconds per workload second (1/speed for a simulator running faster than real time).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TIME_SCALE", value_name = "RATIO")]
+    #[serde(skip)]
+    pub time_scale: Option<f64>,
+    /// The rules' settings (the file's [analysis] section).
+    #[arg(skip)]
+    pub analysis: Option<AnalysisConfig>,
+}
+
+/// The collector's command line: a configuration file under variables under flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CollectorArgs {
+    /// Configuration file (TOML, like deploy/collector.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Every configuration key as a flag (and a GPUSCOPE_COLLECTOR_* variable).
+    #[command(flatten)]
+    pub settings: Sourced<CollectorLayer>,
+    /// Load and check the configuration, print the effective one and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The collector's effective configuration (printed by `collector --check-config`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectorSettings {
+    /// OTLP/gRPC address.
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP address.
+    pub http: SocketAddr,
+    /// Findings API address.
+    pub api: SocketAddr,
+    /// Largest request, bytes.
+    pub max_body_bytes: usize,
+    /// Batches queued before answering "busy".
+    pub queue_batches: usize,
+    /// A node silent this long is stale.
+    #[serde(rename = "stale_after_s", serialize_with = "super::as_secs")]
+    pub stale_after: Duration,
+    /// Findings database (`None`: memory only).
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub store: Option<PathBuf>,
+    /// Bearer token pushes must present (printed hidden).
+    #[serde(serialize_with = "hidden")]
+    pub token: Option<String>,
+    /// TLS certificate chain.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub tls_key: Option<PathBuf>,
+    /// The rules' settings (opaque here; printed as where they came from).
+    #[serde(skip)]
+    pub analysis: AnalysisConfig,
+}
+
+fn hidden<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if v.is_some() { "(hidden)" } else { "" })
+}
+
+impl Default for CollectorSettings {
+    fn default() -> Self {
+        let c = CollectorConfig::default();
+        CollectorSettings {
+            grpc: c.grpc,
+            http: c.http,
+            api: c.api,
+            max_body_bytes: c.max_body,
+            queue_batches: c.queue,
+            stale_after: Duration::from_millis(c.stale_after_ms),
+            store: c.store,
+            token: c.token,
+            tls_cert: None,
+            tls_key: None,
+            analysis: c.analysis,
+        }
+    }
+}
+
+/// The effective configuration and where its analysis settings came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub settings: CollectorSettings,
+    /// Where `[analysis]` came from, for `--check-config`.
+    pub analysis_from: String,
+}
+
+impl CollectorSettings {
+    /// Loads the file (if any) under the environment under the flags, and validates.
+    pub fn load(args: &CollectorArgs) -> Result<Loaded, UsageError> {
+        let file = match &args.config {
+            Some(path) => Some((path.clone(), super::read_file::<CollectorLayer>(path)?)),
+            None => None,
+        };
+        Self::resolve(file, &args.settings)
+    }
+
+    /// Merges the layers key by key and validates the result.
+    fn resolve(file: Option<(PathBuf, CollectorLayer)>, cli: &Sourced<CollectorLayer>) -> Result<Loaded, UsageError> {
+        let d = CollectorSettings::default();
+        let file_has_analysis = file.as_ref().is_some_and(|(_, f)| f.analysis.is_some());
+        let mut l = Layers::new(file.clone(), cli);
+        let analysis_file = l.optional("analysis_config", |s| &s.analysis_config);
+        let (mut analysis, mut analysis_from) = match (&analysis_file, &file) {
+            (Some(p), _) => (super::read_file::<AnalysisConfig>(p)?, format!("analysis config file {}", p.display())),
+            (None, Some((path, f))) if file_has_analysis => {
+                (f.analysis.clone().unwrap_or_default(), format!("[analysis] of config file {}", path.display()))
+            }
+            _ => (d.analysis.clone(), "defaults".to_string()),
+        };
+        let time_scale = l.optional("time_scale", |s| &s.time_scale);
+        if let Some(s) = time_scale {
+            analysis.time_scale = Some(s);
+            analysis_from.push_str(&format!(", time_scale {s} from {}", l.origins().origin("time_scale")));
+        }
+        let stale_after_s = l.get("stale_after_s", |s| &s.stale_after_s, d.stale_after.as_secs_f64());
+        let settings = CollectorSettings {
+            grpc: l.get("grpc", |s| &s.grpc, d.grpc),
+            http: l.get("http", |s| &s.http, d.http),
+            api: l.get("api", |s| &s.api, d.api),
+            max_body_bytes: l.get("max_body_bytes", |s| &s.max_body_bytes, d.max_body_bytes),
+            queue_batches: l.get("queue_batches", |s| &s.queue_batches, d.queue_batches),
+            stale_after: Duration::try_from_secs_f64(stale_after_s).unwrap_or_default(),
+            store: l.get("store", |s| &s.store, Blankable(d.store)).0,
+            token: l.get("token", |s| &s.token, Blankable(d.token)).0,
+            tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
+            tls_key: l.get("tls_key", |s| &s.tls_key, Blankable(d.tls_key)).0,
+            analysis,
+        };
+        let at = l.origins();
+        if let Some(s) = time_scale
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(at.error("time_scale", format!("must be positive, not {s}")));
+        }
+        if !(stale_after_s.is_finite() && stale_after_s > 0.0) {
+            return Err(at.error("stale_after_s", format!("must be a positive number of seconds, not {stale_after_s}")));
+        }
+        settings.validate(at)?;
+        Ok(Loaded { settings, analysis_from })
+    }
+
+    fn validate(&self, at: &Origins) -> Result<(), UsageError> {
+        if self.max_body_bytes == 0 {
+            return Err(at.error("max_body_bytes", "must be at least 1"));
+        }
+        if self.queue_batches == 0 {
+            return Err(at.error("queue_batches", "must be at least 1"));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(at.error("tls_cert", "needs tls_key, the certificate's private key")),
+            (None, Some(_)) => Err(at.error("tls_key", "needs tls_cert, the certificate chain it belongs to")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The collector crate's configuration.
+    // The update stays for settings the collector crate adds later: they keep their defaults.
+    #[allow(clippy::needless_update)]
+    pub fn collector_config(&self) -> CollectorConfig {
+        CollectorConfig {
+            grpc: self.grpc,
+            http: self.http,
+            api: self.api,
+            max_body: self.max_body_bytes,
+            queue: self.queue_batches,
+            stale_after_ms: u64::try_from(self.stale_after.as_millis()).unwrap_or(u64::MAX),
+            analysis: self.analysis.clone(),
+            store: self.store.clone(),
+            token: self.token.clone(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            ..CollectorConfig::default()
+        }
+    }
+
+    /// The effective configuration in the file's format (the analysis settings as a comment).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CollectorArgs,
+    }
+
+    fn resolve(text: &str, argv: &[&str]) -> Result<CollectorSettings, UsageError> {
+        let layer: CollectorLayer = toml::from_str(text).map_err(|e| UsageError(e.to_string()))?;
+        let cli = Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied())).unwrap();
+        CollectorSettings::resolve(Some(("collector.toml".into(), layer)), &cli.args.settings).map(|l| l.settings)
+    }
+
+    #[test]
+    fn the_shipped_default_config_parses_to_the_defaults() {
+        assert_eq!(resolve(include_str!("../../deploy/collector.toml"), &[]).unwrap(), CollectorSettings::default());
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_to_itself() {
+        let cfg = CollectorSettings {
+            api: "127.0.0.1:9999".parse().unwrap(),
+            stale_after: Duration::from_millis(2500),
+            store: Some("/var/lib/gpuscope/findings.db".into()),
+            ..CollectorSettings::default()
+        };
+        assert_eq!(resolve(&cfg.to_toml().unwrap(), &[]).unwrap(), cfg);
+    }
+
+    #[test]
+    fn the_time_scale_flag_applies_over_the_analysis_section() {
+        let cfg = resolve("[analysis]\ntime_scale = 0.5\n", &["--time-scale", "0.1", "--queue-batches", "8"]).unwrap();
+        assert_eq!(cfg.analysis.time_scale, Some(0.1));
+        assert_eq!(cfg.queue_batches, 8);
+        let cfg = resolve("[analysis]\ntime_scale = 0.5\n", &[]).unwrap();
+        assert_eq!(cfg.analysis.time_scale, Some(0.5));
+    }
+
+    #[test]
+    fn mistakes_name_the_key_and_where_it_came_from() {
+        let e = resolve("", &["--time-scale=-1"]).unwrap_err().to_string();
+        assert_eq!(e, "flag --time-scale: key `time_scale`: must be positive, not -1");
+        let e = resolve("tls_cert = \"/etc/cert.pem\"\n", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("config file collector.toml: key `tls_cert`: needs tls_key"), "{e}");
+        let cfg = resolve("tls_cert = \"/etc/cert.pem\"\n", &["--tls-key", "/etc/key.pem"]).unwrap();
+        assert!(cfg.collector_config().tls.is_some());
+    }
+}
