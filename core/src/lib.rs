@@ -1,7 +1,7 @@
 //! gpuscope's shared vocabulary: the node snapshot every sampler fills and every exporter reads,
 //! the findings the analysis produces, and the metric catalogue that declares each signal once
-//! (Prometheus name, OTLP name, unit, kind, help, dcgm-exporter alias); and the Prometheus text
-//! writer every `/metrics` uses.
+//! (Prometheus name, OTLP name, unit, kind, help, dcgm-exporter alias) and walks from a row to its
+//! series; and the Prometheus text writer every `/metrics` uses.
 //!
 //! Values that could not be read are `None`: absent is never encoded as zero.
 
@@ -12,7 +12,7 @@ pub mod finding;
 pub mod model;
 pub mod units;
 
-pub use catalogue::{Accessor, CATALOGUE, DcgmAlias, MetricDef, MetricKind, Scope};
+pub use catalogue::{Accessor, CATALOGUE, DcgmAlias, Group, MetricDef, MetricKind, Scope};
 pub use finding::{Action, Evidence, Finding, FindingScope, Severity};
 pub use model::*;
 pub use units::Unit;
