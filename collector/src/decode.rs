@@ -1,12 +1,11 @@
-//! `ExportMetricsServiceRequest` → node snapshots, through the catalogue. One snapshot per
-//! (resource host, point timestamp). Points of metrics the catalogue does not know (any other
+//! `ExportMetricsServiceRequest` → node snapshots, through the catalogue: a point's attributes
+//! name a series ([`Identity`]), the catalogue finds or creates its owner in the snapshot and sets
+//! the value. One snapshot per (resource host, point timestamp). Points of metrics the catalogue does not know (any other
 //! OTLP exporter's) are counted as rejected: the request still succeeds, partially.
 
-use gpuscope_core::catalogue::{Accessor, MetricDef, otlp_keys as k};
-use gpuscope_core::{
-    CpuSample, DiskSample, DriverInfo, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
-    ProcessSample,
-};
+use gpuscope_core::catalogue::{GpuId, Identity, Label, MetricDef, Owner, ProcessId, Scope, otlp_keys as k};
+use gpuscope_core::exposition::LabelValue;
+use gpuscope_core::{DriverInfo, NicKind, NodeSnapshot};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
@@ -44,15 +43,6 @@ fn str_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     str_attr_cow(attrs, key).map(Cow::into_owned)
 }
 
-/// Sets `field` to the attribute's value unless it already holds it (no allocation then).
-fn update(field: &mut String, attrs: &[KeyValue], key: &str) {
-    if let Some(v) = str_attr_cow(attrs, key)
-        && *field != *v
-    {
-        *field = v.into_owned();
-    }
-}
-
 fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
     match attr(attrs, key)? {
         any_value::Value::IntValue(i) => Some(*i),
@@ -68,130 +58,74 @@ fn value(p: &NumberDataPoint) -> Option<f64> {
     }
 }
 
-/// The element `is` picks, appended from `new` when absent; `hint` is where it usually sits
-/// (GPUs and CPUs at the position of their index), tried before the scan.
-fn find_or_push<T>(v: &mut Vec<T>, hint: usize, is: impl Fn(&T) -> bool, new: impl FnOnce() -> T) -> &mut T {
-    let pos = match v.get(hint).filter(|x| is(x)).map(|_| hint).or_else(|| v.iter().position(&is)) {
-        Some(p) => p,
-        None => {
-            v.push(new());
-            v.len() - 1
-        }
-    };
-    &mut v[pos]
+fn index(attrs: &[KeyValue], key: &str) -> Option<u32> {
+    u32::try_from(int_attr(attrs, key)?).ok()
 }
 
-fn gpu<'a>(snap: &'a mut NodeSnapshot, attrs: &[KeyValue]) -> Option<&'a mut GpuSample> {
-    let index = u32::try_from(int_attr(attrs, k::GPU_INDEX)?).ok()?;
-    let g = find_or_push(
-        &mut snap.gpus,
-        index as usize,
-        |g| g.index == index,
-        || GpuSample { index, ..GpuSample::default() },
-    );
-    update(&mut g.uuid, attrs, k::HW_ID);
-    update(&mut g.model, attrs, k::HW_MODEL);
+/// The GPU a point names; its identity (serial, PCI bus id, compute capability) is read from the
+/// points of the row that carries it.
+fn gpu_id<'a>(attrs: &'a [KeyValue], with_identity: bool) -> Option<GpuId<'a>> {
+    let mut g = GpuId {
+        index: index(attrs, k::GPU_INDEX)?,
+        uuid: str_attr_cow(attrs, k::HW_ID),
+        model: str_attr_cow(attrs, k::HW_MODEL),
+        ..GpuId::default()
+    };
+    if with_identity {
+        g.compute_capability = str_attr_cow(attrs, k::GPU_CC);
+        g.serial = str_attr_cow(attrs, k::GPU_SERIAL);
+        g.pci_bus_id = str_attr_cow(attrs, k::GPU_PCI);
+    }
     Some(g)
 }
 
-fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
-    snap.host.get_or_insert_with(HostSample::default)
-}
-
-/// Applies one point to its snapshot; false when it cannot be placed.
-fn apply(m: &MetricDef, snap: &mut NodeSnapshot, attrs: &[KeyValue], v: f64) -> bool {
-    match m.accessor {
-        Accessor::Gpu(_, set) => {
-            let Some(g) = gpu(snap, attrs) else { return false };
-            if m.prometheus == "gpuscope_gpu_up" {
-                g.compute_capability = str_attr(attrs, k::GPU_CC).or(g.compute_capability.take());
-                g.serial = str_attr(attrs, k::GPU_SERIAL).or(g.serial.take());
-                g.pci_bus_id = str_attr(attrs, k::GPU_PCI).or(g.pci_bus_id.take());
-            }
-            set(g, v);
+/// The series a point of `def` names, built from its attributes (borrowed, not copied); `None`
+/// when an identifying attribute is missing. `scratch` holds a label that was not sent as text.
+fn identity<'a>(def: &MetricDef, attrs: &'a [KeyValue], scratch: &'a mut String) -> Option<Identity<'a>> {
+    let owner = match def.scope() {
+        Scope::Gpu => Owner::Gpu(gpu_id(attrs, def.carries_gpu_identity)?),
+        Scope::NvLink => {
+            let link = index(attrs, k::for_label("link"))?;
+            Owner::NvLink { gpu: gpu_id(attrs, false)?, link }
         }
-        Accessor::GpuLabelled(_, set) => {
-            let Some(label) = str_attr_cow(attrs, k::for_label(m.label.unwrap_or(""))) else { return false };
-            let Some(g) = gpu(snap, attrs) else { return false };
-            set(g, &label, v);
-        }
-        Accessor::NvLink(_, set) => {
-            let Some(link) = int_attr(attrs, k::for_label("link")).and_then(|l| u32::try_from(l).ok()) else {
-                return false;
+        Scope::Process => Owner::Process(ProcessId {
+            pid: index(attrs, k::PID)?,
+            gpu_index: index(attrs, k::GPU_INDEX)?,
+            gpu_uuid: str_attr_cow(attrs, k::HW_ID).unwrap_or_default(),
+            gpu: None,
+            name: str_attr_cow(attrs, k::PROCESS).unwrap_or_default(),
+            user: str_attr_cow(attrs, k::OWNER),
+            container: str_attr_cow(attrs, k::CONTAINER),
+            pod: str_attr_cow(attrs, k::POD),
+            namespace: str_attr_cow(attrs, k::NAMESPACE),
+            pod_uid: str_attr_cow(attrs, k::POD_UID),
+        }),
+        Scope::Host => Owner::Host,
+        Scope::Cpu => Owner::Cpu(index(attrs, k::CPU)?),
+        Scope::Nic => Owner::Nic {
+            name: str_attr_cow(attrs, k::INTERFACE)?,
+            kind: if str_attr_cow(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
+                NicKind::Infiniband
+            } else {
+                NicKind::Ethernet
+            },
+        },
+        Scope::Disk => Owner::Disk(str_attr_cow(attrs, k::DEVICE)?),
+    };
+    let label = match def.label() {
+        None => None,
+        Some(key) => {
+            let value = match str_attr_cow(attrs, k::for_label(key))? {
+                Cow::Borrowed(v) => v,
+                Cow::Owned(v) => {
+                    *scratch = v;
+                    scratch.as_str()
+                }
             };
-            let Some(g) = gpu(snap, attrs) else { return false };
-            set(
-                find_or_push(
-                    &mut g.nvlinks,
-                    0,
-                    |l| l.link == link,
-                    || NvLinkSample { link, ..NvLinkSample::default() },
-                ),
-                v,
-            );
+            Some(Label { key, value: LabelValue::Text(value) })
         }
-        Accessor::Process(_, set) => {
-            let (Some(pid), Some(gi)) = (int_attr(attrs, k::PID), int_attr(attrs, k::GPU_INDEX)) else { return false };
-            let (Ok(pid), Ok(gi)) = (u32::try_from(pid), u32::try_from(gi)) else { return false };
-            let p = find_or_push(
-                &mut snap.processes,
-                0,
-                |p| p.pid == pid && p.gpu_index == gi,
-                || ProcessSample {
-                    pid,
-                    gpu_index: gi,
-                    gpu_uuid: str_attr(attrs, k::HW_ID).unwrap_or_default(),
-                    name: str_attr(attrs, k::PROCESS).unwrap_or_default(),
-                    user: str_attr(attrs, k::OWNER),
-                    container: str_attr(attrs, k::CONTAINER),
-                    pod: str_attr(attrs, k::POD),
-                    namespace: str_attr(attrs, k::NAMESPACE),
-                    pod_uid: str_attr(attrs, k::POD_UID),
-                    ..ProcessSample::default()
-                },
-            );
-            set(p, v);
-        }
-        Accessor::Host(_, set) => set(host(snap), v),
-        Accessor::Cpu(_, set) => {
-            let Some(cpu) = int_attr(attrs, k::CPU).and_then(|c| u32::try_from(c).ok()) else { return false };
-            let c = find_or_push(
-                &mut host(snap).cpus,
-                cpu as usize,
-                |c| c.cpu == cpu,
-                || CpuSample { cpu, ..CpuSample::default() },
-            );
-            set(c, v);
-        }
-        Accessor::Nic(_, set) => {
-            let Some(name) = str_attr_cow(attrs, k::INTERFACE) else { return false };
-            let nic = find_or_push(
-                &mut host(snap).nics,
-                0,
-                |n| n.name == name,
-                || {
-                    let kind = if str_attr_cow(attrs, k::NIC_KIND).as_deref() == Some("infiniband") {
-                        NicKind::Infiniband
-                    } else {
-                        NicKind::Ethernet
-                    };
-                    NicSample { name: name.to_string(), kind, ..NicSample::default() }
-                },
-            );
-            set(nic, v);
-        }
-        Accessor::Disk(_, set) => {
-            let Some(name) = str_attr_cow(attrs, k::DEVICE) else { return false };
-            let d = find_or_push(
-                &mut host(snap).disks,
-                0,
-                |d| d.name == name,
-                || DiskSample { name: name.to_string(), ..DiskSample::default() },
-            );
-            set(d, v);
-        }
-    }
-    true
+    };
+    Some(Identity { owner, label })
 }
 
 /// Decodes a request.
@@ -211,6 +145,7 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
             continue;
         };
         let mut by_time: BTreeMap<u64, NodeSnapshot> = BTreeMap::new();
+        let mut scratch = String::new();
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
             let pts: &[NumberDataPoint] = match &m.data {
                 Some(metric::Data::Gauge(g)) => &g.data_points,
@@ -237,7 +172,8 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
                     continue;
                 };
                 let snap = by_time.entry(p.time_unix_nano).or_default();
-                if !apply(def, snap, &p.attributes, v) {
+                let placed = identity(def, &p.attributes, &mut scratch).is_some_and(|id| def.set(snap, &id, v));
+                if !placed {
                     reject(&mut out, 1, format!("{}: missing identifying attributes", m.name));
                 }
             }
@@ -273,5 +209,76 @@ fn point_count(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> usize {
         Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
         Some(metric::Data::Summary(s)) => s.data_points.len(),
         None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, ResourceMetrics, ScopeMetrics, Sum};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(key: &str, v: any_value::Value) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(v) }), ..KeyValue::default() }
+    }
+
+    fn point(attributes: Vec<KeyValue>, v: f64) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes,
+            time_unix_nano: 1_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..NumberDataPoint::default()
+        }
+    }
+
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv(k::HOST_NAME, any_value::Value::StringValue("n".into()))],
+                    ..Resource::default()
+                }),
+                scope_metrics: vec![ScopeMetrics { metrics, ..ScopeMetrics::default() }],
+                ..ResourceMetrics::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn labels_sent_as_numbers_and_missing_identities() {
+        let gpu = || kv(k::GPU_INDEX, any_value::Value::IntValue(2));
+        let xid = Metric {
+            name: "gpuscope.gpu.xid.errors".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![
+                    // The code as a number rather than text still names the series.
+                    point(vec![gpu(), kv(k::for_label("xid"), any_value::Value::IntValue(79))], 3.0),
+                    point(vec![gpu(), kv(k::for_label("xid"), any_value::Value::StringValue("48".into()))], 1.0),
+                    // No code: not placed.
+                    point(vec![gpu()], 1.0),
+                ],
+                ..Sum::default()
+            })),
+            ..Metric::default()
+        };
+        let power = Metric {
+            name: "hw.power".into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![
+                    point(vec![gpu(), kv(k::HW_ID, any_value::Value::StringValue("GPU-2".into()))], 250.0),
+                    // No GPU index: not placed.
+                    point(vec![kv(k::HW_ID, any_value::Value::StringValue("GPU-2".into()))], 1.0),
+                ],
+            })),
+            ..Metric::default()
+        };
+        let d = decode(&request(vec![xid, power]));
+        assert_eq!(d.rejected, 2, "{:?}", d.reasons);
+        assert!(d.reasons.iter().all(|r| r.contains("missing identifying attributes")), "{:?}", d.reasons);
+        let g = &d.snapshots[0].gpus;
+        assert_eq!(g.len(), 1);
+        assert_eq!((g[0].index, g[0].uuid.as_str(), g[0].power_watts), (2, "GPU-2", Some(250.0)));
+        assert_eq!(g[0].xid_counts, [(48, 1), (79, 3)].into());
     }
 }

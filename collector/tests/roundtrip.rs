@@ -4,6 +4,7 @@
 
 use gpuscope_collector::decode::decode;
 use gpuscope_core::catalogue::{Accessor, CATALOGUE};
+use gpuscope_core::exposition::LabelValue;
 use gpuscope_core::*;
 use gpuscope_exporters::otlp::{Identity, encode};
 use prost::Message;
@@ -55,9 +56,9 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
                     v
                 },
             ),
-            Accessor::GpuLabelled(_, set) => {
-                let label = if m.label == Some("xid") { "79" } else { "sw_power_cap" };
-                set(&mut g0, label, 1.0 + bump.round());
+            Accessor::GpuLabelled { label, set, .. } => {
+                let label = if label == "xid" { "79" } else { "sw_power_cap" };
+                set(&mut g0, LabelValue::Text(label), 1.0 + bump.round());
             }
             Accessor::NvLink(_, set) => {
                 for l in &mut g0.nvlinks {

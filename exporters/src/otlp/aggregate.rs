@@ -3,106 +3,32 @@
 //! identity come from the newest sample.
 
 use gpuscope_core::NodeSnapshot;
-use gpuscope_core::catalogue::{Accessor, CATALOGUE, MetricKind};
-
-fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
+use gpuscope_core::catalogue::{CATALOGUE, MetricKind, Owner, Scope};
 
 /// Aggregates samples of one node (oldest first) into one snapshot stamped with the newest time.
 pub fn aggregate(samples: &[NodeSnapshot]) -> Option<NodeSnapshot> {
-    let mut out = samples.last()?.clone();
+    let newest = samples.last()?;
+    let mut out = newest.clone();
     if samples.len() == 1 {
         return Some(out);
     }
-    for m in CATALOGUE.iter().filter(|m| m.kind == MetricKind::Gauge) {
-        match m.accessor {
-            Accessor::Gpu(get, set) => {
-                for g in out.gpus.iter_mut().filter(|g| !g.lost) {
-                    let v: Vec<f64> = samples
-                        .iter()
-                        .filter_map(|s| s.gpus.iter().find(|x| x.index == g.index))
-                        .filter_map(get)
-                        .collect();
-                    if let Some(x) = mean(&v) {
-                        set(g, x);
-                    }
-                }
+    // A link's up flag is not averaged: the newest state is reported, as the counters are.
+    for m in CATALOGUE.iter().filter(|m| m.kind == MetricKind::Gauge && m.scope() != Scope::NvLink) {
+        // Every place the newest sample has, even where its own value is absent: the older
+        // samples' values still make a mean.
+        for slot in m.slots(newest) {
+            // A GPU lost in the aggregate keeps the newest values (none, as it answers nothing);
+            // `gpu_up` comes first, so a GPU lost for most of the interval is lost here too.
+            if let Owner::Gpu(g) = &slot.identity.owner
+                && out.gpus.iter().any(|x| x.index == g.index && x.lost)
+            {
+                continue;
             }
-            Accessor::Process(get, set) => {
-                for p in &mut out.processes {
-                    let v: Vec<f64> = samples
-                        .iter()
-                        .filter_map(|s| s.processes.iter().find(|x| x.pid == p.pid && x.gpu_index == p.gpu_index))
-                        .filter_map(get)
-                        .collect();
-                    if let Some(x) = mean(&v) {
-                        set(p, x);
-                    }
-                }
+            let mut n = 0;
+            let sum: f64 = samples.iter().filter_map(|s| m.value_in(s, &slot.identity)).inspect(|_| n += 1).sum();
+            if n > 0 {
+                m.set(&mut out, &slot.identity, sum / f64::from(n));
             }
-            Accessor::Host(get, set) => {
-                let v: Vec<f64> = samples.iter().filter_map(|s| s.host.as_ref()).filter_map(get).collect();
-                if let (Some(h), Some(x)) = (out.host.as_mut(), mean(&v)) {
-                    set(h, x);
-                }
-            }
-            Accessor::Cpu(get, set) => {
-                if let Some(h) = out.host.as_mut() {
-                    for c in &mut h.cpus {
-                        let v: Vec<f64> = samples
-                            .iter()
-                            .filter_map(|s| s.host.as_ref()?.cpus.iter().find(|x| x.cpu == c.cpu))
-                            .filter_map(get)
-                            .collect();
-                        if let Some(x) = mean(&v) {
-                            set(c, x);
-                        }
-                    }
-                }
-            }
-            Accessor::Nic(get, set) => {
-                if let Some(h) = out.host.as_mut() {
-                    for n in &mut h.nics {
-                        let v: Vec<f64> = samples
-                            .iter()
-                            .filter_map(|s| s.host.as_ref()?.nics.iter().find(|x| x.name == n.name))
-                            .filter_map(get)
-                            .collect();
-                        if let Some(x) = mean(&v) {
-                            set(n, x);
-                        }
-                    }
-                }
-            }
-            Accessor::Disk(get, set) => {
-                if let Some(h) = out.host.as_mut() {
-                    for d in &mut h.disks {
-                        let v: Vec<f64> = samples
-                            .iter()
-                            .filter_map(|s| s.host.as_ref()?.disks.iter().find(|x| x.name == d.name))
-                            .filter_map(get)
-                            .collect();
-                        if let Some(x) = mean(&v) {
-                            set(d, x);
-                        }
-                    }
-                }
-            }
-            Accessor::GpuLabelled(get, set) => {
-                for g in out.gpus.iter_mut().filter(|g| !g.lost) {
-                    let per: Vec<Vec<(String, f64)>> =
-                        samples.iter().filter_map(|s| s.gpus.iter().find(|x| x.index == g.index)).map(get).collect();
-                    for (label, _) in get(g) {
-                        let v: Vec<f64> =
-                            per.iter().filter_map(|p| p.iter().find(|(l, _)| *l == label).map(|x| x.1)).collect();
-                        if let Some(x) = mean(&v) {
-                            set(g, &label, x);
-                        }
-                    }
-                }
-            }
-            Accessor::NvLink(..) => {}
         }
     }
     Some(out)
@@ -132,5 +58,30 @@ mod tests {
         assert_eq!(a.gpus[0].power_watts, Some(200.0));
         assert_eq!(a.gpus[0].energy_joules, Some(30.0));
         assert_eq!(a.gpus[0].clock_event_reasons, Some(0x4), "power cap held two thirds of the interval");
+    }
+
+    #[test]
+    fn absent_in_the_newest_sample_still_averages_and_lost_gpus_and_links_keep_the_newest() {
+        use gpuscope_core::NvLinkSample;
+        let s = |t: u64, temp: Option<f64>, lost1: bool, link_up: bool| NodeSnapshot {
+            timestamp_ms: t,
+            gpus: vec![
+                GpuSample {
+                    index: 0,
+                    temperature_celsius: temp,
+                    nvlinks: vec![NvLinkSample { link: 0, active: Some(link_up), ..NvLinkSample::default() }],
+                    ..GpuSample::default()
+                },
+                GpuSample { index: 1, lost: lost1, power_watts: (!lost1).then_some(100.0), ..GpuSample::default() },
+            ],
+            ..NodeSnapshot::default()
+        };
+        let a =
+            aggregate(&[s(1000, Some(60.0), false, true), s(2000, Some(70.0), true, true), s(3000, None, true, false)])
+                .expect("aggregate");
+        assert_eq!(a.gpus[0].temperature_celsius, Some(65.0), "the older samples' mean");
+        assert_eq!(a.gpus[0].nvlinks[0].active, Some(false), "link state from the newest sample");
+        assert!(a.gpus[1].lost);
+        assert_eq!(a.gpus[1].power_watts, None, "a lost GPU is not given its past values");
     }
 }

@@ -1,8 +1,9 @@
-//! Snapshot → `ExportMetricsServiceRequest`. The collector decodes with the same catalogue and
+//! Snapshot → `ExportMetricsServiceRequest`. The catalogue's walk gives the series; this file
+//! turns their identities into attributes. The collector decodes with the same catalogue and
 //! attribute keys (`gpuscope_core::catalogue::otlp_keys`), so a round trip loses nothing.
 
-use gpuscope_core::catalogue::{Accessor, CATALOGUE, MetricDef, MetricKind, otlp_keys as k};
-use gpuscope_core::{GpuSample, NodeSnapshot, ProcessSample};
+use gpuscope_core::NodeSnapshot;
+use gpuscope_core::catalogue::{self, CATALOGUE, GpuId, MetricDef, MetricKind, Owner, otlp_keys as k};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -32,130 +33,83 @@ fn i(key: &str, v: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(v))
 }
 
-fn gpu_attrs(g: &GpuSample) -> Vec<KeyValue> {
-    vec![
-        s(k::HW_ID, &g.uuid),
+fn gpu_attrs(a: &mut Vec<KeyValue>, g: &GpuId<'_>) {
+    a.extend([
+        s(k::HW_ID, g.uuid.as_deref().unwrap_or_default()),
         s(k::HW_TYPE, "gpu"),
         s(k::HW_VENDOR, "nvidia"),
-        s(k::HW_MODEL, &g.model),
+        s(k::HW_MODEL, g.model.as_deref().unwrap_or_default()),
         i(k::GPU_INDEX, i64::from(g.index)),
-    ]
+    ]);
 }
 
-fn process_attrs(p: &ProcessSample, g: Option<&GpuSample>) -> Vec<KeyValue> {
-    let mut a = match g {
-        Some(g) => gpu_attrs(g),
-        None => vec![s(k::HW_ID, &p.gpu_uuid), s(k::HW_TYPE, "gpu"), i(k::GPU_INDEX, i64::from(p.gpu_index))],
-    };
-    a.push(i(k::PID, i64::from(p.pid)));
-    a.push(s(k::PROCESS, &p.name));
-    for (key, v) in [
-        (k::OWNER, &p.user),
-        (k::CONTAINER, &p.container),
-        (k::POD, &p.pod),
-        (k::NAMESPACE, &p.namespace),
-        (k::POD_UID, &p.pod_uid),
-    ] {
-        if let Some(v) = v {
-            a.push(s(key, v));
+/// The attributes of a series: its owner's (with the GPU's identity on the row that carries it),
+/// then the row's extra label.
+fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<KeyValue> {
+    let mut a = Vec::new();
+    match &id.owner {
+        Owner::Gpu(g) => {
+            gpu_attrs(&mut a, g);
+            if carries_gpu_identity {
+                for (key, val) in
+                    [(k::GPU_CC, &g.compute_capability), (k::GPU_SERIAL, &g.serial), (k::GPU_PCI, &g.pci_bus_id)]
+                {
+                    if let Some(val) = val {
+                        a.push(s(key, &**val));
+                    }
+                }
+            }
         }
+        Owner::NvLink { gpu, link } => {
+            gpu_attrs(&mut a, gpu);
+            a.push(i(k::for_label("link"), i64::from(*link)));
+        }
+        Owner::Process(p) => {
+            match &p.gpu {
+                Some(g) => gpu_attrs(&mut a, g),
+                None => {
+                    a.extend([s(k::HW_ID, &*p.gpu_uuid), s(k::HW_TYPE, "gpu"), i(k::GPU_INDEX, i64::from(p.gpu_index))])
+                }
+            }
+            a.push(i(k::PID, i64::from(p.pid)));
+            a.push(s(k::PROCESS, &*p.name));
+            for (key, v) in [
+                (k::OWNER, &p.user),
+                (k::CONTAINER, &p.container),
+                (k::POD, &p.pod),
+                (k::NAMESPACE, &p.namespace),
+                (k::POD_UID, &p.pod_uid),
+            ] {
+                if let Some(v) = v {
+                    a.push(s(key, &**v));
+                }
+            }
+        }
+        Owner::Host => {}
+        Owner::Cpu(cpu) => a.push(i(k::CPU, i64::from(*cpu))),
+        Owner::Nic { name, kind } => a.extend([s(k::INTERFACE, &**name), s(k::NIC_KIND, kind.as_str())]),
+        Owner::Disk(name) => a.push(s(k::DEVICE, &**name)),
+    }
+    if let Some(l) = &id.label {
+        a.push(s(k::for_label(l.key), l.value.to_string()));
     }
     a
 }
 
-/// Data points of one catalogue row.
-fn points(m: &MetricDef, snap: &NodeSnapshot, time: u64, start: u64) -> Vec<NumberDataPoint> {
-    let mut out = Vec::new();
-    let fixed: Vec<KeyValue> = m.otlp_attributes.iter().map(|(a, v)| s(a, *v)).collect();
-    let mut push = |mut attrs: Vec<KeyValue>, v: f64| {
-        attrs.extend(fixed.iter().cloned());
+/// Appends the data points of one catalogue row in one snapshot to `out`.
+fn points(m: &MetricDef, snap: &NodeSnapshot, time: u64, start: u64, out: &mut Vec<NumberDataPoint>) {
+    for series in m.series(snap) {
+        let mut attributes = attributes(&series.identity, m.carries_gpu_identity);
+        attributes.extend(m.otlp_attributes.iter().map(|(a, v)| s(a, *v)));
         out.push(NumberDataPoint {
-            attributes: attrs,
+            attributes,
             start_time_unix_nano: if m.kind == MetricKind::Gauge { 0 } else { start },
             time_unix_nano: time,
             exemplars: Vec::new(),
             flags: 0,
-            value: Some(number_data_point::Value::AsDouble(v)),
+            value: Some(number_data_point::Value::AsDouble(series.value)),
         });
-    };
-    let host = snap.host.as_ref();
-    match m.accessor {
-        Accessor::Gpu(get, _) => {
-            for g in &snap.gpus {
-                if let Some(v) = get(g) {
-                    let mut a = gpu_attrs(g);
-                    // Identity rides on the one point every GPU always has.
-                    if m.prometheus == "gpuscope_gpu_up" {
-                        for (key, val) in [
-                            (k::GPU_CC, &g.compute_capability),
-                            (k::GPU_SERIAL, &g.serial),
-                            (k::GPU_PCI, &g.pci_bus_id),
-                        ] {
-                            if let Some(val) = val {
-                                a.push(s(key, val));
-                            }
-                        }
-                    }
-                    push(a, v);
-                }
-            }
-        }
-        Accessor::GpuLabelled(get, _) => {
-            let key = k::for_label(m.label.unwrap_or(""));
-            for g in &snap.gpus {
-                for (label, v) in get(g) {
-                    let mut a = gpu_attrs(g);
-                    a.push(s(key, label));
-                    push(a, v);
-                }
-            }
-        }
-        Accessor::NvLink(get, _) => {
-            for g in &snap.gpus {
-                for l in &g.nvlinks {
-                    if let Some(v) = get(l) {
-                        let mut a = gpu_attrs(g);
-                        a.push(i(k::for_label("link"), i64::from(l.link)));
-                        push(a, v);
-                    }
-                }
-            }
-        }
-        Accessor::Process(get, _) => {
-            for p in &snap.processes {
-                if let Some(v) = get(p) {
-                    push(process_attrs(p, snap.gpus.iter().find(|g| g.index == p.gpu_index)), v);
-                }
-            }
-        }
-        Accessor::Host(get, _) => {
-            if let Some(v) = host.and_then(get) {
-                push(Vec::new(), v);
-            }
-        }
-        Accessor::Cpu(get, _) => {
-            for c in host.map(|h| h.cpus.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(c) {
-                    push(vec![i(k::CPU, i64::from(c.cpu))], v);
-                }
-            }
-        }
-        Accessor::Nic(get, _) => {
-            for n in host.map(|h| h.nics.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(n) {
-                    push(vec![s(k::INTERFACE, &n.name), s(k::NIC_KIND, n.kind.as_str())], v);
-                }
-            }
-        }
-        Accessor::Disk(get, _) => {
-            for d in host.map(|h| h.disks.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(d) {
-                    push(vec![s(k::DEVICE, &d.name)], v);
-                }
-            }
-        }
     }
-    out
 }
 
 /// Encodes snapshots of one node (oldest first) as one request: every catalogue row becomes one
@@ -182,8 +136,10 @@ pub fn encode(snaps: &[&NodeSnapshot], id: &Identity) -> ExportMetricsServiceReq
     }
     let mut metrics = Vec::new();
     for m in CATALOGUE {
-        let pts: Vec<NumberDataPoint> =
-            snaps.iter().flat_map(|snap| points(m, snap, snap.timestamp_ms * 1_000_000, id.start_unix_nano)).collect();
+        let mut pts = Vec::new();
+        for snap in snaps {
+            points(m, snap, snap.timestamp_ms * 1_000_000, id.start_unix_nano, &mut pts);
+        }
         if pts.is_empty() {
             continue;
         }
@@ -218,5 +174,90 @@ pub fn encode(snaps: &[&NodeSnapshot], id: &Identity) -> ExportMetricsServiceReq
             }],
             schema_url: String::new(),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpuscope_core::{GpuSample, HostSample, NicKind, NicSample, ProcessSample};
+
+    /// Attributes of every point of the metric named `otlp` (with `task` as its fixed attribute
+    /// value when given), as `key=value` strings.
+    fn attrs(req: &ExportMetricsServiceRequest, otlp: &str) -> Vec<Vec<String>> {
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let m = metrics.iter().find(|m| m.name == otlp).unwrap_or_else(|| panic!("no {otlp}"));
+        let pts = match &m.data {
+            Some(metric::Data::Gauge(g)) => &g.data_points,
+            Some(metric::Data::Sum(s)) => &s.data_points,
+            _ => panic!("{otlp}: not a gauge or sum"),
+        };
+        pts.iter()
+            .map(|p| {
+                p.attributes
+                    .iter()
+                    .map(|a| match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(v)) => format!("{}={v}", a.key),
+                        Some(any_value::Value::IntValue(v)) => format!("{}={v}i", a.key),
+                        other => format!("{}={other:?}", a.key),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identities_become_attributes() {
+        let mut g = GpuSample {
+            index: 0,
+            uuid: "GPU-a".into(),
+            model: "H100".into(),
+            serial: Some("165".into()),
+            power_watts: Some(1.0),
+            ..GpuSample::default()
+        };
+        g.xid_counts.insert(79, 1);
+        let snap = NodeSnapshot {
+            timestamp_ms: 1,
+            gpus: vec![g],
+            processes: vec![ProcessSample {
+                pid: 7,
+                gpu_index: 0,
+                gpu_uuid: "GPU-a".into(),
+                name: "python".into(),
+                pod: Some("p".into()),
+                rss_bytes: Some(1),
+                ..ProcessSample::default()
+            }],
+            host: Some(HostSample {
+                nics: vec![NicSample {
+                    name: "mlx5_0/1".into(),
+                    kind: NicKind::Infiniband,
+                    rx_bytes_total: Some(1),
+                    ..NicSample::default()
+                }],
+                ..HostSample::default()
+            }),
+            ..NodeSnapshot::default()
+        };
+        let req = encode(&[&snap], &Identity { instance: "n".into(), start_unix_nano: 1 });
+        let gpu = ["hw.id=GPU-a", "hw.type=gpu", "hw.vendor=nvidia", "hw.model=H100", "gpuscope.gpu.index=0i"];
+        let with = |extra: &[&str]| -> Vec<String> { gpu.iter().chain(extra).map(|s| s.to_string()).collect() };
+        // The GPU's identity rides on the row that carries it, only the parts it has.
+        assert_eq!(attrs(&req, "gpuscope.gpu.up"), vec![with(&["gpuscope.gpu.serial=165"])]);
+        assert_eq!(attrs(&req, "hw.power"), vec![with(&[])]);
+        assert_eq!(attrs(&req, "gpuscope.gpu.xid.errors"), vec![with(&["gpuscope.xid.code=79"])]);
+        assert_eq!(
+            attrs(&req, "process.memory.usage"),
+            vec![with(&["process.pid=7i", "process.executable.name=python", "k8s.pod.name=p"])]
+        );
+        assert_eq!(
+            attrs(&req, "system.network.io"),
+            vec![vec![
+                "network.interface.name=mlx5_0/1".to_string(),
+                "gpuscope.network.kind=infiniband".into(),
+                "network.io.direction=receive".into()
+            ]]
+        );
     }
 }

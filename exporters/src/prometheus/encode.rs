@@ -1,27 +1,11 @@
-//! Encodes a node snapshot in the Prometheus text formats, walking the metric catalogue.
+//! Encodes a node snapshot in the Prometheus text formats: the catalogue's walk gives the
+//! series, this file turns their identities into labels, the core writer writes the lines.
 
-use gpuscope_core::catalogue::{Accessor, CATALOGUE, MetricDef, MetricKind};
-use gpuscope_core::{GpuSample, NodeSnapshot, ProcessSample};
-use std::fmt::Write;
+use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner};
+use gpuscope_core::exposition::{Kind, Series, Writer};
+use gpuscope_core::{NodeSnapshot, Unit};
 
-/// Exposition format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `text/plain; version=0.0.4`.
-    Text,
-    /// `application/openmetrics-text; version=1.0.0`.
-    OpenMetrics,
-}
-
-impl Format {
-    /// The Content-Type header value.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        }
-    }
-}
+pub use gpuscope_core::exposition::Format;
 
 /// Which name sets to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,194 +22,66 @@ impl Default for Names {
     }
 }
 
-/// Label pairs of one series.
-type Labels<'a> = Vec<(&'a str, String)>;
-
-struct Writer<'a> {
-    out: &'a mut String,
-    format: Format,
-    extra: &'a [(String, String)],
+fn gpu_labels<'w, 'a>(line: Series<'w, 'a>, g: &GpuId<'_>) -> Series<'w, 'a> {
+    line.label("gpu", g.index)
+        .label("uuid", g.uuid.as_deref().unwrap_or_default())
+        .label("model", g.model.as_deref().unwrap_or_default())
 }
 
-fn escape(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn value(v: f64, out: &mut String) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-impl Writer<'_> {
-    /// HELP and TYPE lines. `name` is the sample name; counters in OpenMetrics name the family
-    /// without `_total`.
-    fn header(&mut self, name: &str, kind: &str, help: &str) {
-        let family = match (self.format, kind) {
-            (Format::OpenMetrics, "counter") => name.strip_suffix("_total").unwrap_or(name),
-            (Format::OpenMetrics, "info") => name.strip_suffix("_info").unwrap_or(name),
-            _ => name,
-        };
-        let kind = if self.format == Format::Text && kind == "info" { "gauge" } else { kind };
-        let _ = writeln!(self.out, "# HELP {family} {help}");
-        let _ = writeln!(self.out, "# TYPE {family} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, String)], v: f64) {
-        self.out.push_str(name);
-        let mut first = true;
-        for (k, val) in
-            labels.iter().map(|(k, v)| (*k, v.as_str())).chain(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        {
-            self.out.push(if first { '{' } else { ',' });
-            first = false;
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            escape(val, self.out);
-            self.out.push('"');
-        }
-        if !first {
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        value(v, self.out);
-        self.out.push('\n');
-    }
-}
-
-fn gpu_labels(g: &GpuSample) -> Labels<'_> {
-    vec![("gpu", g.index.to_string()), ("uuid", g.uuid.clone()), ("model", g.model.clone())]
-}
-
-fn process_labels(p: &ProcessSample, g: Option<&GpuSample>) -> Labels<'static> {
-    let mut l = vec![("gpu", p.gpu_index.to_string()), ("uuid", p.gpu_uuid.clone())];
-    if let Some(g) = g {
-        l.push(("model", g.model.clone()));
-    }
-    l.push(("pid", p.pid.to_string()));
-    l.push(("process", p.name.clone()));
-    for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
-        if let Some(v) = v {
-            l.push((k, v.clone()));
-        }
-    }
-    l
-}
-
-fn kind_str(k: MetricKind) -> &'static str {
-    match k {
-        MetricKind::Counter => "counter",
-        MetricKind::Gauge | MetricKind::UpDownCounter => "gauge",
-    }
-}
-
-/// Every (labels, value) of a catalogue row in this snapshot.
-fn series<'s>(m: &MetricDef, snap: &'s NodeSnapshot) -> Vec<(Labels<'s>, f64)> {
-    let mut out = Vec::new();
-    let host = snap.host.as_ref();
-    match m.accessor {
-        Accessor::Gpu(get, _) => {
-            for g in &snap.gpus {
-                if let Some(v) = get(g) {
-                    out.push((gpu_labels(g), v));
+/// The labels of a series: its owner's, then the row's extra label.
+fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a> {
+    match &id.owner {
+        Owner::Gpu(g) => line = gpu_labels(line, g),
+        Owner::NvLink { gpu, link } => line = gpu_labels(line, gpu).label("link", *link),
+        Owner::Process(p) => {
+            line = line.label("gpu", p.gpu_index).label("uuid", &*p.gpu_uuid);
+            if let Some(g) = &p.gpu {
+                line = line.label("model", g.model.as_deref().unwrap_or_default());
+            }
+            line = line.label("pid", p.pid).label("process", &*p.name);
+            for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)]
+            {
+                if let Some(v) = v {
+                    line = line.label(k, &**v);
                 }
             }
         }
-        Accessor::GpuLabelled(get, _) => {
-            for g in &snap.gpus {
-                for (label, v) in get(g) {
-                    let mut l = gpu_labels(g);
-                    l.push((m.label.unwrap_or("label"), label));
-                    out.push((l, v));
-                }
-            }
-        }
-        Accessor::NvLink(get, _) => {
-            for g in &snap.gpus {
-                for link in &g.nvlinks {
-                    if let Some(v) = get(link) {
-                        let mut l = gpu_labels(g);
-                        l.push(("link", link.link.to_string()));
-                        out.push((l, v));
-                    }
-                }
-            }
-        }
-        Accessor::Process(get, _) => {
-            for p in &snap.processes {
-                if let Some(v) = get(p) {
-                    let g = snap.gpus.iter().find(|g| g.index == p.gpu_index);
-                    out.push((process_labels(p, g), v));
-                }
-            }
-        }
-        Accessor::Host(get, _) => {
-            if let Some(v) = host.and_then(get) {
-                out.push((Vec::new(), v));
-            }
-        }
-        Accessor::Cpu(get, _) => {
-            for c in host.map(|h| h.cpus.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(c) {
-                    out.push((vec![("cpu", c.cpu.to_string())], v));
-                }
-            }
-        }
-        Accessor::Nic(get, _) => {
-            for n in host.map(|h| h.nics.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(n) {
-                    out.push((vec![("interface", n.name.clone()), ("kind", n.kind.as_str().to_string())], v));
-                }
-            }
-        }
-        Accessor::Disk(get, _) => {
-            for d in host.map(|h| h.disks.as_slice()).unwrap_or_default() {
-                if let Some(v) = get(d) {
-                    out.push((vec![("device", d.name.clone())], v));
-                }
-            }
-        }
+        Owner::Host => {}
+        Owner::Cpu(cpu) => line = line.label("cpu", *cpu),
+        Owner::Nic { name, kind } => line = line.label("interface", &**name).label("kind", kind.as_str()),
+        Owner::Disk(name) => line = line.label("device", &**name),
     }
-    out
+    if let Some(l) = &id.label {
+        line = line.label(l.key, l.value);
+    }
+    line
 }
 
 fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
-    w.header("gpuscope_build_info", "info", "gpuscope build information.");
-    w.sample("gpuscope_build_info", &[("version", env!("CARGO_PKG_VERSION").to_string())], 1.0);
-    w.header("gpuscope_gpu_driver_up", "gauge", "1 when the NVIDIA driver (NVML) is loaded and answering.");
+    w.header("gpuscope_build_info", Kind::Info, "gpuscope build information.");
+    w.sample("gpuscope_build_info", &[("version", env!("CARGO_PKG_VERSION").into())], 1.0);
+    w.header("gpuscope_gpu_driver_up", Kind::Gauge, "1 when the NVIDIA driver (NVML) is loaded and answering.");
     w.sample("gpuscope_gpu_driver_up", &[], if snap.agent.driver_up { 1.0 } else { 0.0 });
     if !snap.gpus.is_empty() {
-        w.header("gpuscope_gpu_info", "info", "GPU identity; the value is always 1.");
-        let driver = snap.driver.as_ref();
+        w.header("gpuscope_gpu_info", Kind::Info, "GPU identity; the value is always 1.");
+        let driver = snap.driver.as_ref().map(|d| d.driver_version.as_str()).unwrap_or_default();
         for g in &snap.gpus {
-            let mut l = gpu_labels(g);
-            let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-            l.push(("serial", opt(&g.serial)));
-            l.push(("pci_bus_id", opt(&g.pci_bus_id)));
-            l.push(("compute_capability", opt(&g.compute_capability)));
-            l.push(("driver_version", driver.map(|d| d.driver_version.clone()).unwrap_or_default()));
-            w.sample("gpuscope_gpu_info", &l, 1.0);
+            gpu_labels(w.series("gpuscope_gpu_info"), &GpuId::of(g))
+                .label("serial", g.serial.as_deref().unwrap_or_default())
+                .label("pci_bus_id", g.pci_bus_id.as_deref().unwrap_or_default())
+                .label("compute_capability", g.compute_capability.as_deref().unwrap_or_default())
+                .label("driver_version", driver)
+                .value(1.0);
         }
     }
     for m in CATALOGUE {
-        let s = series(m, snap);
-        if s.is_empty() {
+        let mut series = m.series(snap).peekable();
+        if series.peek().is_none() {
             continue;
         }
-        w.header(m.prometheus, kind_str(m.kind), m.help);
-        for (labels, v) in s {
-            w.sample(m.prometheus, &labels, v);
+        w.header(m.prometheus, m.kind.exposition(), m.help);
+        for s in series {
+            labels(w.series(m.prometheus), &s.identity).value(s.value);
         }
     }
     self_metrics(w, snap);
@@ -233,34 +89,31 @@ fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
 
 fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     let a = &snap.agent;
-    w.header("gpuscope_agent_sample_duration_seconds", "gauge", "Wall time of the last sampling pass.");
+    w.header("gpuscope_agent_sample_duration_seconds", Kind::Gauge, "Wall time of the last sampling pass.");
     w.sample("gpuscope_agent_sample_duration_seconds", &[], a.sample_duration_seconds);
-    w.header("gpuscope_agent_last_sample_timestamp_seconds", "gauge", "When the published snapshot was taken.");
+    w.header("gpuscope_agent_last_sample_timestamp_seconds", Kind::Gauge, "When the published snapshot was taken.");
     w.sample("gpuscope_agent_last_sample_timestamp_seconds", &[], snap.timestamp_ms as f64 / 1000.0);
     if !a.samplers.is_empty() {
-        w.header("gpuscope_agent_sampler_errors_total", "counter", "Sampling passes that failed, per sampler.");
+        w.header("gpuscope_agent_sampler_errors_total", Kind::Counter, "Sampling passes that failed, per sampler.");
         for (name, s) in &a.samplers {
-            w.sample("gpuscope_agent_sampler_errors_total", &[("sampler", name.clone())], s.errors_total as f64);
+            w.sample("gpuscope_agent_sampler_errors_total", &[("sampler", name.into())], s.errors_total as f64);
         }
-        w.header("gpuscope_agent_sampler_up", "gauge", "1 when the sampler's last pass succeeded.");
+        w.header("gpuscope_agent_sampler_up", Kind::Gauge, "1 when the sampler's last pass succeeded.");
         for (name, s) in &a.samplers {
-            w.sample(
-                "gpuscope_agent_sampler_up",
-                &[("sampler", name.clone())],
-                if s.last_error.is_none() { 1.0 } else { 0.0 },
-            );
+            let up = if s.last_error.is_none() { 1.0 } else { 0.0 };
+            w.sample("gpuscope_agent_sampler_up", &[("sampler", name.into())], up);
         }
         let succeeded: Vec<_> = a.samplers.iter().filter_map(|(n, s)| s.last_success_ms.map(|t| (n, t))).collect();
         if !succeeded.is_empty() {
             w.header(
                 "gpuscope_agent_sampler_last_success_timestamp_seconds",
-                "gauge",
+                Kind::Gauge,
                 "When the sampler last succeeded.",
             );
             for (name, t) in succeeded {
                 w.sample(
                     "gpuscope_agent_sampler_last_success_timestamp_seconds",
-                    &[("sampler", name.clone())],
+                    &[("sampler", name.into())],
                     t as f64 / 1000.0,
                 );
             }
@@ -269,21 +122,21 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     if !a.nvml_errors.is_empty() {
         w.header(
             "gpuscope_agent_nvml_errors_total",
-            "counter",
+            Kind::Counter,
             "NVML calls that failed (not counting NOT_SUPPORTED), per signal.",
         );
         for (call, n) in &a.nvml_errors {
-            w.sample("gpuscope_agent_nvml_errors_total", &[("signal", call.clone())], *n as f64);
+            w.sample("gpuscope_agent_nvml_errors_total", &[("signal", call.into())], *n as f64);
         }
     }
     if !a.unsupported.is_empty() {
         w.header(
             "gpuscope_agent_unsupported_gpus",
-            "gauge",
+            Kind::Gauge,
             "GPUs on which NVML reports the signal as not supported (absent, not zero).",
         );
         for (signal, n) in &a.unsupported {
-            w.sample("gpuscope_agent_unsupported_gpus", &[("signal", signal.clone())], *n as f64);
+            w.sample("gpuscope_agent_unsupported_gpus", &[("signal", signal.into())], *n as f64);
         }
     }
 }
@@ -292,74 +145,79 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
 fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
     match (m.unit, scale) {
         (_, s) if (s - 100.0).abs() < 1e-9 => "in %",
-        (gpuscope_core::Unit::Hertz, _) => "in MHz",
-        (gpuscope_core::Unit::Bytes, _) => "in MiB",
-        (gpuscope_core::Unit::Joules, _) => "in mJ",
-        (gpuscope_core::Unit::Watts, _) => "in W",
-        (gpuscope_core::Unit::Celsius, _) => "in C",
-        (gpuscope_core::Unit::BytesPerSecond, _) => "in B/s",
-        (gpuscope_core::Unit::Ratio, _) => "ratio",
+        (Unit::Hertz, _) => "in MHz",
+        (Unit::Bytes, _) => "in MiB",
+        (Unit::Joules, _) => "in mJ",
+        (Unit::Watts, _) => "in W",
+        (Unit::Celsius, _) => "in C",
+        (Unit::BytesPerSecond, _) => "in B/s",
+        (Unit::Ratio, _) => "ratio",
         _ => "count",
     }
 }
 
 fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
-    let labels = |g: &GpuSample| -> Labels<'static> {
-        let mut l = vec![
-            ("gpu", g.index.to_string()),
-            ("UUID", g.uuid.clone()),
-            ("pci_bus_id", g.pci_bus_id.clone().unwrap_or_default()),
-            ("device", format!("nvidia{}", g.index)),
-            ("modelName", g.model.clone()),
-            ("Hostname", snap.node.hostname.clone()),
-        ];
-        // dcgm-exporter labels a GPU with the pod using it.
-        if let Some(p) = snap.processes.iter().find(|p| p.gpu_index == g.index && p.pod.is_some()) {
-            l.push(("container", p.container.clone().unwrap_or_default()));
-            l.push(("namespace", p.namespace.clone().unwrap_or_default()));
-            l.push(("pod", p.pod.clone().unwrap_or_default()));
-        }
-        l
-    };
+    let hostname = snap.node.hostname.as_str();
     for m in CATALOGUE {
-        let (Some(alias), Accessor::Gpu(get, _)) = (m.dcgm, m.accessor) else {
-            continue;
-        };
-        let vals: Vec<_> = snap.gpus.iter().filter_map(|g| get(g).map(|v| (g, v))).collect();
-        if vals.is_empty() {
+        let Some(alias) = m.dcgm else { continue };
+        let mut series = m.series(snap).peekable();
+        if series.peek().is_none() {
             continue;
         }
-        let kind = kind_str(alias.kind);
         // dcgm-exporter's counters carry no `_total`; OpenMetrics would demand one, so they are
         // declared as unknown-typed there, as Prometheus does when it converts them.
-        let kind = if w.format == Format::OpenMetrics && kind == "counter" { "unknown" } else { kind };
+        let kind = match (alias.kind, w.format()) {
+            (MetricKind::Counter, Format::OpenMetrics) => Kind::Unknown,
+            (k, _) => k.exposition(),
+        };
         w.header(alias.name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(alias.scale, m)));
-        for (g, v) in vals {
+        for s in series {
+            // Aliases sit on per-GPU rows only (a catalogue invariant).
+            let Owner::Gpu(g) = &s.identity.owner else { continue };
+            let mut line = w
+                .series(alias.name)
+                .label("gpu", g.index)
+                .label("UUID", g.uuid.as_deref().unwrap_or_default())
+                .label("pci_bus_id", g.pci_bus_id.as_deref().unwrap_or_default())
+                .label("device", format!("nvidia{}", g.index).as_str())
+                .label("modelName", g.model.as_deref().unwrap_or_default())
+                .label("Hostname", hostname);
+            // dcgm-exporter labels a GPU with the pod using it.
+            if let Some(p) = snap.processes.iter().find(|p| p.gpu_index == g.index && p.pod.is_some()) {
+                line = line
+                    .label("container", p.container.as_deref().unwrap_or_default())
+                    .label("namespace", p.namespace.as_deref().unwrap_or_default())
+                    .label("pod", p.pod.as_deref().unwrap_or_default());
+            }
             // dcgm-exporter reports %, MHz, MiB and mJ as integers.
-            let scaled = if alias.scale == 1.0 { v } else { (v * alias.scale).round() };
-            w.sample(alias.name, &labels(g), scaled);
+            let scaled = if alias.scale == 1.0 { s.value } else { (s.value * alias.scale).round() };
+            line.value(scaled);
         }
+    }
+}
+
+/// Writes the families of `names` for `snap` (no `# EOF`: the caller may append its own families
+/// before [`Writer::finish`]).
+pub fn write(w: &mut Writer<'_>, snap: &NodeSnapshot, names: Names) {
+    if names.native {
+        native(w, snap);
+    }
+    if names.dcgm {
+        dcgm(w, snap);
     }
 }
 
 /// Encodes `snap` into `out`. `extra` labels are added to every series (node labels).
 pub fn encode(snap: &NodeSnapshot, format: Format, names: Names, extra: &[(String, String)], out: &mut String) {
-    let mut w = Writer { out, format, extra };
-    if names.native {
-        native(&mut w, snap);
-    }
-    if names.dcgm {
-        dcgm(&mut w, snap);
-    }
-    if format == Format::OpenMetrics {
-        w.out.push_str("# EOF\n");
-    }
+    let mut w = Writer::new(out, format).with_labels(extra);
+    write(&mut w, snap, names);
+    w.finish();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gpuscope_core::{CpuSample, HostSample};
+    use gpuscope_core::{CpuSample, GpuSample, HostSample, ProcessSample};
 
     fn snap() -> NodeSnapshot {
         let mut g =
@@ -436,5 +294,42 @@ mod tests {
         assert!(t.contains("} 1000000\n"), "energy in mJ");
         assert!(t.contains("DCGM_FI_DEV_GPU_UTIL{") && t.contains("} 97\n"), "utilization in %");
         assert!(t.contains("DCGM_FI_DEV_FB_USED{") && t.contains("} 1024\n"), "memory in MiB");
+    }
+
+    #[test]
+    fn every_owner_becomes_its_labels() {
+        use gpuscope_core::{DiskSample, NicKind, NicSample, NvLinkSample};
+        let mut snap = snap();
+        snap.gpus[0].nvlinks = vec![NvLinkSample { link: 3, crc_errors_total: Some(9), ..NvLinkSample::default() }];
+        snap.processes[0].sm_utilization_ratio = Some(0.5);
+        snap.processes.push(ProcessSample {
+            pid: 43,
+            gpu_index: 5,
+            gpu_uuid: "GPU-5".into(),
+            rss_bytes: Some(1),
+            ..ProcessSample::default()
+        });
+        let host = snap.host.get_or_insert_with(HostSample::default);
+        host.load1 = Some(1.5);
+        host.nics = vec![NicSample {
+            name: "eth0".into(),
+            kind: NicKind::Ethernet,
+            rx_bytes_total: Some(7),
+            ..NicSample::default()
+        }];
+        host.disks = vec![DiskSample { name: "nvme0n1".into(), busy_ratio: Some(0.25), ..DiskSample::default() }];
+        let mut t = String::new();
+        encode(&snap, Format::Text, Names::default(), &[], &mut t);
+        for line in [
+            "gpuscope_gpu_nvlink_crc_errors_total{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",link=\"3\"} 9\n",
+            "gpuscope_process_sm_utilization_ratio{gpu=\"0\",uuid=\"GPU-1\",model=\"NVIDIA H100 80GB HBM3\",pid=\"42\",process=\"py\\\"thon\",pod=\"trainer-0\",namespace=\"ml\"} 0.5\n",
+            // A process on a GPU the snapshot does not hold has no model label.
+            "gpuscope_process_resident_memory_bytes{gpu=\"5\",uuid=\"GPU-5\",pid=\"43\",process=\"\"} 1\n",
+            "gpuscope_host_load1 1.5\n",
+            "gpuscope_host_network_receive_bytes_total{interface=\"eth0\",kind=\"ethernet\"} 7\n",
+            "gpuscope_host_disk_busy_ratio{device=\"nvme0n1\"} 0.25\n",
+        ] {
+            assert!(t.contains(line), "missing {line}");
+        }
     }
 }

@@ -3,15 +3,17 @@
 //! Each scrape encodes the latest published snapshot; it never touches NVML, so the cost of a
 //! scrape does not depend on how often Prometheus scrapes.
 
-use super::encode::{Format, Names, encode};
+use super::encode::{Format, Names, write};
 use bytes::Bytes;
 use gpuscope_core::NodeSnapshot;
+use gpuscope_core::exposition::{Kind, Writer};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,64 +63,13 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let format = negotiate(req);
     let snap = state.rx.borrow().clone();
     let mut body = String::with_capacity(64 * 1024);
-    encode(&snap, format, state.endpoint.names, &state.endpoint.labels, &mut body);
+    write(&mut Writer::new(&mut body, format).with_labels(&state.endpoint.labels), &snap, state.endpoint.names);
     let scrapes = state.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
     let nanos = state.encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if state.endpoint.names.native {
-        // Self metrics of the endpoint go before the OpenMetrics terminator.
-        let eof = format == Format::OpenMetrics && body.ends_with("# EOF\n");
-        if eof {
-            body.truncate(body.len() - "# EOF\n".len());
-        }
-        let (fam, total) = match format {
-            Format::Text => ("gpuscope_exporter_scrapes_total", "gpuscope_exporter_scrapes_total"),
-            Format::OpenMetrics => ("gpuscope_exporter_scrapes", "gpuscope_exporter_scrapes_total"),
-        };
-        body.push_str(&format!(
-            "# HELP {fam} Scrapes of /metrics served.\n# TYPE {fam} counter\n{total} {scrapes}\n\
-             # HELP gpuscope_exporter_encode_seconds_total Time spent encoding scrapes.\n# TYPE {} counter\n\
-             gpuscope_exporter_encode_seconds_total {}\n",
-            if format == Format::Text {
-                "gpuscope_exporter_encode_seconds_total"
-            } else {
-                "gpuscope_exporter_encode_seconds"
-            },
-            nanos as f64 / 1e9
-        ));
-        if let Some(p) = &state.endpoint.otlp {
-            use std::sync::atomic::Ordering::Relaxed;
-            let counter = |body: &mut String, name: &str, help: &str, v: u64| {
-                let fam = if format == Format::OpenMetrics { name.trim_end_matches("_total") } else { name };
-                body.push_str(&format!("# HELP {fam} {help}\n# TYPE {fam} counter\n{name} {v}\n"));
-            };
-            counter(&mut body, "gpuscope_otlp_batches_sent_total", "OTLP batches delivered.", p.sent.load(Relaxed));
-            counter(
-                &mut body,
-                "gpuscope_otlp_retryable_failures_total",
-                "OTLP sends that failed and will be retried.",
-                p.retryable_failures.load(Relaxed),
-            );
-            counter(
-                &mut body,
-                "gpuscope_otlp_batches_rejected_total",
-                "OTLP batches the collector refused as invalid (not retried).",
-                p.rejected.load(Relaxed),
-            );
-            counter(
-                &mut body,
-                "gpuscope_otlp_batches_dropped_total",
-                "OTLP batches dropped because the spill queue was full.",
-                p.dropped.load(Relaxed),
-            );
-            body.push_str(&format!(
-                "# HELP gpuscope_otlp_queue_batches OTLP batches waiting for the collector.\n# TYPE gpuscope_otlp_queue_batches gauge\ngpuscope_otlp_queue_batches {}\n",
-                p.queued.load(Relaxed)
-            ));
-        }
-        if eof {
-            body.push_str("# EOF\n");
-        }
+        self_metrics(&mut body, format, scrapes, nanos, state.endpoint.otlp.as_deref());
     }
+    Writer::new(&mut body, format).finish();
     let mut resp = if wants_gzip(req) {
         let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
         match gz.write_all(body.as_bytes()).and_then(|()| gz.finish()) {
@@ -134,6 +85,58 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     };
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     resp
+}
+
+/// The endpoint's and the OTLP pusher's counters (without node labels).
+fn self_metrics(
+    body: &mut String,
+    format: Format,
+    scrapes: u64,
+    encode_nanos: u64,
+    otlp: Option<&crate::otlp::PushStats>,
+) {
+    let mut w = Writer::new(body, format);
+    w.header("gpuscope_exporter_scrapes_total", Kind::Counter, "Scrapes of /metrics served.");
+    w.sample("gpuscope_exporter_scrapes_total", &[], scrapes as f64);
+    // Written by hand: in OpenMetrics this family's HELP line has always named the sample
+    // (`…_total`) rather than the family, and the golden files pin the output byte for byte.
+    let family = match format {
+        Format::Text => "gpuscope_exporter_encode_seconds_total",
+        Format::OpenMetrics => "gpuscope_exporter_encode_seconds",
+    };
+    let _ = write!(
+        body,
+        "# HELP gpuscope_exporter_encode_seconds_total Time spent encoding scrapes.\n# TYPE {family} counter\n\
+         gpuscope_exporter_encode_seconds_total {}\n",
+        encode_nanos as f64 / 1e9
+    );
+    let mut w = Writer::new(body, format);
+    if let Some(p) = otlp {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            ("gpuscope_otlp_batches_sent_total", "OTLP batches delivered.", &p.sent),
+            (
+                "gpuscope_otlp_retryable_failures_total",
+                "OTLP sends that failed and will be retried.",
+                &p.retryable_failures,
+            ),
+            (
+                "gpuscope_otlp_batches_rejected_total",
+                "OTLP batches the collector refused as invalid (not retried).",
+                &p.rejected,
+            ),
+            (
+                "gpuscope_otlp_batches_dropped_total",
+                "OTLP batches dropped because the spill queue was full.",
+                &p.dropped,
+            ),
+        ] {
+            w.header(name, Kind::Counter, help);
+            w.sample(name, &[], v.load(Relaxed) as f64);
+        }
+        w.header("gpuscope_otlp_queue_batches", Kind::Gauge, "OTLP batches waiting for the collector.");
+        w.sample("gpuscope_otlp_queue_batches", &[], p.queued.load(Relaxed) as f64);
+    }
 }
 
 fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {

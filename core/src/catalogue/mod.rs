@@ -1,0 +1,469 @@
+//! The metric catalogue: every exported signal declared once.
+//!
+//! Prometheus encoding, OTLP encoding, the OTLP interval aggregation, OTLP decoding in the
+//! collector, dashboards and docs all walk [`CATALOGUE`] (the table is in `table.rs`). Each row
+//! carries an [`Accessor`] that reads the value out of a snapshot part (returning `None` when
+//! absent) and writes a decoded value back; the walk from a row to its series in a snapshot, and
+//! back, is written once in `series.rs`, so encode→decode is symmetric by construction.
+
+mod series;
+mod table;
+
+pub use series::{GpuId, Identity, Label, Owner, ProcessId, Series, Slot, Slots};
+pub use table::CATALOGUE;
+
+use crate::exposition::{self, LabelValue};
+use crate::model::{CpuSample, DiskSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample};
+use crate::units::Unit;
+
+/// How a signal behaves over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A value that goes up and down (OTLP gauge).
+    Gauge,
+    /// A level that can go up and down but is additive, like memory in use (OTLP non-monotonic sum,
+    /// Prometheus gauge).
+    UpDownCounter,
+    /// A monotonically increasing count (OTLP cumulative monotonic sum, Prometheus `_total`).
+    Counter,
+}
+
+impl MetricKind {
+    /// The Prometheus type of the family.
+    pub fn exposition(self) -> exposition::Kind {
+        match self {
+            MetricKind::Counter => exposition::Kind::Counter,
+            MetricKind::Gauge | MetricKind::UpDownCounter => exposition::Kind::Gauge,
+        }
+    }
+}
+
+/// What one series of the signal describes; decides the labels it carries. Derived from the
+/// row's [`Accessor`] ([`MetricDef::scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One GPU (`gpu`, `uuid`, `model`).
+    Gpu,
+    /// One NVLink link of a GPU (GPU labels + `link`).
+    NvLink,
+    /// One process on one GPU (GPU labels + `pid`, `process`, container/pod labels).
+    Process,
+    /// The whole host.
+    Host,
+    /// One CPU core (`cpu`).
+    Cpu,
+    /// One network interface (`interface`, `kind`).
+    Nic,
+    /// One block device (`device`).
+    Disk,
+}
+
+/// What a signal is about: dashboards build one row per group and the TUI one panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// Whether the GPU answers and how it is set up (MIG, persistence mode).
+    State,
+    /// NVML's coarse utilization: kernels, memory copies, video engines.
+    Utilization,
+    /// Profiling ratios (GPM): engine, SM, pipe and DRAM activity.
+    Profiling,
+    /// Framebuffer memory.
+    Memory,
+    /// Temperatures and fans.
+    Thermal,
+    /// Power draw, limits and energy.
+    Power,
+    /// Clocks and the reasons that hold them down.
+    Clocks,
+    /// PCIe throughput, link state and replays.
+    Pcie,
+    /// NVLink throughput, link state and errors.
+    NvLink,
+    /// ECC, page retirement, row remapping and XID errors.
+    Health,
+    /// Per-process GPU and host usage.
+    Process,
+    /// Host CPU utilization and load.
+    HostCpu,
+    /// Host memory.
+    HostMemory,
+    /// Network interfaces, Ethernet and InfiniBand.
+    Network,
+    /// Block devices.
+    Disk,
+}
+
+impl Group {
+    /// Every group, in the order dashboards lay them out.
+    pub const ALL: &[Group] = &[
+        Group::State,
+        Group::Utilization,
+        Group::Profiling,
+        Group::Memory,
+        Group::Thermal,
+        Group::Power,
+        Group::Clocks,
+        Group::Pcie,
+        Group::NvLink,
+        Group::Health,
+        Group::Process,
+        Group::HostCpu,
+        Group::HostMemory,
+        Group::Network,
+        Group::Disk,
+    ];
+
+    /// Snake-case name (dashboard uids, config keys).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::State => "state",
+            Group::Utilization => "utilization",
+            Group::Profiling => "profiling",
+            Group::Memory => "memory",
+            Group::Thermal => "thermal",
+            Group::Power => "power",
+            Group::Clocks => "clocks",
+            Group::Pcie => "pcie",
+            Group::NvLink => "nvlink",
+            Group::Health => "health",
+            Group::Process => "process",
+            Group::HostCpu => "host_cpu",
+            Group::HostMemory => "host_memory",
+            Group::Network => "network",
+            Group::Disk => "disk",
+        }
+    }
+
+    /// Human title (dashboard row, TUI panel).
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::State => "GPU state",
+            Group::Utilization => "Utilization",
+            Group::Profiling => "Profiling",
+            Group::Memory => "GPU memory",
+            Group::Thermal => "Thermal",
+            Group::Power => "Power",
+            Group::Clocks => "Clocks",
+            Group::Pcie => "PCIe",
+            Group::NvLink => "NVLink",
+            Group::Health => "Health and errors",
+            Group::Process => "Processes",
+            Group::HostCpu => "Host CPU",
+            Group::HostMemory => "Host memory",
+            Group::Network => "Network",
+            Group::Disk => "Disk",
+        }
+    }
+}
+
+/// The dcgm-exporter name a signal is also served under in compatibility mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DcgmAlias {
+    /// dcgm-exporter field name, e.g. `DCGM_FI_DEV_GPU_UTIL`.
+    pub name: &'static str,
+    /// Kind as dcgm-exporter declares it (its counters carry no `_total`).
+    pub kind: MetricKind,
+    /// Multiply the base-unit value by this to get dcgm-exporter's unit (100 for %, 1e-6 for MHz).
+    pub scale: f64,
+}
+
+/// Reads a signal from a snapshot part and writes a decoded value back. The variant decides the
+/// row's [`Scope`]; the walk (`series.rs`) turns it into series and back.
+#[derive(Clone, Copy)]
+pub enum Accessor {
+    /// A GPU value.
+    Gpu(fn(&GpuSample) -> Option<f64>, fn(&mut GpuSample, f64)),
+    /// A GPU value split by one extra label (clock event reason, XID code).
+    GpuLabelled {
+        /// The label's name (`reason`, `xid`).
+        label: &'static str,
+        /// The GPU's `n`-th (label value, value), `None` past the last: an index rather than a
+        /// list, so that the walk allocates nothing.
+        get: for<'a> fn(&'a GpuSample, usize) -> Option<(LabelValue<'a>, f64)>,
+        /// Writes the value of one label value.
+        set: fn(&mut GpuSample, LabelValue<'_>, f64),
+    },
+    /// A per-link NVLink value.
+    NvLink(fn(&NvLinkSample) -> Option<f64>, fn(&mut NvLinkSample, f64)),
+    /// A per-process value.
+    Process(fn(&ProcessSample) -> Option<f64>, fn(&mut ProcessSample, f64)),
+    /// A whole-host value.
+    Host(fn(&HostSample) -> Option<f64>, fn(&mut HostSample, f64)),
+    /// A per-core value.
+    Cpu(fn(&CpuSample) -> Option<f64>, fn(&mut CpuSample, f64)),
+    /// A per-interface value.
+    Nic(fn(&NicSample) -> Option<f64>, fn(&mut NicSample, f64)),
+    /// A per-device value.
+    Disk(fn(&DiskSample) -> Option<f64>, fn(&mut DiskSample, f64)),
+}
+
+impl Accessor {
+    /// What one series describes.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Accessor::Gpu(..) | Accessor::GpuLabelled { .. } => Scope::Gpu,
+            Accessor::NvLink(..) => Scope::NvLink,
+            Accessor::Process(..) => Scope::Process,
+            Accessor::Host(..) => Scope::Host,
+            Accessor::Cpu(..) => Scope::Cpu,
+            Accessor::Nic(..) => Scope::Nic,
+            Accessor::Disk(..) => Scope::Disk,
+        }
+    }
+
+    /// The extra label of a labelled signal (`reason`, `xid`).
+    pub fn label(&self) -> Option<&'static str> {
+        match self {
+            Accessor::GpuLabelled { label, .. } => Some(label),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Accessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Accessor::GpuLabelled { label, .. } => write!(f, "GpuLabelled({label})"),
+            other => write!(f, "{:?}", other.scope()),
+        }
+    }
+}
+
+/// One signal, declared once.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// Prometheus name (native mode).
+    pub prometheus: &'static str,
+    /// OTLP metric name (semantic convention where one exists, else `gpuscope.*`).
+    pub otlp: &'static str,
+    /// Fixed OTLP attributes that distinguish this signal from others sharing the OTLP name.
+    pub otlp_attributes: &'static [(&'static str, &'static str)],
+    /// Base unit.
+    pub unit: Unit,
+    /// Gauge, up-down counter or counter.
+    pub kind: MetricKind,
+    /// What the signal is about (dashboard row, TUI panel).
+    pub group: Group,
+    /// One-line help text.
+    pub help: &'static str,
+    /// dcgm-exporter name in compatibility mode.
+    pub dcgm: Option<DcgmAlias>,
+    /// The GPU's identity (serial, PCI bus id, compute capability) rides on this row's OTLP
+    /// points: the one row every GPU always has, lost or not.
+    pub carries_gpu_identity: bool,
+    /// How to read and write the value.
+    pub accessor: Accessor,
+}
+
+impl MetricDef {
+    /// What one series describes (from the accessor).
+    pub fn scope(&self) -> Scope {
+        self.accessor.scope()
+    }
+
+    /// The extra label of a labelled signal (`reason`, `xid`).
+    pub fn label(&self) -> Option<&'static str> {
+        self.accessor.label()
+    }
+
+    /// The row with this Prometheus name.
+    pub fn by_prometheus(name: &str) -> Option<&'static MetricDef> {
+        CATALOGUE.iter().find(|m| m.prometheus == name)
+    }
+
+    /// The row with this OTLP name whose fixed attributes all appear in `attrs`.
+    pub fn by_otlp<'a>(name: &str, attr: impl FnMut(&str) -> Option<&'a str>) -> Option<&'static MetricDef> {
+        Self::otlp_candidates(name).and_then(|c| Self::pick(c, attr))
+    }
+
+    /// The rows sharing this OTLP name (decoders look this up once per metric, then [`Self::pick`]
+    /// per data point).
+    pub fn otlp_candidates(name: &str) -> Option<&'static [&'static MetricDef]> {
+        static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, Vec<&'static MetricDef>>> =
+            std::sync::OnceLock::new();
+        let map = BY_NAME.get_or_init(|| {
+            let mut m: std::collections::HashMap<&'static str, Vec<&'static MetricDef>> =
+                std::collections::HashMap::new();
+            for d in CATALOGUE {
+                m.entry(d.otlp).or_default().push(d);
+            }
+            m
+        });
+        map.get(name).map(Vec::as_slice)
+    }
+
+    /// The candidate whose fixed attributes all appear in `attrs`.
+    pub fn pick<'a>(
+        candidates: &[&'static MetricDef],
+        mut attr: impl FnMut(&str) -> Option<&'a str>,
+    ) -> Option<&'static MetricDef> {
+        candidates.iter().copied().find(|m| m.otlp_attributes.iter().all(|(k, v)| attr(k) == Some(*v)))
+    }
+}
+
+/// Conversion between a model field's type and the catalogue's `f64` values.
+pub trait MetricValue: Sized {
+    /// The value as a float.
+    fn to_f64(&self) -> f64;
+    /// The value from a float (rounded for integers, `> 0.5` for booleans).
+    fn from_f64(v: f64) -> Self;
+}
+
+impl MetricValue for f64 {
+    fn to_f64(&self) -> f64 {
+        *self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+impl MetricValue for u64 {
+    fn to_f64(&self) -> f64 {
+        *self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v.round().max(0.0) as u64
+    }
+}
+impl MetricValue for u32 {
+    fn to_f64(&self) -> f64 {
+        f64::from(*self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v.round().clamp(0.0, f64::from(u32::MAX)) as u32
+    }
+}
+impl MetricValue for bool {
+    fn to_f64(&self) -> f64 {
+        if *self { 1.0 } else { 0.0 }
+    }
+    fn from_f64(v: f64) -> Self {
+        v > 0.5
+    }
+}
+
+/// OTLP attribute keys, shared by the encoder (agent) and the decoder (collector).
+pub mod otlp_keys {
+    /// GPU UUID (semantic convention `hw.id`).
+    pub const HW_ID: &str = "hw.id";
+    /// `gpu` for GPU series.
+    pub const HW_TYPE: &str = "hw.type";
+    /// GPU product name.
+    pub const HW_MODEL: &str = "hw.model";
+    /// GPU vendor.
+    pub const HW_VENDOR: &str = "hw.vendor";
+    /// NVML index of the GPU.
+    pub const GPU_INDEX: &str = "gpuscope.gpu.index";
+    /// Compute capability (on `gpuscope.gpu.up` points).
+    pub const GPU_CC: &str = "gpuscope.gpu.compute_capability";
+    /// Board serial (on `gpuscope.gpu.up` points).
+    pub const GPU_SERIAL: &str = "gpuscope.gpu.serial";
+    /// PCI bus id (on `gpuscope.gpu.up` points).
+    pub const GPU_PCI: &str = "gpuscope.gpu.pci_bus_id";
+    /// Process id.
+    pub const PID: &str = "process.pid";
+    /// Process name.
+    pub const PROCESS: &str = "process.executable.name";
+    /// Process owner.
+    pub const OWNER: &str = "process.owner";
+    /// Container id.
+    pub const CONTAINER: &str = "container.id";
+    /// Kubernetes pod name.
+    pub const POD: &str = "k8s.pod.name";
+    /// Kubernetes namespace.
+    pub const NAMESPACE: &str = "k8s.namespace.name";
+    /// Kubernetes pod UID.
+    pub const POD_UID: &str = "k8s.pod.uid";
+    /// CPU core.
+    pub const CPU: &str = "cpu.logical_number";
+    /// Network interface.
+    pub const INTERFACE: &str = "network.interface.name";
+    /// Ethernet or InfiniBand.
+    pub const NIC_KIND: &str = "gpuscope.network.kind";
+    /// Block device.
+    pub const DEVICE: &str = "system.device";
+    /// Host name (resource).
+    pub const HOST_NAME: &str = "host.name";
+    /// Machine id (resource).
+    pub const HOST_ID: &str = "host.id";
+    /// Job label (resource).
+    pub const JOB: &str = "gpuscope.job";
+    /// Node labels are resource attributes with this prefix.
+    pub const LABEL_PREFIX: &str = "gpuscope.label.";
+    /// NVIDIA driver version (resource).
+    pub const DRIVER: &str = "gpuscope.driver.version";
+
+    /// The OTLP attribute that carries a labelled signal's extra label.
+    pub fn for_label(label: &str) -> &'static str {
+        match label {
+            "reason" => "gpuscope.clock_event.reason",
+            "xid" => "gpuscope.xid.code",
+            "link" => "gpuscope.nvlink.link",
+            "cpu" => CPU,
+            _ => "gpuscope.label",
+        }
+    }
+}
+
+/// NVML clock event (throttle) reason bits and their label values.
+pub const CLOCK_EVENT_REASONS: &[(u64, &str)] = &[
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn scope_and_label_come_from_the_accessor() {
+        let m = |name| MetricDef::by_prometheus(name).expect(name);
+        assert_eq!(m("gpuscope_gpu_power_watts").scope(), Scope::Gpu);
+        assert_eq!(m("gpuscope_gpu_power_watts").label(), None);
+        assert_eq!(m("gpuscope_gpu_clock_event_active").scope(), Scope::Gpu);
+        assert_eq!(m("gpuscope_gpu_clock_event_active").label(), Some("reason"));
+        assert_eq!(m("gpuscope_gpu_xid_errors_total").label(), Some("xid"));
+        assert_eq!(m("gpuscope_gpu_nvlink_up").scope(), Scope::NvLink);
+        assert_eq!(m("gpuscope_process_cpu_seconds_total").scope(), Scope::Process);
+        assert_eq!(m("gpuscope_host_load1").scope(), Scope::Host);
+        assert_eq!(m("gpuscope_host_cpu_core_busy_ratio").scope(), Scope::Cpu);
+        assert_eq!(m("gpuscope_host_network_receive_bytes_total").scope(), Scope::Nic);
+        assert_eq!(m("gpuscope_host_disk_busy_ratio").scope(), Scope::Disk);
+        assert_eq!(format!("{:?}", m("gpuscope_gpu_xid_errors_total").accessor), "GpuLabelled(xid)");
+    }
+
+    #[test]
+    fn only_labelled_rows_carry_a_label_key_otlp_knows() {
+        for m in CATALOGUE {
+            if let Some(label) = m.label() {
+                assert_ne!(otlp_keys::for_label(label), "gpuscope.label", "{}: no OTLP key for {label}", m.prometheus);
+            }
+        }
+    }
+
+    #[test]
+    fn groups_have_names_and_titles() {
+        let names: HashSet<_> = Group::ALL.iter().map(|g| g.as_str()).collect();
+        assert_eq!(names.len(), Group::ALL.len(), "group names are unique");
+        for g in Group::ALL {
+            let n = g.as_str();
+            assert!(!n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{n}");
+            let t = g.title();
+            assert!(!t.is_empty() && t.starts_with(|c: char| c.is_ascii_uppercase()) && !t.ends_with('.'), "{t}");
+        }
+    }
+
+    #[test]
+    fn lookups_by_name() {
+        let m = MetricDef::by_otlp("hw.gpu.utilization", |k| (k == "hw.gpu.task").then_some("encoder"));
+        assert_eq!(m.map(|m| m.prometheus), Some("gpuscope_gpu_encoder_utilization_ratio"));
+        assert!(MetricDef::by_prometheus("gpuscope_gpu_power_watts").is_some());
+    }
+}
