@@ -82,8 +82,8 @@ pub struct Running {
     pub http: SocketAddr,
     /// Where the API listens.
     pub api: SocketAddr,
-    /// The state (read it through the API or [`Running::subscribe`]; this field is kept for
-    /// callers that still lock it).
+    /// The state, for in-process inspection (tests); everything else reads it through the API or
+    /// [`Running::subscribe`], so the analysis loop stays its only writer.
     pub state: Arc<Mutex<State>>,
     events: broadcast::Sender<FindingEvent>,
 }

@@ -1,55 +1,50 @@
-//! `GET /metrics`: open findings and the collector's own health, in Prometheus text format.
+//! `GET /metrics`: open findings and the collector's own health, in Prometheus text format
+//! (through the shared writer in `gpuscope_core::exposition`).
 
 use crate::ingest::{Counters, Refusal, Transport};
 use crate::state::State;
-
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
+use gpuscope_core::exposition::{Format, Kind, Writer};
 
 /// The exposition at `now_ms` (which decides which nodes count as stale).
 pub fn render(st: &State, counters: &Counters, now_ms: u64) -> String {
-    let mut out = String::from(
-        "# HELP gpuscope_finding_active 1 while a finding is open.\n# TYPE gpuscope_finding_active gauge\n",
-    );
+    let mut out = String::new();
+    let mut w = Writer::new(&mut out, Format::Text);
+    w.header("gpuscope_finding_active", Kind::Gauge, "1 while a finding is open.");
     for r in st.active() {
         let f = &r.finding;
         let gpus: Vec<String> = f.scope.gpus.iter().map(u32::to_string).collect();
-        out.push_str(&format!(
-            "gpuscope_finding_active{{rule=\"{}\",severity=\"{}\",node=\"{}\",gpu=\"{}\",job=\"{}\"}} 1\n",
-            esc(&f.rule),
-            f.severity.as_str(),
-            esc(f.scope.node.as_deref().unwrap_or("")),
-            gpus.join(","),
-            esc(f.scope.job.as_deref().unwrap_or(""))
-        ));
+        let gpus = gpus.join(",");
+        w.series("gpuscope_finding_active")
+            .label("rule", f.rule.as_str())
+            .label("severity", f.severity.as_str())
+            .label("node", f.scope.node.as_deref().unwrap_or(""))
+            .label("gpu", gpus.as_str())
+            .label("job", f.scope.job.as_deref().unwrap_or(""))
+            .value(1.0);
     }
-    out.push_str("# HELP gpuscope_collector_nodes Nodes known, by liveness.\n# TYPE gpuscope_collector_nodes gauge\n");
+    w.header("gpuscope_collector_nodes", Kind::Gauge, "Nodes known, by liveness.");
     let stale = st.nodes.values().filter(|v| st.is_stale(v, now_ms)).count();
-    out.push_str(&format!("gpuscope_collector_nodes{{state=\"reporting\"}} {}\n", st.nodes.len() - stale));
-    out.push_str(&format!("gpuscope_collector_nodes{{state=\"stale\"}} {stale}\n"));
-    out.push_str("# HELP gpuscope_collector_requests_total OTLP requests accepted, by transport.\n# TYPE gpuscope_collector_requests_total counter\n");
+    w.sample("gpuscope_collector_nodes", &[("state", "reporting".into())], (st.nodes.len() - stale) as f64);
+    w.sample("gpuscope_collector_nodes", &[("state", "stale".into())], stale as f64);
+    w.header("gpuscope_collector_requests_total", Kind::Counter, "OTLP requests accepted, by transport.");
     // A label appears once it has counted something, as it did when these were sorted maps.
     for t in Transport::ALL {
         let v = counters.requests(t);
         if v > 0 {
-            out.push_str(&format!("gpuscope_collector_requests_total{{transport=\"{}\"}} {v}\n", t.label()));
+            w.sample("gpuscope_collector_requests_total", &[("transport", t.label().into())], v as f64);
         }
     }
-    out.push_str("# HELP gpuscope_collector_refused_total OTLP requests refused, by reason.\n# TYPE gpuscope_collector_refused_total counter\n");
+    w.header("gpuscope_collector_refused_total", Kind::Counter, "OTLP requests refused, by reason.");
     for r in Refusal::ALL {
         let v = counters.refusals(r);
         if v > 0 {
-            out.push_str(&format!("gpuscope_collector_refused_total{{reason=\"{}\"}} {v}\n", r.label()));
+            w.sample("gpuscope_collector_refused_total", &[("reason", r.label().into())], v as f64);
         }
     }
-    out.push_str(&format!(
-        "# HELP gpuscope_collector_snapshots_total Node snapshots ingested.\n# TYPE gpuscope_collector_snapshots_total counter\ngpuscope_collector_snapshots_total {}\n",
-        counters.snapshots()
-    ));
-    out.push_str(&format!(
-        "# HELP gpuscope_collector_rejected_points_total Data points that could not be used.\n# TYPE gpuscope_collector_rejected_points_total counter\ngpuscope_collector_rejected_points_total {}\n",
-        counters.points_rejected()
-    ));
+    w.header("gpuscope_collector_snapshots_total", Kind::Counter, "Node snapshots ingested.");
+    w.sample("gpuscope_collector_snapshots_total", &[], counters.snapshots() as f64);
+    w.header("gpuscope_collector_rejected_points_total", Kind::Counter, "Data points that could not be used.");
+    w.sample("gpuscope_collector_rejected_points_total", &[], counters.points_rejected() as f64);
+    w.finish();
     out
 }
