@@ -88,6 +88,8 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
     }
     // Host: memory, NICs with their kinds and speeds, NVMe devices, per-core CPU.
     assert_eq!(m.one("gpuscope_host_memory_total_bytes", &[]), 2048.0 * 1024.0 * 1024.0 * 1024.0);
+    // The simulated host booted an hour before scenario second 0.
+    assert_eq!(m.one("gpuscope_host_uptime_seconds", &[]), gpuscope_sim::procfs::UPTIME_AT_START_S + t);
     assert_eq!(
         m.one("gpuscope_host_network_speed_bytes_per_second", &[("interface", "mlx5_3/1"), ("kind", "infiniband")]),
         50e9

@@ -293,6 +293,9 @@ pub struct HostSample {
     pub cpu_steal_ratio: Option<f64>,
     /// One-minute load average.
     pub load1: Option<f64>,
+    /// Time since the host booted (`/proc/uptime`).
+    #[serde(default)]
+    pub uptime_seconds: Option<f64>,
     /// Total memory.
     pub memory_total_bytes: Option<u64>,
     /// Memory available for new work.

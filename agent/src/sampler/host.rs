@@ -36,7 +36,13 @@ fn fractions(prev: Ticks, now: Ticks) -> Option<(f64, f64, f64)> {
     Some((f(prev.0, now.0), f(prev.1, now.1), f(prev.2, now.2)))
 }
 
-/// CPU busy / iowait / steal per core and in total (`/proc/stat`), and the load (`/proc/loadavg`).
+/// Seconds since boot: the first field of `/proc/uptime` ("SECONDS IDLE_SECONDS").
+fn parse_uptime(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// CPU busy / iowait / steal per core and in total (`/proc/stat`), the load (`/proc/loadavg`)
+/// and the uptime (`/proc/uptime`).
 pub struct CpuSampler {
     root: PathBuf,
     prev: Option<(Ticks, Vec<Ticks>)>,
@@ -88,6 +94,9 @@ impl Sampler for CpuSampler {
         let lpath = self.root.join("loadavg");
         let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| parse_err(&lpath, e))?;
         host(snap).load1 = Some(f64::from(load.one));
+        let upath = self.root.join("uptime");
+        host(snap).uptime_seconds =
+            Some(parse_uptime(&read(&upath)?).ok_or_else(|| parse_err(&upath, "not \"SECONDS IDLE\""))?);
         Ok(())
     }
 }
@@ -316,6 +325,16 @@ impl Sampler for StorageSampler {
 
 #[cfg(test)]
 mod tests {
+    use super::parse_uptime;
+
+    #[test]
+    fn uptime_is_the_first_field() {
+        assert_eq!(parse_uptime("350735.47 234388.90\n"), Some(350735.47));
+        assert_eq!(parse_uptime(""), None);
+        assert_eq!(parse_uptime("-1 0"), None);
+        assert_eq!(parse_uptime("soon 0"), None);
+    }
+
     use super::is_nvme_namespace;
 
     #[test]

@@ -781,6 +781,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::HostCpu)
     },
     MetricDef {
+        prometheus: "gpuscope_host_uptime_seconds",
+        otlp: "system.uptime",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Time since the host booted.",
+        accessor: field!(Host, uptime_seconds),
+        ..base(Group::HostCpu)
+    },
+    MetricDef {
         prometheus: "gpuscope_host_memory_total_bytes",
         otlp: "system.memory.limit",
         unit: Bytes,
