@@ -29,6 +29,9 @@ pub struct CollectorLayer {
     /// Batches waiting for analysis before pushes are answered "busy" (503) [default: 1024].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_QUEUE_BATCHES", value_name = "BATCHES")]
     pub queue_batches: Option<usize>,
+    /// Closed findings kept in memory; older ones are read back from the store [default: 10000].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_CLOSED_FINDINGS_KEPT", value_name = "FINDINGS")]
+    pub closed_findings_kept: Option<usize>,
     /// Flag a node that has not reported for this many seconds [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STALE_AFTER_S", value_name = "SECONDS")]
     pub stale_after_s: Option<f64>,
@@ -84,6 +87,8 @@ pub struct CollectorSettings {
     pub max_body_bytes: usize,
     /// Batches queued before answering "busy".
     pub queue_batches: usize,
+    /// Closed findings kept in memory.
+    pub closed_findings_kept: usize,
     /// A node silent this long is stale.
     #[serde(rename = "stale_after_s", serialize_with = "super::as_secs")]
     pub stale_after: Duration,
@@ -117,6 +122,7 @@ impl Default for CollectorSettings {
             api: c.api,
             max_body_bytes: c.max_body,
             queue_batches: c.queue,
+            closed_findings_kept: c.closed_findings_kept,
             stale_after: Duration::from_millis(c.stale_after_ms),
             store: c.store,
             token: c.token,
@@ -171,6 +177,7 @@ impl CollectorSettings {
             api: l.get("api", |s| &s.api, d.api),
             max_body_bytes: l.get("max_body_bytes", |s| &s.max_body_bytes, d.max_body_bytes),
             queue_batches: l.get("queue_batches", |s| &s.queue_batches, d.queue_batches),
+            closed_findings_kept: l.get("closed_findings_kept", |s| &s.closed_findings_kept, d.closed_findings_kept),
             stale_after: Duration::try_from_secs_f64(stale_after_s).unwrap_or_default(),
             store: l.get("store", |s| &s.store, Blankable(d.store)).0,
             token: l.get("token", |s| &s.token, Blankable(d.token)).0,
@@ -215,6 +222,7 @@ impl CollectorSettings {
             api: self.api,
             max_body: self.max_body_bytes,
             queue: self.queue_batches,
+            closed_findings_kept: self.closed_findings_kept,
             stale_after_ms: u64::try_from(self.stale_after.as_millis()).unwrap_or(u64::MAX),
             analysis: self.analysis.clone(),
             store: self.store.clone(),
@@ -263,6 +271,14 @@ mod tests {
             ..CollectorSettings::default()
         };
         assert_eq!(resolve(&cfg.to_toml().unwrap(), &[]).unwrap(), cfg);
+    }
+
+    #[test]
+    fn the_closed_findings_bound_reaches_the_collector_from_the_file_and_the_flag() {
+        let from_file = resolve("closed_findings_kept = 500\n", &[]).unwrap();
+        assert_eq!(from_file.collector_config().closed_findings_kept, 500);
+        let from_flag = resolve("closed_findings_kept = 500\n", &["--closed-findings-kept", "20"]).unwrap();
+        assert_eq!(from_flag.collector_config().closed_findings_kept, 20);
     }
 
     #[test]
