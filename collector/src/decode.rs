@@ -190,7 +190,10 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
                     continue;
                 };
                 let snap = by_time.entry(p.time_unix_nano).or_default();
-                let placed = identity(def, &p.attributes, snap, &mut scratch).is_some_and(|id| def.set(snap, &id, v));
+                let placed = match identity(def, &p.attributes, snap, &mut scratch) {
+                    Some(id) => def.set(snap, &id, v),
+                    None => false,
+                };
                 if !placed {
                     reject(&mut out, 1, format!("{}: missing identifying attributes", m.name));
                 }

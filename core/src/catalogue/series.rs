@@ -54,6 +54,7 @@ impl<'a> GpuId<'a> {
 
     /// This GPU in `gpus`, appended when absent, with the descriptions the identity carries
     /// brought up to date (compared first: a point repeats what the snapshot already holds).
+    #[inline]
     fn find_or_insert<'s>(&self, gpus: &'s mut Vec<GpuSample>) -> &'s mut GpuSample {
         let index = self.index;
         let g =
@@ -79,7 +80,7 @@ pub struct ProcessId<'a> {
     pub gpu_uuid: Cow<'a, str>,
     /// The GPU as the snapshot describes it, when it holds one with this index (walking only:
     /// encoders label a process with its GPU's model).
-    pub gpu: Option<GpuId<'a>>,
+    pub gpu: Option<&'a GpuSample>,
     /// Process name.
     pub name: Cow<'a, str>,
     /// Owner.
@@ -102,7 +103,7 @@ impl<'a> ProcessId<'a> {
             pid: p.pid,
             gpu_index: p.gpu_index,
             gpu_uuid: Cow::Borrowed(&p.gpu_uuid),
-            gpu: gpu.map(GpuId::of),
+            gpu,
             name: Cow::Borrowed(&p.name),
             user: text(&p.user),
             container: text(&p.container),
@@ -259,7 +260,12 @@ impl MetricDef {
                 let link = *link;
                 let links = &mut gpu.find_or_insert(&mut snap.gpus).nvlinks;
                 set(
-                    find_or_insert(links, 0, |l| l.link == link, || NvLinkSample { link, ..NvLinkSample::default() }),
+                    find_or_insert(
+                        links,
+                        link as usize,
+                        |l| l.link == link,
+                        || NvLinkSample { link, ..NvLinkSample::default() },
+                    ),
                     value,
                 );
             }
@@ -412,6 +418,7 @@ fn find<T>(v: &[T], hint: usize, is: impl Fn(&T) -> bool) -> Option<&T> {
 }
 
 /// The element `is` picks, appended from `new` when absent; `hint` as in [`find`].
+#[inline]
 fn find_or_insert<T>(v: &mut Vec<T>, hint: usize, is: impl Fn(&T) -> bool, new: impl FnOnce() -> T) -> &mut T {
     let pos = match v.get(hint).filter(|x| is(x)).map(|_| hint).or_else(|| v.iter().position(&is)) {
         Some(p) => p,
@@ -424,6 +431,7 @@ fn find_or_insert<T>(v: &mut Vec<T>, hint: usize, is: impl Fn(&T) -> bool, new: 
 }
 
 /// Copies `v` into `field` when it differs (no allocation when it is the same).
+#[inline]
 fn refresh(field: &mut String, v: &Option<Cow<'_, str>>) {
     if let Some(v) = v
         && field != v
@@ -433,6 +441,7 @@ fn refresh(field: &mut String, v: &Option<Cow<'_, str>>) {
 }
 
 /// [`refresh`] for a description that may be unknown.
+#[inline]
 fn refresh_option(field: &mut Option<String>, v: &Option<Cow<'_, str>>) {
     if let Some(v) = v
         && field.as_deref() != Some(v)

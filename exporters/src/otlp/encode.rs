@@ -66,7 +66,7 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
         }
         Owner::Process(p) => {
             match &p.gpu {
-                Some(g) => gpu_attrs(&mut a, g),
+                Some(g) => gpu_attrs(&mut a, &GpuId::of(g)),
                 None => {
                     a.extend([s(k::HW_ID, &*p.gpu_uuid), s(k::HW_TYPE, "gpu"), i(k::GPU_INDEX, i64::from(p.gpu_index))])
                 }

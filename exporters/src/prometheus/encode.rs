@@ -36,7 +36,7 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
         Owner::Process(p) => {
             line = line.label("gpu", p.gpu_index).label("uuid", &*p.gpu_uuid);
             if let Some(g) = &p.gpu {
-                line = line.label("model", g.model.as_deref().unwrap_or_default());
+                line = line.label("model", g.model.as_str());
             }
             line = line.label("pid", p.pid).label("process", &*p.name);
             for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)]
