@@ -57,7 +57,9 @@ impl Analysis {
             };
             if let Some(w) = &mut self.writer {
                 for write in writes {
-                    w.submit(write);
+                    if !w.submit(write) {
+                        self.counters.store_write_dropped();
+                    }
                 }
             }
         }

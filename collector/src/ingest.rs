@@ -85,6 +85,7 @@ pub struct Counters {
     refused: [AtomicU64; Refusal::ALL.len()],
     points_rejected: AtomicU64,
     snapshots: AtomicU64,
+    store_writes_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -121,6 +122,16 @@ impl Counters {
     /// Snapshots ingested.
     pub fn snapshots(&self) -> u64 {
         self.snapshots.load(Relaxed)
+    }
+
+    /// Counts a findings-store write dropped because the store's writer could not keep up.
+    pub fn store_write_dropped(&self) {
+        self.store_writes_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Findings-store writes dropped.
+    pub fn store_writes_dropped(&self) -> u64 {
+        self.store_writes_dropped.load(Relaxed)
     }
 }
 

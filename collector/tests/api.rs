@@ -160,4 +160,6 @@ fn typed_answers_change_stream_and_findings_evicted_to_the_store() {
     assert!(metrics.contains("gpuscope_collector_requests_total{transport=\"http\"} 7\n"), "{metrics}");
     assert!(metrics.contains("gpuscope_collector_snapshots_total 7\n"), "{metrics}");
     assert!(metrics.contains("gpuscope_collector_nodes{state=\"reporting\"} 1\n"), "{metrics}");
+    // With a store, its dropped writes are counted (none: the writer kept up with 7 pushes).
+    assert!(metrics.contains("gpuscope_collector_store_writes_dropped_total 0\n"), "{metrics}");
 }

@@ -5,8 +5,9 @@ use crate::ingest::{Counters, Refusal, Transport};
 use crate::state::State;
 use gpuscope_core::exposition::{Format, Kind, Writer};
 
-/// The exposition at `now_ms` (which decides which nodes count as stale).
-pub fn render(st: &State, counters: &Counters, now_ms: u64) -> String {
+/// The exposition at `now_ms` (which decides which nodes count as stale); `stored` when a
+/// findings store is configured (without one there are no store writes to count).
+pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> String {
     let mut out = String::new();
     let mut w = Writer::new(&mut out, Format::Text);
     w.header("gpuscope_finding_active", Kind::Gauge, "1 while a finding is open.");
@@ -45,6 +46,14 @@ pub fn render(st: &State, counters: &Counters, now_ms: u64) -> String {
     w.sample("gpuscope_collector_snapshots_total", &[], counters.snapshots() as f64);
     w.header("gpuscope_collector_rejected_points_total", Kind::Counter, "Data points that could not be used.");
     w.sample("gpuscope_collector_rejected_points_total", &[], counters.points_rejected() as f64);
+    if stored {
+        w.header(
+            "gpuscope_collector_store_writes_dropped_total",
+            Kind::Counter,
+            "Findings-store writes dropped because the store could not keep up (its history misses them).",
+        );
+        w.sample("gpuscope_collector_store_writes_dropped_total", &[], counters.store_writes_dropped() as f64);
+    }
     w.finish();
     out
 }

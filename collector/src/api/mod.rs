@@ -73,7 +73,7 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Resp {
             }
         }
         "/api/v1/jobs" => json(StatusCode::OK, &jobs(&api.state())),
-        "/metrics" => text(StatusCode::OK, metrics::render(&api.state(), &api.counters, now)),
+        "/metrics" => text(StatusCode::OK, metrics::render(&api.state(), &api.counters, api.store.is_some(), now)),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
