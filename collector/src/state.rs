@@ -381,20 +381,11 @@ mod tests {
     fn a_restored_finding_continues_when_seen_again_and_closes_after_the_grace_when_not() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).unwrap();
-        let open = |g| FindingRecord {
-            finding: gpuscope_core::Finding {
-                rule: "gpu-lost".into(),
-                severity: gpuscope_core::Severity::Critical,
-                scope: gpuscope_core::FindingScope { node: Some("n0".into()), gpus: vec![g], job: Some("j".into()) },
-                since_ms: 1,
-                summary: String::new(),
-                evidence: vec![],
-                recommendation: String::new(),
-                docs: None,
-                action: None,
-            },
-            opened_ms: 1,
-            closed_ms: None,
+        let open = |g| {
+            let mut finding = crate::history::tests::finding("gpu-lost", "n0", g);
+            finding.severity = gpuscope_core::Severity::Critical;
+            finding.scope.job = Some("j".into());
+            FindingRecord { finding, opened_ms: 1, closed_ms: None }
         };
         store.insert(&open(0)).unwrap();
         store.insert(&open(1)).unwrap();

@@ -319,17 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let s = Store::open(&dir.path().join("c.db")).expect("open");
         let rec = |rule: &str, node: &str, closed_ms: Option<u64>| FindingRecord {
-            finding: Finding {
-                rule: rule.into(),
-                severity: Severity::Warning,
-                scope: FindingScope { node: Some(node.into()), gpus: vec![0], job: None },
-                since_ms: 1,
-                summary: String::new(),
-                evidence: vec![],
-                recommendation: String::new(),
-                docs: None,
-                action: None,
-            },
+            finding: crate::history::tests::finding(rule, node, 0),
             opened_ms: 1,
             closed_ms,
         };
