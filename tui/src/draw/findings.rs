@@ -1,0 +1,169 @@
+//! Findings: severity, evidence (observed against threshold) and the advice, newest first; the
+//! ones already closed at the time shown stay listed with how long they lasted.
+
+use super::format::{clock, duration_ms};
+use crate::state::App;
+use gpuscope_core::Severity;
+use gpuscope_core::api::FindingRecord;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+fn severity_style(app: &App, s: Severity) -> Style {
+    match s {
+        Severity::Critical => app.theme.crit,
+        Severity::Warning => app.theme.warn,
+        Severity::Info => app.theme.accent,
+    }
+}
+
+fn scope(r: &FindingRecord) -> String {
+    let s = &r.finding.scope;
+    let mut parts = Vec::new();
+    if !s.gpus.is_empty() {
+        let g: Vec<String> = s.gpus.iter().map(u32::to_string).collect();
+        parts.push(format!("GPU {}", g.join(",")));
+    }
+    if let Some(j) = &s.job {
+        parts.push(format!("job {j}"));
+    }
+    if parts.is_empty() {
+        parts.push("node".into());
+    }
+    parts.join(" ")
+}
+
+/// "open 3m05s" or "closed, lasted 1m10s", as of the time shown.
+fn lifetime(app: &App, r: &FindingRecord) -> String {
+    let now = app.shown_ms().unwrap_or(r.opened_ms);
+    if app.open_at(r) {
+        format!("open {}", duration_ms(now.saturating_sub(r.opened_ms)))
+    } else {
+        let closed = r.closed_ms.unwrap_or(now);
+        format!("closed, lasted {}", duration_ms(closed.saturating_sub(r.opened_ms)))
+    }
+}
+
+fn evidence(r: &FindingRecord) -> String {
+    r.finding
+        .evidence
+        .iter()
+        .map(|e| format!("{} {} (threshold {})", e.signal, short(e.value), short(e.threshold)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn short(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
+/// The findings panel under the GPU charts: three lines per finding.
+pub fn panel(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let list = app.findings_at();
+    let mut lines = Vec::new();
+    if list.is_empty() {
+        lines.push(Line::styled("no findings: every rule's condition is clear", t.dim));
+    }
+    for (i, r) in list.iter().enumerate() {
+        let open = app.open_at(r);
+        let sel = i == app.finding_selected;
+        let f = &r.finding;
+        let head_style = if open { severity_style(app, f.severity) } else { t.dim };
+        let mut head = vec![
+            Span::styled(if sel { "▶ " } else { "  " }, t.marked),
+            Span::styled(format!("{:<8} ", f.severity.as_str().to_uppercase()), head_style),
+            Span::styled(format!("{:<22} ", f.rule), if sel { t.selected } else { head_style }),
+            Span::styled(format!("{:<10} {:<22} ", scope(r), lifetime(app, r)), t.dim),
+        ];
+        head.push(Span::styled(f.summary.clone(), if open { t.text } else { t.dim }));
+        lines.push(Line::from(head));
+        if open {
+            lines.push(Line::from(vec![Span::styled("    evidence: ", t.dim), Span::styled(evidence(r), t.text)]));
+            lines.push(Line::from(vec![Span::styled("    advice: ", t.dim), Span::styled(f.recommendation.clone(), t.ok)]));
+        }
+    }
+    // Keep the selected finding on screen when the list is longer than the panel.
+    let inner_h = usize::from(area.height.saturating_sub(2));
+    let sel_line: usize = list.iter().take(app.finding_selected).map(|r| if app.open_at(r) { 3 } else { 1 }).sum();
+    let skip = (sel_line + 3).saturating_sub(inner_h);
+    let title = format!(" Findings ({} open, {} closed) ", list.iter().filter(|r| app.open_at(r)).count(), list.iter().filter(|r| !app.open_at(r)).count());
+    let p = Paragraph::new(lines).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(title, t.accent)));
+    frame.render_widget(p, area);
+}
+
+/// The findings screen: the list on top, the selected finding in full below.
+pub fn draw_view(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let list = app.findings_at();
+    let list_h = (list.len() as u16 + 2).clamp(3, area.height / 2);
+    let [top, bottom] = Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+    let rows: Vec<Line> = if list.is_empty() {
+        vec![Line::styled("no findings", t.dim)]
+    } else {
+        list.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let open = app.open_at(r);
+                let style = if i == app.finding_selected {
+                    t.selected
+                } else if open {
+                    severity_style(app, r.finding.severity)
+                } else {
+                    t.dim
+                };
+                Line::styled(
+                    format!(
+                        "{:<8} {:<24} {:<12} opened {}  {:<24} {}",
+                        r.finding.severity.as_str().to_uppercase(),
+                        r.finding.rule,
+                        scope(r),
+                        clock(r.opened_ms),
+                        lifetime(app, r),
+                        r.finding.summary
+                    ),
+                    style,
+                )
+            })
+            .collect()
+    };
+    let skip = (app.finding_selected + 1).saturating_sub(usize::from(list_h.saturating_sub(2)));
+    frame.render_widget(
+        Paragraph::new(rows).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(" Findings, newest first ", t.accent))),
+        top,
+    );
+    let Some(r) = app.selected_finding() else {
+        frame.render_widget(Block::bordered(), bottom);
+        return;
+    };
+    let f = &r.finding;
+    let mut lines = vec![
+        Line::from(vec![Span::styled(format!("{} ", f.severity.as_str().to_uppercase()), severity_style(app, f.severity)), Span::styled(f.summary.clone(), t.text)]),
+        Line::from(vec![
+            Span::styled("scope ", t.dim),
+            Span::styled(scope(r), t.marked),
+            Span::styled(format!("   condition since {}   opened {}   {}", clock(f.since_ms), clock(r.opened_ms), lifetime(app, r)), t.dim),
+        ]),
+        Line::raw(""),
+        Line::styled(format!("{:<28} {:>12} {:>12}", "EVIDENCE", "OBSERVED", "THRESHOLD"), t.dim),
+    ];
+    for e in &f.evidence {
+        lines.push(Line::styled(format!("{:<28} {:>12} {:>12}", e.signal, short(e.value), short(e.threshold)), t.text));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![Span::styled("advice  ", t.dim), Span::styled(f.recommendation.clone(), t.ok)]));
+    if let Some(a) = f.action {
+        lines.push(Line::from(vec![Span::styled("action  ", t.dim), Span::styled(format!("{a:?}"), t.warn)]));
+    }
+    if let Some(d) = &f.docs {
+        lines.push(Line::from(vec![Span::styled("docs    ", t.dim), Span::styled(d.clone(), t.text)]));
+    }
+    lines.push(Line::styled("g: pause the charts and tables at the moment it opened", t.dim));
+    let title = format!(" {} ", f.rule);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title(Span::styled(title, t.accent))),
+        bottom,
+    );
+}

@@ -1,0 +1,146 @@
+//! The process screen: one row per process (its GPUs merged), sortable and filterable, and the
+//! detail of one process with its own history.
+
+use super::format::{UNKNOWN, bytes, num, pct};
+use crate::state::{App, ProcessColumn, ProcessRow, process_rows};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Sparkline};
+
+fn cell(c: ProcessColumn, r: &ProcessRow) -> String {
+    let w = usize::from(c.width());
+    let text = match c {
+        ProcessColumn::Pid => r.pid.to_string(),
+        ProcessColumn::User => r.user.clone().unwrap_or_else(|| UNKNOWN.into()),
+        ProcessColumn::Place => r.place.clone().unwrap_or_else(|| UNKNOWN.into()),
+        ProcessColumn::Gpus => r.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        ProcessColumn::Memory => bytes(r.gpu_memory_bytes),
+        ProcessColumn::Sm => pct(r.sm_ratio),
+        ProcessColumn::Cpu => num(r.cpu_cores, 100.0, 0, "%"),
+        ProcessColumn::Rss => bytes(r.rss_bytes),
+        ProcessColumn::Name => r.name.clone(),
+    };
+    let text: String = text.chars().take(w).collect();
+    match c {
+        ProcessColumn::Pid | ProcessColumn::Memory | ProcessColumn::Sm | ProcessColumn::Cpu | ProcessColumn::Rss => {
+            format!("{text:>w$}")
+        }
+        _ => format!("{text:<w$}"),
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    if let Some(pid) = app.process_detail {
+        return detail(frame, area, app, pid);
+    }
+    let t = &app.theme;
+    let Some(snap) = app.shown() else { return };
+    let rows = app.processes.apply(process_rows(snap, app.before_shown().map(|p| p.as_ref())));
+    let mut header = Vec::new();
+    for c in ProcessColumn::ALL {
+        let arrow = if c == app.processes.sort { if app.processes.descending { "▼" } else { "▲" } } else { "" };
+        let w = usize::from(c.width());
+        let title = format!("{}{arrow}", c.title());
+        let style = if c == app.processes.sort { t.accent } else { t.dim };
+        header.push(Span::styled(format!("{title:<w$} "), style));
+    }
+    let mut lines = vec![Line::from(header)];
+    let visible = usize::from(area.height.saturating_sub(3));
+    let skip = (app.processes.selected + 1).saturating_sub(visible);
+    for (i, r) in rows.iter().enumerate().skip(skip).take(visible) {
+        let text: Vec<String> = ProcessColumn::ALL.iter().map(|c| cell(*c, r)).collect();
+        let style = if i == app.processes.selected { t.selected } else { t.text };
+        lines.push(Line::styled(text.join(" "), style));
+    }
+    if rows.is_empty() {
+        lines.push(Line::styled(
+            if app.processes.filter.is_empty() { "no GPU processes" } else { "no process matches the filter" },
+            t.dim,
+        ));
+    }
+    let filter = if app.processes.editing_filter {
+        format!("  filter: {}▏", app.processes.filter)
+    } else if !app.processes.filter.is_empty() {
+        format!("  filter: {}", app.processes.filter)
+    } else {
+        String::new()
+    };
+    let title = format!(" Processes ({}){filter} ", rows.len());
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, t.accent))), area);
+}
+
+/// One process: what it is, what it holds now, and its SM share and GPU memory over the window.
+fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
+    let t = &app.theme;
+    let Some(snap) = app.shown() else { return };
+    let rows = process_rows(snap, app.before_shown().map(|p| p.as_ref()));
+    let row = rows.iter().find(|r| r.pid == pid);
+    let [info, sm_area, mem_area] =
+        Layout::vertical([Constraint::Length(6), Constraint::Min(3), Constraint::Min(3)]).areas(area);
+    let lines = match row {
+        Some(r) => vec![
+            Line::from(vec![Span::styled("name  ", t.dim), Span::styled(r.name.clone(), t.text)]),
+            Line::from(vec![
+                Span::styled("user  ", t.dim),
+                Span::styled(r.user.clone().unwrap_or_else(|| UNKNOWN.into()), t.text),
+                Span::styled("   container / pod  ", t.dim),
+                Span::styled(r.place.clone().unwrap_or_else(|| UNKNOWN.into()), t.text),
+            ]),
+            Line::from(vec![
+                Span::styled("GPUs  ", t.dim),
+                Span::styled(cell(ProcessColumn::Gpus, r).trim().to_string(), t.text),
+                Span::styled("   GPU memory ", t.dim),
+                Span::styled(bytes(r.gpu_memory_bytes), t.text),
+                Span::styled("   SM ", t.dim),
+                Span::styled(pct(r.sm_ratio), t.text),
+                Span::styled("   CPU ", t.dim),
+                Span::styled(num(r.cpu_cores, 100.0, 0, "%"), t.text),
+                Span::styled("   RSS ", t.dim),
+                Span::styled(bytes(r.rss_bytes), t.text),
+            ]),
+            Line::styled("Esc: back to the list", t.dim),
+        ],
+        None => vec![Line::styled(format!("process {pid} holds no GPU at the time shown"), t.warn)],
+    };
+    let title = format!(" Process {pid} ");
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, t.accent))), info);
+    let Some(end) = app.shown_ms() else { return };
+    let window: Vec<_> = app.history.window(end, app.window_ms()).collect();
+    let cells = usize::from(sm_area.width.saturating_sub(2)).max(1);
+    let per = window.len().div_ceil(cells).max(1);
+    let series = |f: &dyn Fn(&ProcessRow) -> Option<f64>| -> Vec<Option<u64>> {
+        window
+            .chunks(per)
+            .map(|c| {
+                let v: Vec<f64> = c
+                    .iter()
+                    .filter_map(|s| process_rows(s, None).into_iter().find(|r| r.pid == pid))
+                    .filter_map(|r| f(&r))
+                    .collect();
+                (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64).round() as u64)
+            })
+            .collect()
+    };
+    let sm = series(&|r| r.sm_ratio.map(|x| x * 100.0));
+    let mem = series(&|r| r.gpu_memory_bytes.map(|b| b as f64 / f64::from(1u32 << 20)));
+    let span = super::format::duration_ms(app.window_ms());
+    frame.render_widget(
+        Sparkline::default()
+            .data(&sm)
+            .max(100)
+            .absent_value_symbol("·")
+            .style(t.accent)
+            .block(Block::bordered().title(Span::styled(format!(" SM % over {span} "), t.accent))),
+        sm_area,
+    );
+    let peak = mem.iter().flatten().copied().max().unwrap_or(0);
+    frame.render_widget(
+        Sparkline::default()
+            .data(&mem)
+            .absent_value_symbol("·")
+            .style(t.ok)
+            .block(Block::bordered().title(Span::styled(format!(" GPU memory over {span} (peak {peak} MiB) "), t.accent))),
+        mem_area,
+    );
+}

@@ -1,0 +1,653 @@
+//! What the UI knows: the snapshot history, the findings of the session and the view settings.
+//! Nothing here draws or reads the terminal; `update` changes it, `draw` reads it.
+
+use crate::theme::Theme;
+use gpuscope_core::api::{FindingEvent, FindingRecord};
+use gpuscope_core::{NodeSnapshot, ProcessSample};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// How much history is kept by default: one hour.
+pub const DEFAULT_HISTORY_MS: u64 = 3_600_000;
+
+/// Chart windows the user cycles through (`w`), in seconds.
+pub const WINDOWS_S: [u64; 4] = [60, 300, 900, 3600];
+
+/// Snapshots of one node, oldest first, bounded by age.
+#[derive(Debug, Clone)]
+pub struct History {
+    snaps: VecDeque<Arc<NodeSnapshot>>,
+    keep_ms: u64,
+}
+
+impl History {
+    /// An empty history keeping `keep_ms` milliseconds of snapshots behind the newest.
+    pub fn new(keep_ms: u64) -> History {
+        History { snaps: VecDeque::new(), keep_ms }
+    }
+
+    /// Appends a snapshot; one older than the newest is dropped (a clock step back or a replayed
+    /// duplicate must not reorder the timeline). Returns how many old snapshots fell off the front.
+    pub fn push(&mut self, snap: Arc<NodeSnapshot>) -> usize {
+        if self.snaps.back().is_some_and(|b| b.timestamp_ms >= snap.timestamp_ms) {
+            return 0;
+        }
+        let newest = snap.timestamp_ms;
+        self.snaps.push_back(snap);
+        let mut dropped = 0;
+        while self.snaps.front().is_some_and(|f| newest.saturating_sub(f.timestamp_ms) > self.keep_ms) {
+            self.snaps.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Number of snapshots kept.
+    pub fn len(&self) -> usize {
+        self.snaps.len()
+    }
+
+    /// True before the first snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.snaps.is_empty()
+    }
+
+    /// The snapshot at position `i` (0 = oldest).
+    pub fn get(&self, i: usize) -> Option<&Arc<NodeSnapshot>> {
+        self.snaps.get(i)
+    }
+
+    /// The newest snapshot.
+    pub fn latest(&self) -> Option<&Arc<NodeSnapshot>> {
+        self.snaps.back()
+    }
+
+    /// Position of the last snapshot taken at or before `ms` (the first one when all are later).
+    pub fn index_at(&self, ms: u64) -> Option<usize> {
+        if self.snaps.is_empty() {
+            return None;
+        }
+        let after = self.snaps.partition_point(|s| s.timestamp_ms <= ms);
+        Some(after.saturating_sub(1))
+    }
+
+    /// Snapshots taken in `(end_ms - window_ms, end_ms]`, oldest first.
+    pub fn window(&self, end_ms: u64, window_ms: u64) -> impl Iterator<Item = &Arc<NodeSnapshot>> {
+        let start = end_ms.saturating_sub(window_ms);
+        let from = self.snaps.partition_point(|s| s.timestamp_ms <= start);
+        let to = self.snaps.partition_point(|s| s.timestamp_ms <= end_ms);
+        self.snaps.range(from..to.max(from))
+    }
+}
+
+/// The screens of the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// GPU panel, charts and the findings next to them.
+    Gpus,
+    /// GPU processes.
+    Processes,
+    /// Host CPU, memory, NICs and NVMe.
+    Host,
+    /// Findings with their evidence and advice.
+    Findings,
+}
+
+impl View {
+    /// All views in tab order.
+    pub const ALL: [View; 4] = [View::Gpus, View::Processes, View::Host, View::Findings];
+
+    /// Tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Gpus => "GPUs",
+            View::Processes => "Processes",
+            View::Host => "Host",
+            View::Findings => "Findings",
+        }
+    }
+}
+
+/// Process table columns, each sortable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessColumn {
+    /// Host PID.
+    Pid,
+    /// User.
+    User,
+    /// Container or pod.
+    Place,
+    /// GPU indices.
+    Gpus,
+    /// GPU memory.
+    Memory,
+    /// SM share.
+    Sm,
+    /// CPU use.
+    Cpu,
+    /// Resident memory.
+    Rss,
+    /// Process name.
+    Name,
+}
+
+impl ProcessColumn {
+    /// Columns in display order.
+    pub const ALL: [ProcessColumn; 9] = [
+        ProcessColumn::Pid,
+        ProcessColumn::User,
+        ProcessColumn::Place,
+        ProcessColumn::Gpus,
+        ProcessColumn::Memory,
+        ProcessColumn::Sm,
+        ProcessColumn::Cpu,
+        ProcessColumn::Rss,
+        ProcessColumn::Name,
+    ];
+
+    /// Header text.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProcessColumn::Pid => "PID",
+            ProcessColumn::User => "USER",
+            ProcessColumn::Place => "CONTAINER / POD",
+            ProcessColumn::Gpus => "GPU",
+            ProcessColumn::Memory => "GPU MEM",
+            ProcessColumn::Sm => "SM%",
+            ProcessColumn::Cpu => "CPU%",
+            ProcessColumn::Rss => "RSS",
+            ProcessColumn::Name => "NAME",
+        }
+    }
+
+    /// Column width in cells (the name takes the rest).
+    pub fn width(self) -> u16 {
+        match self {
+            ProcessColumn::Pid => 8,
+            ProcessColumn::User => 10,
+            ProcessColumn::Place => 26,
+            ProcessColumn::Gpus => 7,
+            ProcessColumn::Memory => 9,
+            ProcessColumn::Sm => 5,
+            ProcessColumn::Cpu => 6,
+            ProcessColumn::Rss => 8,
+            ProcessColumn::Name => 16,
+        }
+    }
+
+    /// The column under x (relative to the table's left edge), with the layout `draw` uses.
+    pub fn at_x(x: u16) -> Option<ProcessColumn> {
+        let mut left = 0;
+        for c in ProcessColumn::ALL {
+            // One cell of spacing between columns, as the table draws them.
+            let right = left + c.width() + 1;
+            if x < right || c == ProcessColumn::Name {
+                return Some(c);
+            }
+            left = right;
+        }
+        None
+    }
+}
+
+/// One process with its GPUs merged (NVML reports one entry per process and GPU).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    /// Host PID.
+    pub pid: u32,
+    /// `comm`.
+    pub name: String,
+    /// User name or uid.
+    pub user: Option<String>,
+    /// `namespace/pod`, or a short container id.
+    pub place: Option<String>,
+    /// GPUs it uses.
+    pub gpus: Vec<u32>,
+    /// GPU memory over its GPUs; unknown when no GPU reported it.
+    pub gpu_memory_bytes: Option<u64>,
+    /// SM share summed over its GPUs (can pass 1 on several GPUs).
+    pub sm_ratio: Option<f64>,
+    /// CPU use since the previous snapshot, in cores (1.0 = one core busy).
+    pub cpu_cores: Option<f64>,
+    /// Resident set size.
+    pub rss_bytes: Option<u64>,
+}
+
+fn place(p: &ProcessSample) -> Option<String> {
+    match (&p.namespace, &p.pod, &p.container) {
+        (Some(ns), Some(pod), _) => Some(format!("{ns}/{pod}")),
+        (None, Some(pod), _) => Some(pod.clone()),
+        (_, _, Some(c)) => Some(c.chars().take(12).collect()),
+        _ => None,
+    }
+}
+
+fn add_opt<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The processes of `snap`, one row per PID, with CPU use from the CPU time `prev` saw.
+pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>) -> Vec<ProcessRow> {
+    let mut rows: BTreeMap<u32, ProcessRow> = BTreeMap::new();
+    for p in &snap.processes {
+        let row = rows.entry(p.pid).or_insert_with(|| ProcessRow {
+            pid: p.pid,
+            name: p.name.clone(),
+            user: p.user.clone(),
+            place: place(p),
+            gpus: Vec::new(),
+            gpu_memory_bytes: None,
+            sm_ratio: None,
+            cpu_cores: None,
+            rss_bytes: p.rss_bytes,
+        });
+        if !row.gpus.contains(&p.gpu_index) {
+            row.gpus.push(p.gpu_index);
+        }
+        row.gpu_memory_bytes = add_opt(row.gpu_memory_bytes, p.gpu_memory_bytes);
+        row.sm_ratio = add_opt(row.sm_ratio, p.sm_utilization_ratio);
+    }
+    if let Some(prev) = prev {
+        let dt_s = snap.timestamp_ms.saturating_sub(prev.timestamp_ms) as f64 / 1000.0;
+        let before: HashMap<u32, f64> =
+            prev.processes.iter().filter_map(|p| p.cpu_seconds_total.map(|c| (p.pid, c))).collect();
+        for p in &snap.processes {
+            if let (Some(now), Some(then), Some(row)) = (p.cpu_seconds_total, before.get(&p.pid), rows.get_mut(&p.pid))
+                && dt_s > 0.0
+                && now >= *then
+            {
+                row.cpu_cores = Some((now - then) / dt_s);
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// Process table settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessTable {
+    /// Sort column.
+    pub sort: ProcessColumn,
+    /// Largest first.
+    pub descending: bool,
+    /// Text a row must contain (name, user, place or PID), case-insensitive; empty shows all.
+    pub filter: String,
+    /// The filter line has the keyboard.
+    pub editing_filter: bool,
+    /// Selected row (in the sorted, filtered list).
+    pub selected: usize,
+}
+
+impl Default for ProcessTable {
+    fn default() -> Self {
+        ProcessTable {
+            sort: ProcessColumn::Memory,
+            descending: true,
+            filter: String::new(),
+            editing_filter: false,
+            selected: 0,
+        }
+    }
+}
+
+impl ProcessTable {
+    /// `rows` filtered and sorted as the table shows them. Unknown values sort below known ones.
+    pub fn apply(&self, mut rows: Vec<ProcessRow>) -> Vec<ProcessRow> {
+        if !self.filter.is_empty() {
+            let needle = self.filter.to_lowercase();
+            rows.retain(|r| {
+                r.name.to_lowercase().contains(&needle)
+                    || r.user.as_deref().is_some_and(|u| u.to_lowercase().contains(&needle))
+                    || r.place.as_deref().is_some_and(|p| p.to_lowercase().contains(&needle))
+                    || r.pid.to_string().contains(&needle)
+            });
+        }
+        fn num(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+            match (a, b) {
+                (Some(a), Some(b)) => a.total_cmp(&b),
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        }
+        let key = self.sort;
+        rows.sort_by(|a, b| {
+            let o = match key {
+                ProcessColumn::Pid => a.pid.cmp(&b.pid),
+                ProcessColumn::User => a.user.cmp(&b.user),
+                ProcessColumn::Place => a.place.cmp(&b.place),
+                ProcessColumn::Gpus => a.gpus.cmp(&b.gpus),
+                ProcessColumn::Memory => {
+                    num(a.gpu_memory_bytes.map(|x| x as f64), b.gpu_memory_bytes.map(|x| x as f64))
+                }
+                ProcessColumn::Sm => num(a.sm_ratio, b.sm_ratio),
+                ProcessColumn::Cpu => num(a.cpu_cores, b.cpu_cores),
+                ProcessColumn::Rss => num(a.rss_bytes.map(|x| x as f64), b.rss_bytes.map(|x| x as f64)),
+                ProcessColumn::Name => a.name.cmp(&b.name),
+            };
+            // PID breaks ties so equal rows do not swap places between frames.
+            let o = o.then(a.pid.cmp(&b.pid));
+            if self.descending { o.reverse() } else { o }
+        });
+        rows
+    }
+}
+
+/// A signal waiting for the user's yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignal {
+    /// Target PID.
+    pub pid: u32,
+    /// Its name, shown in the question.
+    pub name: String,
+    /// Signal number.
+    pub signal: i32,
+}
+
+/// Where the data comes from, shown in the title bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// This node, sampled in-process.
+    Local,
+    /// A simulated node (the demo).
+    Demo {
+        /// Scenario name.
+        scenario: String,
+    },
+    /// A recording played back.
+    Replay {
+        /// The file.
+        file: String,
+    },
+}
+
+/// Playback of a recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playback {
+    /// Recording milliseconds per wall millisecond.
+    pub speed: f64,
+    /// Advancing (else held at the cursor).
+    pub playing: bool,
+    /// Recording time shown, ms since the epoch.
+    pub position_ms: u64,
+}
+
+/// How the data source is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceHealth {
+    /// Data arrives.
+    Ok,
+    /// The source ended (a replay's end, a stopped sampler) with this explanation.
+    Ended(String),
+    /// The source failed; the message says why.
+    Failed(String),
+}
+
+/// The whole UI state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Where the data comes from.
+    pub source: SourceKind,
+    /// How the source is doing.
+    pub health: SourceHealth,
+    /// Snapshots, oldest first.
+    pub history: History,
+    /// Every finding seen this session (open and closed), in the order they opened.
+    pub findings: Vec<FindingRecord>,
+    /// Current screen.
+    pub view: View,
+    /// `None`: live (the newest snapshot); `Some(ms)`: paused, showing the values at that time.
+    pub cursor_ms: Option<u64>,
+    /// Chart window, an index into [`WINDOWS_S`].
+    pub window: usize,
+    /// One line per GPU.
+    pub compact: bool,
+    /// Process table settings.
+    pub processes: ProcessTable,
+    /// Selected finding (index into [`App::findings_at`]).
+    pub finding_selected: usize,
+    /// The keyboard help is open.
+    pub help: bool,
+    /// Process detail view open for this PID.
+    pub process_detail: Option<u32>,
+    /// A signal awaiting confirmation.
+    pub confirm: Option<PendingSignal>,
+    /// Signals are refused.
+    pub readonly: bool,
+    /// A one-line message for the user (result of the last action).
+    pub message: Option<String>,
+    /// Colours.
+    pub theme: Theme,
+    /// Replay controls, in replay mode.
+    pub playback: Option<Playback>,
+    /// Terminal size as last seen (for mouse hit-testing).
+    pub size: (u16, u16),
+}
+
+impl App {
+    /// An empty UI for `source`.
+    pub fn new(source: SourceKind, theme: Theme) -> App {
+        App {
+            source,
+            health: SourceHealth::Ok,
+            history: History::new(DEFAULT_HISTORY_MS),
+            findings: Vec::new(),
+            view: View::Gpus,
+            cursor_ms: None,
+            window: 0,
+            compact: false,
+            processes: ProcessTable::default(),
+            finding_selected: 0,
+            help: false,
+            process_detail: None,
+            confirm: None,
+            readonly: false,
+            message: None,
+            theme,
+            playback: None,
+            size: (80, 24),
+        }
+    }
+
+    /// The time shown: the cursor when paused or replaying, else the newest snapshot's.
+    pub fn shown_ms(&self) -> Option<u64> {
+        self.cursor_ms.or_else(|| self.history.latest().map(|s| s.timestamp_ms))
+    }
+
+    /// Position in the history of the snapshot shown.
+    pub fn shown_index(&self) -> Option<usize> {
+        match self.cursor_ms {
+            Some(ms) => self.history.index_at(ms),
+            None => self.history.len().checked_sub(1),
+        }
+    }
+
+    /// The snapshot shown (the one at the cursor when paused).
+    pub fn shown(&self) -> Option<&Arc<NodeSnapshot>> {
+        self.shown_index().and_then(|i| self.history.get(i))
+    }
+
+    /// The snapshot before the one shown (for per-process CPU use).
+    pub fn before_shown(&self) -> Option<&Arc<NodeSnapshot>> {
+        self.shown_index().and_then(|i| i.checked_sub(1)).and_then(|i| self.history.get(i))
+    }
+
+    /// The chart window in milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        WINDOWS_S[self.window.min(WINDOWS_S.len() - 1)] * 1000
+    }
+
+    /// Paused (live data keeps arriving behind the cursor) or a replay.
+    pub fn paused(&self) -> bool {
+        self.cursor_ms.is_some()
+    }
+
+    /// Findings as they stood at the time shown, newest first: those open then first, then the
+    /// ones already closed by then.
+    pub fn findings_at(&self) -> Vec<&FindingRecord> {
+        let Some(t) = self.shown_ms() else { return Vec::new() };
+        let mut open: Vec<&FindingRecord> = Vec::new();
+        let mut closed: Vec<&FindingRecord> = Vec::new();
+        for r in self.findings.iter().rev() {
+            if r.opened_ms > t {
+                continue;
+            }
+            match r.closed_ms {
+                Some(c) if c <= t => closed.push(r),
+                _ => open.push(r),
+            }
+        }
+        open.extend(closed);
+        open
+    }
+
+    /// True when `r` was open at the time shown.
+    pub fn open_at(&self, r: &FindingRecord) -> bool {
+        let t = self.shown_ms().unwrap_or(u64::MAX);
+        r.opened_ms <= t && r.closed_ms.is_none_or(|c| c > t)
+    }
+
+    /// The finding selected in the findings list, if any.
+    pub fn selected_finding(&self) -> Option<&FindingRecord> {
+        self.findings_at().get(self.finding_selected).copied()
+    }
+
+    /// Records an opened or closed finding (a close replaces its open record).
+    pub fn apply_finding(&mut self, event: FindingEvent) {
+        match event {
+            FindingEvent::Opened(r) => {
+                if !self.findings.iter().any(|x| same_finding(x, &r) && x.opened_ms == r.opened_ms) {
+                    self.findings.push(r);
+                }
+            }
+            FindingEvent::Closed(r) => {
+                match self.findings.iter_mut().rev().find(|x| same_finding(x, &r) && x.closed_ms.is_none()) {
+                    Some(x) => *x = r,
+                    // Opened before this session started: keep the close so its duration shows.
+                    None => self.findings.push(r),
+                }
+            }
+        }
+    }
+}
+
+/// The same rule on the same scope.
+fn same_finding(a: &FindingRecord, b: &FindingRecord) -> bool {
+    a.finding.rule == b.finding.rule && a.finding.scope == b.finding.scope
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn snap(ms: u64) -> Arc<NodeSnapshot> {
+        Arc::new(NodeSnapshot { timestamp_ms: ms, ..NodeSnapshot::default() })
+    }
+
+    #[test]
+    fn history_keeps_its_age_bound_and_order() {
+        let mut h = History::new(10_000);
+        for s in 0..=30 {
+            h.push(snap(s * 1000));
+        }
+        assert_eq!(h.len(), 11);
+        assert_eq!(h.get(0).unwrap().timestamp_ms, 20_000);
+        assert_eq!(h.push(snap(25_000)), 0, "an older snapshot is ignored");
+        assert_eq!(h.latest().unwrap().timestamp_ms, 30_000);
+        assert_eq!(h.index_at(22_500), Some(2));
+        assert_eq!(h.index_at(0), Some(0));
+        let w: Vec<u64> = h.window(30_000, 3_000).map(|s| s.timestamp_ms).collect();
+        assert_eq!(w, vec![28_000, 29_000, 30_000]);
+    }
+
+    fn proc(pid: u32, gpu: u32, mem: Option<u64>, sm: Option<f64>, cpu: Option<f64>) -> ProcessSample {
+        ProcessSample {
+            pid,
+            name: format!("p{pid}"),
+            gpu_index: gpu,
+            gpu_memory_bytes: mem,
+            sm_utilization_ratio: sm,
+            cpu_seconds_total: cpu,
+            ..ProcessSample::default()
+        }
+    }
+
+    #[test]
+    fn process_rows_merge_gpus_and_derive_cpu_from_two_snapshots() {
+        let prev = NodeSnapshot {
+            timestamp_ms: 1000,
+            processes: vec![proc(7, 0, Some(10), Some(0.5), Some(10.0))],
+            ..NodeSnapshot::default()
+        };
+        let now = NodeSnapshot {
+            timestamp_ms: 3000,
+            processes: vec![proc(7, 0, Some(10), Some(0.5), Some(13.0)), proc(7, 1, Some(5), None, Some(13.0)), proc(9, 1, None, None, None)],
+            ..NodeSnapshot::default()
+        };
+        let rows = process_rows(&now, Some(&prev));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].gpus, vec![0, 1]);
+        assert_eq!(rows[0].gpu_memory_bytes, Some(15));
+        assert_eq!(rows[0].sm_ratio, Some(0.5));
+        assert_eq!(rows[0].cpu_cores, Some(1.5));
+        assert_eq!(rows[1].gpu_memory_bytes, None, "unknown stays unknown");
+        assert_eq!(rows[1].cpu_cores, None);
+        assert_eq!(process_rows(&now, None)[0].cpu_cores, None, "one reading gives no rate");
+    }
+
+    #[test]
+    fn the_table_filters_and_sorts_unknown_values_last() {
+        let now = NodeSnapshot {
+            processes: vec![proc(1, 0, Some(5), None, None), proc(2, 0, None, None, None), proc(3, 0, Some(9), None, None)],
+            ..NodeSnapshot::default()
+        };
+        let mut t = ProcessTable::default();
+        let pids = |t: &ProcessTable| t.apply(process_rows(&now, None)).iter().map(|r| r.pid).collect::<Vec<_>>();
+        assert_eq!(pids(&t), vec![3, 1, 2]);
+        t.descending = false;
+        t.sort = ProcessColumn::Pid;
+        assert_eq!(pids(&t), vec![1, 2, 3]);
+        t.filter = "P3".into();
+        assert_eq!(pids(&t), vec![3]);
+    }
+
+    #[test]
+    fn findings_are_judged_at_the_time_shown() {
+        let mut app = App::new(SourceKind::Local, Theme::dark());
+        for s in 0..10 {
+            app.history.push(snap(s * 1000));
+        }
+        let f = gpuscope_core::Finding {
+            rule: "r".into(),
+            severity: gpuscope_core::Severity::Warning,
+            scope: Default::default(),
+            since_ms: 0,
+            summary: String::new(),
+            evidence: vec![],
+            recommendation: String::new(),
+            docs: None,
+            action: None,
+        };
+        app.apply_finding(FindingEvent::Opened(FindingRecord { finding: f.clone(), opened_ms: 3000, closed_ms: None }));
+        app.apply_finding(FindingEvent::Closed(FindingRecord { finding: f, opened_ms: 3000, closed_ms: Some(6000) }));
+        assert_eq!(app.findings.len(), 1, "the close replaces the open record");
+        assert!(!app.open_at(&app.findings[0]), "closed at the newest snapshot");
+        app.cursor_ms = Some(4000);
+        assert!(app.open_at(&app.findings[0]));
+        app.cursor_ms = Some(2000);
+        assert!(app.findings_at().is_empty(), "not opened yet at 2 s");
+    }
+
+    #[test]
+    fn a_click_finds_its_column() {
+        assert_eq!(ProcessColumn::at_x(0), Some(ProcessColumn::Pid));
+        assert_eq!(ProcessColumn::at_x(9), Some(ProcessColumn::User));
+        assert_eq!(ProcessColumn::at_x(500), Some(ProcessColumn::Name));
+    }
+}
