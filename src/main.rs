@@ -41,7 +41,11 @@ enum Command {
     },
     /// Run the collector: OTLP receivers (gRPC :4317, HTTP :4318), analysis, findings API (:9467).
     Collector(config::CollectorArgs),
-    /// The whole stack in one process on a simulated node: agent, collector, findings.
+    /// The interactive terminal UI: this node's GPUs, processes, host and findings, or a recording.
+    Top(cmd::top::TopArgs),
+    /// Write a compact, rotating recording of this node's snapshots and findings (a flight recorder).
+    Record(cmd::record::RecordArgs),
+    /// The whole stack in one process on a simulated node: agent, collector and the terminal UI.
     Demo(cmd::demo::DemoArgs),
     /// Install the agent as a hardened systemd service with a default configuration.
     Install(cmd::install::InstallArgs),
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
         config::name_the_variable(e, &Cli::command()).exit();
     });
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if !matches!(cli.command, Command::Agent(_) | Command::Collector(_) | Command::Demo(_)) {
+    if !matches!(cli.command, Command::Agent(_) | Command::Collector(_) | Command::Demo(_) | Command::Record(_)) {
         // One-shot commands die quietly on a closed pipe (`gpuscope sim show … | head`), as
         // Unix tools do; the agent keeps Rust's default so a vanished scraper cannot kill it.
         // SAFETY: restoring a default signal disposition at start-up, before any threads.
@@ -74,6 +78,8 @@ fn main() -> ExitCode {
         Command::Install(a) => cmd::install::run(&a),
         Command::Collector(a) => cmd::collector::run(&a),
         Command::Demo(a) => cmd::demo::run(&a),
+        Command::Top(a) => cmd::top::run(&a),
+        Command::Record(a) => cmd::record::run(&a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Sim(c) => cmd::sim::run(c),
     };
@@ -83,7 +89,11 @@ fn main() -> ExitCode {
             eprintln!("gpuscope: {e:#}");
             // Bad input (configuration, a scenario, a flag value) is a usage error, as clap's own are.
             let usage = e.downcast_ref::<config::UsageError>().is_some()
-                || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some();
+                || e.downcast_ref::<gpuscope_sim::ScenarioError>().is_some()
+                || e.downcast_ref::<gpuscope_tui::recording::RecordingError>().is_some_and(|r| {
+                    use gpuscope_tui::recording::RecordingError as R;
+                    matches!(r, R::NotARecording { .. } | R::Version { .. })
+                });
             if usage { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }

@@ -80,9 +80,7 @@ impl RunningAgent {
         self.metrics
     }
 
-    /// The latest snapshot, updated after every sampling pass.
-    // For local views of the node (the coming `top`); tested below.
-    #[allow(dead_code)]
+    /// The latest snapshot, updated after every sampling pass (the demo's UI reads it).
     pub fn snapshots(&self) -> watch::Receiver<Arc<NodeSnapshot>> {
         self.engine.subscribe()
     }

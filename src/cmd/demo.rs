@@ -1,6 +1,7 @@
 //! `gpuscope demo`: a simulated node, the real agent (NVML through the simulated library, host
-//! signals from a simulated /proc), OTLP to an in-process collector, and the findings printed
-//! as they open and close.
+//! signals from a simulated /proc), OTLP to an in-process collector, and the terminal UI on
+//! top of them (the agent's snapshots, the collector's findings); `--headless` prints the
+//! findings as they open and close instead.
 
 use crate::config::agent::OtlpEndpoint;
 use crate::config::{AgentConfig, CollectorSettings, UsageError};
@@ -12,6 +13,8 @@ use gpuscope_core::api::FindingEvent;
 use gpuscope_sim::clock::{ENV_NODE, ENV_SCENARIO, ENV_SPEED, ENV_START, SimClock, unix_now};
 use gpuscope_sim::procfs::TreeWriter;
 use gpuscope_sim::{Scenario, Simulation};
+use gpuscope_tui::feed;
+use gpuscope_tui::{App, Input, SourceKind};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,9 +31,12 @@ pub struct DemoArgs {
     /// Scenario seconds per wall-clock second.
     #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
-    /// Print findings as lines (the interactive TUI is not built yet, so this is the default).
+    /// Print findings as lines instead of opening the terminal UI (for scripts and CI).
     #[arg(long)]
     pub headless: bool,
+    /// Look of the terminal UI (signals are always off: the demo's processes are simulated).
+    #[command(flatten)]
+    pub ui: crate::cmd::top::UiArgs,
     /// Stop after this many wall-clock seconds.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -90,6 +96,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     }
     let scenario = Scenario::load(&a.scenario)?;
     let sim = Simulation::new(scenario.clone(), 0)?;
+    let theme = a.ui.theme()?;
+    if !a.headless {
+        crate::cmd::top::need_terminal("run `gpuscope demo --headless` for the findings as lines")?;
+    }
     let lib = crate::cmd::sim::find_lib(None)?;
     let start = unix_now();
     // SAFETY: no other thread exists yet; the simulated NVML library reads these at its first init.
@@ -99,7 +109,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         std::env::set_var(ENV_SPEED, a.speed.to_string());
         std::env::set_var(ENV_NODE, "0");
     }
-    crate::logging::init("warn");
+    // Log lines would tear the UI's screen: silent there unless GPUSCOPE_LOG asks.
+    crate::logging::init(if a.headless { "warn" } else { "off" });
 
     // One sample per workload second (at least every 100 ms of wall time).
     let interval = Duration::from_secs_f64((1.0 / a.speed).max(0.1));
@@ -133,43 +144,80 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         ..AgentConfig::default()
     })?;
 
-    println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
-    println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
-    let expect = if scenario.expect.is_empty() { "none".to_string() } else { scenario.expect.join(", ") };
-    println!("  expected findings: {expect}");
-    println!(
-        "  agent metrics: http://{}/metrics   findings: http://{}/api/v1/findings",
-        agent.metrics_addr(),
-        collector.api_addr()
-    );
-    println!("  (scenario time in brackets; Ctrl-C to stop)\n");
-
     let duration = a.duration.map(Duration::from_secs_f64);
-    agent.run_until(async {
-        let until = async {
-            match duration {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
+    let mut ui_result = Ok(());
+    if a.headless {
+        println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
+        println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
+        let expect = if scenario.expect.is_empty() { "none".to_string() } else { scenario.expect.join(", ") };
+        println!("  expected findings: {expect}");
+        println!(
+            "  agent metrics: http://{}/metrics   findings: http://{}/api/v1/findings",
+            agent.metrics_addr(),
+            collector.api_addr()
+        );
+        println!("  (scenario time in brackets; Ctrl-C to stop)\n");
+
+        agent.run_until(async {
+            let until = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(until);
+            let mut listening = true;
+            loop {
+                tokio::select! {
+                    () = stop.recv() => break,
+                    () = &mut until => break,
+                    event = events.recv(), if listening => match event {
+                        Ok(e) => print_event(&e, start, a.speed),
+                        Err(RecvError::Lagged(n)) => tracing::warn!("{n} finding changes were not printed"),
+                        Err(RecvError::Closed) => listening = false,
+                    },
+                }
             }
-        };
-        tokio::pin!(until);
-        let mut listening = true;
-        loop {
+        });
+} else {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut app = App::new(SourceKind::Demo { scenario: scenario.name.clone() }, theme);
+        // The processes on screen are simulated: their PIDs belong to nobody on this machine.
+        app.readonly = true;
+        app.speed = a.speed;
+        feed::snapshots(agent.snapshots(), None, None, tx.clone())?;
+        feed::findings(events, tx.clone())?;
+        feed::terminal_events(tx.clone())?;
+        let (done, ui_done) = tokio::sync::oneshot::channel::<()>();
+        let ui = std::thread::Builder::new().name("gpuscope-tui".into()).spawn(move || {
+            let result = crate::cmd::top::run_ui(app, rx);
+            let _ = done.send(());
+            result
+        })?;
+        agent.run_until(async {
+            let until = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = stop.recv() => break,
-                () = &mut until => break,
-                event = events.recv(), if listening => match event {
-                    Ok(e) => print_event(&e, start, a.speed),
-                    Err(RecvError::Lagged(n)) => tracing::warn!("{n} finding changes were not printed"),
-                    Err(RecvError::Closed) => listening = false,
-                },
+                () = stop.recv() => {}
+                () = until => {}
+                _ = ui_done => return,
             }
+            // A signal or the end of --duration: the UI quits and restores the terminal.
+            let _ = tx.send(Input::Shutdown);
+        });
+        match ui.join() {
+            Ok(r) => ui_result = r,
+            Err(_) => ui_result = Err(anyhow::anyhow!("the terminal UI panicked")),
         }
-    });
+    }
     let stopped = agent.stop();
     collector.stop();
     drop(host);
-    stopped
+    ui_result.and(stopped)
 }
 
 /// One line per change, in scenario seconds since the start.

@@ -5,5 +5,7 @@ pub mod collector;
 pub mod demo;
 pub mod install;
 pub mod query;
+pub mod record;
 pub mod rules;
 pub mod sim;
+pub mod top;

@@ -160,11 +160,13 @@ impl ProcessColumn {
         }
     }
 
-    /// Column width in cells (the name takes the rest).
-    pub fn width(self) -> u16 {
+    /// Column width in cells in a table `table_width` wide (the container column gives way
+    /// on narrow terminals so the name stays visible).
+    pub fn width(self, table_width: u16) -> u16 {
         match self {
             ProcessColumn::Pid => 8,
             ProcessColumn::User => 10,
+            ProcessColumn::Place if table_width < 110 => 12,
             ProcessColumn::Place => 26,
             ProcessColumn::Gpus => 7,
             ProcessColumn::Memory => 9,
@@ -176,11 +178,11 @@ impl ProcessColumn {
     }
 
     /// The column under x (relative to the table's left edge), with the layout `draw` uses.
-    pub fn at_x(x: u16) -> Option<ProcessColumn> {
+    pub fn at_x(x: u16, table_width: u16) -> Option<ProcessColumn> {
         let mut left = 0;
         for c in ProcessColumn::ALL {
             // One cell of spacing between columns, as the table draws them.
-            let right = left + c.width() + 1;
+            let right = left + c.width(table_width) + 1;
             if x < right || c == ProcessColumn::Name {
                 return Some(c);
             }
@@ -230,8 +232,10 @@ fn add_opt<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T
     }
 }
 
-/// The processes of `snap`, one row per PID, with CPU use from the CPU time `prev` saw.
-pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>) -> Vec<ProcessRow> {
+/// The processes of `snap`, one row per PID, with CPU use from the CPU time `prev` saw;
+/// `speed` is workload seconds per clock second (1 on a real node; the demo's simulator runs
+/// faster, and its CPU counters with it).
+pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>, speed: f64) -> Vec<ProcessRow> {
     let mut rows: BTreeMap<u32, ProcessRow> = BTreeMap::new();
     for p in &snap.processes {
         let row = rows.entry(p.pid).or_insert_with(|| ProcessRow {
@@ -252,7 +256,7 @@ pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>) -> Vec<Pro
         row.sm_ratio = add_opt(row.sm_ratio, p.sm_utilization_ratio);
     }
     if let Some(prev) = prev {
-        let dt_s = snap.timestamp_ms.saturating_sub(prev.timestamp_ms) as f64 / 1000.0;
+        let dt_s = snap.timestamp_ms.saturating_sub(prev.timestamp_ms) as f64 / 1000.0 * speed;
         let before: HashMap<u32, f64> =
             prev.processes.iter().filter_map(|p| p.cpu_seconds_total.map(|c| (p.pid, c))).collect();
         for p in &snap.processes {
@@ -426,6 +430,8 @@ pub struct App {
     pub playback: Option<Playback>,
     /// Terminal size as last seen (for mouse hit-testing).
     pub size: (u16, u16),
+    /// Workload seconds per clock second: 1, except on the demo's faster simulated clock.
+    pub speed: f64,
 }
 
 impl App {
@@ -450,6 +456,7 @@ impl App {
             theme,
             playback: None,
             size: (80, 24),
+            speed: 1.0,
         }
     }
 
@@ -474,6 +481,12 @@ impl App {
     /// The snapshot before the one shown (for per-process CPU use).
     pub fn before_shown(&self) -> Option<&Arc<NodeSnapshot>> {
         self.shown_index().and_then(|i| i.checked_sub(1)).and_then(|i| self.history.get(i))
+    }
+
+    /// The processes at the time shown, one row per PID, as the table lists them.
+    pub fn process_rows(&self) -> Vec<ProcessRow> {
+        let Some(s) = self.shown() else { return Vec::new() };
+        self.processes.apply(process_rows(s, self.before_shown().map(|p| p.as_ref()), self.speed))
     }
 
     /// The chart window in milliseconds.
@@ -590,7 +603,7 @@ mod tests {
             processes: vec![proc(7, 0, Some(10), Some(0.5), Some(13.0)), proc(7, 1, Some(5), None, Some(13.0)), proc(9, 1, None, None, None)],
             ..NodeSnapshot::default()
         };
-        let rows = process_rows(&now, Some(&prev));
+        let rows = process_rows(&now, Some(&prev), 1.0);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].gpus, vec![0, 1]);
         assert_eq!(rows[0].gpu_memory_bytes, Some(15));
@@ -598,7 +611,7 @@ mod tests {
         assert_eq!(rows[0].cpu_cores, Some(1.5));
         assert_eq!(rows[1].gpu_memory_bytes, None, "unknown stays unknown");
         assert_eq!(rows[1].cpu_cores, None);
-        assert_eq!(process_rows(&now, None)[0].cpu_cores, None, "one reading gives no rate");
+        assert_eq!(process_rows(&now, None, 1.0)[0].cpu_cores, None, "one reading gives no rate");
     }
 
     #[test]
@@ -608,7 +621,7 @@ mod tests {
             ..NodeSnapshot::default()
         };
         let mut t = ProcessTable::default();
-        let pids = |t: &ProcessTable| t.apply(process_rows(&now, None)).iter().map(|r| r.pid).collect::<Vec<_>>();
+        let pids = |t: &ProcessTable| t.apply(process_rows(&now, None, 1.0)).iter().map(|r| r.pid).collect::<Vec<_>>();
         assert_eq!(pids(&t), vec![3, 1, 2]);
         t.descending = false;
         t.sort = ProcessColumn::Pid;
@@ -646,8 +659,10 @@ mod tests {
 
     #[test]
     fn a_click_finds_its_column() {
-        assert_eq!(ProcessColumn::at_x(0), Some(ProcessColumn::Pid));
-        assert_eq!(ProcessColumn::at_x(9), Some(ProcessColumn::User));
-        assert_eq!(ProcessColumn::at_x(500), Some(ProcessColumn::Name));
+        assert_eq!(ProcessColumn::at_x(0, 200), Some(ProcessColumn::Pid));
+        assert_eq!(ProcessColumn::at_x(9, 200), Some(ProcessColumn::User));
+        assert_eq!(ProcessColumn::at_x(40, 200), Some(ProcessColumn::Place));
+        assert_eq!(ProcessColumn::at_x(45, 78), Some(ProcessColumn::Memory), "narrow: the container column shrinks");
+        assert_eq!(ProcessColumn::at_x(500, 200), Some(ProcessColumn::Name));
     }
 }

@@ -2,7 +2,7 @@
 //! [`App::update`] applies it and says whether the loop has something to do outside the state
 //! (quit, send a signal).
 
-use crate::state::{App, PendingSignal, ProcessColumn, SourceHealth, View, WINDOWS_S, process_rows};
+use crate::state::{App, PendingSignal, ProcessColumn, SourceHealth, View, WINDOWS_S};
 use gpuscope_core::NodeSnapshot;
 use gpuscope_core::api::FindingEvent;
 use ratatui::crossterm::event::{
@@ -26,6 +26,8 @@ pub enum Input {
     Failed(String),
     /// Wall time passed (drives a replay).
     Tick(Duration),
+    /// The program is stopping (a signal, the end of a timed run): leave the UI.
+    Shutdown,
 }
 
 /// What the event loop must do after an update.
@@ -91,6 +93,7 @@ impl App {
                 self.advance_playback(elapsed);
                 Effect::None
             }
+            Input::Shutdown => Effect::Quit,
             Input::Terminal(Event::Key(k)) if k.kind != KeyEventKind::Release => self.key(k),
             Input::Terminal(Event::Mouse(m)) => {
                 self.mouse(m);
@@ -281,16 +284,12 @@ impl App {
     }
 
     fn visible_process_count(&self) -> usize {
-        self.shown()
-            .map(|s| self.processes.apply(process_rows(s, self.before_shown().map(|p| p.as_ref()))).len())
-            .unwrap_or(0)
+        self.process_rows().len()
     }
 
     /// The selected process's PID and name.
     pub fn selected_process(&self) -> Option<(u32, String)> {
-        let s = self.shown()?;
-        let rows = self.processes.apply(process_rows(s, self.before_shown().map(|p| p.as_ref())));
-        rows.get(self.processes.selected).map(|r| (r.pid, r.name.clone()))
+        self.process_rows().get(self.processes.selected).map(|r| (r.pid, r.name.clone()))
     }
 
     fn jump_to_finding(&mut self) {
@@ -344,7 +343,7 @@ impl App {
                     }
                 } else if self.view == View::Processes && self.process_detail.is_none() {
                     if m.row == PROCESS_HEADER_Y {
-                        if let Some(c) = ProcessColumn::at_x(m.column.saturating_sub(1)) {
+                        if let Some(c) = ProcessColumn::at_x(m.column.saturating_sub(1), self.size.0.saturating_sub(2)) {
                             self.sort_by(c);
                         }
                     } else if m.row > PROCESS_HEADER_Y {

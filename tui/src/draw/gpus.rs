@@ -47,8 +47,8 @@ fn gpu_table(frame: &mut Frame, area: Rect, app: &App, snap: &NodeSnapshot, comp
     let mut lines = Vec::with_capacity(snap.gpus.len() * 2 + 1);
     let header = if wide {
         format!(
-            "{:<3} {:<16} {:>4} {:>4} {:>4}  {:>4} {:>4} {:>4} {:>4} {:>4}  {:>11} {:>9} {:>7} {:>10} {:>10} {:>16} {:>16}  CLOCK EVENTS",
-            "GPU", "MODEL", "UTIL", "SM", "GAP", "TENS", "FP32", "FP16", "FP64", "DRAM", "MEM GiB", "POWER W", "TEMP C", "SM MHz", "MEM MHz", "PCIe rx/tx", "NVLink rx/tx"
+            "{:<3} {:<16} {:>4} {:>4} {:>4}  {:>4} {:>4} {:>4} {:>4} {:>4}  {:>11} {:>9} {:>7} {:>10} {:>10} {:>17} {:>17}  CLOCK EVENTS",
+            "GPU", "MODEL", "UTIL", "SM", "GAP", "TENS", "FP32", "FP16", "FP64", "DRAM", "MEM GiB", "POWER W", "TEMP C", "SM MHz", "MEM MHz", "PCIe rx / tx", "NVLink rx / tx"
         )
     } else {
         format!("{:<3} {:>4} {:>4} {:>4} {:>4} {:>11} {:>9} {:>7}  CLOCK EVENTS", "GPU", "UTIL", "SM", "GAP", "TENS", "MEM GiB", "POWER W", "TEMP C")
@@ -104,9 +104,9 @@ fn gpu_table(frame: &mut Frame, area: Rect, app: &App, snap: &NodeSnapshot, comp
         if wide {
             let sm = format!("{}/{}", num(g.sm_clock_hertz, 1e-6, 0, ""), num(g.sm_clock_max_hertz, 1e-6, 0, ""));
             let memclk = format!("{}/{}", num(g.memory_clock_hertz, 1e-6, 0, ""), num(g.memory_clock_max_hertz, 1e-6, 0, ""));
-            let pcie = format!("{}/{}", rate(g.pcie_rx_bytes_per_second), rate(g.pcie_tx_bytes_per_second));
-            let nvl = format!("{}/{}", rate(g.nvlink_rx_bytes_per_second), rate(g.nvlink_tx_bytes_per_second));
-            spans.push(Span::styled(format!(" {sm:>10} {memclk:>10} {pcie:>16} {nvl:>16}"), t.text));
+            let pcie = format!("{} / {}", rate(g.pcie_rx_bytes_per_second), rate(g.pcie_tx_bytes_per_second));
+            let nvl = format!("{} / {}", rate(g.nvlink_rx_bytes_per_second), rate(g.nvlink_tx_bytes_per_second));
+            spans.push(Span::styled(format!(" {sm:>10} {memclk:>10} {pcie:>17} {nvl:>17}"), t.text));
         }
         spans.push(Span::raw("  "));
         for b in clock_badges(g.clock_event_reasons) {
@@ -233,12 +233,12 @@ fn charts(frame: &mut Frame, area: Rect, app: &App) {
         .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
     frame.render_widget(chart, chart_area);
     if spark_w > 0 {
-        sparklines(frame, spark_area, app, &snaps);
+        sparklines(frame, spark_area, app, &snaps, end, window_ms);
     }
 }
 
 /// One SM-active sparkline per GPU (utilization where SM activity is unknown), one bucket per cell.
-fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapshot>]) {
+fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapshot>], end_ms: u64, window_ms: u64) {
     let t = &app.theme;
     let block = Block::bordered().title(Span::styled(" SM active per GPU ", t.accent));
     let inner = block.inner(area);
@@ -254,22 +254,36 @@ fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapsh
         let uses_sm = snaps.iter().any(|s| s.gpus.get(row).is_some_and(|x| x.sm_active_ratio.is_some()));
         let label = format!("{}{:<3}", if uses_sm { "" } else { "u" }, g.index);
         frame.render_widget(Paragraph::new(label).style(t.dim), Rect { x: inner.x, y, width: label_w, height: 1 });
-        // Buckets: the newest samples at the right edge, one cell per sample, averaged when
-        // the window holds more samples than cells.
-        let n = snaps.len();
-        let per = n.div_ceil(cells).max(1);
-        let data: Vec<Option<u64>> = snaps
-            .chunks(per)
-            .map(|c| {
-                let v: Vec<f64> = c
-                    .iter()
-                    .filter_map(|s| s.gpus.get(row))
-                    .filter_map(|x| if uses_sm { x.sm_active_ratio } else { x.utilization_ratio })
-                    .collect();
-                (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 100.0).round() as u64)
-            })
-            .collect();
-        let spark = Sparkline::default().data(&data).max(100).style(Style::from(t.accent)).absent_value_symbol("·");
+        // One bucket per cell over the window's time span, the time shown at the right edge;
+        // a bucket without samples stays empty, one where the signal is unknown shows a dot.
+        let data = buckets(snaps, end_ms, window_ms, cells, |s| {
+            let x = s.gpus.get(row)?;
+            if uses_sm { x.sm_active_ratio } else { x.utilization_ratio }
+        });
+        let spark = Sparkline::default().data(&data).max(100).style(Style::from(t.accent)).absent_value_symbol(" ");
         frame.render_widget(spark, Rect { x: inner.x + label_w, y, width: inner.width - label_w, height: 1 });
     }
+}
+
+/// Means of `f` per time bucket: `cells` buckets over `(end_ms - window_ms, end_ms]`, in percent.
+/// `None` where a bucket holds no sample with a known value.
+pub(super) fn buckets(
+    snaps: &[&Arc<NodeSnapshot>],
+    end_ms: u64,
+    window_ms: u64,
+    cells: usize,
+    f: impl Fn(&NodeSnapshot) -> Option<f64>,
+) -> Vec<Option<u64>> {
+    let mut sum = vec![(0.0f64, 0u32); cells];
+    let start = end_ms.saturating_sub(window_ms);
+    for s in snaps {
+        let Some(v) = f(s) else { continue };
+        let offset = s.timestamp_ms.saturating_sub(start).saturating_sub(1);
+        let i = ((offset as u128 * cells as u128) / u128::from(window_ms.max(1))) as usize;
+        if let Some(b) = sum.get_mut(i.min(cells - 1)) {
+            b.0 += v;
+            b.1 += 1;
+        }
+    }
+    sum.into_iter().map(|(s, n)| (n > 0).then(|| (s / f64::from(n) * 100.0).round() as u64)).collect()
 }

@@ -8,8 +8,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-/// Cells per core in the CPU grid: `c12 ████▌ 45% io 3%`.
-const CORE_W: u16 = 24;
+/// Cells per core in the CPU grid: `c12  ████▌  45% io  3%`.
+const CORE_W: u16 = 25;
+/// Cells per core when the wide grid does not fit: `c12   45%/3%`.
+const NARROW_CORE_W: u16 = 15;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
@@ -20,10 +22,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let per_row = (area.width.saturating_sub(2) / CORE_W).max(1);
-    let core_rows = (host.cpus.len() as u16).div_ceil(per_row);
     let nic_h = host.nics.len() as u16 + 3;
     let disk_h = host.disks.len() as u16 + 3;
+    // Wide cells with bars when the cores fit, narrow number-only cells on big hosts.
+    let room = area.height.saturating_sub(nic_h + disk_h + 3 + 3);
+    let cores = host.cpus.len() as u16;
+    let wide = cores.div_ceil((area.width.saturating_sub(2) / CORE_W).max(1)) <= room;
+    let per_row = (area.width.saturating_sub(2) / if wide { CORE_W } else { NARROW_CORE_W }).max(1);
+    let core_rows = cores.div_ceil(per_row);
     let [cpu_area, mem_area, nic_area, disk_area] = Layout::vertical([
         Constraint::Length(core_rows + 3),
         Constraint::Length(3),
@@ -31,13 +37,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(disk_h),
     ])
     .areas(area);
-    cpus(frame, cpu_area, app, host, per_row);
+    cpus(frame, cpu_area, app, host, per_row, wide);
     memory(frame, mem_area, app, host);
     nics(frame, nic_area, app, host);
     disks(frame, disk_area, app, host);
 }
 
-fn cpus(frame: &mut Frame, area: Rect, app: &App, host: &HostSample, per_row: u16) {
+fn cpus(frame: &mut Frame, area: Rect, app: &App, host: &HostSample, per_row: u16, wide: bool) {
     let t = &app.theme;
     let mut lines = vec![Line::from(vec![
         Span::styled("all cores  busy ", t.dim),
@@ -53,14 +59,17 @@ fn cpus(frame: &mut Frame, area: Rect, app: &App, host: &HostSample, per_row: u1
         let mut spans = Vec::new();
         for c in chunk {
             let io_high = c.iowait_ratio.is_some_and(|x| x >= 0.2);
-            spans.push(Span::styled(format!("c{:<3}", c.cpu), t.dim));
-            spans.push(Span::styled(bar(c.busy_ratio, 6), t.ok));
-            spans.push(Span::styled(format!(" {:>4}", pct(c.busy_ratio)), t.text));
-            spans.push(Span::styled(format!(" io{:>4}  ", pct(c.iowait_ratio)), if io_high { t.warn } else { t.dim }));
+            spans.push(Span::styled(format!("c{:<4}", c.cpu), t.dim));
+            if wide {
+                spans.push(Span::styled(bar(c.busy_ratio, 6), t.ok));
+            }
+            spans.push(Span::styled(format!("{:>4}", pct(c.busy_ratio)), t.text));
+            let io = if wide { format!(" io{:>4}  ", pct(c.iowait_ratio)) } else { format!("/{:<4} ", pct(c.iowait_ratio)) };
+            spans.push(Span::styled(io, if io_high { t.warn } else { t.dim }));
         }
         lines.push(Line::from(spans));
     }
-    let title = format!(" CPU ({} cores) ", host.cpus.len());
+    let title = format!(" CPU ({} cores: busy / iowait) ", host.cpus.len());
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, t.accent))), area);
 }
 

@@ -6,6 +6,8 @@ pub mod format;
 mod gpus;
 mod host;
 mod processes;
+#[cfg(test)]
+mod tests;
 
 use crate::state::{App, SourceHealth, SourceKind, View};
 use crate::update::tab_spans;

@@ -8,8 +8,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline};
 
-fn cell(c: ProcessColumn, r: &ProcessRow) -> String {
-    let w = usize::from(c.width());
+fn cell(c: ProcessColumn, r: &ProcessRow, table_w: u16) -> String {
+    let w = usize::from(c.width(table_w));
     let text = match c {
         ProcessColumn::Pid => r.pid.to_string(),
         ProcessColumn::User => r.user.clone().unwrap_or_else(|| UNKNOWN.into()),
@@ -35,12 +35,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return detail(frame, area, app, pid);
     }
     let t = &app.theme;
-    let Some(snap) = app.shown() else { return };
-    let rows = app.processes.apply(process_rows(snap, app.before_shown().map(|p| p.as_ref())));
+    let rows = app.process_rows();
+    let table_w = area.width.saturating_sub(2);
     let mut header = Vec::new();
     for c in ProcessColumn::ALL {
         let arrow = if c == app.processes.sort { if app.processes.descending { "▼" } else { "▲" } } else { "" };
-        let w = usize::from(c.width());
+        let w = usize::from(c.width(table_w));
         let title = format!("{}{arrow}", c.title());
         let style = if c == app.processes.sort { t.accent } else { t.dim };
         header.push(Span::styled(format!("{title:<w$} "), style));
@@ -49,7 +49,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let visible = usize::from(area.height.saturating_sub(3));
     let skip = (app.processes.selected + 1).saturating_sub(visible);
     for (i, r) in rows.iter().enumerate().skip(skip).take(visible) {
-        let text: Vec<String> = ProcessColumn::ALL.iter().map(|c| cell(*c, r)).collect();
+        let text: Vec<String> = ProcessColumn::ALL.iter().map(|c| cell(*c, r, table_w)).collect();
         let style = if i == app.processes.selected { t.selected } else { t.text };
         lines.push(Line::styled(text.join(" "), style));
     }
@@ -74,7 +74,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     let t = &app.theme;
     let Some(snap) = app.shown() else { return };
-    let rows = process_rows(snap, app.before_shown().map(|p| p.as_ref()));
+    let rows = process_rows(snap, app.before_shown().map(|p| p.as_ref()), app.speed);
     let row = rows.iter().find(|r| r.pid == pid);
     let [info, sm_area, mem_area] =
         Layout::vertical([Constraint::Length(6), Constraint::Min(3), Constraint::Min(3)]).areas(area);
@@ -89,7 +89,7 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
             ]),
             Line::from(vec![
                 Span::styled("GPUs  ", t.dim),
-                Span::styled(cell(ProcessColumn::Gpus, r).trim().to_string(), t.text),
+                Span::styled(cell(ProcessColumn::Gpus, r, area.width).trim().to_string(), t.text),
                 Span::styled("   GPU memory ", t.dim),
                 Span::styled(bytes(r.gpu_memory_bytes), t.text),
                 Span::styled("   SM ", t.dim),
@@ -108,19 +108,10 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     let Some(end) = app.shown_ms() else { return };
     let window: Vec<_> = app.history.window(end, app.window_ms()).collect();
     let cells = usize::from(sm_area.width.saturating_sub(2)).max(1);
-    let per = window.len().div_ceil(cells).max(1);
     let series = |f: &dyn Fn(&ProcessRow) -> Option<f64>| -> Vec<Option<u64>> {
-        window
-            .chunks(per)
-            .map(|c| {
-                let v: Vec<f64> = c
-                    .iter()
-                    .filter_map(|s| process_rows(s, None).into_iter().find(|r| r.pid == pid))
-                    .filter_map(|r| f(&r))
-                    .collect();
-                (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64).round() as u64)
-            })
-            .collect()
+        super::gpus::buckets(&window, end, app.window_ms(), cells, |s| {
+            process_rows(s, None, app.speed).into_iter().find(|r| r.pid == pid).and_then(|r| f(&r)).map(|v| v / 100.0)
+        })
     };
     let sm = series(&|r| r.sm_ratio.map(|x| x * 100.0));
     let mem = series(&|r| r.gpu_memory_bytes.map(|b| b as f64 / f64::from(1u32 << 20)));
@@ -129,7 +120,7 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
         Sparkline::default()
             .data(&sm)
             .max(100)
-            .absent_value_symbol("·")
+            .absent_value_symbol(" ")
             .style(t.accent)
             .block(Block::bordered().title(Span::styled(format!(" SM % over {span} "), t.accent))),
         sm_area,
@@ -138,7 +129,7 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     frame.render_widget(
         Sparkline::default()
             .data(&mem)
-            .absent_value_symbol("·")
+            .absent_value_symbol(" ")
             .style(t.ok)
             .block(Block::bordered().title(Span::styled(format!(" GPU memory over {span} (peak {peak} MiB) "), t.accent))),
         mem_area,

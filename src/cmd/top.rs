@@ -1,0 +1,99 @@
+//! `gpuscope top`: the interactive terminal UI on this node (sampled in-process by the agent's
+//! engine, the rules run locally) or on a recording (`--replay`).
+
+use crate::config::{AgentArgs, AgentConfig, UsageError};
+use anyhow::{Context, Result, bail};
+use gpuscope_analysis::AnalysisConfig;
+use gpuscope_tui::feed::{self, LocalAnalysis};
+use gpuscope_tui::{App, SourceKind, TerminalGuard, Theme};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+/// How the UI looks and what it may do; shared by `top` and `demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UiArgs {
+    /// Colour theme.
+    #[arg(long, default_value = "dark", value_parser = ["dark", "light"])]
+    pub theme: String,
+    /// No colours (also when NO_COLOR is set and not empty).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Never send signals to processes.
+    #[arg(long)]
+    pub readonly: bool,
+}
+
+impl UiArgs {
+    /// The theme the flags and NO_COLOR ask for.
+    pub fn theme(&self) -> Result<Theme> {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Theme::pick(&self.theme, !(self.no_color || no_color_env))
+            .ok_or_else(|| UsageError(format!("--theme must be dark or light, not {}", self.theme)).into())
+    }
+}
+
+/// `top` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    /// How to sample this node (the agent's settings: NVML library, /proc root, interval…).
+    #[command(flatten)]
+    pub config: AgentArgs,
+    /// Play a recording (from `gpuscope record`) instead of sampling this node.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Replay speed: recorded seconds per second (+ and - change it while playing).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Look and permissions of the UI.
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+/// Fails early, with advice, when there is no terminal to draw on.
+pub fn need_terminal(alternative: &str) -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(UsageError(format!("the interactive UI needs a terminal; {alternative}")));
+    }
+    Ok(())
+}
+
+/// Runs the UI until the user quits, then restores the terminal.
+pub fn run_ui(mut app: App, inputs: mpsc::Receiver<gpuscope_tui::Input>) -> Result<()> {
+    let mut guard = TerminalGuard::enter()?;
+    let result = gpuscope_tui::run(&mut guard.terminal, &mut app, &inputs);
+    drop(guard);
+    Ok(result?)
+}
+
+/// Runs `top`.
+pub fn run(a: &TopArgs) -> Result<()> {
+    let theme = a.ui.theme()?;
+    if !(a.speed > 0.0 && a.speed <= 1000.0) {
+        bail!(UsageError(format!("--speed must be in (0, 1000], not {}", a.speed)));
+    }
+    if let Some(file) = &a.replay {
+        let rec = gpuscope_tui::recording::read(file)?;
+        if rec.snapshots.is_empty() {
+            bail!("{} holds no snapshot", file.display());
+        }
+        need_terminal("use `gpuscope top --replay` in a terminal")?;
+        let app = feed::replay_app(&file.display().to_string(), rec, theme, a.speed);
+        let (tx, rx) = mpsc::channel();
+        feed::terminal_events(tx).context("cannot read the terminal")?;
+        return run_ui(app, rx);
+    }
+    let cfg = AgentConfig::load(&a.config)?;
+    need_terminal("for one reading use `gpuscope query`")?;
+    // Log lines would tear the screen: silent unless GPUSCOPE_LOG asks (and stderr goes elsewhere).
+    crate::logging::init("off");
+    let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
+    let (tx, rx) = mpsc::channel();
+    feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig::default())), None, tx.clone())?;
+    feed::terminal_events(tx)?;
+    let mut app = App::new(SourceKind::Local, theme);
+    app.readonly = a.ui.readonly;
+    let result = run_ui(app, rx);
+    engine.stop();
+    result
+}

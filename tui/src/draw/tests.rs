@@ -1,0 +1,175 @@
+//! View snapshots on deterministic scenario data: the simulator's snapshots (what the agent
+//! would publish at each scenario second) with the rules run on them, drawn on a `TestBackend`.
+//! Each test also asserts the facts the snapshot must show, so a careless snapshot update
+//! cannot hide a regression.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::draw;
+use crate::feed::{LocalAnalysis, replay_app};
+use crate::recording::{Limits, Recorder, read};
+use crate::state::{App, SourceKind, View};
+use crate::theme::Theme;
+use crate::update::Input;
+use gpuscope_analysis::AnalysisConfig;
+use gpuscope_sim::snapshot::{T0_MS, snapshot};
+use gpuscope_sim::{Scenario, Simulation};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use std::sync::Arc;
+
+/// `scenario` played from second 0 to `until_s`, one snapshot a second, rules run locally.
+fn played(scenario: &str, until_s: u64) -> App {
+    let sim = Simulation::new(Scenario::load(scenario).unwrap(), 0).unwrap();
+    let mut analysis = LocalAnalysis::new(AnalysisConfig::default());
+    let mut app = App::new(SourceKind::Local, Theme::plain());
+    for t in 0..=until_s {
+        let s = Arc::new(snapshot(&sim, t as f64));
+        let events = analysis.ingest(s.clone());
+        app.update(Input::Snapshot(s));
+        for e in events {
+            app.update(Input::Finding(e));
+        }
+    }
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, app)).unwrap();
+    term.backend().to_string()
+}
+
+fn key(app: &mut App, c: KeyCode) {
+    app.update(Input::Terminal(Event::Key(KeyEvent::new(c, KeyModifiers::NONE))));
+}
+
+#[test]
+fn healthy_8x_h100_gpu_view() {
+    let app = played("healthy-bf16-training", 120);
+    let screen = render(&app, 200, 50);
+    assert_eq!(app.shown().unwrap().gpus.len(), 8);
+    assert!(screen.contains("0 crit 0 warn 0 info"), "a healthy node has no finding");
+    assert!(screen.contains("no findings"));
+    for i in 0..8 {
+        assert!(screen.contains(&format!("│ {i}  H100 80GB HBM3")), "GPU {i} has its row");
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn healthy_8x_h100_processes_sorted_and_filtered() {
+    let mut app = played("healthy-bf16-training", 120);
+    key(&mut app, KeyCode::Char('2'));
+    let screen = render(&app, 200, 50);
+    insta::assert_snapshot!("healthy_processes_by_gpu_memory", screen);
+    app.sort_by(crate::state::ProcessColumn::Pid);
+    for c in "/".chars().chain("1".chars()) {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    let rows = app.process_rows();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.pid.to_string().contains('1') || r.name.contains('1')));
+    assert!(rows.windows(2).all(|w| w[0].pid < w[1].pid), "sorted by PID, ascending");
+    insta::assert_snapshot!("healthy_processes_filtered_by_pid", render(&app, 200, 50));
+}
+
+#[test]
+fn healthy_8x_h100_host_view() {
+    let mut app = played("healthy-bf16-training", 120);
+    app.view = View::Host;
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("CPU (224 cores: busy / iowait)"));
+    assert!(screen.contains("mlx5_3/1       infiniband     11.0G/s"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn no_tensor_cores_shows_the_finding_its_evidence_and_advice() {
+    let app = played("no-tensor-cores", 240);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("no-tensor-cores"), "{screen}");
+    assert!(screen.contains("evidence: fp32"), "{screen}");
+    assert!(screen.contains("advice: Matrix math runs in FP32"), "{screen}");
+    assert!(screen.contains("▶"), "the selected finding marks its GPU");
+    insta::assert_snapshot!(screen);
+    let mut app = app;
+    app.view = View::Findings;
+    let detail = render(&app, 200, 50);
+    assert!(detail.contains("OBSERVED") && detail.contains("THRESHOLD"));
+    insta::assert_snapshot!("no_tensor_cores_findings_view", detail);
+}
+
+#[test]
+fn a_lost_gpu_is_shown_lost_not_idle() {
+    let app = played("gpu-lost", 200);
+    let screen = render(&app, 200, 50);
+    let lost: Vec<&str> = screen.lines().filter(|l| l.contains("LOST")).collect();
+    assert_eq!(lost.len(), 1, "{screen}");
+    assert!(screen.contains("gpu-lost"), "the finding is on screen: {screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn an_a100_without_gpm_shows_profiling_ratios_as_unknown() {
+    let app = played("row-remap", 60);
+    let s = app.shown().unwrap();
+    assert!(s.gpus.iter().all(|g| g.sm_active_ratio.is_none() && g.model.contains("A100")));
+    let screen = render(&app, 200, 50);
+    let row = screen.lines().find(|l| l.contains("│ 0  A100")).unwrap();
+    // SM, gap, tensor, FP32, FP16, FP64, DRAM, and the memory clock (current and max, which
+    // the simulator's snapshots do not carry): unknown, not 0%.
+    assert_eq!(row.matches('—').count(), 9, "{row}");
+    assert!(!row.contains(" 0% "), "{row}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn eight_gpus_fit_an_80x24_terminal() {
+    let app = played("healthy-bf16-training", 120);
+    let screen = render(&app, 80, 24);
+    for i in 0..8 {
+        assert!(screen.lines().any(|l| l.starts_with(&format!("\"│ {i}   "))), "GPU {i} on screen:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+    let mut app = app;
+    for v in ['2', '3', '4'] {
+        key(&mut app, KeyCode::Char(v));
+        insta::assert_snapshot!(format!("80x24_view_{v}"), render(&app, 80, 24));
+    }
+    key(&mut app, KeyCode::Char('?'));
+    let help = render(&app, 80, 24);
+    assert!(help.contains("Keys") && help.contains("quit"));
+    insta::assert_snapshot!("80x24_help", help);
+}
+
+#[test]
+fn a_replayed_recording_paused_where_its_finding_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-tensor-cores.gsr");
+    let sim = Simulation::new(Scenario::load("no-tensor-cores").unwrap(), 0).unwrap();
+    let mut analysis = LocalAnalysis::new(AnalysisConfig::default());
+    let mut rec = Recorder::create(&path, &sim.hostname(), T0_MS, Limits::default()).unwrap();
+    for t in 0..=300 {
+        let s = Arc::new(snapshot(&sim, f64::from(t)));
+        let events = analysis.ingest(s.clone());
+        rec.snapshot(&s).unwrap();
+        for e in &events {
+            rec.finding(e).unwrap();
+        }
+    }
+    rec.finish().unwrap();
+    let mut app = replay_app("no-tensor-cores.gsr", read(&path).unwrap(), Theme::plain(), 1.0);
+    app.size = (200, 50);
+    // Play to the end, then jump back to where the selected finding opened.
+    app.update(Input::Tick(std::time::Duration::from_secs(400)));
+    key(&mut app, KeyCode::Char('g'));
+    let opened = app.selected_finding().unwrap().opened_ms;
+    assert_eq!(app.shown_ms(), Some(opened));
+    assert!(!app.playback.as_ref().unwrap().playing);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("REPLAY ❚❚"), "{screen}");
+    assert!(screen.contains("open 0s"), "the finding has just opened at the cursor: {screen}");
+    insta::assert_snapshot!(screen);
+}
