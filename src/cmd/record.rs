@@ -18,6 +18,10 @@ use std::time::Duration;
 pub struct RecordArgs {
     /// The recording to write (replaced if it exists).
     pub file: PathBuf,
+    /// Wall seconds per workload second for the rules' periods (1 on a real node; a simulated
+    /// node running at speed S needs 1/S).
+    #[arg(long, value_name = "RATIO")]
+    pub time_scale: Option<f64>,
     /// How to sample this node (the agent's settings).
     #[command(flatten)]
     pub config: AgentArgs,
@@ -37,6 +41,9 @@ pub fn run(a: &RecordArgs) -> Result<()> {
     if a.max_mib == 0 {
         bail!(UsageError("--max-mib must be at least 1".into()));
     }
+    if a.time_scale.is_some_and(|s| !(s > 0.0)) {
+        bail!(UsageError("--time-scale must be positive".into()));
+    }
     if a.duration.is_some_and(|d| !(d > 0.0)) {
         bail!(UsageError("--duration must be positive".into()));
     }
@@ -50,7 +57,7 @@ pub fn run(a: &RecordArgs) -> Result<()> {
     let mut stop = runtime.block_on(async { Shutdown::catch() }).context("cannot catch SIGINT/SIGTERM")?;
     let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
     let (tx, rx) = mpsc::channel();
-    let feeding = feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig::default())), Some(recorder), tx)?;
+    let feeding = feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })), Some(recorder), tx)?;
     eprintln!(
         "gpuscope record: {} from {node} (rotates at {} MiB, keeps {}); Ctrl-C to stop",
         a.file.display(),

@@ -36,6 +36,10 @@ impl UiArgs {
 /// `top` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopArgs {
+    /// Wall seconds per workload second for the rules' periods (1 on a real node; a simulated
+    /// node running at speed S needs 1/S).
+    #[arg(long, value_name = "RATIO")]
+    pub time_scale: Option<f64>,
     /// How to sample this node (the agent's settings: NVML library, /proc root, interval…).
     #[command(flatten)]
     pub config: AgentArgs,
@@ -83,16 +87,20 @@ pub fn run(a: &TopArgs) -> Result<()> {
         feed::terminal_events(tx).context("cannot read the terminal")?;
         return run_ui(app, rx);
     }
+    if a.time_scale.is_some_and(|s| !(s > 0.0)) {
+        bail!(UsageError("--time-scale must be positive".into()));
+    }
     let cfg = AgentConfig::load(&a.config)?;
     need_terminal("for one reading use `gpuscope query`")?;
     // Log lines would tear the screen: silent unless GPUSCOPE_LOG asks (and stderr goes elsewhere).
     crate::logging::init("off");
     let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
     let (tx, rx) = mpsc::channel();
-    feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig::default())), None, tx.clone())?;
+    feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })), None, tx.clone())?;
     feed::terminal_events(tx)?;
     let mut app = App::new(SourceKind::Local, theme);
     app.readonly = a.ui.readonly;
+    app.speed = 1.0 / a.time_scale.unwrap_or(1.0);
     let result = run_ui(app, rx);
     engine.stop();
     result

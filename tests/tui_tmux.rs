@@ -1,0 +1,211 @@
+//! The real binary's terminal UI driven in tmux (`send-keys`, `capture-pane`): the demo (local
+//! sampling through the real agent and collector), and a recording made by `gpuscope record`
+//! played back with `top --replay`. Each test ends by quitting and checking the terminal was
+//! restored (normal screen, canonical mode). tmux is installed when missing; without it the
+//! tests fail.
+
+mod common;
+
+use common::{bin, eventually, nvml_lib, unix_now};
+use std::process::Command;
+
+/// A private tmux server (its own socket) with one session, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+fn ensure_tmux() {
+    if Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let run = |args: &[&str]| {
+        let mut c = if root { Command::new(args[0]) } else { Command::new("sudo") };
+        c.args(if root { &args[1..] } else { args });
+        c.env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    };
+    let _ = run(&["apt-get", "update", "-qq"]);
+    assert!(run(&["apt-get", "install", "-y", "-qq", "tmux"]), "tmux is needed and could not be installed");
+}
+
+impl Tmux {
+    /// Starts `command` (a shell line) in a 200×50 session. The line runs under `sh -c`, then
+    /// reports how it exited and whether the terminal is back in canonical mode.
+    fn start(name: &str, command: &str, w: u16, h: u16) -> Tmux {
+        ensure_tmux();
+        let socket = format!("gpuscope-test-{}-{name}", std::process::id());
+        let line = format!("{command}; echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 600");
+        let st = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", &w.to_string(), "-y", &h.to_string()])
+            .arg(line)
+            .env_remove("NO_COLOR")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let st = Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", k]).status().unwrap();
+            assert!(st.success());
+        }
+    }
+
+    /// Waits (generously: the machine may be busy) until the screen contains `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let mut last = String::new();
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eventually(60, || {
+                last = self.screen();
+                last.contains(text).then(|| last.clone())
+            })
+        }));
+        found.unwrap_or_else(|_| panic!("{text:?} never appeared; the screen:\n{last}"))
+    }
+
+    fn alternate_screen(&self) -> bool {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "-t", "t", "#{alternate_on}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Quits with `q` and checks the exit status and the restored terminal.
+    fn quit_and_check_restored(&self) {
+        self.keys(&["q"]);
+        let screen = self.wait_for("EXITED");
+        assert!(screen.contains("EXITED 0"), "{screen}");
+        let mode = eventually(10, || {
+            let s = self.screen();
+            s.lines().find(|l| l.trim() == "icanon" || l.trim() == "-icanon").map(|l| l.trim().to_string())
+        });
+        assert_eq!(mode, "icanon", "the terminal is left in raw mode");
+        assert!(!self.alternate_screen(), "the alternate screen is still on");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+#[test]
+fn demo_ui_switches_views_sorts_filters_helps_pauses_and_quits_cleanly() {
+    let cmd = format!(
+        "{} demo --scenario no-tensor-cores --speed 20 --metrics 127.0.0.1:0 --api 127.0.0.1:0 --no-color",
+        bin()
+    );
+    let t = Tmux::start("demo", &cmd, 200, 50);
+    t.wait_for("GPUs at");
+    // The collector's finding reaches the screen with its advice.
+    t.wait_for("advice: Matrix math runs in FP32");
+    t.keys(&["2"]);
+    t.wait_for("Processes (");
+    t.keys(&["s"]);
+    t.wait_for("sorted by SM%");
+    t.keys(&["s"]);
+    t.wait_for("sorted by CPU%");
+    t.keys(&["/", "p", "y", "t", "h", "Enter"]);
+    let s = t.wait_for("filter: pyt");
+    assert!(s.contains("python"), "{s}");
+    t.keys(&["/", "z", "z", "z", "Enter"]);
+    t.wait_for("no process matches the filter");
+    t.keys(&["?"]);
+    t.wait_for("this help; any key closes it");
+    t.keys(&["Escape"]);
+    eventually(30, || (!t.screen().contains("this help")).then_some(()));
+    t.keys(&["3"]);
+    t.wait_for("CPU (64 cores");
+    t.keys(&["1", "Space"]);
+    t.wait_for("PAUSED");
+    t.keys(&["g"]);
+    t.wait_for("paused where no-tensor-cores opened");
+    // Back to the oldest sample: the status line says how far behind the newest it is.
+    t.keys(&["Left", "Left", "Left", "["]);
+    let behind = eventually(60, || {
+        let s = t.screen();
+        let status = s.lines().rev().find(|l| l.contains("PAUSED"))?.to_string();
+        (!status.contains("(-0s)")).then_some(status)
+    });
+    assert!(behind.contains("(-"), "{behind}");
+    t.keys(&["End"]);
+    t.wait_for(" LIVE ");
+    t.quit_and_check_restored();
+}
+
+#[test]
+fn a_recording_replays_with_seek_and_quits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let file = dir.path().join("node.gsr");
+    let start = unix_now();
+    let speed = "20";
+    let mut writer = common::Proc(
+        Command::new(bin())
+            .args(["sim", "run", "--scenario", "no-tensor-cores", "--root", root.to_str().unwrap()])
+            .args(["--start", &format!("{start:.6}"), "--interval-ms", "50", "--speed", speed])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(10, || root.join("proc/stat").exists().then_some(()));
+    let out = Command::new(bin())
+        .args(["record", file.to_str().unwrap(), "--duration", "12", "--interval-ms", "200", "--time-scale", "0.05"])
+        .env("GPUSCOPE_SIM_SCENARIO", "no-tensor-cores")
+        .env("GPUSCOPE_SIM_START", format!("{start:.6}"))
+        .env("GPUSCOPE_SIM_SPEED", speed)
+        .env("GPUSCOPE_SIM_NODE", "0")
+        .env("GPUSCOPE_NVML_LIB", nvml_lib())
+        .env("GPUSCOPE_PROCFS_ROOT", root.join("proc"))
+        .env("GPUSCOPE_SYSFS_ROOT", root.join("sys"))
+        .env("GPUSCOPE_POD_LOGS_ROOT", root.join("var/log/pods"))
+        .env_remove("GPUSCOPE_SIM_TIME")
+        .output()
+        .unwrap();
+    let _ = writer.0.kill();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(" finding changes") && !stderr.contains(" 0 finding changes"), "{stderr}");
+
+    let cmd = format!("{} top --replay {} --speed 4 --no-color", bin(), file.display());
+    let t = Tmux::start("replay", &cmd, 200, 50);
+    t.wait_for("REPLAY ▶ 4x");
+    t.keys(&["Space"]);
+    t.wait_for("REPLAY ❚❚");
+    t.keys(&["End", "g"]);
+    let s = t.wait_for("paused where no-tensor-cores opened");
+    assert!(s.contains("open 0s"), "{s}");
+    t.keys(&["+"]);
+    t.wait_for("replay speed 8x");
+    t.keys(&["Home"]);
+    t.wait_for("[0s /");
+    t.quit_and_check_restored();
+
+    // A recording cut mid-record (a crash) still plays.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.gsr");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let t = Tmux::start("cut", &format!("{} top --replay {} --no-color", bin(), cut.display()), 200, 50);
+    t.wait_for("ends mid-record");
+    t.quit_and_check_restored();
+}
+
+#[test]
+fn top_refuses_a_file_that_is_not_a_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.gsr");
+    std::fs::write(&bad, b"not a recording").unwrap();
+    let out = Command::new(bin()).args(["top", "--replay", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("is not a gpuscope recording"), "{e}");
+}
