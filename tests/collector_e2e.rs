@@ -23,7 +23,18 @@ fn agent_to(c: &common::Collector, scenario: &str, clock: Clock, extra: &[&str])
 #[test]
 fn demo_prints_the_finding_as_it_opens_and_closes() {
     let out = Command::new(common::bin())
-        .args(["demo", "--speed", "20", "--duration", "30", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--headless",
+            "--speed",
+            "20",
+            "--duration",
+            "30",
+            "--metrics",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -42,7 +53,7 @@ fn demo_prints_the_finding_as_it_opens_and_closes() {
 fn demo_leaves(args: &[&str], stop: impl FnOnce(&std::process::Child)) -> (std::process::ExitStatus, Vec<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let mut demo = Command::new(common::bin())
-        .args(["demo", "--speed", "20", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .args(["demo", "--headless", "--speed", "20", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"])
         .args(args)
         .env("TMPDIR", tmp.path())
         .stdout(std::process::Stdio::null())

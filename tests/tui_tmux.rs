@@ -4,6 +4,8 @@
 //! restored (normal screen, canonical mode). tmux is installed when missing; without it the
 //! tests fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 mod common;
 
 use common::{bin, eventually, nvml_lib, unix_now};
@@ -37,7 +39,20 @@ impl Tmux {
         let socket = format!("gpuscope-test-{}-{name}", std::process::id());
         let line = format!("{command}; echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 600");
         let st = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", &w.to_string(), "-y", &h.to_string()])
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
             .arg(line)
             .env_remove("NO_COLOR")
             .status()
@@ -208,4 +223,14 @@ fn top_refuses_a_file_that_is_not_a_recording() {
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("is not a gpuscope recording"), "{e}");
+}
+
+#[test]
+fn without_a_terminal_the_ui_commands_say_what_to_run_instead() {
+    let out = Command::new(bin()).args(["demo", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gpuscope demo --headless"));
+    let out = Command::new(bin()).args(["top", "--nvml-lib", "/nonexistent/libnvidia-ml.so"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gpuscope query"));
 }

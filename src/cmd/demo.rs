@@ -179,7 +179,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 }
             }
         });
-} else {
+    } else {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut app = App::new(SourceKind::Demo { scenario: scenario.name.clone() }, theme);
         // The processes on screen are simulated: their PIDs belong to nobody on this machine.

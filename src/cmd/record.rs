@@ -2,6 +2,7 @@
 //! locally, and writes snapshots and findings to a compact, rotating recording
 //! (docs/recording.md) that `gpuscope top --replay FILE` plays back.
 
+use crate::cmd::top::positive;
 use crate::config::{AgentArgs, AgentConfig, UsageError};
 use crate::signals::Shutdown;
 use anyhow::{Context, Result, bail};
@@ -41,10 +42,10 @@ pub fn run(a: &RecordArgs) -> Result<()> {
     if a.max_mib == 0 {
         bail!(UsageError("--max-mib must be at least 1".into()));
     }
-    if a.time_scale.is_some_and(|s| !(s > 0.0)) {
+    if a.time_scale.is_some_and(|s| !positive(s)) {
         bail!(UsageError("--time-scale must be positive".into()));
     }
-    if a.duration.is_some_and(|d| !(d > 0.0)) {
+    if a.duration.is_some_and(|d| !positive(d)) {
         bail!(UsageError("--duration must be positive".into()));
     }
     let cfg = AgentConfig::load(&a.config)?;
@@ -53,11 +54,17 @@ pub fn run(a: &RecordArgs) -> Result<()> {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let limits = Limits { max_bytes: a.max_mib << 20, keep: a.keep };
     let recorder = Recorder::create(&a.file, &node, now_ms, limits)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let mut stop = runtime.block_on(async { Shutdown::catch() }).context("cannot catch SIGINT/SIGTERM")?;
     let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
     let (tx, rx) = mpsc::channel();
-    let feeding = feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })), Some(recorder), tx)?;
+    let feeding = feed::snapshots(
+        engine.subscribe(),
+        Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })),
+        Some(recorder),
+        tx,
+    )?;
     eprintln!(
         "gpuscope record: {} from {node} (rotates at {} MiB, keeps {}); Ctrl-C to stop",
         a.file.display(),
@@ -87,6 +94,9 @@ pub fn run(a: &RecordArgs) -> Result<()> {
         bail!("{why}");
     }
     let size = std::fs::metadata(&a.file).map_or(0, |m| m.len());
-    eprintln!("gpuscope record: {snapshots} snapshots, {findings} finding changes, {size} bytes in {}", a.file.display());
+    eprintln!(
+        "gpuscope record: {snapshots} snapshots, {findings} finding changes, {size} bytes in {}",
+        a.file.display()
+    );
     Ok(())
 }

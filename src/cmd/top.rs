@@ -87,7 +87,7 @@ pub fn run(a: &TopArgs) -> Result<()> {
         feed::terminal_events(tx).context("cannot read the terminal")?;
         return run_ui(app, rx);
     }
-    if a.time_scale.is_some_and(|s| !(s > 0.0)) {
+    if a.time_scale.is_some_and(|s| !positive(s)) {
         bail!(UsageError("--time-scale must be positive".into()));
     }
     let cfg = AgentConfig::load(&a.config)?;
@@ -96,7 +96,12 @@ pub fn run(a: &TopArgs) -> Result<()> {
     crate::logging::init("off");
     let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
     let (tx, rx) = mpsc::channel();
-    feed::snapshots(engine.subscribe(), Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })), None, tx.clone())?;
+    feed::snapshots(
+        engine.subscribe(),
+        Some(LocalAnalysis::new(AnalysisConfig { time_scale: a.time_scale, ..AnalysisConfig::default() })),
+        None,
+        tx.clone(),
+    )?;
     feed::terminal_events(tx)?;
     let mut app = App::new(SourceKind::Local, theme);
     app.readonly = a.ui.readonly;
@@ -104,4 +109,9 @@ pub fn run(a: &TopArgs) -> Result<()> {
     let result = run_ui(app, rx);
     engine.stop();
     result
+}
+
+/// A finite number above zero (NaN is not).
+pub fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
 }

@@ -105,7 +105,7 @@ pub fn snapshots(
                     return;
                 }
                 for e in events {
-                    if tx.send(Input::Finding(e)).is_err() {
+                    if tx.send(Input::Finding(Box::new(e))).is_err() {
                         return;
                     }
                 }
@@ -125,8 +125,10 @@ pub fn findings(mut rx: broadcast::Receiver<FindingEvent>, tx: Sender<Input>) ->
     std::thread::Builder::new().name("gpuscope-tui-findings".into()).spawn(move || {
         loop {
             let input = match rx.blocking_recv() {
-                Ok(e) => Input::Finding(e),
-                Err(broadcast::error::RecvError::Lagged(n)) => Input::Failed(format!("{n} finding changes were missed")),
+                Ok(e) => Input::Finding(Box::new(e)),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Input::Failed(format!("{n} finding changes were missed"))
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             if tx.send(input).is_err() {

@@ -74,12 +74,12 @@ pub enum Record {
     /// A snapshot of the node.
     Snapshot {
         /// The snapshot.
-        snapshot: NodeSnapshot,
+        snapshot: Box<NodeSnapshot>,
     },
     /// A finding opened or closed.
     Finding {
         /// The change.
-        event: FindingEvent,
+        event: Box<FindingEvent>,
     },
 }
 
@@ -155,16 +155,18 @@ impl Recorder {
     /// Appends a snapshot (flushed: a crash after this call keeps it).
     pub fn snapshot(&mut self, s: &NodeSnapshot) -> Result<(), RecordingError> {
         self.rotate_if_full(s.timestamp_ms)?;
-        self.write(&Record::Snapshot { snapshot: s.clone() })
+        self.write(&Record::Snapshot { snapshot: Box::new(s.clone()) })
     }
 
     /// Appends a finding change.
     pub fn finding(&mut self, e: &FindingEvent) -> Result<(), RecordingError> {
         match e {
             FindingEvent::Opened(r) => self.open.push(r.clone()),
-            FindingEvent::Closed(r) => self.open.retain(|o| !(o.finding.rule == r.finding.rule && o.finding.scope == r.finding.scope)),
+            FindingEvent::Closed(r) => {
+                self.open.retain(|o| !(o.finding.rule == r.finding.rule && o.finding.scope == r.finding.scope))
+            }
         }
-        self.write(&Record::Finding { event: e.clone() })
+        self.write(&Record::Finding { event: Box::new(e.clone()) })
     }
 
     /// Compressed bytes in the current file so far.
@@ -256,8 +258,8 @@ pub fn read(path: &Path) -> Result<Recording, RecordingError> {
             continue;
         }
         match serde_json::from_slice::<Record>(line) {
-            Ok(Record::Snapshot { snapshot }) => rec.snapshots.push(Arc::new(snapshot)),
-            Ok(Record::Finding { event }) => rec.findings.push(event),
+            Ok(Record::Snapshot { snapshot }) => rec.snapshots.push(Arc::new(*snapshot)),
+            Ok(Record::Finding { event }) => rec.findings.push(*event),
             Err(e) => return Err(not(format!("bad record: {e}"))),
         }
     }
@@ -365,7 +367,12 @@ mod tests {
         for p in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
             let back = read(&p).unwrap();
             assert!(!back.snapshots.is_empty(), "{}", p.display());
-            assert_eq!(back.findings, vec![FindingEvent::Opened(finding())], "the open finding is repeated in {}", p.display());
+            assert_eq!(
+                back.findings,
+                vec![FindingEvent::Opened(finding())],
+                "the open finding is repeated in {}",
+                p.display()
+            );
             assert!(std::fs::metadata(&p).unwrap().len() < 400 + 2000, "{} is bounded", p.display());
         }
         let newest = read(&path).unwrap();

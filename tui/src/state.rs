@@ -600,7 +600,11 @@ mod tests {
         };
         let now = NodeSnapshot {
             timestamp_ms: 3000,
-            processes: vec![proc(7, 0, Some(10), Some(0.5), Some(13.0)), proc(7, 1, Some(5), None, Some(13.0)), proc(9, 1, None, None, None)],
+            processes: vec![
+                proc(7, 0, Some(10), Some(0.5), Some(13.0)),
+                proc(7, 1, Some(5), None, Some(13.0)),
+                proc(9, 1, None, None, None),
+            ],
             ..NodeSnapshot::default()
         };
         let rows = process_rows(&now, Some(&prev), 1.0);
@@ -617,7 +621,11 @@ mod tests {
     #[test]
     fn the_table_filters_and_sorts_unknown_values_last() {
         let now = NodeSnapshot {
-            processes: vec![proc(1, 0, Some(5), None, None), proc(2, 0, None, None, None), proc(3, 0, Some(9), None, None)],
+            processes: vec![
+                proc(1, 0, Some(5), None, None),
+                proc(2, 0, None, None, None),
+                proc(3, 0, Some(9), None, None),
+            ],
             ..NodeSnapshot::default()
         };
         let mut t = ProcessTable::default();

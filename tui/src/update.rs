@@ -19,7 +19,7 @@ pub enum Input {
     /// A new snapshot of the node.
     Snapshot(Arc<NodeSnapshot>),
     /// A finding opened or closed.
-    Finding(FindingEvent),
+    Finding(Box<FindingEvent>),
     /// The source has no more data (the message says why).
     Ended(String),
     /// The source failed (the message says why); it may recover.
@@ -78,7 +78,7 @@ impl App {
                 Effect::None
             }
             Input::Finding(e) => {
-                self.apply_finding(e);
+                self.apply_finding(*e);
                 Effect::None
             }
             Input::Ended(why) => {
@@ -277,8 +277,14 @@ impl App {
         } else {
             self.processes.sort = c;
             // Names read best A→Z, numbers largest first.
-            self.processes.descending =
-                !matches!(c, ProcessColumn::Name | ProcessColumn::User | ProcessColumn::Place | ProcessColumn::Pid | ProcessColumn::Gpus);
+            self.processes.descending = !matches!(
+                c,
+                ProcessColumn::Name
+                    | ProcessColumn::User
+                    | ProcessColumn::Place
+                    | ProcessColumn::Pid
+                    | ProcessColumn::Gpus
+            );
         }
         self.message = Some(format!("sorted by {}", c.title()));
     }
@@ -303,7 +309,8 @@ impl App {
             p.playing = false;
         }
         // The list is judged at the new time: keep the same finding selected.
-        self.finding_selected = self.findings_at().iter().position(|r| r.finding.rule == rule && r.opened_ms == opened).unwrap_or(0);
+        self.finding_selected =
+            self.findings_at().iter().position(|r| r.finding.rule == rule && r.opened_ms == opened).unwrap_or(0);
         self.message = Some(format!("paused where {rule} opened"));
     }
 
@@ -343,7 +350,8 @@ impl App {
                     }
                 } else if self.view == View::Processes && self.process_detail.is_none() {
                     if m.row == PROCESS_HEADER_Y {
-                        if let Some(c) = ProcessColumn::at_x(m.column.saturating_sub(1), self.size.0.saturating_sub(2)) {
+                        if let Some(c) = ProcessColumn::at_x(m.column.saturating_sub(1), self.size.0.saturating_sub(2))
+                        {
                             self.sort_by(c);
                         }
                     } else if m.row > PROCESS_HEADER_Y {

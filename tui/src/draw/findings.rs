@@ -82,15 +82,23 @@ pub fn panel(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from(head));
         if open {
             lines.push(Line::from(vec![Span::styled("    evidence: ", t.dim), Span::styled(evidence(r), t.text)]));
-            lines.push(Line::from(vec![Span::styled("    advice: ", t.dim), Span::styled(f.recommendation.clone(), t.ok)]));
+            lines.push(Line::from(vec![
+                Span::styled("    advice: ", t.dim),
+                Span::styled(f.recommendation.clone(), t.ok),
+            ]));
         }
     }
     // Keep the selected finding on screen when the list is longer than the panel.
     let inner_h = usize::from(area.height.saturating_sub(2));
     let sel_line: usize = list.iter().take(app.finding_selected).map(|r| if app.open_at(r) { 3 } else { 1 }).sum();
     let skip = (sel_line + 3).saturating_sub(inner_h);
-    let title = format!(" Findings ({} open, {} closed) ", list.iter().filter(|r| app.open_at(r)).count(), list.iter().filter(|r| !app.open_at(r)).count());
-    let p = Paragraph::new(lines).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(title, t.accent)));
+    let title = format!(
+        " Findings ({} open, {} closed) ",
+        list.iter().filter(|r| app.open_at(r)).count(),
+        list.iter().filter(|r| !app.open_at(r)).count()
+    );
+    let p =
+        Paragraph::new(lines).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(title, t.accent)));
     frame.render_widget(p, area);
 }
 
@@ -131,7 +139,9 @@ pub fn draw_view(frame: &mut Frame, area: Rect, app: &App) {
     };
     let skip = (app.finding_selected + 1).saturating_sub(usize::from(list_h.saturating_sub(2)));
     frame.render_widget(
-        Paragraph::new(rows).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(" Findings, newest first ", t.accent))),
+        Paragraph::new(rows)
+            .scroll((skip as u16, 0))
+            .block(Block::bordered().title(Span::styled(" Findings, newest first ", t.accent))),
         top,
     );
     let Some(r) = app.selected_finding() else {
@@ -140,11 +150,22 @@ pub fn draw_view(frame: &mut Frame, area: Rect, app: &App) {
     };
     let f = &r.finding;
     let mut lines = vec![
-        Line::from(vec![Span::styled(format!("{} ", f.severity.as_str().to_uppercase()), severity_style(app, f.severity)), Span::styled(f.summary.clone(), t.text)]),
+        Line::from(vec![
+            Span::styled(format!("{} ", f.severity.as_str().to_uppercase()), severity_style(app, f.severity)),
+            Span::styled(f.summary.clone(), t.text),
+        ]),
         Line::from(vec![
             Span::styled("scope ", t.dim),
             Span::styled(scope(r), t.marked),
-            Span::styled(format!("   condition since {}   opened {}   {}", clock(f.since_ms), clock(r.opened_ms), lifetime(app, r)), t.dim),
+            Span::styled(
+                format!(
+                    "   condition since {}   opened {}   {}",
+                    clock(f.since_ms),
+                    clock(r.opened_ms),
+                    lifetime(app, r)
+                ),
+                t.dim,
+            ),
         ]),
         Line::raw(""),
         Line::styled(format!("{:<28} {:>12} {:>12}", "EVIDENCE", "OBSERVED", "THRESHOLD"), t.dim),

@@ -118,7 +118,7 @@ pub fn pcie_capacity(generation: Option<u32>, width: Option<u32>) -> Option<f64>
 pub fn nvlink_capacity(g: &gpuscope_core::GpuSample) -> Option<f64> {
     let major: u32 = g.compute_capability.as_deref()?.split('.').next()?.parse().ok()?;
     let active = g.nvlinks.iter().filter(|l| l.active == Some(true)).count();
-    (major >= 8 && active > 0).then(|| active as f64 * 25e9)
+    (major >= 8 && active > 0).then_some(active as f64 * 25e9)
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 //! to them.
 
 use super::findings;
-use super::format::{UNKNOWN, bar, clock_badges, gib, nvlink_capacity, num, pcie_capacity, pct, rate};
+use super::format::{UNKNOWN, bar, clock_badges, gib, num, nvlink_capacity, pcie_capacity, pct, rate};
 use crate::state::App;
 use gpuscope_core::{GpuSample, NodeSnapshot};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Sparkline};
@@ -48,10 +47,29 @@ fn gpu_table(frame: &mut Frame, area: Rect, app: &App, snap: &NodeSnapshot, comp
     let header = if wide {
         format!(
             "{:<3} {:<16} {:>4} {:>4} {:>4}  {:>4} {:>4} {:>4} {:>4} {:>4}  {:>11} {:>9} {:>7} {:>10} {:>10} {:>17} {:>17}  CLOCK EVENTS",
-            "GPU", "MODEL", "UTIL", "SM", "GAP", "TENS", "FP32", "FP16", "FP64", "DRAM", "MEM GiB", "POWER W", "TEMP C", "SM MHz", "MEM MHz", "PCIe rx / tx", "NVLink rx / tx"
+            "GPU",
+            "MODEL",
+            "UTIL",
+            "SM",
+            "GAP",
+            "TENS",
+            "FP32",
+            "FP16",
+            "FP64",
+            "DRAM",
+            "MEM GiB",
+            "POWER W",
+            "TEMP C",
+            "SM MHz",
+            "MEM MHz",
+            "PCIe rx / tx",
+            "NVLink rx / tx"
         )
     } else {
-        format!("{:<3} {:>4} {:>4} {:>4} {:>4} {:>11} {:>9} {:>7}  CLOCK EVENTS", "GPU", "UTIL", "SM", "GAP", "TENS", "MEM GiB", "POWER W", "TEMP C")
+        format!(
+            "{:<3} {:>4} {:>4} {:>4} {:>4} {:>11} {:>9} {:>7}  CLOCK EVENTS",
+            "GPU", "UTIL", "SM", "GAP", "TENS", "MEM GiB", "POWER W", "TEMP C"
+        )
     };
     lines.push(Line::styled(header, t.dim));
     for g in &snap.gpus {
@@ -60,7 +78,10 @@ fn gpu_table(frame: &mut Frame, area: Rect, app: &App, snap: &NodeSnapshot, comp
         if g.lost {
             lines.push(Line::from(vec![
                 lead,
-                Span::styled(format!("{:<2} {:<16} LOST — fell off the bus; no values can be read", g.index, short_model(g)), t.crit),
+                Span::styled(
+                    format!("{:<2} {:<16} LOST — fell off the bus; no values can be read", g.index, short_model(g)),
+                    t.crit,
+                ),
             ]));
             if !compact {
                 lines.push(Line::raw(""));
@@ -98,12 +119,14 @@ fn gpu_table(frame: &mut Frame, area: Rect, app: &App, snap: &NodeSnapshot, comp
         let mem = format!("{}/{}", gib(g.memory_used_bytes), gib(g.memory_total_bytes));
         let power = format!("{}/{}", num(g.power_watts, 1.0, 0, ""), num(g.power_limit_watts, 1.0, 0, ""));
         let hot = matches!((g.temperature_celsius, g.slowdown_temperature_celsius), (Some(c), Some(s)) if c >= s - 5.0);
-        let temp = format!("{}/{}", num(g.temperature_celsius, 1.0, 0, ""), num(g.slowdown_temperature_celsius, 1.0, 0, ""));
+        let temp =
+            format!("{}/{}", num(g.temperature_celsius, 1.0, 0, ""), num(g.slowdown_temperature_celsius, 1.0, 0, ""));
         spans.push(Span::styled(format!("  {mem:>11} {power:>9} "), t.text));
         spans.push(Span::styled(format!("{temp:>7}"), if hot { t.warn } else { t.text }));
         if wide {
             let sm = format!("{}/{}", num(g.sm_clock_hertz, 1e-6, 0, ""), num(g.sm_clock_max_hertz, 1e-6, 0, ""));
-            let memclk = format!("{}/{}", num(g.memory_clock_hertz, 1e-6, 0, ""), num(g.memory_clock_max_hertz, 1e-6, 0, ""));
+            let memclk =
+                format!("{}/{}", num(g.memory_clock_hertz, 1e-6, 0, ""), num(g.memory_clock_max_hertz, 1e-6, 0, ""));
             let pcie = format!("{} / {}", rate(g.pcie_rx_bytes_per_second), rate(g.pcie_tx_bytes_per_second));
             let nvl = format!("{} / {}", rate(g.nvlink_rx_bytes_per_second), rate(g.nvlink_tx_bytes_per_second));
             spans.push(Span::styled(format!(" {sm:>10} {memclk:>10} {pcie:>17} {nvl:>17}"), t.text));
@@ -216,18 +239,38 @@ fn charts(frame: &mut Frame, area: Rect, app: &App) {
     let [chart_area, spark_area] = Layout::horizontal([Constraint::Min(0), Constraint::Length(spark_w)]).areas(area);
     let mut datasets = vec![
         Dataset::default().name("util %").marker(Marker::Braille).graph_type(GraphType::Line).style(t.ok).data(&util),
-        Dataset::default().name("SM active %").marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&sm),
-        Dataset::default().name("power % of limit").marker(Marker::Braille).graph_type(GraphType::Line).style(t.warn).data(&power),
+        Dataset::default()
+            .name("SM active %")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.accent)
+            .data(&sm),
+        Dataset::default()
+            .name("power % of limit")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.warn)
+            .data(&power),
     ];
     if !marker.is_empty() {
         datasets.push(
-            Dataset::default().name("finding opened").marker(Marker::Braille).graph_type(GraphType::Line).style(t.marked).data(&marker),
+            Dataset::default()
+                .name("finding opened")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(t.marked)
+                .data(&marker),
         );
     }
     let title = format!(" Node, last {} (w) ", super::format::duration_ms(window_ms));
     let chart = Chart::new(datasets)
         .block(Block::bordered().title(Span::styled(title, t.accent)))
-        .x_axis(Axis::default().bounds([-window_s, 0.0]).labels([format!("-{}", super::format::duration_ms(window_ms)), "now".into()]).style(t.dim))
+        .x_axis(
+            Axis::default()
+                .bounds([-window_s, 0.0])
+                .labels([format!("-{}", super::format::duration_ms(window_ms)), "now".into()])
+                .style(t.dim),
+        )
         .y_axis(Axis::default().bounds([0.0, 100.0]).labels(["0", "100"]).style(t.dim))
         .legend_position(Some(ratatui::widgets::LegendPosition::TopLeft))
         .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
@@ -260,7 +303,7 @@ fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapsh
             let x = s.gpus.get(row)?;
             if uses_sm { x.sm_active_ratio } else { x.utilization_ratio }
         });
-        let spark = Sparkline::default().data(&data).max(100).style(Style::from(t.accent)).absent_value_symbol(" ");
+        let spark = Sparkline::default().data(&data).max(100).style(t.accent).absent_value_symbol(" ");
         frame.render_widget(spark, Rect { x: inner.x + label_w, y, width: inner.width - label_w, height: 1 });
     }
 }

@@ -17,7 +17,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let Some(host) = app.shown().and_then(|s| s.host.as_ref()) else {
         frame.render_widget(
-            Paragraph::new("no host reading yet (the host samplers have not answered)").style(t.dim).block(Block::bordered()),
+            Paragraph::new("no host reading yet (the host samplers have not answered)")
+                .style(t.dim)
+                .block(Block::bordered()),
             area,
         );
         return;
@@ -64,7 +66,8 @@ fn cpus(frame: &mut Frame, area: Rect, app: &App, host: &HostSample, per_row: u1
                 spans.push(Span::styled(bar(c.busy_ratio, 6), t.ok));
             }
             spans.push(Span::styled(format!("{:>4}", pct(c.busy_ratio)), t.text));
-            let io = if wide { format!(" io{:>4}  ", pct(c.iowait_ratio)) } else { format!("/{:<4} ", pct(c.iowait_ratio)) };
+            let io =
+                if wide { format!(" io{:>4}  ", pct(c.iowait_ratio)) } else { format!("/{:<4} ", pct(c.iowait_ratio)) };
             spans.push(Span::styled(io, if io_high { t.warn } else { t.dim }));
         }
         lines.push(Line::from(spans));
@@ -93,8 +96,10 @@ fn memory(frame: &mut Frame, area: Rect, app: &App, host: &HostSample) {
 
 fn nics(frame: &mut Frame, area: Rect, app: &App, host: &HostSample) {
     let t = &app.theme;
-    let mut lines =
-        vec![Line::styled(format!("{:<14} {:<11} {:>10} {:>10} {:>10}  {:<12}", "NAME", "KIND", "RX", "TX", "LINK", "RX+TX OF LINK"), t.dim)];
+    let mut lines = vec![Line::styled(
+        format!("{:<14} {:<11} {:>10} {:>10} {:>10}  {:<12}", "NAME", "KIND", "RX", "TX", "LINK", "RX+TX OF LINK"),
+        t.dim,
+    )];
     for n in &host.nics {
         let share = match (n.rx_bytes_per_second, n.tx_bytes_per_second, n.speed_bytes_per_second) {
             (Some(rx), Some(tx), Some(s)) if s > 0.0 => Some(rx.max(tx) / s),
@@ -116,12 +121,16 @@ fn nics(frame: &mut Frame, area: Rect, app: &App, host: &HostSample) {
             Span::styled(format!(" {}", pct(share)), t.text),
         ]));
     }
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Network ", t.accent))), area);
+    frame
+        .render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Network ", t.accent))), area);
 }
 
 fn disks(frame: &mut Frame, area: Rect, app: &App, host: &HostSample) {
     let t = &app.theme;
-    let mut lines = vec![Line::styled(format!("{:<12} {:<24} {:>10} {:>10}  {:<12}", "NAME", "MODEL", "READ", "WRITE", "BUSY"), t.dim)];
+    let mut lines = vec![Line::styled(
+        format!("{:<12} {:<24} {:>10} {:>10}  {:<12}", "NAME", "MODEL", "READ", "WRITE", "BUSY"),
+        t.dim,
+    )];
     for d in &host.disks {
         lines.push(Line::from(vec![
             Span::styled(

@@ -125,7 +125,9 @@ fn status_line(app: &App) -> Line<'static> {
     let hint = app.message.clone().unwrap_or_else(|| {
         let keys = match (app.view, app.playback.is_some()) {
             (_, true) => "space play/pause  ←→ step  [ ] 1 min  +/- speed  g finding  ? help  q quit",
-            (View::Processes, false) => "s sort  r reverse  / filter  enter detail  x kill  space pause  ? help  q quit",
+            (View::Processes, false) => {
+                "s sort  r reverse  / filter  enter detail  x kill  space pause  ? help  q quit"
+            }
             _ => "space pause  ←→ scroll back  g jump to finding  w window  c compact  ? help  q quit",
         };
         keys.to_string()
@@ -156,7 +158,9 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
     ];
     let lines: Vec<Line> = rows
         .iter()
-        .map(|(k, v)| Line::from(vec![Span::styled(format!(" {k:<12}"), app.theme.accent), Span::styled(*v, app.theme.text)]))
+        .map(|(k, v)| {
+            Line::from(vec![Span::styled(format!(" {k:<12}"), app.theme.accent), Span::styled(*v, app.theme.text)])
+        })
         .collect();
     let h = lines.len() as u16 + 2;
     popup(frame, area, app, " Keys ", lines, 70, h);

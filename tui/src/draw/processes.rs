@@ -127,11 +127,9 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     );
     let peak = mem.iter().flatten().copied().max().unwrap_or(0);
     frame.render_widget(
-        Sparkline::default()
-            .data(&mem)
-            .absent_value_symbol(" ")
-            .style(t.ok)
-            .block(Block::bordered().title(Span::styled(format!(" GPU memory over {span} (peak {peak} MiB) "), t.accent))),
+        Sparkline::default().data(&mem).absent_value_symbol(" ").style(t.ok).block(
+            Block::bordered().title(Span::styled(format!(" GPU memory over {span} (peak {peak} MiB) "), t.accent)),
+        ),
         mem_area,
     );
 }

@@ -29,7 +29,7 @@ fn played(scenario: &str, until_s: u64) -> App {
         let events = analysis.ingest(s.clone());
         app.update(Input::Snapshot(s));
         for e in events {
-            app.update(Input::Finding(e));
+            app.update(Input::Finding(Box::new(e)));
         }
     }
     app
