@@ -234,3 +234,47 @@ fn without_a_terminal_the_ui_commands_say_what_to_run_instead() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gpuscope query"));
 }
+
+#[test]
+fn fleet_mode_lists_and_opens_nodes_and_survives_a_collector_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("collector.db");
+    let db_s = db.to_str().unwrap().to_string();
+    let c = common::collector(&["--store", &db_s], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    let (grpc, http, api) = (c.grpc.clone(), c.http.clone(), c.api.clone());
+    // GPU 3 falls off the bus 2 s from now: a critical finding that opens at once.
+    let mut spec = common::NodeSpec::new("gpu-lost", common::Clock::Running { start: unix_now() - 118.0 });
+    spec.extra_args = ["--otlp-endpoint", &format!("http://{http}"), "--otlp-interval-ms", "200"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let _node = common::start(spec);
+
+    let t = Tmux::start("fleet", &format!("{} top --collector http://{api} --no-color", bin()), 200, 50);
+    t.wait_for("lost-node-0");
+    let s = t.wait_for("CRIT");
+    assert!(s.contains("Nodes (1)"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("GPUs at");
+    t.wait_for("LOST — fell off the bus");
+    t.keys(&["0"]);
+    t.wait_for("Nodes (1) by job");
+    t.keys(&["s"]);
+    t.wait_for("nodes sorted by SM active");
+    t.keys(&["/", "n", "o", "p", "e", "Enter"]);
+    t.wait_for("no node matches the filter");
+    t.keys(&["/", "Escape"]);
+    t.wait_for("lost-node-0");
+
+    // The collector goes away: the UI says so and keeps the last data.
+    drop(c);
+    let s = t.wait_for("collector unreachable since");
+    assert!(s.contains("lost-node-0") && s.contains("unknown"), "{s}");
+    // Back on the same addresses: the UI reconnects by itself.
+    let _c = common::collector(&["--store", &db_s], (&grpc, &http, &api));
+    eventually(60, || {
+        let s = t.screen();
+        (!s.contains("unreachable") && s.contains("lost-node-0") && s.contains("CRIT")).then_some(())
+    });
+    t.quit_and_check_restored();
+}

@@ -190,7 +190,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         feed::terminal_events(tx.clone())?;
         let (done, ui_done) = tokio::sync::oneshot::channel::<()>();
         let ui = std::thread::Builder::new().name("gpuscope-tui".into()).spawn(move || {
-            let result = crate::cmd::top::run_ui(app, rx);
+            let result = crate::cmd::top::run_ui(app, rx, None);
             let _ = done.send(());
             result
         })?;

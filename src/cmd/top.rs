@@ -1,5 +1,6 @@
 //! `gpuscope top`: the interactive terminal UI on this node (sampled in-process by the agent's
-//! engine, the rules run locally) or on a recording (`--replay`).
+//! engine, the rules run locally), on a collector's fleet (`--collector`), or on a recording
+//! (`--replay`).
 
 use crate::config::{AgentArgs, AgentConfig, UsageError};
 use anyhow::{Context, Result, bail};
@@ -43,6 +44,12 @@ pub struct TopArgs {
     /// How to sample this node (the agent's settings: NVML library, /proc root, interval…).
     #[command(flatten)]
     pub config: AgentArgs,
+    /// Fleet mode: the nodes a collector knows, from its API (http://host:9467).
+    #[arg(long, value_name = "URL", conflicts_with = "replay")]
+    pub collector: Option<String>,
+    /// Bearer token sent to the collector's API.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true, requires = "collector")]
+    pub token: Option<String>,
     /// Play a recording (from `gpuscope record`) instead of sampling this node.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
@@ -63,9 +70,13 @@ pub fn need_terminal(alternative: &str) -> Result<()> {
 }
 
 /// Runs the UI until the user quits, then restores the terminal.
-pub fn run_ui(mut app: App, inputs: mpsc::Receiver<gpuscope_tui::Input>) -> Result<()> {
+pub fn run_ui(
+    mut app: App,
+    inputs: mpsc::Receiver<gpuscope_tui::Input>,
+    follow: Option<mpsc::Sender<Option<String>>>,
+) -> Result<()> {
     let mut guard = TerminalGuard::enter()?;
-    let result = gpuscope_tui::run(&mut guard.terminal, &mut app, &inputs);
+    let result = gpuscope_tui::run(&mut guard.terminal, &mut app, &inputs, follow.as_ref());
     drop(guard);
     Ok(result?)
 }
@@ -76,6 +87,20 @@ pub fn run(a: &TopArgs) -> Result<()> {
     if !(a.speed > 0.0 && a.speed <= 1000.0) {
         bail!(UsageError(format!("--speed must be in (0, 1000], not {}", a.speed)));
     }
+    if let Some(url) = &a.collector {
+        let client = gpuscope_tui::fleet::Client::new(url, a.token.clone()).map_err(|e| UsageError(e.to_string()))?;
+        need_terminal("for one answer use the collector's API (curl URL/api/v1/nodes)")?;
+        let (tx, rx) = mpsc::channel();
+        let (follow, followed) = mpsc::channel();
+        gpuscope_tui::fleet::poll(client, std::time::Duration::from_secs(1), followed, tx.clone())?;
+        feed::terminal_events(tx)?;
+        let mut app = App::new(SourceKind::Collector { url: url.clone() }, theme);
+        app.fleet = Some(gpuscope_tui::fleet::Fleet { url: url.clone(), ..Default::default() });
+        app.view = gpuscope_tui::state::View::Fleet;
+        // The processes on screen run on other machines.
+        app.readonly = true;
+        return run_ui(app, rx, Some(follow));
+    }
     if let Some(file) = &a.replay {
         let rec = gpuscope_tui::recording::read(file)?;
         if rec.snapshots.is_empty() {
@@ -85,7 +110,7 @@ pub fn run(a: &TopArgs) -> Result<()> {
         let app = feed::replay_app(&file.display().to_string(), rec, theme, a.speed);
         let (tx, rx) = mpsc::channel();
         feed::terminal_events(tx).context("cannot read the terminal")?;
-        return run_ui(app, rx);
+        return run_ui(app, rx, None);
     }
     if a.time_scale.is_some_and(|s| !positive(s)) {
         bail!(UsageError("--time-scale must be positive".into()));
@@ -106,7 +131,7 @@ pub fn run(a: &TopArgs) -> Result<()> {
     let mut app = App::new(SourceKind::Local, theme);
     app.readonly = a.ui.readonly;
     app.speed = 1.0 / a.time_scale.unwrap_or(1.0);
-    let result = run_ui(app, rx);
+    let result = run_ui(app, rx, None);
     engine.stop();
     result
 }

@@ -5,6 +5,7 @@
 
 pub mod draw;
 pub mod feed;
+pub mod fleet;
 pub mod recording;
 pub mod run;
 pub mod state;

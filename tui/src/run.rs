@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 /// Why the UI stopped with an error.
@@ -24,8 +24,14 @@ pub enum TuiError {
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 const PLAYING_WAKE: Duration = Duration::from_millis(100);
 
-/// Runs the UI until the user quits, the inputs end, or the terminal fails.
-pub fn run<B: Backend>(terminal: &mut Terminal<B>, app: &mut App, inputs: &Receiver<Input>) -> Result<(), TuiError> {
+/// Runs the UI until the user quits, the inputs end, or the terminal fails. In fleet mode,
+/// `follow` tells the poller which node the user opened.
+pub fn run<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    inputs: &Receiver<Input>,
+    follow: Option<&Sender<Option<String>>>,
+) -> Result<(), TuiError> {
     if let Ok(size) = terminal.size() {
         app.size = (size.width, size.height);
     }
@@ -46,6 +52,11 @@ pub fn run<B: Backend>(terminal: &mut Terminal<B>, app: &mut App, inputs: &Recei
                 Effect::None => {}
                 Effect::Quit => return Ok(()),
                 Effect::Signal { pid, signal } => app.message = Some(send_signal(pid, signal)),
+                Effect::Follow(node) => {
+                    if let Some(f) = follow {
+                        let _ = f.send(node);
+                    }
+                }
             }
         }
     }

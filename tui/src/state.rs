@@ -91,6 +91,8 @@ pub enum View {
     Host,
     /// Findings with their evidence and advice.
     Findings,
+    /// The collector's nodes (fleet mode only).
+    Fleet,
 }
 
 impl View {
@@ -104,6 +106,7 @@ impl View {
             View::Processes => "Processes",
             View::Host => "Host",
             View::Findings => "Findings",
+            View::Fleet => "Fleet",
         }
     }
 }
@@ -367,6 +370,11 @@ pub enum SourceKind {
         /// The file.
         file: String,
     },
+    /// A collector's fleet.
+    Collector {
+        /// Its API's URL.
+        url: String,
+    },
 }
 
 /// Playback of a recording.
@@ -432,6 +440,8 @@ pub struct App {
     pub size: (u16, u16),
     /// Workload seconds per clock second: 1, except on the demo's faster simulated clock.
     pub speed: f64,
+    /// Fleet mode: the collector's nodes, and the one drilled into.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 impl App {
@@ -457,6 +467,7 @@ impl App {
             playback: None,
             size: (80, 24),
             speed: 1.0,
+            fleet: None,
         }
     }
 

@@ -28,6 +28,10 @@ pub enum Input {
     Tick(Duration),
     /// The program is stopping (a signal, the end of a timed run): leave the UI.
     Shutdown,
+    /// A poll of the collector's fleet.
+    Fleet(Box<crate::fleet::FleetUpdate>),
+    /// The detail of the node drilled into.
+    Node(Box<gpuscope_core::api::NodeDetail>),
 }
 
 /// What the event loop must do after an update.
@@ -44,17 +48,24 @@ pub enum Effect {
         /// Signal number.
         signal: i32,
     },
+    /// Fetch this node's detail on every poll (`None`: back to the fleet list).
+    Follow(Option<String>),
 }
 
-/// The tab titles on the first line and the columns each occupies (for mouse clicks).
-pub fn tab_spans() -> Vec<(View, u16, u16)> {
+/// The tabs on the first line, their keys, and the columns each occupies (for mouse clicks);
+/// fleet mode adds the fleet list as tab 0.
+pub fn tab_spans(fleet: bool) -> Vec<(View, char, u16, u16)> {
     // "gpuscope " then " n Title " per tab.
     let mut x = 9u16;
-    View::ALL
-        .iter()
-        .map(|v| {
+    let tabs: Vec<(View, char)> = fleet
+        .then_some((View::Fleet, '0'))
+        .into_iter()
+        .chain(View::ALL.iter().zip('1'..='4').map(|(v, k)| (*v, k)))
+        .collect();
+    tabs.into_iter()
+        .map(|(v, k)| {
             let w = v.title().len() as u16 + 4;
-            let span = (*v, x, x + w);
+            let span = (v, k, x, x + w);
             x += w;
             span
         })
@@ -86,7 +97,23 @@ impl App {
                 Effect::None
             }
             Input::Failed(why) => {
+                if let Some(f) = self.fleet.as_mut() {
+                    f.failed(why.clone(), now_ms());
+                }
                 self.health = SourceHealth::Failed(why);
+                Effect::None
+            }
+            Input::Fleet(u) => {
+                if let Some(f) = self.fleet.as_mut() {
+                    f.apply(*u);
+                    let n = f.rows().len();
+                    f.selected = f.selected.min(n.saturating_sub(1));
+                }
+                self.health = SourceHealth::Ok;
+                Effect::None
+            }
+            Input::Node(d) => {
+                self.apply_node(*d);
                 Effect::None
             }
             Input::Tick(elapsed) => {
@@ -95,15 +122,34 @@ impl App {
             }
             Input::Shutdown => Effect::Quit,
             Input::Terminal(Event::Key(k)) if k.kind != KeyEventKind::Release => self.key(k),
-            Input::Terminal(Event::Mouse(m)) => {
-                self.mouse(m);
-                Effect::None
-            }
+            Input::Terminal(Event::Mouse(m)) => self.mouse(m),
             Input::Terminal(Event::Resize(w, h)) => {
                 self.size = (w, h);
                 Effect::None
             }
             Input::Terminal(_) => Effect::None,
+        }
+    }
+
+    /// The drilled-in node's detail: its newest snapshot joins the history, and its open
+    /// findings replace the ones it no longer reports (closed at its newest sample).
+    fn apply_node(&mut self, d: gpuscope_core::api::NodeDetail) {
+        if self.fleet.as_ref().and_then(|f| f.drilled.as_deref()) != Some(d.node.node.as_str()) {
+            return;
+        }
+        if d.latest.timestamp_ms > 0 {
+            self.history.push(Arc::new(d.latest));
+        }
+        let now = d.node.last_sample_ms;
+        for r in self.findings.iter_mut().filter(|r| r.closed_ms.is_none()) {
+            let still =
+                d.findings.iter().any(|x| x.finding.rule == r.finding.rule && x.finding.scope == r.finding.scope);
+            if !still {
+                r.closed_ms = Some(now.max(r.opened_ms));
+            }
+        }
+        for r in d.findings {
+            self.apply_finding(FindingEvent::Opened(r));
         }
     }
 
@@ -135,18 +181,47 @@ impl App {
             };
         }
         if self.processes.editing_filter {
+            let fleet_list = self.view == View::Fleet;
+            let filter = match self.fleet.as_mut() {
+                Some(f) if fleet_list => &mut f.filter,
+                _ => &mut self.processes.filter,
+            };
             match k.code {
                 KeyCode::Enter => self.processes.editing_filter = false,
                 KeyCode::Esc => {
                     self.processes.editing_filter = false;
-                    self.processes.filter.clear();
+                    filter.clear();
                 }
                 KeyCode::Backspace => {
-                    self.processes.filter.pop();
+                    filter.pop();
                 }
                 KeyCode::Char(c) => {
-                    self.processes.filter.push(c);
+                    filter.push(c);
                     self.processes.selected = 0;
+                    if let Some(f) = self.fleet.as_mut() {
+                        f.selected = 0;
+                    }
+                }
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if self.view == View::Fleet && self.fleet.is_some() {
+            match k.code {
+                KeyCode::Up | KeyCode::Char('k') => self.move_fleet(-1),
+                KeyCode::Down | KeyCode::Char('j') => self.move_fleet(1),
+                KeyCode::Enter => return self.drill_in(),
+                KeyCode::Char('s') => {
+                    if let Some(f) = self.fleet.as_mut() {
+                        f.sort = (f.sort + 1) % crate::fleet::SORTS.len();
+                        self.message = Some(format!("nodes sorted by {}", crate::fleet::SORTS[f.sort]));
+                    }
+                }
+                KeyCode::Char('/') => self.processes.editing_filter = true,
+                KeyCode::Char('q') => return Effect::Quit,
+                KeyCode::Char('?') => self.help = true,
+                KeyCode::Char(c @ '1'..='4') if self.fleet.as_ref().is_some_and(|f| f.drilled.is_some()) => {
+                    self.view = View::ALL[(c as usize) - ('1' as usize)];
                 }
                 _ => {}
             }
@@ -160,6 +235,9 @@ impl App {
         match k.code {
             KeyCode::Char('q') => return Effect::Quit,
             KeyCode::Char('?') => self.help = true,
+            KeyCode::Esc | KeyCode::Char('0') if self.fleet.is_some() && self.process_detail.is_none() => {
+                return self.back_to_fleet();
+            }
             KeyCode::Esc => {
                 self.process_detail = None;
                 self.message = None;
@@ -198,6 +276,37 @@ impl App {
             _ => {}
         }
         Effect::None
+    }
+
+    fn move_fleet(&mut self, by: isize) {
+        if let Some(f) = self.fleet.as_mut() {
+            let n = f.rows().len();
+            f.selected = f.selected.saturating_add_signed(by).min(n.saturating_sub(1));
+        }
+    }
+
+    /// Opens the selected node with the node panels, fed from the collector.
+    fn drill_in(&mut self) -> Effect {
+        let Some(f) = self.fleet.as_mut() else { return Effect::None };
+        let Some(row) = f.rows().into_iter().nth(f.selected) else { return Effect::None };
+        f.drilled = Some(row.node.clone());
+        self.history = crate::state::History::new(crate::state::DEFAULT_HISTORY_MS);
+        self.findings.clear();
+        self.cursor_ms = None;
+        self.finding_selected = 0;
+        self.processes.selected = 0;
+        self.view = View::Gpus;
+        self.message = Some(format!("{}: Esc or 0 back to the fleet", row.node));
+        Effect::Follow(Some(row.node))
+    }
+
+    fn back_to_fleet(&mut self) -> Effect {
+        if let Some(f) = self.fleet.as_mut() {
+            f.drilled = None;
+        }
+        self.view = View::Fleet;
+        self.message = None;
+        Effect::Follow(None)
     }
 
     fn cycle_view(&mut self, by: usize) {
@@ -261,6 +370,7 @@ impl App {
                 let n = self.findings_at().len();
                 self.finding_selected = self.finding_selected.saturating_add_signed(by).min(n.saturating_sub(1));
             }
+            View::Fleet => self.move_fleet(by),
             View::Host => {}
         }
     }
@@ -338,15 +448,15 @@ impl App {
         }
     }
 
-    fn mouse(&mut self, m: MouseEvent) {
+    fn mouse(&mut self, m: MouseEvent) -> Effect {
         match m.kind {
             MouseEventKind::ScrollUp => self.move_selection(-1),
             MouseEventKind::ScrollDown => self.move_selection(1),
             MouseEventKind::Down(MouseButton::Left) => {
                 if m.row == 0 {
-                    if let Some((v, _, _)) = tab_spans().into_iter().find(|(_, a, b)| (*a..*b).contains(&m.column)) {
-                        self.view = v;
-                        self.process_detail = None;
+                    let tabs = tab_spans(self.fleet.is_some());
+                    if let Some((_, key, _, _)) = tabs.into_iter().find(|(_, _, a, b)| (*a..*b).contains(&m.column)) {
+                        return self.key(KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE));
                     }
                 } else if self.view == View::Processes && self.process_detail.is_none() {
                     if m.row == PROCESS_HEADER_Y {
@@ -364,7 +474,12 @@ impl App {
             }
             _ => {}
         }
+        Effect::None
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -461,7 +576,7 @@ mod tests {
                 modifiers: KeyModifiers::NONE,
             }))
         };
-        let (_, x, _) = tab_spans()[1];
+        let (_, _, x, _) = tab_spans(false)[1];
         app.update(click(x + 1, 0));
         assert_eq!(app.view, View::Processes);
         app.update(click(2, PROCESS_HEADER_Y));

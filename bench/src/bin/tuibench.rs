@@ -101,12 +101,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!();
     println!("memory, 1 h of history at 1 s");
-    println!("  heap held by the UI state  {:>8.1} MB ({} B per snapshot)", held as f64 / 1e6, held / app.history.len());
+    println!(
+        "  heap held by the UI state  {:>8.1} MB ({} B per snapshot)",
+        held as f64 / 1e6,
+        held / app.history.len()
+    );
     println!("  baseline: compact JSON     {:>8.1} MB", json_bytes as f64 / 1e6);
     println!("  ratio                      {:>8.2}x   (target: history <= 50 MB)", held as f64 / json_bytes as f64);
     println!();
     println!("recording, 1 node-hour at 1 s");
-    println!("  file                       {:>8.2} MB ({} B per snapshot)", recorded as f64 / 1e6, recorded / u64::from(HOUR_S + 1));
+    println!(
+        "  file                       {:>8.2} MB ({} B per snapshot)",
+        recorded as f64 / 1e6,
+        recorded / u64::from(HOUR_S + 1)
+    );
     println!("  baseline: uncompressed     {:>8.2} MB", json_bytes as f64 / 1e6);
     println!("  ratio                      {:>8.3}x   (target: file <= 5 MB)", recorded as f64 / json_bytes as f64);
     println!();
@@ -115,10 +123,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         app.view = view;
         let mut term = Terminal::new(TestBackend::new(200, 50))?;
         let ui = time_frames(frames, || term.draw(|f| gpuscope_tui::draw::draw(f, &app)).map(|_| ()))?;
-        let screen: Vec<String> = term.backend().buffer().content.chunks(200).map(|row| row.iter().map(|c| c.symbol()).collect()).collect();
+        let screen: Vec<String> =
+            term.backend().buffer().content.chunks(200).map(|row| row.iter().map(|c| c.symbol()).collect()).collect();
         let text = screen.join("\n");
         let mut plain = Terminal::new(TestBackend::new(200, 50))?;
-        let base = time_frames(frames, || plain.draw(|f| f.render_widget(Paragraph::new(text.as_str()), f.area())).map(|_| ()))?;
+        let base = time_frames(frames, || {
+            plain.draw(|f| f.render_widget(Paragraph::new(text.as_str()), f.area())).map(|_| ())
+        })?;
         println!(
             "  {:<10} {:>8.1} us   baseline (same text, one paragraph) {:>8.1} us   ratio {:>5.2}x   (target <= 1000 us)",
             view.title(),

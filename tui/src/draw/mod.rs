@@ -2,6 +2,7 @@
 //! screen, not what is in the history.
 
 mod findings;
+mod fleet;
 pub mod format;
 mod gpus;
 mod host;
@@ -24,7 +25,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let [top, body, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
     frame.render_widget(title_line(app, top.width), top);
-    if app.history.is_empty() {
+    if app.view == View::Fleet {
+        fleet::draw(frame, body, app);
+    } else if app.history.is_empty() {
         let why = match &app.health {
             SourceHealth::Ok => "waiting for the first sample…".to_string(),
             SourceHealth::Ended(m) | SourceHealth::Failed(m) => m.clone(),
@@ -36,6 +39,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             View::Processes => processes::draw(frame, body, app),
             View::Host => host::draw(frame, body, app),
             View::Findings => findings::draw_view(frame, body, app),
+            View::Fleet => fleet::draw(frame, body, app),
         }
     }
     frame.render_widget(status_line(app), bottom);
@@ -53,22 +57,32 @@ pub fn draw(frame: &mut Frame, app: &App) {
 fn title_line(app: &App, width: u16) -> Line<'static> {
     let t = &app.theme;
     let mut spans = vec![Span::styled("gpuscope ", t.accent)];
-    for (i, (v, _, _)) in tab_spans().into_iter().enumerate() {
+    for (v, key, _, _) in tab_spans(app.fleet.is_some()) {
         let style = if v == app.view { t.selected } else { t.text };
-        spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
+        spans.push(Span::styled(format!(" {key} {} ", v.title()), style));
     }
-    let host = app.shown().map_or(String::new(), |s| s.node.hostname.clone());
+    let host = match &app.fleet {
+        Some(f) if app.view == View::Fleet || f.drilled.is_none() => format!("{} nodes", f.last.nodes.len()),
+        _ => app.shown().map_or(String::new(), |s| s.node.hostname.clone()),
+    };
     spans.push(Span::styled(format!("  {host}"), t.text));
     let source = match &app.source {
         SourceKind::Local => String::new(),
         SourceKind::Demo { scenario } => format!(" (demo: {scenario})"),
         SourceKind::Replay { file } => format!(" (replay: {file})"),
+        SourceKind::Collector { url } => format!(" (collector: {url})"),
     };
     spans.push(Span::styled(source, t.dim));
-    let open = app.findings_at().into_iter().filter(|r| app.open_at(r)).fold([0usize; 3], |mut n, r| {
-        n[r.finding.severity as usize] += 1;
-        n
-    });
+    let open = match &app.fleet {
+        Some(f) if app.view == View::Fleet => f.last.findings.iter().fold([0usize; 3], |mut n, r| {
+            n[r.finding.severity as usize] += 1;
+            n
+        }),
+        _ => app.findings_at().into_iter().filter(|r| app.open_at(r)).fold([0usize; 3], |mut n, r| {
+            n[r.finding.severity as usize] += 1;
+            n
+        }),
+    };
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let counts = format!(
         " {} crit {} warn {} info ",
@@ -117,13 +131,23 @@ fn status_line(app: &App) -> Line<'static> {
         (None, None, Some(at)) => spans.push(Span::styled(format!(" LIVE {} ", clock(at)), t.ok)),
         _ => spans.push(Span::styled(" LIVE ", t.ok)),
     }
+    if let Some(since) = app.fleet.as_ref().and_then(|f| f.down_since_ms) {
+        let shown = app.fleet.as_ref().map_or(0, |f| f.last.at_ms);
+        let data = if shown > 0 { format!("; showing data from {}", clock(shown)) } else { String::new() };
+        spans.push(Span::styled(
+            format!(" collector unreachable since {} (retrying every second){data} ", clock(since)),
+            t.crit,
+        ));
+    }
     match &app.health {
+        SourceHealth::Failed(_) if app.fleet.is_some() => {}
         SourceHealth::Ok => {}
         SourceHealth::Ended(m) => spans.push(Span::styled(format!(" {m} "), t.warn)),
         SourceHealth::Failed(m) => spans.push(Span::styled(format!(" {m} "), t.crit)),
     }
     let hint = app.message.clone().unwrap_or_else(|| {
         let keys = match (app.view, app.playback.is_some()) {
+            (View::Fleet, _) => "↑↓ select  enter open the node  s sort  / filter  ? help  q quit",
             (_, true) => "space play/pause  ←→ step  [ ] 1 min  +/- speed  g finding  ? help  q quit",
             (View::Processes, false) => {
                 "s sort  r reverse  / filter  enter detail  x kill  space pause  ? help  q quit"
@@ -140,6 +164,7 @@ fn status_line(app: &App) -> Line<'static> {
 fn help(frame: &mut Frame, area: Rect, app: &App) {
     let rows = [
         ("1-4, Tab", "GPUs, Processes, Host, Findings"),
+        ("0 / Esc", "fleet mode: back to the node list (Enter opens a node)"),
         ("space / p", "pause or resume (replay: play or pause)"),
         ("← →", "one sample back / forward (pauses a live view)"),
         ("[ ]", "one minute back / forward"),

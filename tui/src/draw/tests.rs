@@ -173,3 +173,81 @@ fn a_replayed_recording_paused_where_its_finding_opened() {
     assert!(screen.contains("open 0s"), "the finding has just opened at the cursor: {screen}");
     insta::assert_snapshot!(screen);
 }
+
+/// A finding of `rule` on `node`.
+fn finding_on(node: &str, rule: &str, severity: gpuscope_core::Severity) -> gpuscope_core::api::FindingRecord {
+    gpuscope_core::api::FindingRecord {
+        finding: gpuscope_core::Finding {
+            rule: rule.into(),
+            severity,
+            scope: gpuscope_core::FindingScope { node: Some(node.into()), gpus: vec![], job: None },
+            since_ms: T0_MS,
+            summary: format!("{rule} on {node}"),
+            evidence: vec![],
+            recommendation: String::new(),
+            docs: None,
+            action: None,
+        },
+        opened_ms: T0_MS,
+        closed_ms: None,
+    }
+}
+
+#[test]
+fn a_200_node_fleet_grouped_by_job_with_its_straggler() {
+    use crate::fleet::{Fleet, FleetUpdate};
+    use gpuscope_core::Severity;
+    use gpuscope_core::api::NodeView;
+    let sim = Simulation::new(Scenario::load("healthy-bf16-training").unwrap(), 0).unwrap();
+    let name = |i: usize| format!("gpu-{i:03}");
+    let nodes: Vec<NodeView> = (0..200)
+        .map(|i| NodeView {
+            node: name(i),
+            job: (i < 192).then(|| format!("llm-{}", i / 64)),
+            last_seen_ms: T0_MS,
+            last_sample_ms: T0_MS,
+            samples_total: 600,
+            first_sample_ms: T0_MS - 600_000,
+            max_gap_ms: 1000,
+            out_of_order_total: 0,
+            stale: i == 199,
+            gpus: 8,
+        })
+        .collect();
+    let findings = vec![
+        finding_on(&name(17), "straggler", Severity::Warning),
+        finding_on(&name(42), "xid-error", Severity::Critical),
+        finding_on(&name(42), "gpu-lost", Severity::Critical),
+        finding_on(&name(90), "no-tensor-cores", Severity::Warning),
+    ];
+    // Newest snapshots of the first 20 nodes (the poller reads details a few nodes at a time).
+    let latest: Vec<_> = (0..20)
+        .map(|i| {
+            let mut s = snapshot(&sim, 120.0);
+            s.node.hostname = name(i);
+            s
+        })
+        .collect();
+    let mut app = App::new(SourceKind::Collector { url: "http://collector:9467".into() }, Theme::plain());
+    app.fleet = Some(Fleet::default());
+    app.view = View::Fleet;
+    app.update(Input::Fleet(Box::new(FleetUpdate { nodes, findings, jobs: vec![], latest, at_ms: T0_MS })));
+    let rows = app.fleet.as_ref().unwrap().rows();
+    assert_eq!(rows.len(), 200);
+    assert_eq!(rows[0].node, name(42), "the critical node leads its job");
+    assert!(rows.iter().find(|r| r.node == name(17)).unwrap().straggler);
+    assert_eq!(rows.iter().filter(|r| r.sm_active.is_some()).count(), 20, "unknown until read");
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("job llm-0 — 64 node(s)"), "{screen}");
+    assert!(screen.contains("◀ straggler"));
+    assert!(screen.contains("2 crit 2 warn 0 info"));
+    insta::assert_snapshot!(screen);
+    // Filtered to the nodes without a job, the stale one is marked.
+    for c in "/gpu-19".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("STALE"), "{screen}");
+    insta::assert_snapshot!("fleet_filtered_80x24", screen);
+}

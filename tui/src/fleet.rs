@@ -1,0 +1,378 @@
+//! Fleet mode: the collector's API read over HTTP on a thread of its own (the UI never waits on
+//! the network). Every second the poller fetches the node list, the active findings and the
+//! jobs, a few nodes' details in turn (for their GPU count, mean SM activity and power), and the
+//! node the user drilled into; a failure is reported and the next second tries again, so a
+//! restarted collector is picked up by itself.
+
+use crate::update::Input;
+use gpuscope_core::NodeSnapshot;
+use gpuscope_core::api::{FindingRecord, JobView, NodeDetail, NodeView};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why the collector could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The URL is not one fleet mode can use.
+    #[error("bad collector URL {url:?}: {why}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No connection, a timeout, a reset.
+    #[error("collector unreachable: {0}")]
+    Unreachable(String),
+    /// The collector answered with an error status.
+    #[error("collector answered {status} to {path}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The request path.
+        path: String,
+    },
+    /// The answer was not what the API defines.
+    #[error("unexpected answer to {path}: {why}")]
+    Decode {
+        /// The request path.
+        path: String,
+        /// What did not parse.
+        why: String,
+    },
+}
+
+/// A plain HTTP/1.1 client for the collector's API (`http://host:port`).
+#[derive(Debug, Clone)]
+pub struct Client {
+    authority: String,
+    token: Option<String>,
+}
+
+/// How long one request may take; a slower collector is shown as unreachable.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Client {
+    /// A client for `url` (`http://host:port`, a trailing `/` allowed), sending `token` as a
+    /// bearer token when given.
+    pub fn new(url: &str, token: Option<String>) -> Result<Client, FleetError> {
+        let bad = |why: &str| FleetError::Url { url: url.to_string(), why: why.to_string() };
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err(bad("TLS to the collector's API is not supported by fleet mode yet; use http://"));
+        } else {
+            return Err(bad("it must start with http://"));
+        };
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') {
+            return Err(bad("expected http://host:port"));
+        }
+        let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:9467") };
+        Ok(Client { authority, token })
+    }
+
+    /// GETs `path` and decodes its JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FleetError> {
+        let unreachable = |e: std::io::Error| FleetError::Unreachable(format!("{}: {e}", self.authority));
+        let addr = self
+            .authority
+            .to_socket_addrs()
+            .map_err(unreachable)?
+            .next()
+            .ok_or_else(|| FleetError::Unreachable(format!("{}: no address", self.authority)))?;
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(unreachable)?;
+        s.set_read_timeout(Some(TIMEOUT)).map_err(unreachable)?;
+        s.set_write_timeout(Some(TIMEOUT)).map_err(unreachable)?;
+        let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", self.authority)
+            .map_err(unreachable)?;
+        let mut r = BufReader::new(s);
+        let mut status_line = String::new();
+        r.read_line(&mut status_line).map_err(unreachable)?;
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| FleetError::Decode { path: path.into(), why: format!("status line {status_line:?}") })?;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).map_err(unreachable)? == 0 || h == "\r\n" {
+                break;
+            }
+            let h = h.to_ascii_lowercase();
+            chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
+        }
+        let mut body = Vec::new();
+        r.read_to_end(&mut body).map_err(unreachable)?;
+        if chunked {
+            body = dechunk(&body)
+                .ok_or_else(|| FleetError::Decode { path: path.into(), why: "bad chunked body".into() })?;
+        }
+        if status != 200 {
+            return Err(FleetError::Status { status, path: path.into() });
+        }
+        serde_json::from_slice(&body).map_err(|e| FleetError::Decode { path: path.into(), why: e.to_string() })
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&b[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// One poll of the collector.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetUpdate {
+    /// Every node the collector knows.
+    pub nodes: Vec<NodeView>,
+    /// Open findings, fleet-wide.
+    pub findings: Vec<FindingRecord>,
+    /// Jobs and their members.
+    pub jobs: Vec<JobView>,
+    /// Newest snapshots of some nodes (a few per poll, in turn).
+    pub latest: Vec<NodeSnapshot>,
+    /// When the answer arrived, ms since the epoch.
+    pub at_ms: u64,
+}
+
+/// Node details fetched per poll besides the drilled-in node: 200 nodes are all refreshed
+/// within ten seconds without a burst of requests every second.
+const DETAILS_PER_POLL: usize = 20;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Polls the collector every `every` until the UI goes. `follow` names the node the user drilled
+/// into (`None` when back on the fleet list); its detail is fetched on every poll.
+pub fn poll(
+    client: Client,
+    every: Duration,
+    follow: Receiver<Option<String>>,
+    tx: Sender<Input>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("gpuscope-tui-fleet".into()).spawn(move || {
+        let mut followed: Option<String> = None;
+        let mut turn = 0usize;
+        loop {
+            let started = Instant::now();
+            while let Ok(f) = follow.try_recv() {
+                followed = f;
+            }
+            let polled = (|| -> Result<FleetUpdate, FleetError> {
+                let nodes: Vec<NodeView> = client.get("/api/v1/nodes")?;
+                let findings = client.get("/api/v1/findings?active=true")?;
+                let jobs = client.get("/api/v1/jobs")?;
+                let mut latest = Vec::new();
+                for i in 0..DETAILS_PER_POLL.min(nodes.len()) {
+                    let n = &nodes[(turn + i) % nodes.len()];
+                    let d: NodeDetail = client.get(&format!("/api/v1/nodes/{}", n.node))?;
+                    latest.push(d.latest);
+                }
+                turn = turn.wrapping_add(DETAILS_PER_POLL);
+                Ok(FleetUpdate { nodes, findings, jobs, latest, at_ms: now_ms() })
+            })();
+            let mut inputs = match polled {
+                Ok(u) => vec![Input::Fleet(Box::new(u))],
+                Err(e) => vec![Input::Failed(e.to_string())],
+            };
+            if let Some(node) = &followed {
+                match client.get::<NodeDetail>(&format!("/api/v1/nodes/{node}")) {
+                    Ok(d) => inputs.push(Input::Node(Box::new(d))),
+                    Err(FleetError::Status { status: 404, .. }) => {
+                        inputs.push(Input::Failed(format!("the collector no longer knows {node}")))
+                    }
+                    // Already reported by the fleet poll.
+                    Err(_) => {}
+                }
+            }
+            for i in inputs {
+                if tx.send(i).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(every.saturating_sub(started.elapsed()));
+        }
+    })
+}
+
+/// Fleet-wide view of one node, as the list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    /// Host name.
+    pub node: String,
+    /// Job label.
+    pub job: Option<String>,
+    /// GPUs in its newest sample.
+    pub gpus: usize,
+    /// Mean SM activity over its GPUs; unknown until its detail was read, or without GPM.
+    pub sm_active: Option<f64>,
+    /// Power over its GPUs; unknown until read.
+    pub power_watts: Option<f64>,
+    /// Open findings by severity: info, warning, critical.
+    pub findings: [usize; 3],
+    /// No data for longer than the collector's staleness limit.
+    pub stale: bool,
+    /// The job's straggler.
+    pub straggler: bool,
+}
+
+/// The fleet as the UI knows it.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// The last successful poll.
+    pub last: FleetUpdate,
+    /// Newest snapshot per node (filled a few nodes per poll).
+    pub latest: BTreeMap<String, NodeSnapshot>,
+    /// The collector's address, for the title.
+    pub url: String,
+    /// The last poll failed with this; `None` when it answered.
+    pub error: Option<String>,
+    /// Since when the collector has not answered.
+    pub down_since_ms: Option<u64>,
+    /// Selected row.
+    pub selected: usize,
+    /// Text a node or job name must contain.
+    pub filter: String,
+    /// The node drilled into, whose panels replace the list.
+    pub drilled: Option<String>,
+    /// Row order, an index into [`SORTS`].
+    pub sort: usize,
+}
+
+/// Orders of the node list (`s` cycles): grouped by job with the worst nodes first, or by one
+/// column across the fleet.
+pub const SORTS: [&str; 4] = ["job", "SM active", "power", "findings"];
+
+impl Fleet {
+    /// Applies a poll.
+    pub fn apply(&mut self, u: FleetUpdate) {
+        for s in &u.latest {
+            self.latest.insert(s.node.hostname.clone(), s.clone());
+        }
+        self.error = None;
+        self.down_since_ms = None;
+        self.last = FleetUpdate { latest: Vec::new(), ..u };
+    }
+
+    /// Records a failed poll (the data shown stays, marked as old).
+    pub fn failed(&mut self, why: String, now_ms: u64) {
+        self.error = Some(why);
+        self.down_since_ms.get_or_insert(now_ms);
+    }
+
+    /// The rows, grouped by job (jobs by name, nodes without one last), worst first inside a job.
+    pub fn rows(&self) -> Vec<NodeRow> {
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<NodeRow> = self
+            .last
+            .nodes
+            .iter()
+            .filter(|n| {
+                needle.is_empty()
+                    || n.node.to_lowercase().contains(&needle)
+                    || n.job.as_deref().is_some_and(|j| j.to_lowercase().contains(&needle))
+            })
+            .map(|n| {
+                let mine: Vec<&FindingRecord> = self
+                    .last
+                    .findings
+                    .iter()
+                    .filter(|f| f.finding.scope.node.as_deref() == Some(n.node.as_str()))
+                    .collect();
+                let mut findings = [0usize; 3];
+                for f in &mine {
+                    findings[f.finding.severity as usize] += 1;
+                }
+                let latest = self.latest.get(&n.node);
+                let mean = |f: fn(&gpuscope_core::GpuSample) -> Option<f64>| {
+                    let v: Vec<f64> = latest?.gpus.iter().filter_map(f).collect();
+                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                };
+                let power = latest.and_then(|s| {
+                    let v: Vec<f64> = s.gpus.iter().filter_map(|g| g.power_watts).collect();
+                    (!v.is_empty()).then(|| v.iter().sum())
+                });
+                NodeRow {
+                    node: n.node.clone(),
+                    job: n.job.clone(),
+                    gpus: n.gpus,
+                    sm_active: mean(|g| g.sm_active_ratio),
+                    power_watts: power,
+                    findings,
+                    stale: n.stale,
+                    straggler: mine.iter().any(|f| f.finding.rule == "straggler"),
+                }
+            })
+            .collect();
+        let worst =
+            |a: &NodeRow, b: &NodeRow| b.findings[2].cmp(&a.findings[2]).then(b.findings[1].cmp(&a.findings[1]));
+        // Unknown values sort last in every order.
+        let num = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => a.total_cmp(&b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        rows.sort_by(|a, b| {
+            match self.sort {
+                1 => num(a.sm_active, b.sm_active),
+                2 => num(b.power_watts, a.power_watts).then(std::cmp::Ordering::Equal),
+                3 => worst(a, b).then(b.findings[0].cmp(&a.findings[0])),
+                _ => (a.job.is_none(), &a.job).cmp(&(b.job.is_none(), &b.job)).then(worst(a, b)),
+            }
+            .then(a.node.cmp(&b.node))
+        });
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Client::new("http://127.0.0.1:9467/", None).is_ok());
+        assert_eq!(Client::new("http://collector", None).unwrap().authority, "collector:9467");
+        let e = Client::new("https://x:1", None).unwrap_err().to_string();
+        assert!(e.contains("not supported"), "{e}");
+        assert!(Client::new("collector:9467", None).is_err());
+        assert!(Client::new("http://x:1/api", None).is_err());
+    }
+
+    #[test]
+    fn a_dead_collector_is_an_error_not_a_hang() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e =
+            Client::new(&format!("http://{addr}"), None).unwrap().get::<Vec<NodeView>>("/api/v1/nodes").unwrap_err();
+        assert!(matches!(e, FleetError::Unreachable(_)), "{e}");
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
+        assert!(dechunk(b"9\r\nabc").is_none());
+    }
+}
