@@ -16,12 +16,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "straggler",
+    title: "one member of a synchronous job slows all the others",
     scope: RuleScope::Job,
     severity: Severity::Warning,
     timing: STD,
     condition: "one node or GPU >= 15 points of sm_active below the job's median while the others wait",
     recommendation: "One member slows the whole job. Look at that GPU/node: throttling, a bad NIC, a noisy neighbour.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
