@@ -459,14 +459,14 @@ mod tests {
     /// straggler finding opens instead of being reset at every late batch.
     #[test]
     fn a_late_member_is_judged_on_its_own_newest_data() {
-        let member = |node: &str, t_s: u64, sm: f64| {
+        let member = |node: &str, t_s: u64, sm: f64, util: f64| {
             Arc::new(NodeSnapshot {
                 node: NodeInfo { hostname: node.into(), job: Some("j".into()), ..NodeInfo::default() },
                 timestamp_ms: t_s * 1000,
                 gpus: vec![GpuSample {
                     index: 0,
                     sm_active_ratio: Some(sm),
-                    utilization_ratio: Some(0.9),
+                    utilization_ratio: Some(util),
                     ..GpuSample::default()
                 }],
                 ..NodeSnapshot::default()
@@ -476,9 +476,10 @@ mod tests {
         let mut opened = Vec::new();
         for t in 15..=200u64 {
             for n in ["n0", "n1", "n3"] {
-                a.ingest(member(n, t, 0.86));
+                a.ingest(member(n, t, 0.86, 0.95));
             }
-            a.ingest(member("n2", t - 15, 0.61));
+            // Held back (its GPUs half idle), while the others wait for it.
+            a.ingest(member("n2", t - 15, 0.61, 0.6));
             for c in a.evaluate(t * 1000) {
                 if let Change::Opened(f) = c {
                     opened.push((f.rule, f.scope.node));
