@@ -237,7 +237,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
                 pct(med)
             ),
         };
-        let (why, cause_evidence) = causes(c, t, &unit, w, s, &members);
+        let (why, cause_evidence) = causes(c, t, unit, w, s, &members);
         let why = if why.is_empty() {
             String::from(
                 ". The telemetry shows no cause on it (no throttling, link or host problem): look for a noisy neighbour or a slower part.",
