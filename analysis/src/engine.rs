@@ -22,28 +22,53 @@ pub enum Change {
     },
 }
 
-struct State {
+/// The timers of one member of a finding: one GPU of a GPU-scope rule, or the node or job of
+/// the others. Time counts only while data covers it: a gap in a node's samples, or a sample
+/// that lacks what the rule reads, pauses the timers instead of resetting them.
+struct Member {
+    /// Group the member belongs to.
+    group: String,
+    /// When the condition was first seen, ms (the finding's `since`).
     first_ms: u64,
-    last_true_ms: u64,
-    open: Option<Finding>,
+    /// Covered time the condition has held, ms.
+    held_ms: u64,
+    /// Covered time the condition has not held since it last did (an open member), ms.
+    false_ms: u64,
+    /// Data time of the last evaluation that judged this member, ms.
+    last_ms: u64,
+    /// Longest stretch without data while the condition was held or clearing, ms.
+    longest_gap_ms: u64,
+    /// Open: its sustain period passed.
+    open: bool,
+    /// The rule and its last hit.
+    rule: &'static RuleInfo,
+    hit: Hit,
+}
+
+/// One published finding: the open members of one rule on one node (and job) with one cause.
+struct Group {
+    /// The finding as published.
+    finding: Finding,
+    /// Every GPU that was an open member during its life.
+    gpus: std::collections::BTreeSet<u32>,
 }
 
 /// The analysis state of a fleet (or one node).
 pub struct Analyzer {
     cfg: AnalysisConfig,
     nodes: BTreeMap<String, NodeWindow>,
-    states: BTreeMap<String, State>,
+    members: BTreeMap<String, Member>,
+    groups: BTreeMap<String, Group>,
     retention_ms: u64,
     full_ms: u64,
     /// How far a node's data may lag the fleet's newest sample and still be judged (its own
     /// newest span is used); beyond it the node has stopped reporting.
     max_lag_ms: u64,
+    /// A spacing between a node's samples longer than this is a gap in its data: the smoothing
+    /// span (a span without a sample leaves the rules nothing to average).
+    gap_ms: u64,
     /// Nodes with new data since the last evaluation.
     dirty: std::collections::BTreeSet<String>,
-    /// The last hits of the GPU- and node-scope rules, per node.
-    node_hits: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>>,
-    /// The last hits of the job-scope rules, per job.
-    job_hits: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>>,
 }
 
 /// Workload seconds a node's newest sample may lag the fleet's newest and still be judged on
@@ -51,9 +76,40 @@ pub struct Analyzer {
 /// its newest data instead of dropping out of the comparison.
 const MAX_LAG_S: f64 = 60.0;
 
-fn key(rule: &str, h: &Hit) -> String {
-    let gpus: Vec<String> = h.gpus.iter().map(u32::to_string).collect();
-    format!("{rule}|{}|{}|{}", h.job.as_deref().unwrap_or(""), h.node.as_deref().unwrap_or(""), gpus.join(","))
+/// The group (published finding) of a hit: rule, job, node and cause.
+fn group_key(rule: &RuleInfo, h: &Hit) -> String {
+    let cause = h.cause.as_deref().or(h.action.map(|a| a.as_str())).unwrap_or("");
+    format!("{}|{}|{}|{cause}", rule.id, h.job.as_deref().unwrap_or(""), h.node.as_deref().unwrap_or(""))
+}
+
+/// The member of a hit: its group, and the GPU for GPU-scope rules.
+fn member_key(rule: &RuleInfo, h: &Hit) -> String {
+    let group = group_key(rule, h);
+    match (rule.scope, h.gpus.as_slice()) {
+        (crate::rules::RuleScope::Gpu, [g]) => format!("{group}|{g}"),
+        _ => group,
+    }
+}
+
+/// GPU indices as a short list: "0-3", "0, 2, 5-7".
+pub fn gpu_list(gpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < gpus.len() {
+        let mut j = i;
+        while j + 1 < gpus.len() && gpus[j + 1] == gpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i + 1 {
+            format!("{}\u{2013}{}", gpus[i], gpus[j])
+        } else if j == i + 1 {
+            format!("{}, {}", gpus[i], gpus[j])
+        } else {
+            gpus[i].to_string()
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
 }
 
 impl Analyzer {
@@ -66,16 +122,17 @@ impl Analyzer {
         let full_ms = (2.0 * cfg.eval_span_s * cfg.scale() * 1000.0) as u64;
         // The collector's default staleness limit: a node silent for longer is no longer judged.
         let max_lag_ms = (MAX_LAG_S * cfg.scale() * 1000.0) as u64;
+        let gap_ms = (cfg.eval_span_s * cfg.scale() * 1000.0) as u64;
         Analyzer {
             max_lag_ms,
+            gap_ms,
             cfg,
             nodes: BTreeMap::new(),
-            states: BTreeMap::new(),
+            members: BTreeMap::new(),
+            groups: BTreeMap::new(),
             retention_ms,
             full_ms,
             dirty: Default::default(),
-            node_hits: BTreeMap::new(),
-            job_hits: BTreeMap::new(),
         }
     }
 
@@ -95,12 +152,12 @@ impl Analyzer {
     /// Forgets a node (it stopped reporting and its findings closed).
     pub fn remove_node(&mut self, node: &str) {
         self.nodes.remove(node);
-        self.node_hits.remove(node);
     }
 
     /// Evaluates the rules at `now_ms` and returns what opened and closed. GPU and node rules
-    /// run only for nodes with new data, job rules only for jobs with such a member; the other
-    /// nodes keep their last result, so a fleet costs what its fresh data costs.
+    /// run only for nodes with new data, job rules only for jobs with such a member; the members
+    /// of the others are not judged (their timers pause), so a fleet costs what its fresh data
+    /// costs.
     pub fn evaluate(&mut self, now_ms: u64) -> Vec<Change> {
         let dirty = std::mem::take(&mut self.dirty);
         let job_of = |w: &NodeWindow| w.latest().and_then(|s| s.node.job.clone());
@@ -123,82 +180,183 @@ impl Analyzer {
             cfg: &self.cfg,
             scale: self.cfg.scale(),
         };
-        let mut fresh_nodes: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>> =
-            dirty.iter().map(|n| (n.clone(), Vec::new())).collect();
-        let mut fresh_jobs: BTreeMap<String, Vec<(&'static RuleInfo, Hit)>> =
-            jobs.iter().map(|j| (j.clone(), Vec::new())).collect();
+        let mut node_hits: Vec<(&'static RuleInfo, Hit)> = Vec::new();
+        let mut job_hits: Vec<(&'static RuleInfo, Hit)> = Vec::new();
         for rule in RULES.iter().filter(|r| self.cfg.enabled(r.id)) {
             let Some(eval) = rule.eval else { continue };
             if rule.scope == crate::rules::RuleScope::Job {
-                for h in eval(&job_ctx) {
-                    if let Some(v) = h.job.as_ref().and_then(|j| fresh_jobs.get_mut(j)) {
-                        v.push((rule, h));
-                    }
-                }
+                job_hits.extend(eval(&job_ctx).into_iter().filter(|h| h.job.is_some()).map(|h| (rule, h)));
             } else {
-                for h in eval(&node_ctx) {
-                    if let Some(v) = h.node.as_ref().and_then(|n| fresh_nodes.get_mut(n)) {
-                        v.push((rule, h));
-                    }
-                }
+                node_hits.extend(eval(&node_ctx).into_iter().filter(|h| h.node.is_some()).map(|h| (rule, h)));
             }
         }
         drop(node_ctx);
         drop(job_ctx);
-        self.node_hits.extend(fresh_nodes);
-        self.job_hits.extend(fresh_jobs);
+        let node_hits = crate::rules::explained_by_jobs(node_hits, &job_hits);
         let mut hits: BTreeMap<String, (&'static RuleInfo, Hit)> = BTreeMap::new();
-        for (rule, h) in self.node_hits.values().chain(self.job_hits.values()).flatten() {
-            hits.insert(key(rule.id, h), (rule, h.clone()));
+        for (rule, h) in node_hits.into_iter().chain(job_hits) {
+            hits.insert(member_key(rule, &h), (rule, h));
         }
-        let mut changes = Vec::new();
-        for (k, (rule, h)) in &hits {
-            let timing = self.cfg.timing(rule.id, rule.timing);
-            let st =
-                self.states.entry(k.clone()).or_insert(State { first_ms: now_ms, last_true_ms: now_ms, open: None });
-            st.last_true_ms = now_ms;
-            let finding = Finding {
-                rule: rule.id.to_string(),
-                severity: h.severity.unwrap_or(rule.severity),
-                scope: FindingScope { node: h.node.clone(), gpus: h.gpus.clone(), job: h.job.clone() },
-                since_ms: st.first_ms,
-                summary: h.summary.clone(),
-                evidence: h.evidence.clone(),
-                recommendation: h.recommendation.clone().unwrap_or_else(|| rule.recommendation.to_string()),
-                docs: Some(rule.docs()),
-                action: h.action.or(rule.action),
-            };
-            match &mut st.open {
-                Some(open) => *open = finding,
-                None if now_ms.saturating_sub(st.first_ms) as f64 >= timing.sustain_s * 1000.0 => {
-                    st.open = Some(finding.clone());
-                    changes.push(Change::Opened(finding));
+        // The data time each member is judged at: its node's newest sample (a job's: the
+        // evaluation time), and whether that data may lack the rule's input.
+        let nodes = &self.nodes;
+        let judged = |rule: &RuleInfo, h: &Hit| -> Option<(u64, bool)> {
+            if rule.scope == crate::rules::RuleScope::Job {
+                let job = h.job.as_deref()?;
+                if !jobs.contains(job) {
+                    return None;
                 }
-                None => {}
+                let incomplete = nodes
+                    .values()
+                    .filter(|w| job_of(w).as_deref() == Some(job))
+                    .any(|w| w.newest_ms().is_some_and(|t| w.incomplete_at(t)));
+                return Some((now_ms, incomplete));
+            }
+            let node = h.node.as_deref()?;
+            if !dirty.contains(node) {
+                return None;
+            }
+            let w = nodes.get(node)?;
+            let t = w.newest_ms()?;
+            Some((t, w.incomplete_at(t)))
+        };
+        let coverage = |rule: &RuleInfo, h: &Hit, from: u64, to: u64| -> (u64, u64) {
+            match h.node.as_deref().and_then(|n| nodes.get(n)).filter(|_| rule.scope != crate::rules::RuleScope::Job) {
+                Some(w) => w.coverage(from, to, self.gap_ms),
+                None => {
+                    let d = to.saturating_sub(from);
+                    if d > 2 * self.gap_ms { (0, d) } else { (d, 0) }
+                }
+            }
+        };
+        let hit_keys: std::collections::BTreeSet<String> = hits.keys().cloned().collect();
+        let cfg = &self.cfg;
+        for (k, (rule, h)) in hits {
+            let Some((data_ms, _)) = judged(rule, &h) else { continue };
+            let sustain_ms = cfg.timing(rule.id, rule.timing).sustain_s * 1000.0;
+            let m = self.members.entry(k).or_insert_with(|| Member {
+                group: group_key(rule, &h),
+                first_ms: data_ms,
+                held_ms: 0,
+                false_ms: 0,
+                last_ms: data_ms,
+                longest_gap_ms: 0,
+                open: false,
+                rule,
+                hit: h.clone(),
+            });
+            let (covered, gap) = coverage(rule, &h, m.last_ms, data_ms);
+            m.held_ms += covered;
+            m.false_ms = 0;
+            m.longest_gap_ms = m.longest_gap_ms.max(gap);
+            m.last_ms = m.last_ms.max(data_ms);
+            m.hit = h;
+            if !m.open && m.held_ms as f64 >= sustain_ms {
+                m.open = true;
             }
         }
-        let cfg = &self.cfg;
-        self.states.retain(|k, st| {
-            if hits.contains_key(k) {
+        self.members.retain(|k, m| {
+            if hit_keys.contains(k) {
                 return true;
             }
-            let Some(open) = &st.open else { return false };
-            let own = crate::rules::rule(&open.rule)
-                .map_or(crate::config::Timing { sustain_s: 60.0, clear_s: 60.0 }, |r| r.timing);
-            let clear_ms = (cfg.timing(&open.rule, own).clear_s * 1000.0) as u64;
-            if now_ms.saturating_sub(st.last_true_ms) >= clear_ms {
-                changes.push(Change::Closed { finding: open.clone(), at_ms: now_ms });
-                false
-            } else {
-                true
+            // Not judged now (no new data): paused.
+            let Some((data_ms, incomplete)) = judged(m.rule, &m.hit) else { return true };
+            let (covered, gap) = coverage(m.rule, &m.hit, m.last_ms, data_ms);
+            m.last_ms = m.last_ms.max(data_ms);
+            m.longest_gap_ms = m.longest_gap_ms.max(gap);
+            if incomplete {
+                // The rule may only be missing its input: paused, not reset.
+                return true;
             }
+            if !m.open {
+                return false;
+            }
+            m.false_ms += covered;
+            (m.false_ms as f64) < cfg.timing(m.rule.id, m.rule.timing).clear_s * 1000.0
         });
+        // The published findings: each group's open members.
+        let mut open: BTreeMap<&str, Vec<&Member>> = BTreeMap::new();
+        for m in self.members.values().filter(|m| m.open) {
+            open.entry(m.group.as_str()).or_default().push(m);
+        }
+        let mut changes = Vec::new();
+        let span_s = cfg.eval_span_s;
+        let scale = cfg.scale();
+        self.groups.retain(|k, g| {
+            if open.contains_key(k.as_str()) {
+                return true;
+            }
+            changes.push(Change::Closed { finding: g.finding.clone(), at_ms: now_ms });
+            false
+        });
+        for (k, members) in open {
+            let existing = self.groups.get(k);
+            let mut gpus = existing.map(|g| g.gpus.clone()).unwrap_or_default();
+            let rule = members[0].rule;
+            if rule.scope == crate::rules::RuleScope::Gpu {
+                gpus.extend(members.iter().flat_map(|m| m.hit.gpus.iter().copied()));
+            }
+            let finding = publish(&members, &gpus, span_s, scale);
+            match self.groups.get_mut(k) {
+                Some(g) => {
+                    g.finding = finding;
+                    g.gpus = gpus;
+                }
+                None => {
+                    changes.push(Change::Opened(finding.clone()));
+                    self.groups.insert(k.to_string(), Group { finding, gpus });
+                }
+            }
+        }
         changes
     }
 
     /// Findings open now.
     pub fn active(&self) -> Vec<&Finding> {
-        self.states.values().filter_map(|s| s.open.as_ref()).collect()
+        self.groups.values().map(|g| &g.finding).collect()
+    }
+}
+
+/// The finding of a group's open members: one finding naming every GPU, the per-GPU values in
+/// its evidence, and the longest gap in the data while it held when there was one.
+fn publish(members: &[&Member], gpus: &std::collections::BTreeSet<u32>, span_s: f64, scale: f64) -> Finding {
+    let first = members[0];
+    let rule = first.rule;
+    let gpu_scope = rule.scope == crate::rules::RuleScope::Gpu;
+    let mut members = members.to_vec();
+    members.sort_by_key(|m| m.hit.gpus.first().copied());
+    let gpus: Vec<u32> = if gpu_scope { gpus.iter().copied().collect() } else { first.hit.gpus.clone() };
+    let summary = if gpu_scope && gpus.len() > 1 {
+        format!("GPUs {}: {}", gpu_list(&gpus), rule.title)
+    } else {
+        first.hit.summary.clone()
+    };
+    let mut evidence: Vec<gpuscope_core::Evidence> = if gpu_scope {
+        members
+            .iter()
+            .flat_map(|m| {
+                let gpu = m.hit.gpus.first().copied();
+                m.hit.evidence.iter().cloned().map(move |e| gpuscope_core::Evidence { gpu, ..e })
+            })
+            .collect()
+    } else {
+        first.hit.evidence.clone()
+    };
+    let longest_gap_s = members.iter().map(|m| m.longest_gap_ms).max().unwrap_or(0) as f64 / 1000.0 / scale;
+    if longest_gap_s > span_s {
+        evidence.push(crate::rules::ev("data_gap_s", longest_gap_s, span_s));
+    }
+    Finding {
+        rule: rule.id.to_string(),
+        severity: members.iter().map(|m| m.hit.severity.unwrap_or(rule.severity)).max().unwrap_or(rule.severity),
+        scope: FindingScope { node: first.hit.node.clone(), gpus, job: first.hit.job.clone() },
+        since_ms: members.iter().map(|m| m.first_ms).min().unwrap_or(first.first_ms),
+        summary,
+        evidence,
+        recommendation: first.hit.recommendation.clone().unwrap_or_else(|| rule.recommendation.to_string()),
+        docs: Some(rule.docs()),
+        action: first.hit.action.or(rule.action),
+        cause: first.hit.cause.clone(),
     }
 }
 
@@ -270,8 +428,8 @@ mod tests {
         }
     }
 
-    /// Only nodes with new data are evaluated; a node that goes quiet keeps its last result
-    /// (the collector flags it stale) instead of having its findings closed for lack of data.
+    /// Only nodes with new data are evaluated; a node that goes quiet keeps its findings (the
+    /// collector flags it stale) instead of having them closed for lack of data.
     #[test]
     fn quiet_nodes_keep_their_findings_while_others_report() {
         let mut a = Analyzer::new(AnalysisConfig::default(), 600.0);
@@ -294,21 +452,21 @@ mod tests {
                 closed.get_or_insert(t);
             }
         }
-        assert_eq!(closed, Some(360), "60 s after the last evaluation that still saw it");
+        assert_eq!(closed, Some(361), "after 60 s of data without it: the silence paused the clear timer");
     }
     /// A four-node job whose slow member's batches arrive 15 s late (more than the 10 s
     /// smoothing span): it is still compared with the others on its own newest data, so the
     /// straggler finding opens instead of being reset at every late batch.
     #[test]
     fn a_late_member_is_judged_on_its_own_newest_data() {
-        let member = |node: &str, t_s: u64, sm: f64| {
+        let member = |node: &str, t_s: u64, sm: f64, util: f64| {
             Arc::new(NodeSnapshot {
                 node: NodeInfo { hostname: node.into(), job: Some("j".into()), ..NodeInfo::default() },
                 timestamp_ms: t_s * 1000,
                 gpus: vec![GpuSample {
                     index: 0,
                     sm_active_ratio: Some(sm),
-                    utilization_ratio: Some(0.9),
+                    utilization_ratio: Some(util),
                     ..GpuSample::default()
                 }],
                 ..NodeSnapshot::default()
@@ -318,9 +476,10 @@ mod tests {
         let mut opened = Vec::new();
         for t in 15..=200u64 {
             for n in ["n0", "n1", "n3"] {
-                a.ingest(member(n, t, 0.86));
+                a.ingest(member(n, t, 0.86, 0.95));
             }
-            a.ingest(member("n2", t - 15, 0.61));
+            // Held back (its GPUs half idle), while the others wait for it.
+            a.ingest(member("n2", t - 15, 0.61, 0.6));
             for c in a.evaluate(t * 1000) {
                 if let Change::Opened(f) = c {
                     opened.push((f.rule, f.scope.node));
@@ -328,5 +487,112 @@ mod tests {
             }
         }
         assert_eq!(opened, vec![("straggler".to_string(), Some("n2".to_string()))]);
+    }
+
+    /// Four GPUs of one node, idle but held by a process; `gpus_from(t)` says which are idle.
+    fn idle_node(t: u64, idle: impl Fn(u32) -> bool, with_processes: bool) -> Arc<NodeSnapshot> {
+        let gpus = (0..4u32)
+            .map(|i| GpuSample {
+                index: i,
+                sm_active_ratio: Some(if idle(i) { 0.01 } else { 0.8 }),
+                memory_total_bytes: Some(80 << 30),
+                memory_used_bytes: Some(10 << 30),
+                ..GpuSample::default()
+            })
+            .collect();
+        let processes = if with_processes {
+            (0..4u32)
+                .map(|i| gpuscope_core::ProcessSample {
+                    pid: 100 + i,
+                    name: "python".into(),
+                    gpu_index: i,
+                    gpu_memory_bytes: Some(10 << 30),
+                    ..Default::default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Arc::new(NodeSnapshot {
+            node: NodeInfo { hostname: "n0".into(), ..NodeInfo::default() },
+            timestamp_ms: t * 1000,
+            gpus,
+            processes,
+            ..NodeSnapshot::default()
+        })
+    }
+
+    /// Runs `snaps(t)` (None: no sample that second) for `secs` seconds, returning the changes
+    /// with their time.
+    fn run(secs: u64, snaps: impl Fn(u64) -> Option<Arc<NodeSnapshot>>) -> (Analyzer, Vec<(u64, Change)>) {
+        let mut a = Analyzer::new(AnalysisConfig::default(), 900.0);
+        let mut log = Vec::new();
+        for t in 0..=secs {
+            if let Some(s) = snaps(t) {
+                a.ingest(s);
+            }
+            log.extend(a.evaluate(t * 1000).into_iter().map(|c| (t, c)));
+        }
+        (a, log)
+    }
+
+    /// One rule on four GPUs of a node is one finding naming them, with each GPU's values in
+    /// its evidence; a GPU whose condition starts later joins it after its own sustain period
+    /// instead of opening a second finding, and the finding closes when the last one clears.
+    #[test]
+    fn one_rule_on_several_gpus_of_a_node_is_one_finding() {
+        // GPUs 0-2 idle from the start, GPU 3 from 100 s; all busy again from 800 s.
+        let (a, log) = run(900, |t| Some(idle_node(t, |g| t < 800 && (g < 3 || t >= 100), true)));
+        let opened: Vec<&Finding> =
+            log.iter().filter_map(|(_, c)| if let Change::Opened(f) = c { Some(f) } else { None }).collect();
+        assert_eq!(opened.len(), 1, "{log:#?}");
+        assert_eq!(log[0].0, 600);
+        let f = opened[0];
+        assert_eq!(f.scope.gpus, vec![0, 1, 2]);
+        assert_eq!(f.summary, "GPUs 0\u{2013}2: the GPU is held by a process but idle");
+        let gpus: Vec<Option<u32>> = f.evidence.iter().map(|e| e.gpu).collect();
+        assert_eq!(gpus, vec![Some(0), Some(1), Some(2)]);
+        let closed: Vec<(u64, &Finding)> = log
+            .iter()
+            .filter_map(|(t, c)| if let Change::Closed { finding, .. } = c { Some((*t, finding)) } else { None })
+            .collect();
+        assert_eq!(closed.len(), 1);
+        // The 10 s mean drops below the idle threshold with the first busy sample (800 s).
+        assert_eq!(closed[0].0, 859, "60 s after the last GPU's last idle evaluation (799 s)");
+        assert_eq!(closed[0].1.scope.gpus, vec![0, 1, 2, 3], "GPU 3 joined at 700 s");
+        assert!(a.active().is_empty());
+    }
+
+    /// A 10-minute condition whose samples sometimes lack the process list (a /proc read that
+    /// raced) and sometimes do not arrive at all: the missing data pauses the timer, it does not
+    /// reset it, and a long silence is reported in the evidence.
+    #[test]
+    fn missing_data_pauses_the_timers_and_a_long_gap_is_reported() {
+        let sparse = |t: u64| {
+            if (300..330).contains(&t) {
+                return None; // 30 s without any sample
+            }
+            Some(idle_node(t, |g| g == 0, t % 45 != 0))
+        };
+        let (_, log) = run(900, sparse);
+        let opened: Vec<(u64, &Finding)> =
+            log.iter().filter_map(|(t, c)| if let Change::Opened(f) = c { Some((*t, f)) } else { None }).collect();
+        assert_eq!(opened.len(), 1, "{log:#?}");
+        // 600 s of data: the 30 s silence does not count, nor do the seconds of the incomplete
+        // samples (when the rule could not see the process), thirteen of them before 645 s.
+        let (t, f) = opened[0];
+        assert!((630..=650).contains(&t), "opened at {t}");
+        assert_eq!(f.since_ms, 1000, "since the first sample that showed it");
+        let gap = f.evidence.iter().find(|e| e.signal == "data_gap_s").expect("the gap is reported");
+        assert_eq!((gap.value, gap.threshold), (31.0, 10.0));
+        // Without the fix the timer restarted at every incomplete sample and never reached 600 s.
+    }
+
+    /// Data that says the condition is gone resets a timer that has not fired, even when the
+    /// same evaluation's data is complete (pausing is for missing data only).
+    #[test]
+    fn complete_data_without_the_condition_still_resets() {
+        let (_, log) = run(900, |t| Some(idle_node(t, |g| g == 0 && t % 300 != 0, true)));
+        assert!(log.is_empty(), "{log:#?}");
     }
 }

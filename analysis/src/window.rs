@@ -62,6 +62,12 @@ pub struct NodeWindow {
     retention_ms: u64,
     full_ms: u64,
     max_lag_ms: u64,
+    /// How many series each catalogue row had in the newest sample: a sample with fewer than
+    /// the one before lacks something (a read that failed or raced), not a changed workload.
+    presence: Vec<u32>,
+    /// Until when the rules' view of this node is incomplete: a smoothing span after a sample
+    /// that lacked something, whose absence a span's mean or fraction still feels.
+    incomplete_until_ms: u64,
 }
 
 impl NodeWindow {
@@ -75,7 +81,46 @@ impl NodeWindow {
             retention_ms,
             full_ms: full_ms.min(retention_ms),
             max_lag_ms,
+            presence: Vec::new(),
+            incomplete_until_ms: 0,
         }
+    }
+
+    /// How many series each catalogue row has in `snap`.
+    fn presence_of(snap: &NodeSnapshot) -> Vec<u32> {
+        gpuscope_core::CATALOGUE.iter().map(|d| d.series(snap).count() as u32).collect()
+    }
+
+    /// Whether the data the rules read at `t_ms` lacks something the node reported before (a
+    /// sample within a smoothing span before `t_ms` had fewer series than the one before it).
+    /// A rule that does not hold on such data may only be missing its input: the analyzer
+    /// pauses its timers instead of resetting them.
+    pub fn incomplete_at(&self, t_ms: u64) -> bool {
+        t_ms < self.incomplete_until_ms
+    }
+
+    /// Time of the newest sample.
+    pub fn newest_ms(&self) -> Option<u64> {
+        self.thin.back().map(|s| s.timestamp_ms)
+    }
+
+    /// How much of `(from_ms, to_ms]` this node's samples cover, and the longest stretch they
+    /// do not: a spacing between consecutive samples (or from `from_ms` to the first) longer
+    /// than `gap_ms` is a gap, the rest is covered.
+    pub fn coverage(&self, from_ms: u64, to_ms: u64, gap_ms: u64) -> (u64, u64) {
+        let start = self.thin.partition_point(|s| s.timestamp_ms <= from_ms);
+        let end = self.thin.partition_point(|s| s.timestamp_ms <= to_ms);
+        let (mut covered, mut longest, mut prev) = (0, 0, from_ms);
+        for s in self.thin.range(start..end.max(start)) {
+            let d = s.timestamp_ms - prev;
+            if d > gap_ms {
+                longest = longest.max(d);
+            } else {
+                covered += d;
+            }
+            prev = s.timestamp_ms;
+        }
+        (covered, longest)
     }
 
     /// Where a span read at `now_ms` ends: at this node's newest sample. Nodes report in batches
@@ -99,6 +144,14 @@ impl NodeWindow {
         }
         let thin =
             ThinSample { timestamp_ms: t, gpus: snap.gpus.iter().filter(|g| !g.lost).map(ThinGpu::of).collect() };
+        if tpos == self.thin.len() {
+            let presence = Self::presence_of(&snap);
+            if presence.iter().zip(&self.presence).any(|(now, before)| now < before) {
+                // The smoothing span: whole snapshots are kept for twice it.
+                self.incomplete_until_ms = t + self.full_ms / 2;
+            }
+            self.presence = presence;
+        }
         self.thin.insert(tpos, thin);
         let pos = self.samples.partition_point(|s| s.timestamp_ms <= t);
         self.samples.insert(pos, snap);

@@ -60,6 +60,30 @@ fn every_scenario_opens_exactly_its_expected_findings() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The waiting members of a job look launch-bound on their own: without the job (each node
+/// judged alone) the same data opens launch-bound on them, which the straggler finding replaces.
+#[test]
+fn waiting_members_are_explained_by_the_straggler_not_called_launch_bound() {
+    let sc = Scenario::load("straggler-throttled").unwrap();
+    let sims: Vec<Simulation> = (0..sc.node_count()).map(|n| Simulation::new(sc.clone(), n).unwrap()).collect();
+    let mut a = Analyzer::new(AnalysisConfig::default(), 900.0);
+    let mut opened = BTreeSet::new();
+    for t in 0..=200u64 {
+        for sim in &sims {
+            let mut s = snapshot(sim, t as f64);
+            s.node.job = None;
+            a.ingest(Arc::new(s));
+        }
+        for c in a.evaluate(T0_MS + t * 1000) {
+            if let Change::Opened(f) = c {
+                opened.insert((f.rule, f.scope.node.unwrap_or_default()));
+            }
+        }
+    }
+    let launch: Vec<&String> = opened.iter().filter(|(r, _)| r == "launch-bound").map(|(_, n)| n).collect();
+    assert_eq!(launch.len(), 8, "every node's waiting GPUs look launch-bound alone: {opened:?}");
+}
+
 #[test]
 fn findings_name_the_right_gpu_and_node() {
     let lost = play("gpu-lost", 200);
@@ -71,6 +95,17 @@ fn findings_name_the_right_gpu_and_node() {
     assert_eq!(strag.len(), 1);
     assert_eq!(strag[0].scope.node.as_deref(), Some("strag-2"));
     assert_eq!(strag[0].scope.job.as_deref(), Some("llm-4node"));
+    assert!(strag[0].summary.contains("steals 25% of its CPU time"), "{}", strag[0].summary);
+    // The member that never waits: one hot GPU in an eight-node job, named with its cause; the
+    // fifteen GPUs that wait for it get no launch-bound finding.
+    let hot8 = play("straggler-throttled", 200);
+    let s = hot8.iter().find(|f| f.rule == "straggler").expect("straggler");
+    assert_eq!((s.scope.node.as_deref(), s.scope.gpus.clone()), (Some("hot-5"), vec![1]));
+    assert!(s.summary.contains("GPU 1 clocks throttled (thermal), SM clock at 70% of its maximum"), "{}", s.summary);
+    let pair = play("straggler-2node", 200);
+    let s = pair.iter().find(|f| f.rule == "straggler").expect("straggler");
+    assert_eq!((s.scope.node.as_deref(), s.scope.gpus.clone()), (Some("pair-1"), vec![0, 1, 2, 3]));
+    assert!(s.summary.contains("(power cap)"), "{}", s.summary);
     let hot = play("thermal-throttle", 300);
     assert_eq!(hot.iter().map(|f| f.scope.gpus.clone()).collect::<Vec<_>>(), vec![vec![1]]);
     let capped = play("power-capped", 300);

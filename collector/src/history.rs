@@ -6,8 +6,8 @@
 //! the store's writer runs on its own thread, and allocating ids here means an update never
 //! waits for the insert to tell it which row to change.
 
+use gpuscope_core::Finding;
 use gpuscope_core::api::FindingRecord;
-use gpuscope_core::{Finding, FindingScope};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Which findings a query wants.
@@ -30,14 +30,22 @@ impl FindingFilter {
     }
 }
 
+/// What identifies an open finding of a rule: node, job and cause. Not its GPUs: a finding
+/// that groups a node's GPUs keeps its record while GPUs join it.
+type Identity = (Option<String>, Option<String>, Option<String>);
+
+fn identity(f: &Finding) -> Identity {
+    (f.scope.node.clone(), f.scope.job.clone(), f.cause.clone())
+}
+
 /// Open findings and the newest closed ones, by id.
 #[derive(Debug)]
 pub struct History {
     records: BTreeMap<i64, FindingRecord>,
     open: BTreeSet<i64>,
     closed: BTreeSet<i64>,
-    /// rule → scope → id of the open record.
-    open_by_key: HashMap<String, HashMap<FindingScope, i64>>,
+    /// rule → identity → id of the open record.
+    open_by_key: HashMap<String, HashMap<Identity, i64>>,
     closed_kept: usize,
     next_id: i64,
     /// Closed findings that are not in memory (evicted, or left in the store at start).
@@ -82,7 +90,7 @@ impl History {
             let by_scope = self.open_by_key.entry(r.finding.rule.clone()).or_default();
             // Two open records of one key only come from a store written by hand: the index
             // points to the newest, the older stays open until the restore grace closes it.
-            by_scope.insert(r.finding.scope.clone(), id);
+            by_scope.insert(identity(&r.finding), id);
             self.open.insert(id);
         } else {
             self.closed.insert(id);
@@ -91,9 +99,9 @@ impl History {
         self.evict();
     }
 
-    /// The id of the open record of `f`'s rule and scope.
+    /// The id of the open record of `f`'s rule, node, job and cause.
     pub fn open_id(&self, f: &Finding) -> Option<i64> {
-        self.open_by_key.get(f.rule.as_str())?.get(&f.scope).copied()
+        self.open_by_key.get(f.rule.as_str())?.get(&identity(f)).copied()
     }
 
     /// The record `id`, if it is in memory.
@@ -116,9 +124,9 @@ impl History {
         }
         let r = self.records.get_mut(&id)?;
         if let Some(by_scope) = self.open_by_key.get_mut(r.finding.rule.as_str())
-            && by_scope.get(&r.finding.scope) == Some(&id)
+            && by_scope.get(&identity(&r.finding)) == Some(&id)
         {
-            by_scope.remove(&r.finding.scope);
+            by_scope.remove(&identity(&r.finding));
             if by_scope.is_empty() {
                 self.open_by_key.remove(r.finding.rule.as_str());
             }
@@ -197,7 +205,7 @@ impl History {
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
     use super::*;
-    use gpuscope_core::Severity;
+    use gpuscope_core::{FindingScope, Severity};
 
     pub(crate) fn finding(rule: &str, node: &str, gpu: u32) -> Finding {
         Finding {
@@ -210,6 +218,7 @@ pub(crate) mod tests {
             recommendation: String::new(),
             docs: None,
             action: None,
+            cause: None,
         }
     }
 
@@ -218,12 +227,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn open_findings_are_found_by_rule_and_scope_and_closed_ones_are_bounded() {
+    fn open_findings_are_found_by_rule_node_job_and_cause_and_closed_ones_are_bounded() {
         let mut h = History::new(2, 0);
-        let ids: Vec<i64> = (0..5).map(|g| h.open(record(finding("gpu-lost", "n0", g), 10 + g as u64))).collect();
+        let ids: Vec<i64> =
+            (0..5).map(|g| h.open(record(finding("gpu-lost", &format!("n{g}"), g), 10 + g as u64))).collect();
         assert_eq!(ids, vec![1, 2, 3, 4, 5]);
-        assert_eq!(h.open_id(&finding("gpu-lost", "n0", 3)), Some(4));
-        assert_eq!(h.open_id(&finding("gpu-lost", "n1", 3)), None);
+        assert_eq!(h.open_id(&finding("gpu-lost", "n3", 3)), Some(4));
+        assert_eq!(h.open_id(&finding("gpu-lost", "n3", 1)), Some(4), "its GPUs do not identify it");
+        assert_eq!(h.open_id(&finding("gpu-lost", "n7", 3)), None);
         assert_eq!(h.open_id(&finding("xid-error", "n0", 3)), None);
         // Close all but the last: the two newest closed stay, the oldest two are evicted.
         for id in &ids[..4] {

@@ -326,12 +326,15 @@ mod tests {
         }
     }
 
-    /// GPU `g` lost at `t_ms`, back 70 s later (past the 60 s clear period).
+    /// GPU `g` lost at `t_ms`, back the next second and reporting every second for 70 s (past
+    /// the 60 s clear period, which counts only time the data covers).
     fn lose_and_recover(st: &mut State, g: u32, t_ms: u64) -> Vec<FindingEvent> {
         st.ingest_only(vec![snap("n0", t_ms, Some(g))]);
         let mut events = st.evaluate();
-        st.ingest_only(vec![snap("n0", t_ms + 70_000, None)]);
-        events.extend(st.evaluate());
+        for s in 1..=70 {
+            st.ingest_only(vec![snap("n0", t_ms + s * 1000, None)]);
+            events.extend(st.evaluate());
+        }
         events
     }
 
@@ -382,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).unwrap();
         let open = |g| {
-            let mut finding = crate::history::tests::finding("gpu-lost", "n0", g);
+            let mut finding = crate::history::tests::finding("gpu-lost", &format!("n{g}"), g);
             finding.severity = gpuscope_core::Severity::Critical;
             finding.scope.job = Some("j".into());
             FindingRecord { finding, opened_ms: 1, closed_ms: None }
@@ -399,7 +402,7 @@ mod tests {
         st.check_liveness(now_ms());
         assert_eq!(st.active().count(), 2, "within the grace period");
         st.check_liveness(now_ms() + RESTORE_GRACE_MS + 1);
-        let open_gpus: Vec<u32> = st.active().map(|r| r.finding.scope.gpus[0]).collect();
-        assert_eq!(open_gpus, vec![0], "GPU 1 was not seen again");
+        let open_nodes: Vec<_> = st.active().map(|r| r.finding.scope.node.clone()).collect();
+        assert_eq!(open_nodes, vec![Some("n0".to_string())], "n1 was not seen again");
     }
 }

@@ -297,6 +297,7 @@ mod tests {
             recommendation: "reboot".into(),
             docs: None,
             action: None,
+            cause: None,
         };
         {
             let s = Store::open(&path).expect("open");

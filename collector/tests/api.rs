@@ -59,8 +59,12 @@ fn snap(t_ms: u64, lost_gpu: Option<u32>) -> NodeSnapshot {
 }
 
 fn push(c: &Running, s: &NodeSnapshot) {
+    push_all(c, &[s]);
+}
+
+fn push_all(c: &Running, s: &[&NodeSnapshot]) {
     let id = gpuscope_exporters::otlp::Identity { instance: "n0".into(), start_unix_nano: 1 };
-    let body = gpuscope_exporters::otlp::encode(&[s], &id).encode_to_vec();
+    let body = gpuscope_exporters::otlp::encode(s, &id).encode_to_vec();
     assert_eq!(request(c.http, "POST", "/v1/metrics", &body).0, 200);
 }
 
@@ -109,7 +113,9 @@ fn typed_answers_change_stream_and_findings_evicted_to_the_store() {
         push(&c, &snap(t, Some(g)));
         let opened = next_gpu_lost_event();
         assert!(matches!(&opened, FindingEvent::Opened(r) if r.finding.scope.gpus == [g] && r.closed_ms.is_none()));
-        push(&c, &snap(t + 70_000, None));
+        // Back, reporting every 5 s for 70 s: the clear period counts time the data covers.
+        let back: Vec<NodeSnapshot> = (1..=14).map(|i| snap(t + i * 5_000, None)).collect();
+        push_all(&c, &back.iter().collect::<Vec<_>>());
         let closed = next_gpu_lost_event();
         assert!(matches!(&closed, FindingEvent::Closed(r) if r.finding.scope.gpus == [g] && r.closed_ms.is_some()));
     }
@@ -136,7 +142,7 @@ fn typed_answers_change_stream_and_findings_evicted_to_the_store() {
     let nodes: Vec<NodeView> = get(c.api, "/api/v1/nodes");
     assert_eq!(nodes.len(), 1);
     assert_eq!((nodes[0].node.as_str(), nodes[0].job.as_deref(), nodes[0].gpus), ("n0", Some("j"), 4));
-    assert_eq!(nodes[0].samples_total, 7);
+    assert_eq!(nodes[0].samples_total, 3 * 15 + 1);
     assert!(!nodes[0].stale);
     let detail: NodeDetail = get(c.api, "/api/v1/nodes/n0");
     assert_eq!(detail.node, nodes[0]);
@@ -158,7 +164,7 @@ fn typed_answers_change_stream_and_findings_evicted_to_the_store() {
         "{metrics}"
     );
     assert!(metrics.contains("gpuscope_collector_requests_total{transport=\"http\"} 7\n"), "{metrics}");
-    assert!(metrics.contains("gpuscope_collector_snapshots_total 7\n"), "{metrics}");
+    assert!(metrics.contains("gpuscope_collector_snapshots_total 46\n"), "{metrics}");
     assert!(metrics.contains("gpuscope_collector_nodes{state=\"reporting\"} 1\n"), "{metrics}");
     // With a store, its dropped writes are counted (none: the writer kept up with 7 pushes).
     assert!(metrics.contains("gpuscope_collector_store_writes_dropped_total 0\n"), "{metrics}");

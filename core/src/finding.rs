@@ -43,6 +43,20 @@ pub enum Action {
     FieldDiagnostic,
 }
 
+impl Action {
+    /// The name as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Monitor => "monitor",
+            Action::RestartApp => "restart-app",
+            Action::ResetGpu => "reset-gpu",
+            Action::RebootNode => "reboot-node",
+            Action::Drain => "drain",
+            Action::FieldDiagnostic => "field-diagnostic",
+        }
+    }
+}
+
 /// Where a finding applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FindingScope {
@@ -63,6 +77,9 @@ pub struct Evidence {
     pub value: f64,
     /// The threshold it was compared with.
     pub threshold: f64,
+    /// The GPU it was observed on, in a finding that groups several GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
 }
 
 /// A conclusion of the analysis with its advice.
@@ -86,4 +103,8 @@ pub struct Finding {
     pub docs: Option<String>,
     /// Operator action for health findings.
     pub action: Option<Action>,
+    /// What distinguishes this finding from others of its rule on the same node and job (an XID
+    /// class, a workload class), when the rule tells causes apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }

@@ -11,8 +11,10 @@ pub mod exposition;
 pub mod finding;
 pub mod model;
 pub mod units;
+pub mod workload;
 
 pub use catalogue::{Accessor, CATALOGUE, DcgmAlias, Group, MetricDef, MetricKind, Scope};
 pub use finding::{Action, Evidence, Finding, FindingScope, Severity};
 pub use model::*;
 pub use units::Unit;
+pub use workload::{Workload, WorkloadClass};

@@ -618,6 +618,8 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("memory-near-full", include_str!("../scenarios/memory-near-full.toml")),
     ("gpu-idle-allocated", include_str!("../scenarios/gpu-idle-allocated.toml")),
     ("straggler", include_str!("../scenarios/straggler.toml")),
+    ("straggler-throttled", include_str!("../scenarios/straggler-throttled.toml")),
+    ("straggler-2node", include_str!("../scenarios/straggler-2node.toml")),
     ("power-capped", include_str!("../scenarios/power-capped.toml")),
     ("thermal-throttle", include_str!("../scenarios/thermal-throttle.toml")),
     ("hw-slowdown", include_str!("../scenarios/hw-slowdown.toml")),

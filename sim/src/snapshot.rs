@@ -134,6 +134,7 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
             .collect(),
         cpu_busy_ratio: Some(h.core_busy.iter().sum::<f64>() / n),
         cpu_iowait_ratio: Some(h.core_iowait.iter().sum::<f64>() / n),
+        cpu_steal_ratio: Some(h.core_steal.iter().sum::<f64>() / n),
         nics,
         disks: h
             .disks

@@ -178,6 +178,9 @@ pub struct Threshold {
 pub struct RuleInfo {
     /// Stable id.
     pub id: &'static str,
+    /// What is wrong, as a sentence fragment without a subject (a finding that groups several
+    /// GPUs says "GPUs 0–3: <title>").
+    pub title: &'static str,
     /// Scope.
     pub scope: RuleScope,
     /// Default severity.
@@ -190,6 +193,10 @@ pub struct RuleInfo {
     pub recommendation: &'static str,
     /// Operator action for health rules.
     pub action: Option<Action>,
+    /// Its condition reads low SM activity as the GPU's own problem, which on a member of a job
+    /// waiting for a straggler it is not (the member spins in a collective): the straggler
+    /// finding explains it, and this rule says nothing there.
+    pub explained_by_waiting: bool,
     /// The rule's thresholds (its `[rules.<id>]` keys besides the common ones).
     pub thresholds: &'static [Threshold],
     /// Evaluation; `None` for kernel-level rules that need CUPTI data.
@@ -229,6 +236,9 @@ pub struct Hit {
     pub action: Option<Action>,
     /// Advice when it differs from the rule's default.
     pub recommendation: Option<String>,
+    /// What tells this hit's cause apart from others of the rule on the same node (an XID class,
+    /// a workload class): hits with different causes become different findings.
+    pub cause: Option<String>,
 }
 
 /// What a rule sees.
@@ -277,9 +287,35 @@ impl Ctx<'_> {
     }
 }
 
+/// The node- and GPU-scope hits without those a job-scope finding explains: on the members of a
+/// job that wait for its straggler, the rules that read low SM activity as the GPU's own problem
+/// (`explained_by_waiting`) are dropped. The straggler itself keeps them (they may name its
+/// cause), and so does its node for node-scope rules.
+pub fn explained_by_jobs(
+    node_hits: Vec<(&'static RuleInfo, Hit)>,
+    job_hits: &[(&'static RuleInfo, Hit)],
+) -> Vec<(&'static RuleInfo, Hit)> {
+    let stragglers: Vec<&Hit> =
+        job_hits.iter().filter(|(r, _)| r.id == efficiency::straggler::RULE.id).map(|(_, h)| h).collect();
+    if stragglers.is_empty() {
+        return node_hits;
+    }
+    let is_the_straggler = |h: &Hit, s: &Hit| {
+        h.node == s.node
+            && (s.gpus.is_empty() || h.gpus.is_empty() || h.gpus.len() > 1 || h.gpus.iter().all(|g| s.gpus.contains(g)))
+    };
+    node_hits
+        .into_iter()
+        .filter(|(rule, h)| {
+            !rule.explained_by_waiting
+                || !stragglers.iter().any(|s| s.job.is_some() && s.job == h.job && !is_the_straggler(h, s))
+        })
+        .collect()
+}
+
 /// Evidence entry.
 pub fn ev(signal: &str, value: f64, threshold: f64) -> Evidence {
-    Evidence { signal: signal.to_string(), value, threshold }
+    Evidence { signal: signal.to_string(), value, threshold, gpu: None }
 }
 
 /// A GPU-scope hit.
@@ -293,6 +329,7 @@ pub fn gpu_hit(node: &str, snap: &NodeSnapshot, gpu: u32, summary: String, evide
         evidence,
         action: None,
         recommendation: None,
+        cause: None,
     }
 }
 

@@ -16,12 +16,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "comm-bound",
+    title: "collective communication dominates",
     scope: RuleScope::Node,
     severity: Severity::Warning,
     timing: STD,
     condition: "sm_active < 0.5 and NVLink or a NIC >= 0.7 of its bandwidth",
     recommendation: "Collective communication dominates. Overlap communication with compute (bucket sizes in DDP/FSDP), gradient accumulation, compression, check topology.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "fp64-heavy",
+    title: "double precision dominates the arithmetic",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "fp64 >= 0.2 and fp64 > fp32 + tensor",
     recommendation: "Double precision dominates, usually by accident (NumPy float64 defaults). Cast inputs and parameters to fp32/bf16.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "gpu-idle-allocated",
+    title: "the GPU is held by a process but idle",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: LONG,
     condition: "a process holds memory on the GPU and sm_active (or util) < 0.05 for 10 min",
     recommendation: "The GPU is reserved but idle (hung job, notebook left open, waiting on input). Release it or find what blocks the job.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -14,12 +14,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "input-bound-cpu",
+    title: "the host CPUs cannot feed the GPUs",
     scope: RuleScope::Node,
     severity: Severity::Warning,
     timing: STD,
     condition: "sm_active < 0.5 on the job's GPUs and host cpu_busy >= 0.9",
     recommendation: "The input pipeline cannot feed the GPUs. More DataLoader workers, move decoding/augmentation to the GPU (e.g. DALI), cache preprocessed data, persistent_workers, check CPU limits of the container.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -16,12 +16,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "input-bound-io",
+    title: "storage cannot feed the GPUs",
     scope: RuleScope::Node,
     severity: Severity::Warning,
     timing: STD,
     condition: "sm_active < 0.5 and (iowait >= 0.1 or an NVMe device >= 0.9 busy)",
     recommendation: "Storage cannot feed the job. Stage the data set on local NVMe, use large sequential record formats (WebDataset, TFRecord, Parquet shards), raise prefetch, add reader threads.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

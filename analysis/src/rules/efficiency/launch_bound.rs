@@ -13,12 +13,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "launch-bound",
+    title: "a kernel always runs but few SMs are busy (launch overhead, small kernels)",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "util >= 0.9 and sm_active < 0.5",
     recommendation: "Kernels are always running but occupy few SMs: tiny kernels or small batches, launch overhead. Larger batch, kernel fusion (torch.compile), CUDA Graphs.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -15,12 +15,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "memory-bandwidth-bound",
+    title: "memory bandwidth, not arithmetic, limits the kernels",
     scope: RuleScope::Gpu,
     severity: Severity::Info,
     timing: STD,
     condition: "dram >= 0.6 and tensor < 0.2 and fp32 < 0.3",
     recommendation: "Memory-bandwidth bound. Fuse elementwise ops, use fused/flash attention, keep activations in bf16/fp8, raise arithmetic intensity.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "memory-near-full",
+    title: "GPU memory is nearly full and still growing",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "mem_used >= 0.95 of total",
     recommendation: "Risk of out-of-memory. Activation checkpointing, mixed precision, smaller micro-batch with gradient accumulation.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

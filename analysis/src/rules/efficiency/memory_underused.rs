@@ -16,12 +16,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "memory-underused",
+    title: "a training job uses less than half of the GPU memory",
     scope: RuleScope::Gpu,
     severity: Severity::Info,
     timing: LONG,
     condition: "a process holds the GPU, mem_used < 0.5 of total and sm_active < 0.5 for 10 min",
     recommendation: "Room for a larger batch (mind convergence: scale the learning rate), or pack more work onto the GPU.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

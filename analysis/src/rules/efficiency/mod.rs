@@ -61,5 +61,6 @@ fn job_hit(job: &str, node: Option<&str>, gpus: Vec<u32>, summary: String, evide
         evidence,
         action: None,
         recommendation: None,
+        cause: None,
     }
 }

@@ -14,12 +14,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "nccl-over-tcp",
+    title: "NCCL traffic goes over TCP instead of InfiniBand",
     scope: RuleScope::Job,
     severity: Severity::Warning,
     timing: STD,
     condition: "multi-node job, InfiniBand present but idle while Ethernet carries >= 1 GB/s",
     recommendation: "NCCL is likely falling back to TCP sockets. Check NCCL_IB_HCA, RDMA drivers and the container's access to /dev/infiniband.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

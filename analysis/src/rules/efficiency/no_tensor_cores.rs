@@ -15,12 +15,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "no-tensor-cores",
+    title: "matrix math runs in FP32 on the CUDA cores, not on the tensor cores",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "GPU has tensor cores (CC >= 7.0), fp32 >= 0.3 (or sm_active >= 0.5 without pipe data) and tensor < 0.05",
     recommendation: "Matrix math runs in FP32 on the CUDA cores. Enable automatic mixed precision (bf16 on Ampere+, fp16 with loss scaling on Volta/Turing); on Ampere+ at least allow TF32; on Hopper consider FP8 for transformer layers. Expected gain: several times on matmul-heavy steps.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -13,12 +13,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "pcie-h2d-bound",
+    title: "host-to-device copies dominate",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "pcie_rx >= 0.6 of the link's bandwidth and sm_active < 0.5",
     recommendation: "Host-to-device copies dominate. Pin host memory (pin_memory=True), copy with non_blocking=True, keep data on the GPU between steps, batch small transfers.",
     action: None,
+    explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

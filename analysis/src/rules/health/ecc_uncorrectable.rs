@@ -12,12 +12,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "ecc-uncorrectable",
+    title: "uncorrectable ECC errors",
     scope: RuleScope::Gpu,
     severity: Severity::Critical,
     timing: EVENT,
     condition: "volatile uncorrectable ECC count increases",
     recommendation: "Drain and reset the GPU; run diagnostics.",
     action: Some(Action::ResetGpu),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

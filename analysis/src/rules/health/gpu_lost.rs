@@ -8,12 +8,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "gpu-lost",
+    title: "the GPU fell off the bus",
     scope: RuleScope::Gpu,
     severity: Severity::Critical,
     timing: EVENT,
     condition: "NVML reports the GPU lost, or XID 79",
     recommendation: "Critical: drain the node and reboot; a repeat means hardware.",
     action: Some(Action::RebootNode),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

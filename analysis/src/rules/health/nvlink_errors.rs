@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "nvlink-errors",
+    title: "NVLink errors or a link down",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: EVENT,
     condition: "NVLink CRC errors rising (>= 100/s critical), any replay/recovery error, or a link down",
     recommendation: "NVLink fault: check link state and Fabric Manager; field diagnostic if it persists.",
     action: Some(Action::Monitor),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "pcie-replay",
+    title: "PCIe replays are rising (signal integrity)",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: EVENT,
     condition: "PCIe replay counter rises > 8 per minute",
     recommendation: "Signal-integrity problem: reseat, check the slot and riser.",
     action: Some(Action::Monitor),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "retired-pages",
+    title: "retired memory pages are pending or at the limit",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: EVENT,
     condition: "retired pages >= 60, or a retirement pending",
     recommendation: "Pending: reset to apply. At the limit: field diagnostic / RMA.",
     action: Some(Action::ResetGpu),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -8,12 +8,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "row-remap",
+    title: "memory row remapping is pending or failed",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: EVENT,
     condition: "row remapping pending (warning) or failed (critical)",
     recommendation: "Pending: schedule a GPU reset. Failed: field diagnostic / RMA.",
     action: Some(Action::ResetGpu),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

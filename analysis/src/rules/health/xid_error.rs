@@ -12,12 +12,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "xid-error",
+    title: "the driver reported XID errors",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: EVENT,
     condition: "any XID event (classified: application, reset, reboot, NVLink, memory)",
     recommendation: "Per class: debug the application, reset the GPU, reboot, NVLink or memory workflow.",
     action: Some(Action::Monitor),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
@@ -67,6 +69,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
             h.severity = Some(severity);
             h.action = Some(action);
             h.recommendation = Some(advice.to_string());
+            h.cause = Some(format!("xid-{}", worst.as_str()));
             out.push(h);
         }
     }

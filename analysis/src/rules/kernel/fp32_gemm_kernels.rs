@@ -9,12 +9,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "fp32-gemm-kernels",
+    title: "matrix kernels run without tensor cores",
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: STD,
     condition: ">= 50% of matmul/convolution kernel time in kernels without tensor cores (needs CUPTI)",
     recommendation: "Same fix as no-tensor-cores, with the top offending kernels as evidence.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
 };

@@ -9,12 +9,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "gpu-gaps",
+    title: "the GPU sits idle between kernels",
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: STD,
     condition: "GPU idle gaps > 500 ms between kernels while the process runs (needs CUPTI)",
     recommendation: "The CPU side stalls between GPU work: profile the host (data loading, checkpointing, logging).",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
 };

@@ -9,12 +9,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "pageable-memcpy",
+    title: "copies from pageable host memory",
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: STD,
     condition: "asynchronous copies from or to pageable host memory (needs CUPTI)",
     recommendation: "The copy silently becomes synchronous. Pin host memory (pin_memory=True, tensor.pin_memory()).",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
 };

@@ -9,12 +9,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "short-kernels",
+    title: "kernels too short for their launch overhead",
     scope: RuleScope::Process,
     severity: Severity::Info,
     timing: STD,
     condition: "median kernel duration < 10 us and kernels are launch-limited (needs CUPTI)",
     recommendation: "Launch overhead dominates: CUDA Graphs, torch.compile, fusion.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
 };

@@ -9,12 +9,14 @@ settings! {}
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "sync-heavy",
+    title: "the host synchronizes with the GPU too often",
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: STD,
     condition: "time in device/stream synchronization >= 10% of the window (needs CUPTI)",
     recommendation: "The host waits on the GPU too often: remove .item(), .cpu(), printing tensors and explicit synchronizations from the step loop; use events.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
 };

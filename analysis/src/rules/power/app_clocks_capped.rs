@@ -12,12 +12,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "app-clocks-capped",
+    title: "application clocks cap the GPU",
     scope: RuleScope::Gpu,
     severity: Severity::Info,
     timing: STD,
     condition: "applications-clocks-setting clock event active",
     recommendation: "Application clocks cap the GPU; reset them (nvidia-smi -rac) unless intended.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

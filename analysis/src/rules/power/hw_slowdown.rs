@@ -14,12 +14,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "hw-slowdown",
+    title: "hardware slowdown cuts the clocks",
     scope: RuleScope::Gpu,
     severity: Severity::Critical,
     timing: STD,
     condition: "HW slowdown or HW power brake onsets >= 0.6 per minute over 10 min",
     recommendation: "Clocks cut hard by hardware: power supply or external power brake, or overheating. Check PSU/PDU and cooling; drain if persistent.",
     action: Some(Action::Drain),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -7,8 +7,8 @@ pub mod power_capped;
 pub mod thermal_throttle;
 
 const APP_CLOCKS: u64 = 0x2;
-const SW_POWER_CAP: u64 = 0x4;
-const HW_SLOWDOWN: u64 = 0x8;
-const SW_THERMAL: u64 = 0x20;
-const HW_THERMAL: u64 = 0x40;
-const HW_POWER_BRAKE: u64 = 0x80;
+pub(crate) const SW_POWER_CAP: u64 = 0x4;
+pub(crate) const HW_SLOWDOWN: u64 = 0x8;
+pub(crate) const SW_THERMAL: u64 = 0x20;
+pub(crate) const HW_THERMAL: u64 = 0x40;
+pub(crate) const HW_POWER_BRAKE: u64 = 0x80;

@@ -11,12 +11,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "pcie-link-degraded",
+    title: "the PCIe link trained below its capability",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "current PCIe generation or width below the maximum while under load",
     recommendation: "Link trained below capability: reseat, check riser/BIOS/ASPM.",
     action: Some(Action::Monitor),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

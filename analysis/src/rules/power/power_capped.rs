@@ -14,12 +14,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "power-capped",
+    title: "the power cap holds the clocks down",
     scope: RuleScope::Gpu,
     severity: Severity::Info,
     timing: STD,
     condition: "SW power cap active >= 50% of the window and SM clock < 0.9 of max",
     recommendation: "Power-bound. Normal for some workloads at full load; if the power limit is below the default limit, it was lowered: restore it. For efficiency, a lower limit can save energy with little slowdown on memory-bound work.",
     action: None,
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };

@@ -12,12 +12,14 @@ settings! {
 /// The rule.
 pub const RULE: RuleInfo = RuleInfo {
     id: "thermal-throttle",
+    title: "the GPU is throttled by heat",
     scope: RuleScope::Gpu,
     severity: Severity::Warning,
     timing: STD,
     condition: "SW or HW thermal slowdown active, or temperature within 5 C of the slowdown threshold",
     recommendation: "Cooling problem: airflow, fans, inlet temperature, thermal paste.",
     action: Some(Action::Monitor),
+    explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
