@@ -294,6 +294,7 @@ mod tests {
                 recommendation: "a".into(),
                 docs: None,
                 action: None,
+                cause: None,
             },
             opened_ms: 2000,
             closed_ms: None,

@@ -665,6 +665,7 @@ mod tests {
             recommendation: String::new(),
             docs: None,
             action: None,
+            cause: None,
         };
         app.apply_finding(FindingEvent::Opened(FindingRecord { finding: f.clone(), opened_ms: 3000, closed_ms: None }));
         app.apply_finding(FindingEvent::Closed(FindingRecord { finding: f, opened_ms: 3000, closed_ms: Some(6000) }));

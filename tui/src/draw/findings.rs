@@ -46,11 +46,26 @@ fn lifetime(app: &App, r: &FindingRecord) -> String {
     }
 }
 
+/// One entry per signal; a finding over several GPUs gives the range of their values.
 fn evidence(r: &FindingRecord) -> String {
-    r.finding
-        .evidence
+    let mut signals: Vec<&str> = Vec::new();
+    for e in &r.finding.evidence {
+        if !signals.contains(&e.signal.as_str()) {
+            signals.push(&e.signal);
+        }
+    }
+    signals
         .iter()
-        .map(|e| format!("{} {} (threshold {})", e.signal, short(e.value), short(e.threshold)))
+        .map(|sig| {
+            let of: Vec<_> = r.finding.evidence.iter().filter(|e| e.signal == *sig).collect();
+            let (lo, hi) =
+                of.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), e| (l.min(e.value), h.max(e.value)));
+            let threshold = of.first().map_or(0.0, |e| e.threshold);
+            let gpus = of.iter().filter(|e| e.gpu.is_some()).count();
+            let value = if short(lo) == short(hi) { short(lo) } else { format!("{}–{}", short(lo), short(hi)) };
+            let over = if gpus > 1 { format!(" on {gpus} GPUs") } else { String::new() };
+            format!("{sig} {value}{over} (threshold {})", short(threshold))
+        })
         .collect::<Vec<_>>()
         .join(" · ")
 }
@@ -168,13 +183,20 @@ pub fn draw_view(frame: &mut Frame, area: Rect, app: &App) {
             ),
         ]),
         Line::raw(""),
-        Line::styled(format!("{:<28} {:>12} {:>12}", "EVIDENCE", "OBSERVED", "THRESHOLD"), t.dim),
+        Line::styled(format!("{:<28} {:>5} {:>12} {:>12}", "EVIDENCE", "GPU", "OBSERVED", "THRESHOLD"), t.dim),
     ];
     for e in &f.evidence {
-        lines.push(Line::styled(format!("{:<28} {:>12} {:>12}", e.signal, short(e.value), short(e.threshold)), t.text));
+        let gpu = e.gpu.map_or(String::new(), |g| g.to_string());
+        lines.push(Line::styled(
+            format!("{:<28} {:>5} {:>12} {:>12}", e.signal, gpu, short(e.value), short(e.threshold)),
+            t.text,
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![Span::styled("advice  ", t.dim), Span::styled(f.recommendation.clone(), t.ok)]));
+    if let Some(c) = &f.cause {
+        lines.push(Line::from(vec![Span::styled("cause   ", t.dim), Span::styled(c.clone(), t.text)]));
+    }
     if let Some(a) = f.action {
         lines.push(Line::from(vec![Span::styled("action  ", t.dim), Span::styled(format!("{a:?}"), t.warn)]));
     }

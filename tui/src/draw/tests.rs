@@ -187,6 +187,7 @@ fn finding_on(node: &str, rule: &str, severity: gpuscope_core::Severity) -> gpus
             recommendation: String::new(),
             docs: None,
             action: None,
+            cause: None,
         },
         opened_ms: T0_MS,
         closed_ms: None,
