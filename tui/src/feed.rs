@@ -150,7 +150,7 @@ pub fn replay_app(file: &str, rec: Recording, theme: crate::theme::Theme, speed:
         app.apply_finding(e);
     }
     app.readonly = true;
-    let start = app.history.get(0).map_or(0, |s| s.timestamp_ms);
+    let start = app.history.time_at(0).unwrap_or(0);
     app.playback = Some(Playback { speed, playing: true, position_ms: start });
     app.cursor_ms = Some(start);
     if rec.truncated {

@@ -13,70 +13,207 @@ pub const DEFAULT_HISTORY_MS: u64 = 3_600_000;
 /// Chart windows the user cycles through (`w`), in seconds.
 pub const WINDOWS_S: [u64; 4] = [60, 300, 900, 3600];
 
-/// Snapshots of one node, oldest first, bounded by age.
+/// Snapshots kept whole (the last five minutes at 1 s): scrolling back through them costs
+/// nothing; older ones are kept compressed in blocks.
+const RECENT: usize = 300;
+/// Snapshots per compressed block.
+const BLOCK: usize = 60;
+
+/// What the charts need of a snapshot, kept for every snapshot in the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thin {
+    /// When the snapshot was taken, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Per GPU, in snapshot order.
+    pub gpus: Box<[GpuThin]>,
+    /// Per process (its GPUs merged).
+    pub processes: Box<[ProcessThin]>,
+}
+
+/// The charted signals of one GPU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuThin {
+    /// NVML utilization.
+    pub utilization: Option<f32>,
+    /// SM activity.
+    pub sm_active: Option<f32>,
+    /// Power over its limit.
+    pub power_share: Option<f32>,
+}
+
+/// The charted signals of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessThin {
+    /// Host PID.
+    pub pid: u32,
+    /// SM share over its GPUs.
+    pub sm: Option<f32>,
+    /// GPU memory over its GPUs, MiB.
+    pub gpu_memory_mib: Option<f32>,
+}
+
+impl Thin {
+    fn of(s: &NodeSnapshot) -> Thin {
+        let gpus = s
+            .gpus
+            .iter()
+            .map(|g| GpuThin {
+                utilization: g.utilization_ratio.map(|x| x as f32),
+                sm_active: g.sm_active_ratio.map(|x| x as f32),
+                power_share: match (g.power_watts, g.power_limit_watts) {
+                    (Some(p), Some(l)) if l > 0.0 => Some((p / l) as f32),
+                    _ => None,
+                },
+            })
+            .collect();
+        let processes = process_rows(s, None, 1.0)
+            .into_iter()
+            .map(|r| ProcessThin {
+                pid: r.pid,
+                sm: r.sm_ratio.map(|x| x as f32),
+                gpu_memory_mib: r.gpu_memory_bytes.map(|b| (b as f64 / f64::from(1u32 << 20)) as f32),
+            })
+            .collect();
+        Thin { timestamp_ms: s.timestamp_ms, gpus, processes }
+    }
+}
+
+/// Older snapshots, deflated together as JSON lines (consecutive snapshots share most of their
+/// text, so a block costs about a tenth of the snapshots it holds).
+#[derive(Debug, Clone)]
+struct Block {
+    id: u64,
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+fn pack(snaps: &[Arc<NodeSnapshot>]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    for s in snaps {
+        // Writing into memory cannot fail, and a snapshot always serializes.
+        let _ = serde_json::to_writer(&mut enc, &**s);
+        let _ = enc.write_all(b"\n");
+    }
+    enc.finish().unwrap_or_default()
+}
+
+fn unpack(bytes: &[u8]) -> Vec<Arc<NodeSnapshot>> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let _ = flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut text);
+    text.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice(l).ok()).map(Arc::new).collect()
+}
+
+/// Snapshots of one node, oldest first, bounded by age: the newest [`RECENT`] whole, older ones
+/// compressed in blocks (decoded one block at a time when the cursor goes there), and the charted
+/// signals of every one.
 #[derive(Debug, Clone)]
 pub struct History {
-    snaps: VecDeque<Arc<NodeSnapshot>>,
+    thin: VecDeque<Thin>,
+    blocks: VecDeque<Block>,
+    recent: VecDeque<Arc<NodeSnapshot>>,
     keep_ms: u64,
+    next_block: u64,
+    /// The last block decoded.
+    decoded: std::cell::RefCell<Option<(u64, Vec<Arc<NodeSnapshot>>)>>,
 }
 
 impl History {
-    /// An empty history keeping `keep_ms` milliseconds of snapshots behind the newest.
+    /// An empty history keeping `keep_ms` milliseconds of snapshots behind the newest (rounded
+    /// up to a whole block).
     pub fn new(keep_ms: u64) -> History {
-        History { snaps: VecDeque::new(), keep_ms }
+        History {
+            thin: VecDeque::new(),
+            blocks: VecDeque::new(),
+            recent: VecDeque::new(),
+            keep_ms,
+            next_block: 0,
+            decoded: std::cell::RefCell::new(None),
+        }
     }
 
     /// Appends a snapshot; one older than the newest is dropped (a clock step back or a replayed
-    /// duplicate must not reorder the timeline). Returns how many old snapshots fell off the front.
-    pub fn push(&mut self, snap: Arc<NodeSnapshot>) -> usize {
-        if self.snaps.back().is_some_and(|b| b.timestamp_ms >= snap.timestamp_ms) {
-            return 0;
+    /// duplicate must not reorder the timeline).
+    pub fn push(&mut self, snap: Arc<NodeSnapshot>) {
+        if self.recent.back().is_some_and(|b| b.timestamp_ms >= snap.timestamp_ms) {
+            return;
         }
         let newest = snap.timestamp_ms;
-        self.snaps.push_back(snap);
-        let mut dropped = 0;
-        while self.snaps.front().is_some_and(|f| newest.saturating_sub(f.timestamp_ms) > self.keep_ms) {
-            self.snaps.pop_front();
-            dropped += 1;
+        self.thin.push_back(Thin::of(&snap));
+        self.recent.push_back(snap);
+        if self.recent.len() >= RECENT + BLOCK {
+            let old: Vec<Arc<NodeSnapshot>> = self.recent.drain(..BLOCK).collect();
+            self.blocks.push_back(Block { id: self.next_block, count: old.len(), bytes: pack(&old) });
+            self.next_block += 1;
         }
-        dropped
+        // Whole blocks leave once all they hold is older than the bound.
+        while let Some(b) = self.blocks.front() {
+            let last = self.thin.get(b.count - 1).map_or(0, |t| t.timestamp_ms);
+            if newest.saturating_sub(last) <= self.keep_ms {
+                break;
+            }
+            let n = b.count;
+            self.blocks.pop_front();
+            self.thin.drain(..n);
+        }
     }
 
     /// Number of snapshots kept.
     pub fn len(&self) -> usize {
-        self.snaps.len()
+        self.thin.len()
     }
 
     /// True before the first snapshot.
     pub fn is_empty(&self) -> bool {
-        self.snaps.is_empty()
+        self.thin.is_empty()
     }
 
-    /// The snapshot at position `i` (0 = oldest).
-    pub fn get(&self, i: usize) -> Option<&Arc<NodeSnapshot>> {
-        self.snaps.get(i)
+    /// The snapshot at position `i` (0 = oldest); an old one is decoded from its block.
+    pub fn get(&self, i: usize) -> Option<Arc<NodeSnapshot>> {
+        let blocked = self.thin.len() - self.recent.len();
+        if i >= blocked {
+            return self.recent.get(i - blocked).cloned();
+        }
+        let mut first = 0;
+        for b in &self.blocks {
+            if i < first + b.count {
+                let mut cache = self.decoded.borrow_mut();
+                if cache.as_ref().is_none_or(|(id, _)| *id != b.id) {
+                    *cache = Some((b.id, unpack(&b.bytes)));
+                }
+                return cache.as_ref().and_then(|(_, v)| v.get(i - first).cloned());
+            }
+            first += b.count;
+        }
+        None
+    }
+
+    /// When the snapshot at position `i` was taken.
+    pub fn time_at(&self, i: usize) -> Option<u64> {
+        self.thin.get(i).map(|t| t.timestamp_ms)
     }
 
     /// The newest snapshot.
     pub fn latest(&self) -> Option<&Arc<NodeSnapshot>> {
-        self.snaps.back()
+        self.recent.back()
     }
 
     /// Position of the last snapshot taken at or before `ms` (the first one when all are later).
     pub fn index_at(&self, ms: u64) -> Option<usize> {
-        if self.snaps.is_empty() {
+        if self.thin.is_empty() {
             return None;
         }
-        let after = self.snaps.partition_point(|s| s.timestamp_ms <= ms);
+        let after = self.thin.partition_point(|s| s.timestamp_ms <= ms);
         Some(after.saturating_sub(1))
     }
 
-    /// Snapshots taken in `(end_ms - window_ms, end_ms]`, oldest first.
-    pub fn window(&self, end_ms: u64, window_ms: u64) -> impl Iterator<Item = &Arc<NodeSnapshot>> {
+    /// The charted signals of the snapshots taken in `(end_ms - window_ms, end_ms]`, oldest first.
+    pub fn window(&self, end_ms: u64, window_ms: u64) -> impl Iterator<Item = &Thin> {
         let start = end_ms.saturating_sub(window_ms);
-        let from = self.snaps.partition_point(|s| s.timestamp_ms <= start);
-        let to = self.snaps.partition_point(|s| s.timestamp_ms <= end_ms);
-        self.snaps.range(from..to.max(from))
+        let from = self.thin.partition_point(|s| s.timestamp_ms <= start);
+        let to = self.thin.partition_point(|s| s.timestamp_ms <= end_ms);
+        self.thin.range(from..to.max(from))
     }
 }
 
@@ -485,19 +622,19 @@ impl App {
     }
 
     /// The snapshot shown (the one at the cursor when paused).
-    pub fn shown(&self) -> Option<&Arc<NodeSnapshot>> {
+    pub fn shown(&self) -> Option<Arc<NodeSnapshot>> {
         self.shown_index().and_then(|i| self.history.get(i))
     }
 
     /// The snapshot before the one shown (for per-process CPU use).
-    pub fn before_shown(&self) -> Option<&Arc<NodeSnapshot>> {
+    pub fn before_shown(&self) -> Option<Arc<NodeSnapshot>> {
         self.shown_index().and_then(|i| i.checked_sub(1)).and_then(|i| self.history.get(i))
     }
 
     /// The processes at the time shown, one row per PID, as the table lists them.
     pub fn process_rows(&self) -> Vec<ProcessRow> {
         let Some(s) = self.shown() else { return Vec::new() };
-        self.processes.apply(process_rows(s, self.before_shown().map(|p| p.as_ref()), self.speed))
+        self.processes.apply(process_rows(&s, self.before_shown().as_deref(), self.speed))
     }
 
     /// The chart window in milliseconds.
@@ -580,14 +717,38 @@ mod tests {
         for s in 0..=30 {
             h.push(snap(s * 1000));
         }
-        assert_eq!(h.len(), 11);
-        assert_eq!(h.get(0).unwrap().timestamp_ms, 20_000);
-        assert_eq!(h.push(snap(25_000)), 0, "an older snapshot is ignored");
+        assert_eq!(h.len(), 31, "all still whole");
+        h.push(snap(25_000));
+        assert_eq!(h.len(), 31, "an older snapshot is ignored");
         assert_eq!(h.latest().unwrap().timestamp_ms, 30_000);
-        assert_eq!(h.index_at(22_500), Some(2));
-        assert_eq!(h.index_at(0), Some(0));
+        assert_eq!(h.index_at(22_500), Some(22));
         let w: Vec<u64> = h.window(30_000, 3_000).map(|s| s.timestamp_ms).collect();
         assert_eq!(w, vec![28_000, 29_000, 30_000]);
+    }
+
+    #[test]
+    fn old_snapshots_are_compressed_in_blocks_and_read_back_exactly() {
+        let one_hour = 3_600_000;
+        let mut h = History::new(one_hour);
+        let at = |s: u64| {
+            let mut x = (*snap(s * 1000)).clone();
+            x.node.machine_id = Some(format!("m{s}"));
+            Arc::new(x)
+        };
+        for s in 0..=(3600 + 2 * BLOCK as u64) {
+            h.push(at(s));
+        }
+        assert!(!h.blocks.is_empty() && h.recent.len() < RECENT + BLOCK);
+        // Whole blocks leave: at least an hour stays, at most a block more.
+        let oldest = h.time_at(0).unwrap();
+        let newest = h.latest().unwrap().timestamp_ms;
+        assert!(newest - oldest >= one_hour && newest - oldest <= one_hour + BLOCK as u64 * 1000, "{oldest}..{newest}");
+        for i in [0, 1, 59, 60, 61, 1000, h.len() - RECENT - 1, h.len() - 1] {
+            let s = h.get(i).unwrap();
+            assert_eq!(s.timestamp_ms, h.time_at(i).unwrap());
+            assert_eq!(s.node.machine_id, Some(format!("m{}", s.timestamp_ms / 1000)), "position {i}");
+        }
+        assert!(h.get(h.len()).is_none());
     }
 
     fn proc(pid: u32, gpu: u32, mem: Option<u64>, sm: Option<f64>, cpu: Option<f64>) -> ProcessSample {

@@ -253,7 +253,7 @@ impl App {
             KeyCode::Right => self.step(1),
             KeyCode::Char('[') => self.seek_by(-60_000),
             KeyCode::Char(']') => self.seek_by(60_000),
-            KeyCode::Home => self.seek_to(self.history.get(0).map(|s| s.timestamp_ms)),
+            KeyCode::Home => self.seek_to(self.history.time_at(0)),
             KeyCode::End => self.resume(),
             KeyCode::Char('w') => self.window = (self.window + 1) % WINDOWS_S.len(),
             KeyCode::Char('c') => self.compact = !self.compact,
@@ -340,7 +340,7 @@ impl App {
     fn step(&mut self, by: isize) {
         let Some(i) = self.shown_index() else { return };
         let j = i.saturating_add_signed(by).min(self.history.len().saturating_sub(1));
-        self.seek_to(self.history.get(j).map(|s| s.timestamp_ms));
+        self.seek_to(self.history.time_at(j));
     }
 
     fn seek_by(&mut self, ms: i64) {
@@ -350,8 +350,8 @@ impl App {
 
     /// Shows the values at `ms` (clamped to the history), paused.
     pub fn seek_to(&mut self, ms: Option<u64>) {
-        let (Some(ms), Some(first), Some(last)) = (ms, self.history.get(0), self.history.latest()) else { return };
-        let ms = ms.clamp(first.timestamp_ms, last.timestamp_ms);
+        let (Some(ms), Some(first), Some(last)) = (ms, self.history.time_at(0), self.history.latest()) else { return };
+        let ms = ms.clamp(first, last.timestamp_ms);
         if let Some(p) = self.playback.as_mut() {
             p.position_ms = ms;
         }

@@ -80,8 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut json_bytes = 0usize;
     for i in 0..app.history.len() {
         let s = app.history.get(i).ok_or("history shrank")?;
-        json_bytes += serde_json::to_vec(&**s)?.len() + 1;
-        recorder.snapshot(s)?;
+        json_bytes += serde_json::to_vec(&*s)?.len() + 1;
+        recorder.snapshot(&s)?;
     }
     for e in &findings {
         json_bytes += serde_json::to_vec(e)?.len() + 1;

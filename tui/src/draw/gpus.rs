@@ -3,14 +3,13 @@
 
 use super::findings;
 use super::format::{UNKNOWN, bar, clock_badges, gib, num, nvlink_capacity, pcie_capacity, pct, rate};
-use crate::state::App;
+use crate::state::{App, GpuThin, Thin};
 use gpuscope_core::{GpuSample, NodeSnapshot};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Sparkline};
-use std::sync::Arc;
 
 /// A utilization/SM-active gap this wide (in points) is flagged: the GPU looks busy but most
 /// SMs are idle ("utilization lies").
@@ -29,7 +28,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let findings_h = (rest / 2).clamp(5, 12);
     let [gpu_area, chart_area, findings_area] =
         Layout::vertical([Constraint::Length(gpu_h), Constraint::Min(0), Constraint::Length(findings_h)]).areas(area);
-    gpu_table(frame, gpu_area, app, snap, compact);
+    gpu_table(frame, gpu_area, app, &snap, compact);
     charts(frame, chart_area, app);
     findings::panel(frame, findings_area, app);
 }
@@ -198,8 +197,8 @@ fn short_model(g: &GpuSample) -> String {
 }
 
 /// Mean of a GPU signal over the GPUs that report it; unknown when none does.
-fn mean(s: &NodeSnapshot, f: impl Fn(&GpuSample) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = s.gpus.iter().filter_map(&f).collect();
+fn mean(s: &Thin, f: impl Fn(&GpuThin) -> Option<f32>) -> Option<f64> {
+    let v: Vec<f64> = s.gpus.iter().filter_map(&f).map(f64::from).collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
@@ -212,19 +211,14 @@ fn charts(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let Some(end) = app.shown_ms() else { return };
     let window_ms = app.window_ms();
-    let snaps: Vec<&Arc<NodeSnapshot>> = app.history.window(end, window_ms).collect();
-    let x = |s: &NodeSnapshot| -((end - s.timestamp_ms) as f64 / 1000.0);
-    let series = |f: &dyn Fn(&NodeSnapshot) -> Option<f64>| -> Vec<(f64, f64)> {
+    let snaps: Vec<&Thin> = app.history.window(end, window_ms).collect();
+    let x = |s: &Thin| -((end - s.timestamp_ms) as f64 / 1000.0);
+    let series = |f: &dyn Fn(&Thin) -> Option<f64>| -> Vec<(f64, f64)> {
         snaps.iter().filter_map(|s| f(s).map(|v| (x(s), v * 100.0))).collect()
     };
-    let util = series(&|s| mean(s, |g| g.utilization_ratio));
-    let sm = series(&|s| mean(s, |g| g.sm_active_ratio));
-    let power = series(&|s| {
-        mean(s, |g| match (g.power_watts, g.power_limit_watts) {
-            (Some(p), Some(l)) if l > 0.0 => Some(p / l),
-            _ => None,
-        })
-    });
+    let util = series(&|s| mean(s, |g| g.utilization));
+    let sm = series(&|s| mean(s, |g| g.sm_active));
+    let power = series(&|s| mean(s, |g| g.power_share));
     let window_s = window_ms as f64 / 1000.0;
     let marker: Vec<(f64, f64)> = app
         .selected_finding()
@@ -281,7 +275,7 @@ fn charts(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// One SM-active sparkline per GPU (utilization where SM activity is unknown), one bucket per cell.
-fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapshot>], end_ms: u64, window_ms: u64) {
+fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Thin], end_ms: u64, window_ms: u64) {
     let t = &app.theme;
     let block = Block::bordered().title(Span::styled(" SM active per GPU ", t.accent));
     let inner = block.inner(area);
@@ -294,14 +288,14 @@ fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapsh
     }
     for (row, g) in shown.gpus.iter().enumerate().take(usize::from(inner.height)) {
         let y = inner.y + row as u16;
-        let uses_sm = snaps.iter().any(|s| s.gpus.get(row).is_some_and(|x| x.sm_active_ratio.is_some()));
+        let uses_sm = snaps.iter().any(|s| s.gpus.get(row).is_some_and(|x| x.sm_active.is_some()));
         let label = format!("{}{:<3}", if uses_sm { "" } else { "u" }, g.index);
         frame.render_widget(Paragraph::new(label).style(t.dim), Rect { x: inner.x, y, width: label_w, height: 1 });
         // One bucket per cell over the window's time span, the time shown at the right edge;
         // a bucket without samples stays empty, one where the signal is unknown shows a dot.
         let data = buckets(snaps, end_ms, window_ms, cells, |s| {
             let x = s.gpus.get(row)?;
-            if uses_sm { x.sm_active_ratio } else { x.utilization_ratio }
+            if uses_sm { x.sm_active } else { x.utilization }.map(f64::from)
         });
         let spark = Sparkline::default().data(&data).max(100).style(t.accent).absent_value_symbol(" ");
         frame.render_widget(spark, Rect { x: inner.x + label_w, y, width: inner.width - label_w, height: 1 });
@@ -311,11 +305,11 @@ fn sparklines(frame: &mut Frame, area: Rect, app: &App, snaps: &[&Arc<NodeSnapsh
 /// Means of `f` per time bucket: `cells` buckets over `(end_ms - window_ms, end_ms]`, in percent.
 /// `None` where a bucket holds no sample with a known value.
 pub(super) fn buckets(
-    snaps: &[&Arc<NodeSnapshot>],
+    snaps: &[&Thin],
     end_ms: u64,
     window_ms: u64,
     cells: usize,
-    f: impl Fn(&NodeSnapshot) -> Option<f64>,
+    f: impl Fn(&Thin) -> Option<f64>,
 ) -> Vec<Option<u64>> {
     let mut sum = vec![(0.0f64, 0u32); cells];
     let start = end_ms.saturating_sub(window_ms);

@@ -15,7 +15,8 @@ const NARROW_CORE_W: u16 = 15;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let Some(host) = app.shown().and_then(|s| s.host.as_ref()) else {
+    let snap = app.shown();
+    let Some(host) = snap.as_ref().and_then(|s| s.host.as_ref()) else {
         frame.render_widget(
             Paragraph::new("no host reading yet (the host samplers have not answered)")
                 .style(t.dim)

@@ -113,12 +113,12 @@ fn status_line(app: &App) -> Line<'static> {
         (Some(p), _, Some(at)) => {
             let state = if p.playing { "▶" } else { "❚❚" };
             spans.push(Span::styled(format!(" REPLAY {state} {}x {} ", p.speed, clock(at)), t.accent));
-            if let (Some(first), Some(last)) = (app.history.get(0), newest) {
+            if let (Some(first), Some(last)) = (app.history.time_at(0), newest) {
                 spans.push(Span::styled(
                     format!(
                         "[{} / {}] ",
-                        duration_ms(at.saturating_sub(first.timestamp_ms)),
-                        duration_ms(last.saturating_sub(first.timestamp_ms))
+                        duration_ms(at.saturating_sub(first)),
+                        duration_ms(last.saturating_sub(first))
                     ),
                     t.dim,
                 ));

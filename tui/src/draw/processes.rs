@@ -74,7 +74,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     let t = &app.theme;
     let Some(snap) = app.shown() else { return };
-    let rows = process_rows(snap, app.before_shown().map(|p| p.as_ref()), app.speed);
+    let rows = process_rows(&snap, app.before_shown().as_deref(), app.speed);
     let row = rows.iter().find(|r| r.pid == pid);
     let [info, sm_area, mem_area] =
         Layout::vertical([Constraint::Length(6), Constraint::Min(3), Constraint::Min(3)]).areas(area);
@@ -108,13 +108,13 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     let Some(end) = app.shown_ms() else { return };
     let window: Vec<_> = app.history.window(end, app.window_ms()).collect();
     let cells = usize::from(sm_area.width.saturating_sub(2)).max(1);
-    let series = |f: &dyn Fn(&ProcessRow) -> Option<f64>| -> Vec<Option<u64>> {
-        super::gpus::buckets(&window, end, app.window_ms(), cells, |s| {
-            process_rows(s, None, app.speed).into_iter().find(|r| r.pid == pid).and_then(|r| f(&r)).map(|v| v / 100.0)
+    let series = |f: &dyn Fn(&crate::state::ProcessThin) -> Option<f64>| -> Vec<Option<u64>> {
+        super::gpus::buckets(&window, end, app.window_ms(), cells, |t| {
+            t.processes.iter().find(|p| p.pid == pid).and_then(f).map(|v| v / 100.0)
         })
     };
-    let sm = series(&|r| r.sm_ratio.map(|x| x * 100.0));
-    let mem = series(&|r| r.gpu_memory_bytes.map(|b| b as f64 / f64::from(1u32 << 20)));
+    let sm = series(&|p| p.sm.map(|x| f64::from(x) * 100.0));
+    let mem = series(&|p| p.gpu_memory_mib.map(f64::from));
     let span = super::format::duration_ms(app.window_ms());
     frame.render_widget(
         Sparkline::default()
