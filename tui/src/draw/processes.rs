@@ -47,10 +47,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let mut lines = vec![Line::from(header)];
     let visible = usize::from(area.height.saturating_sub(3));
-    let skip = (app.processes.selected + 1).saturating_sub(visible);
+    // A selection past the end (the list shrank with new data) must not scroll every row away.
+    let skip = (app.processes.selected.min(rows.len().saturating_sub(1)) + 1).saturating_sub(visible);
+    // The processes on the GPUs of the finding selected (on the GPU or findings screen).
+    let marked: Vec<u32> = app.selected_finding().map(|f| f.finding.scope.gpus.clone()).unwrap_or_default();
     for (i, r) in rows.iter().enumerate().skip(skip).take(visible) {
         let text: Vec<String> = ProcessColumn::ALL.iter().map(|c| cell(*c, r, table_w)).collect();
-        let style = if i == app.processes.selected { t.selected } else { t.text };
+        let style = if i == app.processes.selected {
+            t.selected
+        } else if r.gpus.iter().any(|g| marked.contains(g)) {
+            t.marked
+        } else {
+            t.text
+        };
         lines.push(Line::styled(text.join(" "), style));
     }
     if rows.is_empty() {

@@ -252,3 +252,20 @@ fn a_200_node_fleet_grouped_by_job_with_its_straggler() {
     assert!(screen.contains("STALE"), "{screen}");
     insta::assert_snapshot!("fleet_filtered_80x24", screen);
 }
+
+#[test]
+fn the_selected_findings_processes_are_marked() {
+    let mut app = played("no-tensor-cores", 240);
+    assert_eq!(app.selected_finding().unwrap().finding.scope.gpus, vec![0, 1, 2, 3]);
+    app.view = View::Processes;
+    // The one process runs on GPUs 0-3; the selection is elsewhere (no row is selected when the
+    // cursor is past the list), so only the finding marks it.
+    app.processes.selected = 99;
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    term.draw(|f| draw(f, &app)).unwrap();
+    let cell = &term.backend().buffer()[(4, 3)];
+    assert!(cell.modifier.contains(ratatui::style::Modifier::UNDERLINED), "{cell:?}");
+    app.finding_selected = 99;
+    term.draw(|f| draw(f, &app)).unwrap();
+    assert!(!term.backend().buffer()[(4, 3)].modifier.contains(ratatui::style::Modifier::UNDERLINED));
+}
