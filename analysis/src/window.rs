@@ -24,6 +24,8 @@ pub struct ThinGpu {
     pub nvlink_replay: Option<u64>,
     /// NVLink recovery errors over all links.
     pub nvlink_recovery: Option<u64>,
+    /// GPU memory used (memory-near-full asks whether it grows).
+    pub memory_used: Option<u64>,
 }
 
 impl ThinGpu {
@@ -40,6 +42,7 @@ impl ThinGpu {
             nvlink_crc: sum(|l| l.crc_errors_total),
             nvlink_replay: sum(|l| l.replay_errors_total),
             nvlink_recovery: sum(|l| l.recovery_errors_total),
+            memory_used: g.memory_used_bytes,
         }
     }
 }
