@@ -95,4 +95,20 @@ mod tests {
         let w = busy(Some(0.95), Some(0.55));
         assert_eq!(eval_toml("launch-bound", "[rules.launch-bound]\nsm_active_low = 0.6", &w).len(), 1);
     }
+
+    /// A server's kernels are small because its batches are: the advice is its batching.
+    #[test]
+    fn an_inference_server_gets_batching_advice() {
+        let g = GpuSample { utilization_ratio: Some(0.95), sm_active_ratio: Some(0.3), ..gpu(3) };
+        let p = gpuscope_core::ProcessSample {
+            workload: Some(gpuscope_core::WorkloadClass::Inference),
+            ..process(3, 1 << 30)
+        };
+        let w = steady(gpuscope_core::NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) });
+        let hits = eval("launch-bound", &w);
+        let h = one_hit(&hits, &[3]);
+        assert!(h.recommendation.as_deref().is_some_and(|r| r.contains("--max-num-seqs")), "{h:#?}");
+        let hits = eval("launch-bound", &busy(Some(0.95), Some(0.3)));
+        assert_eq!(one_hit(&hits, &[3]).recommendation, None, "the rule's own advice elsewhere");
+    }
 }

@@ -131,4 +131,24 @@ mod tests {
         let w = hopper(None, Some(0.45), Some(0.0));
         assert_eq!(eval_toml("no-tensor-cores", "[rules.no-tensor-cores]\nsm_active_low = 0.4", &w).len(), 1);
     }
+
+    /// A server is told about serving precision, not about training with mixed precision.
+    #[test]
+    fn an_inference_server_gets_serving_advice() {
+        let g = GpuSample {
+            compute_capability: Some("9.0".into()),
+            fp32_active_ratio: Some(0.5),
+            tensor_active_ratio: Some(0.0),
+            ..gpu(2)
+        };
+        let p = gpuscope_core::ProcessSample {
+            workload: Some(gpuscope_core::WorkloadClass::Inference),
+            ..process(2, 1 << 30)
+        };
+        let w = steady(gpuscope_core::NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) });
+        let hits = eval("no-tensor-cores", &w);
+        let h = one_hit(&hits, &[2]);
+        assert!(h.recommendation.as_deref().is_some_and(|r| r.contains("Serve it in bf16")), "{h:#?}");
+        assert_eq!(h.cause.as_deref(), Some("inference"));
+    }
 }
