@@ -17,10 +17,13 @@ fn list_names_every_scenario_with_its_findings() {
     let o = gpuscope(&["sim", "list"]);
     assert!(o.status.success());
     let text = stdout(&o);
-    assert_eq!(text.lines().count(), 30, "a header and 29 scenarios");
+    assert_eq!(text.lines().count(), 37, "a header and 36 scenarios");
     let line = text.lines().find(|l| l.starts_with("gpu-lost ")).expect("gpu-lost");
     assert!(line.contains("H100-SXM5-80GB") && line.contains("gpu-lost, xid-error"), "{line}");
     assert!(text.lines().any(|l| l.starts_with("straggler ") && l.contains("    4 ")));
+    assert!(text.lines().any(|l| l.starts_with("straggler-throttled ") && l.contains("    8 ")), "{text}");
+    let quiet = text.lines().find(|l| l.starts_with("vllm-preallocated ")).expect("vllm-preallocated");
+    assert!(quiet.trim_end().ends_with("(none)"), "{quiet}");
 }
 
 #[test]

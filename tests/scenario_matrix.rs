@@ -14,8 +14,8 @@ use std::time::Duration;
 
 const SPEED: f64 = 20.0;
 
-/// Plays `name` and returns (rules that opened, findings JSON).
-fn play(name: &str) -> (Vec<String>, serde_json::Value) {
+/// Plays `name` and returns (rules that opened, findings JSON, the collector's /metrics).
+fn play(name: &str) -> (Vec<String>, serde_json::Value, String) {
     let sc = Scenario::load(name).unwrap();
     let c = collector(&["--time-scale", &(1.0 / SPEED).to_string()], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
     let start_at = unix_now();
@@ -34,15 +34,17 @@ fn play(name: &str) -> (Vec<String>, serde_json::Value) {
         nodes.push(start(spec));
     }
     // Long enough for the 10-minute rules where they are expected; else 7 scenario minutes.
-    let long =
-        sc.expect.iter().any(|r| ["memory-underused", "gpu-idle-allocated", "hw-slowdown"].contains(&r.as_str()));
+    // Scenarios that expect nothing run long too: a 10-minute rule must stay quiet on them.
+    let long = sc.expect.is_empty()
+        || sc.expect.iter().any(|r| ["memory-underused", "gpu-idle-allocated", "hw-slowdown"].contains(&r.as_str()));
     let workload_s = if long { 800.0 } else { 420.0 };
     let wall = workload_s / SPEED - (unix_now() - start_at);
     std::thread::sleep(Duration::from_secs_f64(wall.max(0.0)));
     let findings = c.api_json("/api/v1/findings");
     let rules = c.rules();
+    let (_, _, metrics) = common::get(&c.api, "/metrics", &[]);
     drop(nodes);
-    (rules, findings)
+    (rules, findings, String::from_utf8_lossy(&metrics).into_owned())
 }
 
 #[test]
@@ -64,7 +66,7 @@ fn every_scenario_opens_exactly_its_findings_through_agent_otlp_and_collector() 
                 loop {
                     let Some(name) = queue.lock().unwrap().pop() else { return };
                     let sc = Scenario::load(name).unwrap();
-                    let (rules, findings) = play(name);
+                    let (rules, findings, metrics) = play(name);
                     let mut want = sc.expect.clone();
                     want.sort();
                     if rules != want {
@@ -78,7 +80,7 @@ fn every_scenario_opens_exactly_its_findings_through_agent_otlp_and_collector() 
                             failures.lock().unwrap().push(format!("{name}: {} without evidence", f["rule"]));
                         }
                     }
-                    results.lock().unwrap().push((name, findings));
+                    results.lock().unwrap().push((name, findings, metrics));
                 }
             });
         }
@@ -91,13 +93,41 @@ fn every_scenario_opens_exactly_its_findings_through_agent_otlp_and_collector() 
     if only.is_some() {
         return;
     }
-    let get = |name: &str| results.iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap();
+    let get = |name: &str| results.iter().find(|(n, _, _)| *n == name).map(|(_, f, _)| f.clone()).unwrap();
+    let metrics = |name: &str| results.iter().find(|(n, _, _)| *n == name).map(|(_, _, m)| m.clone()).unwrap();
     let lost = get("gpu-lost");
     assert!(lost.as_array().unwrap().iter().all(|f| f["scope"]["gpus"] == serde_json::json!([3])), "{lost}");
     let strag = get("straggler");
     assert_eq!(strag[0]["scope"]["node"], "strag-2");
     let hot = get("thermal-throttle");
     assert_eq!(hot[0]["scope"]["gpus"], serde_json::json!([1]));
+    // The straggler is the member that never waits: named with its GPU and its cause, in an
+    // eight-node job and in a two-node one.
+    let hot = get("straggler-throttled");
+    let s = hot.as_array().unwrap().iter().find(|f| f["rule"] == "straggler").unwrap();
+    assert_eq!(
+        (&s["scope"]["node"], &s["scope"]["gpus"]),
+        (&serde_json::json!("hot-5"), &serde_json::json!([1])),
+        "{s}"
+    );
+    assert!(s["summary"].as_str().unwrap().contains("clocks throttled (thermal"), "{s}");
+    let pair = get("straggler-2node");
+    let s = pair.as_array().unwrap().iter().find(|f| f["rule"] == "straggler").unwrap();
+    assert_eq!(s["scope"]["node"], "pair-1", "{s}");
+    assert!(s["summary"].as_str().unwrap().contains("power cap"), "{s}");
+    // Impossible rates were dropped and counted, not believed.
+    let m = metrics("impossible-nic-rates");
+    let dropped: f64 = m
+        .lines()
+        .find(|l| l.starts_with("gpuscope_collector_impossible_values_total{reason=\"nic_rate_above_link_speed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(dropped > 0.0, "{m}");
+    // The notebook's GPU is named once, with the notebook's own advice.
+    let sparse = get("sparse-samples");
+    assert_eq!(sparse[0]["scope"]["gpus"], serde_json::json!([1]), "{sparse}");
+    assert_eq!(sparse[0]["cause"], "notebook", "{sparse}");
     let tcp = get("nccl-over-tcp");
     assert_eq!(tcp[0]["scope"]["job"], "llm-tcp");
 }

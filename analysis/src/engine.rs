@@ -206,10 +206,8 @@ impl Analyzer {
                 if !jobs.contains(job) {
                     return None;
                 }
-                let incomplete = nodes
-                    .values()
-                    .filter(|w| job_of(w).as_deref() == Some(job))
-                    .any(|w| w.newest_ms().is_some_and(|t| w.incomplete_at(t)));
+                let incomplete =
+                    nodes.values().filter(|w| job_of(w).as_deref() == Some(job)).any(|w| w.newest_incomplete());
                 return Some((now_ms, incomplete));
             }
             let node = h.node.as_deref()?;
@@ -218,7 +216,7 @@ impl Analyzer {
             }
             let w = nodes.get(node)?;
             let t = w.newest_ms()?;
-            Some((t, w.incomplete_at(t)))
+            Some((t, w.newest_incomplete()))
         };
         let coverage = |rule: &RuleInfo, h: &Hit, from: u64, to: u64| -> (u64, u64) {
             match h.node.as_deref().and_then(|n| nodes.get(n)).filter(|_| rule.scope != crate::rules::RuleScope::Job) {
@@ -594,5 +592,18 @@ mod tests {
     fn complete_data_without_the_condition_still_resets() {
         let (_, log) = run(900, |t| Some(idle_node(t, |g| g == 0 && t % 300 != 0, true)));
         assert!(log.is_empty(), "{log:#?}");
+    }
+
+    /// A signal that flickers (absent in one sample of seven, as a /proc/stat read between two
+    /// writes gives no ratio) pauses only the evaluations of those samples: an open finding
+    /// still closes after its clear period, a few seconds later.
+    #[test]
+    fn a_flickering_signal_does_not_hold_a_finding_open() {
+        let (_, log) = run(1000, |t| Some(idle_node(t, |g| g == 0 && t < 800, t % 7 != 0)));
+        let times: Vec<(u64, bool)> = log.iter().map(|(t, c)| (*t, matches!(c, Change::Opened(_)))).collect();
+        // 600 s of data take 700 s when one sample in seven says nothing; 60 s take 70 s.
+        assert_eq!(times.len(), 2, "{log:#?}");
+        assert!(times[0].1 && (695..=705).contains(&times[0].0), "{times:?}");
+        assert!(!times[1].1 && (865..=875).contains(&times[1].0), "closed at {:?}", times[1]);
     }
 }

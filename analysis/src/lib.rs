@@ -6,6 +6,7 @@
 pub mod config;
 pub mod engine;
 pub mod rules;
+pub mod validate;
 pub mod window;
 pub mod xid;
 

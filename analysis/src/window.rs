@@ -24,6 +24,8 @@ pub struct ThinGpu {
     pub nvlink_replay: Option<u64>,
     /// NVLink recovery errors over all links.
     pub nvlink_recovery: Option<u64>,
+    /// GPU memory used (memory-near-full asks whether it grows).
+    pub memory_used: Option<u64>,
 }
 
 impl ThinGpu {
@@ -40,6 +42,7 @@ impl ThinGpu {
             nvlink_crc: sum(|l| l.crc_errors_total),
             nvlink_replay: sum(|l| l.replay_errors_total),
             nvlink_recovery: sum(|l| l.recovery_errors_total),
+            memory_used: g.memory_used_bytes,
         }
     }
 }
@@ -62,12 +65,11 @@ pub struct NodeWindow {
     retention_ms: u64,
     full_ms: u64,
     max_lag_ms: u64,
-    /// How many series each catalogue row had in the newest sample: a sample with fewer than
-    /// the one before lacks something (a read that failed or raced), not a changed workload.
-    presence: Vec<u32>,
-    /// Until when the rules' view of this node is incomplete: a smoothing span after a sample
-    /// that lacked something, whose absence a span's mean or fraction still feels.
-    incomplete_until_ms: u64,
+    /// How many series each catalogue row had in each sample of the last smoothing span.
+    presence: VecDeque<(u64, Vec<u32>)>,
+    /// The newest sample lacks something the span before it had: a read that failed or raced,
+    /// not (yet) a changed workload.
+    newest_incomplete: bool,
 }
 
 impl NodeWindow {
@@ -81,8 +83,8 @@ impl NodeWindow {
             retention_ms,
             full_ms: full_ms.min(retention_ms),
             max_lag_ms,
-            presence: Vec::new(),
-            incomplete_until_ms: 0,
+            presence: VecDeque::new(),
+            newest_incomplete: false,
         }
     }
 
@@ -91,12 +93,12 @@ impl NodeWindow {
         gpuscope_core::CATALOGUE.iter().map(|d| d.series(snap).count() as u32).collect()
     }
 
-    /// Whether the data the rules read at `t_ms` lacks something the node reported before (a
-    /// sample within a smoothing span before `t_ms` had fewer series than the one before it).
-    /// A rule that does not hold on such data may only be missing its input: the analyzer
-    /// pauses its timers instead of resetting them.
-    pub fn incomplete_at(&self, t_ms: u64) -> bool {
-        t_ms < self.incomplete_until_ms
+    /// Whether the newest sample lacks something the node reported within the smoothing span
+    /// before it (a catalogue row with fewer series than it had then). A rule that does not
+    /// hold on such data may only be missing its input: the analyzer pauses its timers instead
+    /// of resetting them. A value that is really gone stops counting as missing after a span.
+    pub fn newest_incomplete(&self) -> bool {
+        self.newest_incomplete
     }
 
     /// Time of the newest sample.
@@ -146,11 +148,16 @@ impl NodeWindow {
             ThinSample { timestamp_ms: t, gpus: snap.gpus.iter().filter(|g| !g.lost).map(ThinGpu::of).collect() };
         if tpos == self.thin.len() {
             let presence = Self::presence_of(&snap);
-            if presence.iter().zip(&self.presence).any(|(now, before)| now < before) {
-                // The smoothing span: whole snapshots are kept for twice it.
-                self.incomplete_until_ms = t + self.full_ms / 2;
+            self.newest_incomplete = presence
+                .iter()
+                .enumerate()
+                .any(|(i, now)| self.presence.iter().any(|(_, before)| before.get(i).is_some_and(|b| b > now)));
+            // The smoothing span: whole snapshots are kept for twice it.
+            let span = self.full_ms / 2;
+            while self.presence.front().is_some_and(|(at, _)| at + span < t) {
+                self.presence.pop_front();
             }
-            self.presence = presence;
+            self.presence.push_back((t, presence));
         }
         self.thin.insert(tpos, thin);
         let pos = self.samples.partition_point(|s| s.timestamp_ms <= t);

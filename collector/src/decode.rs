@@ -114,6 +114,8 @@ fn identity<'a>(
                     pod: str_attr_cow(attrs, k::POD),
                     namespace: str_attr_cow(attrs, k::NAMESPACE),
                     pod_uid: str_attr_cow(attrs, k::POD_UID),
+                    workload: str_attr_cow(attrs, k::WORKLOAD)
+                        .and_then(|w| gpuscope_core::workload::WorkloadClass::parse(&w)),
                 }
             })
         }

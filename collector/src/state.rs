@@ -5,6 +5,7 @@
 
 use crate::history::History;
 use crate::store::{Store, StoreError, StoreWrite};
+use gpuscope_analysis::validate::{Impossible, sanitize};
 use gpuscope_analysis::{AnalysisConfig, Analyzer, Change};
 use gpuscope_core::NodeSnapshot;
 use gpuscope_core::api::{FindingEvent, FindingRecord, NodeView};
@@ -58,6 +59,10 @@ pub struct State {
     persisted_nodes: BTreeMap<String, u64>,
     /// Per node: XID counts seen so far and the events derived from their increases.
     xids: BTreeMap<String, XidTrack>,
+    /// Wall seconds per workload second: physical limits apply to workload rates.
+    scale: f64,
+    /// Values dropped as physically impossible, by reason.
+    pub impossible: BTreeMap<Impossible, u64>,
 }
 
 /// XID counts seen per (GPU, code), and the events derived from their increases.
@@ -70,6 +75,8 @@ impl State {
     /// An empty state, keeping at most `closed_kept` closed findings in memory.
     pub fn new(cfg: AnalysisConfig, stale_after_ms: u64, closed_kept: usize) -> State {
         State {
+            scale: cfg.scale(),
+            impossible: BTreeMap::new(),
             analyzer: Analyzer::new(cfg, 900.0),
             nodes: BTreeMap::new(),
             findings: History::new(closed_kept, 0),
@@ -160,6 +167,10 @@ impl State {
         let mut snaps = snaps;
         snaps.sort_by_key(|s| s.timestamp_ms);
         for mut s in snaps {
+            // Values no device can produce never reach the rules, the API or the store.
+            for why in sanitize(&mut s, self.scale) {
+                *self.impossible.entry(why).or_default() += 1;
+            }
             self.derive_xid_events(&mut s);
             touched.push(s.node.hostname.clone());
             self.newest_sample_ms = self.newest_sample_ms.max(s.timestamp_ms);

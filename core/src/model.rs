@@ -278,6 +278,10 @@ pub struct ProcessSample {
     pub cpu_seconds_total: Option<f64>,
     /// Resident set size.
     pub rss_bytes: Option<u64>,
+    /// What the process does (training, inference server, notebook), classified on the node
+    /// from its name and command line; `None` where nobody classified it.
+    #[serde(default)]
+    pub workload: Option<crate::workload::WorkloadClass>,
 }
 
 /// Host signals of a node.

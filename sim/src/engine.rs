@@ -750,6 +750,11 @@ impl Simulation {
         })
     }
 
+    /// Whether the driver call `what` fails for GPU `gpu` at `t` (a scenario fault).
+    pub fn failing(&self, what: crate::scenario::FaultKind, gpu: u32, t: f64) -> bool {
+        self.scenario.faults.iter().any(|f| f.what == what && f.holds(self.node, gpu, t))
+    }
+
     /// Whether GPU `gpu` has fallen off the bus at `t` (cheap: no signal evaluation).
     pub fn gpu_lost(&self, gpu: u32, t: f64) -> bool {
         self.events.iter().any(|e| e.gpu == gpu && e.kind == EventKind::GpuLost && e.at_s <= t)
@@ -846,7 +851,8 @@ impl Simulation {
         v.push(mem * GIB);
         for (i, nic) in node.nics.iter().enumerate() {
             let nt = t.nics.get(&nic.name);
-            let cap = nic.speed_gbps * 1e9 / 8.0;
+            // A link carries at most its speed; only faulty counters say otherwise.
+            let cap = if nic.faulty_counters { f64::INFINITY } else { nic.speed_gbps * 1e9 / 8.0 };
             let rate = |tg: Option<&Target>, j: u64| {
                 self.sample(tg, frac, 0.0, &key(5 + j, i as u64)).map(|g| (g * 1e9).clamp(0.0, cap)).unwrap_or(0.0)
             };

@@ -76,6 +76,9 @@ pub struct Scenario {
     /// Timed events (scenario seconds, not repeated by `loop`).
     #[serde(default)]
     pub events: Vec<Event>,
+    /// Driver calls that fail for a while (a read that raced, a busy driver), scenario seconds.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
 }
 
 fn default_seed() -> u64 {
@@ -196,6 +199,10 @@ pub struct NicSpec {
     /// InfiniBand port number.
     #[serde(default = "default_port")]
     pub port: u32,
+    /// Faulty counters (a firmware or driver bug, a counter reset): the scenario's rates are
+    /// written as given, even above the link speed, which a real link never carries.
+    #[serde(default)]
+    pub faulty_counters: bool,
 }
 
 fn default_port() -> u32 {
@@ -595,6 +602,56 @@ pub struct Event {
     pub pending: bool,
 }
 
+/// What a [`Fault`] makes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The running-process lists (`nvmlDeviceGetComputeRunningProcesses*`) answer UNKNOWN.
+    Processes,
+}
+
+/// A driver call that fails for `duration_s` at `at_s`, and again every `every_s` if given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// What fails.
+    pub what: FaultKind,
+    /// First failure, scenario seconds.
+    #[serde(default)]
+    pub at_s: f64,
+    /// Repeat period, scenario seconds (once if absent).
+    pub every_s: Option<f64>,
+    /// How long each failure lasts, scenario seconds.
+    #[serde(default = "one_f64")]
+    pub duration_s: f64,
+    /// Only on this node of a multi-node job (all nodes if absent).
+    pub node: Option<u32>,
+    /// Only on these GPUs (all if absent).
+    pub gpus: Option<Vec<u32>>,
+}
+
+impl Fault {
+    /// Whether this fault holds at scenario second `t` on `node`'s GPU `gpu`.
+    pub fn holds(&self, node: u32, gpu: u32, t: f64) -> bool {
+        if self.node.is_some_and(|n| n != node) || self.gpus.as_ref().is_some_and(|g| !g.contains(&gpu)) {
+            return false;
+        }
+        let since = t - self.at_s;
+        if since < 0.0 {
+            return false;
+        }
+        let into = match self.every_s.filter(|p| *p > 0.0) {
+            Some(p) => since % p,
+            None => since,
+        };
+        into < self.duration_s
+    }
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+
 fn one_u64() -> u64 {
     1
 }
@@ -620,6 +677,11 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("straggler", include_str!("../scenarios/straggler.toml")),
     ("straggler-throttled", include_str!("../scenarios/straggler-throttled.toml")),
     ("straggler-2node", include_str!("../scenarios/straggler-2node.toml")),
+    ("sparse-samples", include_str!("../scenarios/sparse-samples.toml")),
+    ("triton-moderate-load", include_str!("../scenarios/triton-moderate-load.toml")),
+    ("vllm-preallocated", include_str!("../scenarios/vllm-preallocated.toml")),
+    ("memory-growing", include_str!("../scenarios/memory-growing.toml")),
+    ("impossible-nic-rates", include_str!("../scenarios/impossible-nic-rates.toml")),
     ("power-capped", include_str!("../scenarios/power-capped.toml")),
     ("thermal-throttle", include_str!("../scenarios/thermal-throttle.toml")),
     ("hw-slowdown", include_str!("../scenarios/hw-slowdown.toml")),

@@ -93,11 +93,18 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
     for i in 0..sim.gpus().len() as u32 {
         let Some(s) = sim.gpu(i, t) else { continue };
         let g = gpu_sample(sim, i, &s);
-        if !s.lost {
+        // A failing process list leaves the GPU without processes in that sample, as the agent
+        // sees it.
+        if !s.lost && !sim.failing(crate::scenario::FaultKind::Processes, i, t) {
             for p in sim.gpu_processes(i, t) {
+                // The agent classifies the workload from the name and command line.
+                let spec = sc.processes.iter().find(|x| x.pid == p.pid);
+                let name: String = spec.map_or("python", |x| x.name.as_str()).chars().take(15).collect();
+                let workload = spec.map(|x| gpuscope_core::workload::classify(&name, &x.cmdline).class);
                 processes.push(ProcessSample {
                     pid: p.pid,
-                    name: "python".into(),
+                    name,
+                    workload,
                     gpu_index: i,
                     gpu_uuid: g.uuid.clone(),
                     gpu_memory_bytes: Some(p.memory_bytes),

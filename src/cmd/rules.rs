@@ -64,14 +64,43 @@ pub fn markdown() -> String {
          its thresholds (listed with each rule) override the defaults; an unknown id or key is an\n\
          error. Common to all rules: `eval_span_s` (seconds of samples averaged, default 10) and\n\
          `time_scale` (wall seconds per workload second, default 1). For example:\n\n\
-         ```toml\n[rules.no-tensor-cores]\nfp32_high = 0.4\n\n[rules.memory-underused]\ndisabled = true\n```\n",
+         ```toml\n[rules.no-tensor-cores]\nfp32_high = 0.4\n\n[rules.memory-underused]\ndisabled = true\n```\n\n\
+         ## How the rules judge\n\n\
+         - **One finding per rule, node and cause.** A rule that holds on several GPUs of one node\n  \
+         is one finding naming them (\"GPUs 0\u{2013}3: ...\"), each GPU's values in its evidence\n  \
+         (`evidence[].gpu`). Each GPU still has its own sustain period: a GPU whose condition starts\n  \
+         later joins the open finding when its own period has passed. Different causes (an XID\n  \
+         class, a workload class whose advice differs) are different findings (`cause`).\n\
+         - **Missing data pauses, it does not reset.** Time counts toward the sustain and clear\n  \
+         periods only while samples cover it. A stretch without samples longer than the smoothing\n  \
+         span (`eval_span_s`), or a sample that lacks something the node reported before (a read\n  \
+         that failed or raced), pauses the rule's timers. The longest stretch without data while a\n  \
+         finding's condition held is reported in its evidence as `data_gap_s`.\n\
+         - **Impossible values are dropped.** Before any rule sees a sample, the collector drops what\n  \
+         no device can produce: a ratio above 1, a network rate above its link speed, a PCIe rate\n  \
+         above its link's generation and width, an NVMe device busy more than all of the time,\n  \
+         more memory used than there is. Rates are judged in workload time (after `time_scale`).\n  \
+         `gpuscope_collector_impossible_values_total{reason}` counts them.\n\
+         - **Workload-aware.** The agent classifies every GPU process as `training`, `inference`,\n  \
+         `notebook` or `unknown` from its name and command line (see `docs/workload.md`; the\n  \
+         command line itself is never exported). Each rule states below which workloads it\n  \
+         judges and how its advice depends on them.\n\
+         - **Stragglers by their signature.** In a synchronous job the members wait for the slowest\n  \
+         at every collective; waiting shows as high utilization with low SM activity (NCCL kernels\n  \
+         occupy few SMs). The straggler is the member that does not wait while the others do: the\n  \
+         job's highest SM activity when it computes slowly (throttled clocks, a weaker GPU), or the\n  \
+         lowest with low utilization when something else holds it back (its host, its input). Each\n  \
+         member is compared with the others, so two-node jobs work; single GPUs are compared before\n  \
+         whole nodes. The finding names what the telemetry shows slowing it. Rules marked\n  \
+         *explained by waiting* below say nothing about the members that wait for a straggler.\n",
     );
     for r in RULES {
         let timing = |s: f64| if s == 0.0 { "immediately".to_string() } else { format!("{s:.0} s") };
         out.push_str(&format!(
-            "\n## {}\n\n- scope: {}\n- default severity: {}\n- opens after: {}; closes after: {}\n- condition: {}\n{}- advice: {}\n",
+            "\n## {}\n\n- scope: {}\n- workloads: {}\n- default severity: {}\n- opens after: {}; closes after: {}\n- condition: {}\n{}- advice: {}\n",
             r.id,
             r.scope.as_str(),
+            r.workloads,
             r.severity.as_str(),
             timing(r.timing.sustain_s),
             timing(r.timing.clear_s),
@@ -79,6 +108,9 @@ pub fn markdown() -> String {
             if r.eval.is_none() { "- needs kernel-level (CUPTI) data: not evaluated yet\n" } else { "" },
             r.recommendation
         ));
+        if r.explained_by_waiting {
+            out.push_str("- explained by waiting: not evaluated on the members of a job that wait for its straggler\n");
+        }
         if !r.thresholds.is_empty() {
             out.push_str(&format!("- thresholds (`[rules.{}]`):\n", r.id));
             for t in r.thresholds {

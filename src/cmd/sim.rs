@@ -231,12 +231,16 @@ pub(crate) fn find_lib(explicit: Option<PathBuf>) -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("cannot locate the gpuscope executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    for candidate in
+    // Cargo writes the library to deps/ whenever it builds gpuscope, and next to the executable
+    // only when the library itself is built: the newest copy is the one that matches the binary
+    // (a stale one next to it would play yesterday's scenarios).
+    let newest =
         [dir.join(NVML_SIM_LIB), dir.join("deps").join(NVML_SIM_LIB), dir.join("../lib/gpuscope").join(NVML_SIM_LIB)]
-    {
-        if candidate.is_file() {
-            return Ok(candidate.canonicalize().unwrap_or(candidate));
-        }
+            .into_iter()
+            .filter_map(|c| Some((std::fs::metadata(&c).ok().filter(|m| m.is_file())?.modified().ok()?, c)))
+            .max_by_key(|(t, _)| *t);
+    if let Some((_, candidate)) = newest {
+        return Ok(candidate.canonicalize().unwrap_or(candidate));
     }
     bail!(
         "cannot find {NVML_SIM_LIB} next to {} — build it with `cargo build --release -p gpuscope-sim-nvml` or pass --lib",

@@ -303,7 +303,9 @@ impl Sampler for StorageSampler {
             let write_b = d.sectors_written * 512;
             let busy_ms = d.time_in_progress;
             let prev = self.prev.get(&d.name).copied();
-            let busy_rate = rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| (ms / 1000.0).min(1.0));
+            // Not clamped here: under an accelerated simulation the wall-time fraction exceeds 1;
+            // the collector applies the physical limit after its time scale.
+            let busy_rate = rate(prev.map(|p| (p.2, p.3)), busy_ms, pass.now).map(|ms| ms / 1000.0);
             disks.push(DiskSample {
                 name: d.name.clone(),
                 model,

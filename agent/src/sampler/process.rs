@@ -1,4 +1,5 @@
-//! GPU processes: name, user, CPU time, RSS and container / pod attribution from /proc.
+//! GPU processes: name, user, CPU time, RSS, container / pod attribution and workload class
+//! from /proc.
 //!
 //! NVML reports host PIDs; reading them under the host's proc root (mounted into the agent's
 //! container, with `hostPID`) attributes them correctly even when the agent is containerised.
@@ -20,6 +21,7 @@ struct Identity {
     user: Option<String>,
     container: Option<String>,
     pod_uid: Option<String>,
+    workload: gpuscope_core::WorkloadClass,
 }
 
 /// The fields of `/proc/<pid>/stat` the agent needs.
@@ -100,8 +102,21 @@ impl ProcessSampler {
             .unwrap_or_default();
     }
 
-    fn identity(&self, dir: &std::path::Path, start_ticks: u64) -> Identity {
+    fn identity(&self, dir: &std::path::Path, comm: &str, start_ticks: u64) -> Identity {
         let mut id = Identity { start_ticks, ..Identity::default() };
+        // The command line is read here only to classify the workload; it is never exported
+        // (it can hold secrets). The classifier reads the first 64 arguments: 64 KiB is plenty.
+        let mut args = Vec::new();
+        if let Ok(f) = std::fs::File::open(dir.join("cmdline")) {
+            use std::io::Read;
+            let _ = f.take(64 * 1024).read_to_end(&mut args);
+        }
+        let argv: Vec<String> = args
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        id.workload = gpuscope_core::workload::classify(comm, &argv).class;
         if let Ok(status) = std::fs::read_to_string(dir.join("status"))
             && let Some(uid) = status
                 .lines()
@@ -154,12 +169,13 @@ impl Sampler for ProcessSampler {
             p.rss_bytes = Some(f.rss_pages * PAGE_SIZE);
             let fresh = self.identities.get(&p.pid).is_none_or(|id| id.start_ticks != f.start_ticks);
             if fresh {
-                let id = self.identity(&dir, f.start_ticks);
+                let id = self.identity(&dir, &p.name, f.start_ticks);
                 self.identities.insert(p.pid, id);
             }
             if let Some(id) = self.identities.get(&p.pid) {
                 p.user = id.user.clone();
                 p.container = id.container.clone();
+                p.workload = Some(id.workload);
                 if let Some(uid) = &id.pod_uid {
                     if let Some((ns, name)) = self.pods.get(uid) {
                         p.namespace = Some(ns.clone());

@@ -6,7 +6,7 @@
 
 use crate::config::Timing;
 use crate::window::NodeWindow;
-use gpuscope_core::{Action, Evidence, GpuSample, NodeSnapshot, Severity};
+use gpuscope_core::{Action, Evidence, GpuSample, NodeSnapshot, Severity, WorkloadClass};
 use serde::Deserialize;
 
 /// Declares the settings of the rule in the current module: a `Settings` struct (its
@@ -193,6 +193,9 @@ pub struct RuleInfo {
     pub recommendation: &'static str,
     /// Operator action for health rules.
     pub action: Option<Action>,
+    /// The workloads it judges and how its advice depends on them, in words (the rules
+    /// documentation shows it).
+    pub workloads: &'static str,
     /// Its condition reads low SM activity as the GPU's own problem, which on a member of a job
     /// waiting for a straggler it is not (the member spins in a collective): the straggler
     /// finding explains it, and this rule says nothing there.
@@ -311,6 +314,18 @@ pub fn explained_by_jobs(
                 || !stragglers.iter().any(|s| s.job.is_some() && s.job == h.job && !is_the_straggler(h, s))
         })
         .collect()
+}
+
+/// What the processes on GPU `gpu` do, as the agent classified them: training when any of them
+/// trains (its advice is the one that applies), else an inference server, else a notebook, else
+/// unknown; `None` when no process on it was classified (an agent that does not classify).
+pub fn workload(s: &NodeSnapshot, gpu: u32) -> Option<WorkloadClass> {
+    s.processes.iter().filter(|p| p.gpu_index == gpu).filter_map(|p| p.workload).min_by_key(|w| match w {
+        WorkloadClass::Training => 0,
+        WorkloadClass::Inference => 1,
+        WorkloadClass::Notebook => 2,
+        WorkloadClass::Unknown => 3,
+    })
 }
 
 /// Evidence entry.

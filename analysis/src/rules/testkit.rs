@@ -39,13 +39,14 @@ pub fn gpu(index: u32) -> GpuSample {
     GpuSample { index, uuid: format!("GPU-{index}"), ..GpuSample::default() }
 }
 
-/// A process holding `bytes` of memory on GPU `gpu`.
+/// A training process holding `bytes` of memory on GPU `gpu`.
 pub fn process(gpu: u32, bytes: u64) -> ProcessSample {
     ProcessSample {
         pid: 4242,
         name: "python".into(),
         gpu_index: gpu,
         gpu_memory_bytes: Some(bytes),
+        workload: Some(gpuscope_core::WorkloadClass::Training),
         ..ProcessSample::default()
     }
 }

@@ -46,6 +46,15 @@ pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> Str
     w.sample("gpuscope_collector_snapshots_total", &[], counters.snapshots() as f64);
     w.header("gpuscope_collector_rejected_points_total", Kind::Counter, "Data points that could not be used.");
     w.sample("gpuscope_collector_rejected_points_total", &[], counters.points_rejected() as f64);
+    w.header(
+        "gpuscope_collector_impossible_values_total",
+        Kind::Counter,
+        "Values dropped as physically impossible (a rate above its link, a ratio above 1), by reason; no rule sees them.",
+    );
+    for why in gpuscope_analysis::validate::Impossible::ALL {
+        let v = st.impossible.get(&why).copied().unwrap_or(0);
+        w.sample("gpuscope_collector_impossible_values_total", &[("reason", why.as_str().into())], v as f64);
+    }
     if stored {
         w.header(
             "gpuscope_collector_store_writes_dropped_total",

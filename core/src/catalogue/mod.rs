@@ -374,6 +374,8 @@ pub mod otlp_keys {
     pub const NAMESPACE: &str = "k8s.namespace.name";
     /// Kubernetes pod UID.
     pub const POD_UID: &str = "k8s.pod.uid";
+    /// Workload class of a process (`training`, `inference`, `notebook`, `unknown`).
+    pub const WORKLOAD: &str = "gpuscope.workload.class";
     /// CPU core.
     pub const CPU: &str = "cpu.logical_number";
     /// Network interface.

@@ -93,6 +93,8 @@ pub struct ProcessId<'a> {
     pub namespace: Option<Cow<'a, str>>,
     /// Kubernetes pod UID.
     pub pod_uid: Option<Cow<'a, str>>,
+    /// Workload class, when classified.
+    pub workload: Option<crate::workload::WorkloadClass>,
 }
 
 impl<'a> ProcessId<'a> {
@@ -110,6 +112,7 @@ impl<'a> ProcessId<'a> {
             pod: text(&p.pod),
             namespace: text(&p.namespace),
             pod_uid: text(&p.pod_uid),
+            workload: p.workload,
         }
     }
 
@@ -129,6 +132,7 @@ impl<'a> ProcessId<'a> {
             pod: text(&self.pod),
             namespace: text(&self.namespace),
             pod_uid: text(&self.pod_uid),
+            workload: self.workload,
             ..ProcessSample::default()
         }
     }

@@ -84,6 +84,9 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
                     a.push(s(key, &**v));
                 }
             }
+            if let Some(w) = p.workload {
+                a.push(s(k::WORKLOAD, w.as_str()));
+            }
         }
         Owner::Host => {}
         Owner::Cpu(cpu) => a.push(i(k::CPU, i64::from(*cpu))),

@@ -45,6 +45,9 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
                     line = line.label(k, &**v);
                 }
             }
+            if let Some(w) = p.workload {
+                line = line.label("workload", w.as_str());
+            }
         }
         Owner::Host => {}
         Owner::Cpu(cpu) => line = line.label("cpu", *cpu),

@@ -845,6 +845,9 @@ fn retired_pages(dev: *mut c_void, cause: c_uint) -> Result<Vec<c_ulonglong>, Re
 fn gpu_processes(dev: *mut c_void) -> Result<Vec<(c_uint, c_ulonglong)>, Ret> {
     let (l, g, _) = live(dev)?;
     let t = l.clock.now();
+    if l.sim.failing(gpuscope_sim::scenario::FaultKind::Processes, g.index, t) {
+        return Err(UNKNOWN);
+    }
     Ok(l.sim.gpu_processes(g.index, t).into_iter().map(|p| (p.pid, p.memory_bytes)).collect())
 }
 

@@ -23,6 +23,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "sm_active < 0.5 and NVLink or a NIC >= 0.7 of its bandwidth",
     recommendation: "Collective communication dominates. Overlap communication with compute (bucket sizes in DDP/FSDP), gradient accumulation, compression, check topology.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

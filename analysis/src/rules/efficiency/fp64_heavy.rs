@@ -18,6 +18,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "fp64 >= 0.2 and fp64 > fp32 + tensor",
     recommendation: "Double precision dominates, usually by accident (NumPy float64 defaults). Cast inputs and parameters to fp32/bf16.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -1,7 +1,7 @@
 //! `gpu-idle-allocated`: a process holds memory on a GPU that does nothing.
 
-use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct};
-use gpuscope_core::Severity;
+use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct, workload};
+use gpuscope_core::{Severity, WorkloadClass};
 
 settings! {
     /// SM activity (or utilization) below this is idle.
@@ -18,10 +18,27 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "a process holds memory on the GPU and sm_active (or util) < 0.05 for 10 min",
     recommendation: "The GPU is reserved but idle (hung job, notebook left open, waiting on input). Release it or find what blocks the job.",
     action: None,
+    workloads: "any; advice per class (a notebook kernel left open, an idle inference server, a hung or waiting training job)",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
+
+/// The advice for a notebook or an inference server holding an idle GPU (the rule's own advice
+/// fits a training job or an unclassified process).
+fn advice(class: Option<WorkloadClass>) -> Option<(WorkloadClass, &'static str)> {
+    match class? {
+        WorkloadClass::Notebook => Some((
+            WorkloadClass::Notebook,
+            "A notebook kernel holds the GPU while nobody uses it. Shut the kernel down when done, or let the notebook server cull idle kernels (JupyterHub's idle culler, MappedKernelManager.cull_idle_timeout); share notebook GPUs with MIG or time-slicing.",
+        )),
+        WorkloadClass::Inference => Some((
+            WorkloadClass::Inference,
+            "An inference server holds the GPU without traffic. Scale it to zero when idle (KServe/Knative, Ray Serve autoscaling), or pack several small models on one GPU (MIG, MPS, the server's multi-model support).",
+        )),
+        WorkloadClass::Training | WorkloadClass::Unknown => None,
+    }
+}
 
 fn eval(c: &Ctx) -> Vec<Hit> {
     let t = &c.cfg.rules.gpu_idle_allocated;
@@ -38,13 +55,18 @@ fn eval(c: &Ctx) -> Vec<Hit> {
         }
         let Some((act, name)) = c.activity(w, g.index) else { continue };
         if act < t.idle {
-            out.push(gpu_hit(
+            let mut h = gpu_hit(
                 node,
                 s,
                 g.index,
                 format!("GPU {} is held by {} but does nothing ({} {})", g.index, holders.join(", "), name, pct(act)),
                 vec![ev(name, act, t.idle)],
-            ));
+            );
+            if let Some((class, advice)) = advice(workload(s, g.index)) {
+                h.recommendation = Some(advice.to_string());
+                h.cause = Some(class.as_str().to_string());
+            }
+            out.push(h);
         }
     }
     out
@@ -89,5 +111,22 @@ mod tests {
     fn the_threshold_is_read_from_the_rules_section() {
         let w = held(Some(0.08), None);
         assert_eq!(eval_toml("gpu-idle-allocated", "[rules.gpu-idle-allocated]\nidle = 0.1", &w).len(), 1);
+    }
+
+    /// The advice fits what holds the GPU.
+    #[test]
+    fn a_notebook_and_a_server_get_their_own_advice() {
+        let with = |class| {
+            let g = GpuSample { sm_active_ratio: Some(0.01), ..gpu(0) };
+            let p = gpuscope_core::ProcessSample { workload: Some(class), ..process(0, 2 << 30) };
+            eval("gpu-idle-allocated", &steady(NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) }))
+        };
+        let nb = with(gpuscope_core::WorkloadClass::Notebook);
+        assert!(nb[0].recommendation.as_deref().is_some_and(|r| r.contains("cull")), "{nb:#?}");
+        assert_eq!(nb[0].cause.as_deref(), Some("notebook"));
+        let srv = with(gpuscope_core::WorkloadClass::Inference);
+        assert!(srv[0].recommendation.as_deref().is_some_and(|r| r.contains("Scale it to zero")), "{srv:#?}");
+        let train = with(gpuscope_core::WorkloadClass::Training);
+        assert_eq!((train[0].recommendation.clone(), train[0].cause.clone()), (None, None), "the rule's own advice");
     }
 }

@@ -24,6 +24,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "one core >= 0.95 busy, mean of the others < 0.3, sm_active < 0.5",
     recommendation: "A single host thread (often the Python training loop) is the bottleneck: CUDA Graphs / torch.compile to cut launch work, larger batch, move logging/metrics off the hot loop.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -21,6 +21,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "sm_active < 0.5 on the job's GPUs and host cpu_busy >= 0.9",
     recommendation: "The input pipeline cannot feed the GPUs. More DataLoader workers, move decoding/augmentation to the GPU (e.g. DALI), cache preprocessed data, persistent_workers, check CPU limits of the container.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -23,6 +23,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "sm_active < 0.5 and (iowait >= 0.1 or an NVMe device >= 0.9 busy)",
     recommendation: "Storage cannot feed the job. Stage the data set on local NVMe, use large sequential record formats (WebDataset, TFRecord, Parquet shards), raise prefetch, add reader threads.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
@@ -43,6 +44,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
             .iter()
             .filter_map(|d| {
                 w.host_mean(c.now_ms, c.span(), |h| h.disks.iter().find(|x| &x.name == d).and_then(|x| x.busy_ratio))
+                    .map(|b| c.workload_rate(b))
                     .map(|b| (d.clone(), (b * c.scale).min(1.0)))
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));

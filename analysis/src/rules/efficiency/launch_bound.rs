@@ -1,7 +1,7 @@
 //! `launch-bound`: a kernel always runs, but it occupies few SMs.
 
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
-use gpuscope_core::Severity;
+use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct, workload};
+use gpuscope_core::{Severity, WorkloadClass};
 
 settings! {
     /// NVML utilization at or above this is "always a kernel running".
@@ -20,10 +20,14 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "util >= 0.9 and sm_active < 0.5",
     recommendation: "Kernels are always running but occupy few SMs: tiny kernels or small batches, launch overhead. Larger batch, kernel fusion (torch.compile), CUDA Graphs.",
     action: None,
+    workloads: "any; advice per class (inference: the server's batching and concurrency settings; training: batch size, fusion, CUDA Graphs)",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
+
+/// The advice for an inference server: its batching decides how much work each kernel gets.
+const SERVER_ADVICE: &str = "The server sends the GPU small batches: raise its maximum batch size and concurrency (vLLM --max-num-seqs and --max-num-batched-tokens, Triton dynamic batching with a queue delay, TGI --max-batch-total-tokens), keep CUDA graphs enabled, and check that clients send enough concurrent requests.";
 
 fn eval(c: &Ctx) -> Vec<Hit> {
     let t = &c.cfg.rules.launch_bound;
@@ -35,7 +39,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
             && u >= t.util_high
             && sm < t.sm_active_low
         {
-            out.push(gpu_hit(
+            let mut h = gpu_hit(
                 node,
                 s,
                 g.index,
@@ -46,7 +50,12 @@ fn eval(c: &Ctx) -> Vec<Hit> {
                     pct(sm)
                 ),
                 vec![ev("util", u, t.util_high), ev("sm_active", sm, t.sm_active_low)],
-            ));
+            );
+            if workload(s, g.index) == Some(WorkloadClass::Inference) {
+                h.recommendation = Some(SERVER_ADVICE.to_string());
+                h.cause = Some(WorkloadClass::Inference.as_str().to_string());
+            }
+            out.push(h);
         }
     }
     out
@@ -85,5 +94,21 @@ mod tests {
         assert_eq!(eval_toml("launch-bound", "[rules.launch-bound]\nutil_high = 0.8", &w).len(), 1);
         let w = busy(Some(0.95), Some(0.55));
         assert_eq!(eval_toml("launch-bound", "[rules.launch-bound]\nsm_active_low = 0.6", &w).len(), 1);
+    }
+
+    /// A server's kernels are small because its batches are: the advice is its batching.
+    #[test]
+    fn an_inference_server_gets_batching_advice() {
+        let g = GpuSample { utilization_ratio: Some(0.95), sm_active_ratio: Some(0.3), ..gpu(3) };
+        let p = gpuscope_core::ProcessSample {
+            workload: Some(gpuscope_core::WorkloadClass::Inference),
+            ..process(3, 1 << 30)
+        };
+        let w = steady(gpuscope_core::NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) });
+        let hits = eval("launch-bound", &w);
+        let h = one_hit(&hits, &[3]);
+        assert!(h.recommendation.as_deref().is_some_and(|r| r.contains("--max-num-seqs")), "{h:#?}");
+        let hits = eval("launch-bound", &busy(Some(0.95), Some(0.3)));
+        assert_eq!(one_hit(&hits, &[3]).recommendation, None, "the rule's own advice elsewhere");
     }
 }

@@ -22,6 +22,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "dram >= 0.6 and tensor < 0.2 and fp32 < 0.3",
     recommendation: "Memory-bandwidth bound. Fuse elementwise ops, use fused/flash attention, keep activations in bf16/fp8, raise arithmetic intensity.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

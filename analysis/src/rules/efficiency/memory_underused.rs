@@ -1,8 +1,8 @@
 //! `memory-underused`: a busy-enough GPU uses little of its memory: room for a larger batch.
 
 use super::held;
-use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct};
-use gpuscope_core::Severity;
+use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct, workload};
+use gpuscope_core::{Severity, WorkloadClass};
 
 settings! {
     /// Memory used below this fraction of total is under-used.
@@ -20,9 +20,10 @@ pub const RULE: RuleInfo = RuleInfo {
     scope: RuleScope::Gpu,
     severity: Severity::Info,
     timing: LONG,
-    condition: "a process holds the GPU, mem_used < 0.5 of total and sm_active < 0.5 for 10 min",
+    condition: "a training process holds the GPU, mem_used < 0.5 of total and sm_active < 0.5 for 10 min",
     recommendation: "Room for a larger batch (mind convergence: scale the learning rate), or pack more work onto the GPU.",
     action: None,
+    workloads: "training only: a larger batch is training advice; inference servers provision memory for latency and notebooks for exploration",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
@@ -32,7 +33,9 @@ fn eval(c: &Ctx) -> Vec<Hit> {
     let t = &c.cfg.rules.memory_underused;
     let mut out = Vec::new();
     for (node, w, s, g) in c.gpus() {
-        if !held(s).contains(&g.index) {
+        // Batch-size advice is training advice: an inference server provisions memory for
+        // latency, a notebook for exploration; an unclassified process is not judged on a guess.
+        if !held(s).contains(&g.index) || workload(s, g.index) != Some(WorkloadClass::Training) {
             continue;
         }
         let (Some(used), Some(total)) = (g.memory_used_bytes, g.memory_total_bytes) else { continue };
@@ -61,7 +64,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use crate::rules::testkit::*;
-    use gpuscope_core::{GpuSample, NodeSnapshot};
+    use gpuscope_core::{GpuSample, NodeSnapshot, WorkloadClass};
 
     const TOTAL: u64 = 80 << 30;
 
@@ -113,5 +116,21 @@ mod tests {
         assert_eq!(eval_toml("memory-underused", &format!("{section}sm_active_low = 0.6"), &w).len(), 1);
         let w = held(Some(0.2), Some(0.03));
         assert_eq!(eval_toml("memory-underused", &format!("{section}idle = 0.02"), &w).len(), 1);
+    }
+
+    /// A Triton server at moderate load and a notebook are not told to raise a batch size.
+    #[test]
+    fn only_training_is_judged() {
+        for class in [WorkloadClass::Inference, WorkloadClass::Notebook, WorkloadClass::Unknown] {
+            let g = GpuSample {
+                memory_total_bytes: Some(TOTAL),
+                memory_used_bytes: Some(TOTAL / 4),
+                sm_active_ratio: Some(0.3),
+                ..gpu(0)
+            };
+            let p = gpuscope_core::ProcessSample { workload: Some(class), ..process(0, TOTAL / 4) };
+            let w = steady(NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) });
+            assert!(eval("memory-underused", &w).is_empty(), "{class}");
+        }
     }
 }

@@ -21,6 +21,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "multi-node job, InfiniBand present but idle while Ethernet carries >= 1 GB/s",
     recommendation: "NCCL is likely falling back to TCP sockets. Check NCCL_IB_HCA, RDMA drivers and the container's access to /dev/infiniband.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

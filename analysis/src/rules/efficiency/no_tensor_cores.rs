@@ -1,6 +1,6 @@
 //! `no-tensor-cores`: matrix math in FP32 on a GPU whose tensor cores idle.
 
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
+use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct, workload};
 use gpuscope_core::Severity;
 
 settings! {
@@ -22,10 +22,14 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "GPU has tensor cores (CC >= 7.0), fp32 >= 0.3 (or sm_active >= 0.5 without pipe data) and tensor < 0.05",
     recommendation: "Matrix math runs in FP32 on the CUDA cores. Enable automatic mixed precision (bf16 on Ampere+, fp16 with loss scaling on Volta/Turing); on Ampere+ at least allow TF32; on Hopper consider FP8 for transformer layers. Expected gain: several times on matmul-heavy steps.",
     action: None,
+    workloads: "any; advice per class (inference: serve in bf16/fp16 or a quantized format; training: mixed precision)",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
 };
+
+/// The advice for an inference server: the precision is a serving choice.
+const SERVER_ADVICE: &str = "The model is served in FP32 on the CUDA cores. Serve it in bf16/fp16 (vLLM --dtype bfloat16, TensorRT-LLM/Triton fp16 engines), or quantized (FP8 on Hopper, INT8/INT4 weight-only) where accuracy allows.";
 
 fn eval(c: &Ctx) -> Vec<Hit> {
     let t = &c.cfg.rules.no_tensor_cores;
@@ -48,7 +52,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
         if let Some(e) = busy
             && tensor < t.tensor_low
         {
-            out.push(gpu_hit(
+            let mut h = gpu_hit(
                 node,
                 s,
                 g.index,
@@ -59,7 +63,12 @@ fn eval(c: &Ctx) -> Vec<Hit> {
                     pct(tensor)
                 ),
                 vec![e, ev("tensor", tensor, t.tensor_low)],
-            ));
+            );
+            if workload(s, g.index) == Some(gpuscope_core::WorkloadClass::Inference) {
+                h.recommendation = Some(SERVER_ADVICE.to_string());
+                h.cause = Some("inference".to_string());
+            }
+            out.push(h);
         }
     }
     out
@@ -121,5 +130,25 @@ mod tests {
         assert_eq!(eval_toml("no-tensor-cores", "[rules.no-tensor-cores]\ntensor_low = 0.1", &w).len(), 1);
         let w = hopper(None, Some(0.45), Some(0.0));
         assert_eq!(eval_toml("no-tensor-cores", "[rules.no-tensor-cores]\nsm_active_low = 0.4", &w).len(), 1);
+    }
+
+    /// A server is told about serving precision, not about training with mixed precision.
+    #[test]
+    fn an_inference_server_gets_serving_advice() {
+        let g = GpuSample {
+            compute_capability: Some("9.0".into()),
+            fp32_active_ratio: Some(0.5),
+            tensor_active_ratio: Some(0.0),
+            ..gpu(2)
+        };
+        let p = gpuscope_core::ProcessSample {
+            workload: Some(gpuscope_core::WorkloadClass::Inference),
+            ..process(2, 1 << 30)
+        };
+        let w = steady(gpuscope_core::NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) });
+        let hits = eval("no-tensor-cores", &w);
+        let h = one_hit(&hits, &[2]);
+        assert!(h.recommendation.as_deref().is_some_and(|r| r.contains("Serve it in bf16")), "{h:#?}");
+        assert_eq!(h.cause.as_deref(), Some("inference"));
     }
 }

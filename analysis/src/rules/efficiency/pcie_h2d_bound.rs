@@ -20,6 +20,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "pcie_rx >= 0.6 of the link's bandwidth and sm_active < 0.5",
     recommendation: "Host-to-device copies dominate. Pin host memory (pin_memory=True), copy with non_blocking=True, keep data on the GPU between steps, batch small transfers.",
     action: None,
+    workloads: "any",
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -44,6 +44,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "in a synchronous job (two or more members), the others wait (util >= 0.8) while one member does not: its sm_active is >= 15 points above the others' median (it computes slowly and never waits), or >= 15 points below with util < 0.8 (something else holds it back); single GPUs are compared first, then nodes",
     recommendation: "One member slows the whole job. Look at that GPU/node: throttling, a degraded link, a busy host, a noisy neighbour (the finding names what the telemetry shows). The other members' low SM activity is waiting, not their own problem.",
     action: None,
+    workloads: "multi-member jobs (a job label on two or more GPUs)",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

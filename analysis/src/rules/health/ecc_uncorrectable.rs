@@ -19,6 +19,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "volatile uncorrectable ECC count increases",
     recommendation: "Drain and reset the GPU; run diagnostics.",
     action: Some(Action::ResetGpu),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -15,6 +15,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "NVML reports the GPU lost, or XID 79",
     recommendation: "Critical: drain the node and reboot; a repeat means hardware.",
     action: Some(Action::RebootNode),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

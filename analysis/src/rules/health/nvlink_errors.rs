@@ -18,6 +18,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "NVLink CRC errors rising (>= 100/s critical), any replay/recovery error, or a link down",
     recommendation: "NVLink fault: check link state and Fabric Manager; field diagnostic if it persists.",
     action: Some(Action::Monitor),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

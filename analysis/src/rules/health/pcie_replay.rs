@@ -18,6 +18,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "PCIe replay counter rises > 8 per minute",
     recommendation: "Signal-integrity problem: reseat, check the slot and riser.",
     action: Some(Action::Monitor),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -18,6 +18,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "retired pages >= 60, or a retirement pending",
     recommendation: "Pending: reset to apply. At the limit: field diagnostic / RMA.",
     action: Some(Action::ResetGpu),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

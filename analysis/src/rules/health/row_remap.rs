@@ -15,6 +15,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "row remapping pending (warning) or failed (critical)",
     recommendation: "Pending: schedule a GPU reset. Failed: field diagnostic / RMA.",
     action: Some(Action::ResetGpu),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

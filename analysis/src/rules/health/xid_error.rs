@@ -19,6 +19,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "any XID event (classified: application, reset, reboot, NVLink, memory)",
     recommendation: "Per class: debug the application, reset the GPU, reboot, NVLink or memory workflow.",
     action: Some(Action::Monitor),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

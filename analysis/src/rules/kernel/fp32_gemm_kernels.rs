@@ -16,6 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: ">= 50% of matmul/convolution kernel time in kernels without tensor cores (needs CUPTI)",
     recommendation: "Same fix as no-tensor-cores, with the top offending kernels as evidence.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,

@@ -16,6 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "GPU idle gaps > 500 ms between kernels while the process runs (needs CUPTI)",
     recommendation: "The CPU side stalls between GPU work: profile the host (data loading, checkpointing, logging).",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,

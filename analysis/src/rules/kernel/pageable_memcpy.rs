@@ -16,6 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "asynchronous copies from or to pageable host memory (needs CUPTI)",
     recommendation: "The copy silently becomes synchronous. Pin host memory (pin_memory=True, tensor.pin_memory()).",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,

@@ -16,6 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "median kernel duration < 10 us and kernels are launch-limited (needs CUPTI)",
     recommendation: "Launch overhead dominates: CUDA Graphs, torch.compile, fusion.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,

@@ -16,6 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "time in device/stream synchronization >= 10% of the window (needs CUPTI)",
     recommendation: "The host waits on the GPU too often: remove .item(), .cpu(), printing tensors and explicit synchronizations from the step loop; use events.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,

@@ -19,6 +19,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "applications-clocks-setting clock event active",
     recommendation: "Application clocks cap the GPU; reset them (nvidia-smi -rac) unless intended.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -21,6 +21,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "HW slowdown or HW power brake onsets >= 0.6 per minute over 10 min",
     recommendation: "Clocks cut hard by hardware: power supply or external power brake, or overheating. Check PSU/PDU and cooling; drain if persistent.",
     action: Some(Action::Drain),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

@@ -18,6 +18,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "current PCIe generation or width below the maximum while under load",
     recommendation: "Link trained below capability: reseat, check riser/BIOS/ASPM.",
     action: Some(Action::Monitor),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

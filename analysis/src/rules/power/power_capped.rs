@@ -21,6 +21,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "SW power cap active >= 50% of the window and SM clock < 0.9 of max",
     recommendation: "Power-bound. Normal for some workloads at full load; if the power limit is below the default limit, it was lowered: restore it. For efficiency, a lower limit can save energy with little slowdown on memory-bound work.",
     action: None,
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),

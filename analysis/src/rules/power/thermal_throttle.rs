@@ -19,6 +19,7 @@ pub const RULE: RuleInfo = RuleInfo {
     condition: "SW or HW thermal slowdown active, or temperature within 5 C of the slowdown threshold",
     recommendation: "Cooling problem: airflow, fans, inlet temperature, thermal paste.",
     action: Some(Action::Monitor),
+    workloads: "any",
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
