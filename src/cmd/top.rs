@@ -92,6 +92,7 @@ pub fn run(a: &TopArgs) -> Result<()> {
         need_terminal("for one answer use the collector's API (curl URL/api/v1/nodes)")?;
         let (tx, rx) = mpsc::channel();
         let (follow, followed) = mpsc::channel();
+        gpuscope_tui::fleet::stream(client.clone(), tx.clone())?;
         gpuscope_tui::fleet::poll(client, std::time::Duration::from_secs(1), followed, tx.clone())?;
         feed::terminal_events(tx)?;
         let mut app = App::new(SourceKind::Collector { url: url.clone() }, theme);

@@ -1,8 +1,9 @@
-//! Fleet mode: the collector's API read over HTTP on a thread of its own (the UI never waits on
-//! the network). Every second the poller fetches the node list, the active findings and the
+//! Fleet mode: the collector's API read over HTTP on threads of their own (the UI never waits
+//! on the network). Every second the poller fetches the node list, the active findings and the
 //! jobs, a few nodes' details in turn (for their GPU count, mean SM activity and power), and the
 //! node the user drilled into; a failure is reported and the next second tries again, so a
-//! restarted collector is picked up by itself.
+//! restarted collector is picked up by itself. The event stream brings finding changes between
+//! polls.
 
 use crate::update::Input;
 use gpuscope_core::NodeSnapshot;
@@ -90,8 +91,8 @@ impl Client {
         s.set_read_timeout(Some(TIMEOUT)).map_err(unreachable)?;
         s.set_write_timeout(Some(TIMEOUT)).map_err(unreachable)?;
         let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", self.authority)
-            .map_err(unreachable)?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", self.authority);
+        s.write_all(request.as_bytes()).map_err(unreachable)?;
         let mut r = BufReader::new(s);
         let mut status_line = String::new();
         r.read_line(&mut status_line).map_err(unreachable)?;
@@ -120,6 +121,122 @@ impl Client {
         }
         serde_json::from_slice(&body).map_err(|e| FleetError::Decode { path: path.into(), why: e.to_string() })
     }
+}
+
+impl Client {
+    /// Reads the collector's event stream (`/api/v1/stream`), calling `on_event(kind, data)` for
+    /// each server-sent event, until the connection ends, fails, or stays silent for a minute
+    /// (then the caller reconnects), or `on_event` returns false.
+    pub fn events(&self, mut on_event: impl FnMut(&str, &str) -> bool) -> Result<(), FleetError> {
+        let unreachable = |e: std::io::Error| FleetError::Unreachable(format!("{}: {e}", self.authority));
+        let path = "/api/v1/stream";
+        let addr = self
+            .authority
+            .to_socket_addrs()
+            .map_err(unreachable)?
+            .next()
+            .ok_or_else(|| FleetError::Unreachable(format!("{}: no address", self.authority)))?;
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(unreachable)?;
+        s.set_read_timeout(Some(Duration::from_secs(60))).map_err(unreachable)?;
+        let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Accept: text/event-stream\r\n\r\n", self.authority);
+        s.write_all(request.as_bytes()).map_err(unreachable)?;
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).map_err(unreachable)?;
+        let status: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if status != 200 {
+            return Err(FleetError::Status { status, path: path.into() });
+        }
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).map_err(unreachable)? == 0 || h == "\r\n" {
+                break;
+            }
+            let h = h.to_ascii_lowercase();
+            chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
+        }
+        let mut text = String::new();
+        loop {
+            let mut piece = Vec::new();
+            if chunked {
+                let mut size = String::new();
+                if r.read_line(&mut size).map_err(unreachable)? == 0 {
+                    return Ok(());
+                }
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| FleetError::Decode { path: path.into(), why: format!("chunk size {size:?}") })?;
+                if n == 0 {
+                    return Ok(());
+                }
+                piece.resize(n + 2, 0);
+                r.read_exact(&mut piece).map_err(unreachable)?;
+                piece.truncate(n);
+            } else {
+                let mut l = String::new();
+                if r.read_line(&mut l).map_err(unreachable)? == 0 {
+                    return Ok(());
+                }
+                piece = l.into_bytes();
+            }
+            text.push_str(&String::from_utf8_lossy(&piece));
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim_start().to_string())
+                        .unwrap_or_default()
+                };
+                if !on_event(&field("event:"), &field("data:")) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// A finding change from the collector's event stream, as a record (the stream does not carry
+/// when a finding opened: the arrival time stands in until the next poll).
+pub fn parse_event(kind: &str, data: &str, now_ms: u64) -> Option<gpuscope_core::api::FindingEvent> {
+    use gpuscope_core::api::{FindingClosed, FindingEvent};
+    match kind {
+        "opened" => {
+            let finding = serde_json::from_str(data).ok()?;
+            Some(FindingEvent::Opened(FindingRecord { finding, opened_ms: now_ms, closed_ms: None }))
+        }
+        "closed" => {
+            let c: FindingClosed = serde_json::from_str(data).ok()?;
+            Some(FindingEvent::Closed(FindingRecord {
+                finding: c.finding,
+                opened_ms: c.closed_ms,
+                closed_ms: Some(c.closed_ms),
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Follows the collector's event stream until the UI goes, reconnecting a second after it drops.
+pub fn stream(client: Client, tx: Sender<Input>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("gpuscope-tui-stream".into()).spawn(move || {
+        loop {
+            let mut gone = false;
+            // Failures show through the polls; the stream only makes changes arrive sooner.
+            let _ = client.events(|kind, data| {
+                let Some(e) = parse_event(kind, data, now_ms()) else { return true };
+                gone = tx.send(Input::FleetEvent(Box::new(e))).is_err();
+                !gone
+            });
+            if gone {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
@@ -272,6 +389,22 @@ impl Fleet {
         self.last = FleetUpdate { latest: Vec::new(), ..u };
     }
 
+    /// Applies a change from the event stream at once (the next poll confirms it).
+    pub fn apply_event(&mut self, e: &gpuscope_core::api::FindingEvent) {
+        use gpuscope_core::api::FindingEvent;
+        let same = |a: &FindingRecord, b: &FindingRecord| {
+            a.finding.rule == b.finding.rule && a.finding.scope == b.finding.scope
+        };
+        match e {
+            FindingEvent::Opened(r) => {
+                if !self.last.findings.iter().any(|x| same(x, r)) {
+                    self.last.findings.push(r.clone());
+                }
+            }
+            FindingEvent::Closed(r) => self.last.findings.retain(|x| !same(x, r)),
+        }
+    }
+
     /// Records a failed poll (the data shown stays, marked as old).
     pub fn failed(&mut self, why: String, now_ms: u64) {
         self.error = Some(why);
@@ -368,6 +501,39 @@ mod tests {
         let e =
             Client::new(&format!("http://{addr}"), None).unwrap().get::<Vec<NodeView>>("/api/v1/nodes").unwrap_err();
         assert!(matches!(e, FleetError::Unreachable(_)), "{e}");
+    }
+
+    #[test]
+    fn the_event_stream_is_read_as_it_arrives() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut byte = [0u8; 1];
+            while !req.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                req.push(byte[0]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                .unwrap();
+            // One event split over two chunks, then a second one.
+            for part in ["event: opened\ndata: {\"a\"", ":1}\n\n", "event: closed\ndata: 2\n\n"] {
+                s.write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes()).unwrap();
+                s.flush().unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").unwrap();
+        });
+        let mut seen = Vec::new();
+        Client::new(&format!("http://{addr}"), None)
+            .unwrap()
+            .events(|k, d| {
+                seen.push((k.to_string(), d.to_string()));
+                true
+            })
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(seen, vec![("opened".into(), "{\"a\":1}".into()), ("closed".into(), "2".into())]);
+        assert!(parse_event("opened", "not json", 1).is_none());
     }
 
     #[test]

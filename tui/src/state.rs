@@ -687,7 +687,8 @@ impl App {
             }
             FindingEvent::Closed(r) => {
                 match self.findings.iter_mut().rev().find(|x| same_finding(x, &r) && x.closed_ms.is_none()) {
-                    Some(x) => *x = r,
+                    // The open record knows when it opened (a streamed close does not).
+                    Some(x) => *x = FindingRecord { opened_ms: x.opened_ms, ..r },
                     // Opened before this session started: keep the close so its duration shows.
                     None => self.findings.push(r),
                 }

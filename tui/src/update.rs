@@ -32,6 +32,8 @@ pub enum Input {
     Fleet(Box<crate::fleet::FleetUpdate>),
     /// The detail of the node drilled into.
     Node(Box<gpuscope_core::api::NodeDetail>),
+    /// A finding opened or closed somewhere in the fleet (the collector's event stream).
+    FleetEvent(Box<FindingEvent>),
 }
 
 /// What the event loop must do after an update.
@@ -114,6 +116,16 @@ impl App {
             }
             Input::Node(d) => {
                 self.apply_node(*d);
+                Effect::None
+            }
+            Input::FleetEvent(e) => {
+                if let Some(f) = self.fleet.as_mut() {
+                    f.apply_event(&e);
+                    let node = e.record().finding.scope.node.clone();
+                    if node.is_some() && f.drilled == node {
+                        self.apply_finding(*e);
+                    }
+                }
                 Effect::None
             }
             Input::Tick(elapsed) => {
