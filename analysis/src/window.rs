@@ -65,7 +65,8 @@ pub struct NodeWindow {
     retention_ms: u64,
     full_ms: u64,
     max_lag_ms: u64,
-    /// How many series each catalogue row had in each sample of the last smoothing span.
+    /// What the rules read from the newest sample (see `presence_of`), for each sample of the
+    /// last smoothing span.
     presence: VecDeque<(u64, Vec<u32>)>,
     /// The newest sample lacks something the span before it had: a read that failed or raced,
     /// not (yet) a changed workload.
@@ -88,13 +89,36 @@ impl NodeWindow {
         }
     }
 
-    /// How many series each catalogue row has in `snap`.
+    /// What the rules read from the newest sample rather than average over the span, counted:
+    /// the GPUs that answer, each GPU's processes and static values (memory, PCIe link, compute
+    /// capability, clock maximum), the host's cores, ports with a speed and disks. A value a
+    /// span's mean covers (a ratio missing from one sample) is not here: the mean skips it.
     fn presence_of(snap: &NodeSnapshot) -> Vec<u32> {
-        gpuscope_core::CATALOGUE.iter().map(|d| d.series(snap).count() as u32).collect()
+        let mut v = vec![snap.gpus.iter().filter(|g| !g.lost).count() as u32];
+        for g in snap.gpus.iter().filter(|g| !g.lost) {
+            v.push(snap.processes.iter().filter(|p| p.gpu_index == g.index).count() as u32);
+            v.extend(
+                [
+                    g.memory_used_bytes.is_some(),
+                    g.memory_total_bytes.is_some(),
+                    g.pcie_link_generation.is_some(),
+                    g.pcie_link_width.is_some(),
+                    g.compute_capability.is_some(),
+                    g.sm_clock_max_hertz.is_some(),
+                ]
+                .map(u32::from),
+            );
+        }
+        if let Some(h) = &snap.host {
+            v.push(h.cpus.len() as u32);
+            v.push(h.nics.iter().filter(|n| n.speed_bytes_per_second.is_some()).count() as u32);
+            v.push(h.disks.len() as u32);
+        }
+        v
     }
 
-    /// Whether the newest sample lacks something the node reported within the smoothing span
-    /// before it (a catalogue row with fewer series than it had then). A rule that does not
+    /// Whether the newest sample lacks something the rules read from it that the node reported
+    /// within the smoothing span before it (a process list that failed, a value not read). A rule that does not
     /// hold on such data may only be missing its input: the analyzer pauses its timers instead
     /// of resetting them. A value that is really gone stops counting as missing after a span.
     pub fn newest_incomplete(&self) -> bool {

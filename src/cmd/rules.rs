@@ -73,8 +73,9 @@ pub fn markdown() -> String {
          class, a workload class whose advice differs) are different findings (`cause`).\n\
          - **Missing data pauses, it does not reset.** Time counts toward the sustain and clear\n  \
          periods only while samples cover it. A stretch without samples longer than the smoothing\n  \
-         span (`eval_span_s`), or a sample that lacks something the node reported before (a read\n  \
-         that failed or raced), pauses the rule's timers. The longest stretch without data while a\n  \
+         span (`eval_span_s`), or a sample that lacks what the rules read from the newest sample and\n  \
+         the node reported within the span before (its process list, a GPU's memory or link values:\n  \
+         a read that failed or raced), pauses the rule's timers. The longest stretch without data while a\n  \
          finding's condition held is reported in its evidence as `data_gap_s`.\n\
          - **Impossible values are dropped.** Before any rule sees a sample, the collector drops what\n  \
          no device can produce: a ratio above 1, a network rate above its link speed, a PCIe rate\n  \

@@ -226,9 +226,12 @@ pub fn request(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // A server may answer before reading the whole body (413 on the announced length) and
+    // close: the rest of the write then fails, and the answer is still there to read.
+    let wrote = s.write_all(body);
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
+    let read = s.read_to_end(&mut buf);
+    assert!(!buf.is_empty(), "no answer from {addr} (write: {wrote:?}, read: {read:?})");
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.lines();
