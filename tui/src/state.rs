@@ -257,6 +257,8 @@ pub enum ProcessColumn {
     User,
     /// Container or pod.
     Place,
+    /// Workload class (training, inference, notebook).
+    Class,
     /// GPU indices.
     Gpus,
     /// GPU memory.
@@ -273,10 +275,11 @@ pub enum ProcessColumn {
 
 impl ProcessColumn {
     /// Columns in display order.
-    pub const ALL: [ProcessColumn; 9] = [
+    pub const ALL: [ProcessColumn; 10] = [
         ProcessColumn::Pid,
         ProcessColumn::User,
         ProcessColumn::Place,
+        ProcessColumn::Class,
         ProcessColumn::Gpus,
         ProcessColumn::Memory,
         ProcessColumn::Sm,
@@ -291,6 +294,7 @@ impl ProcessColumn {
             ProcessColumn::Pid => "PID",
             ProcessColumn::User => "USER",
             ProcessColumn::Place => "CONTAINER / POD",
+            ProcessColumn::Class => "CLASS",
             ProcessColumn::Gpus => "GPU",
             ProcessColumn::Memory => "GPU MEM",
             ProcessColumn::Sm => "SM%",
@@ -308,6 +312,7 @@ impl ProcessColumn {
             ProcessColumn::User => 10,
             ProcessColumn::Place if table_width < 110 => 12,
             ProcessColumn::Place => 26,
+            ProcessColumn::Class => 9,
             ProcessColumn::Gpus => 7,
             ProcessColumn::Memory => 9,
             ProcessColumn::Sm => 5,
@@ -343,6 +348,8 @@ pub struct ProcessRow {
     pub user: Option<String>,
     /// `namespace/pod`, or a short container id.
     pub place: Option<String>,
+    /// What the process does, when the node classified it.
+    pub workload: Option<gpuscope_core::WorkloadClass>,
     /// GPUs it uses.
     pub gpus: Vec<u32>,
     /// GPU memory over its GPUs; unknown when no GPU reported it.
@@ -383,6 +390,7 @@ pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>, speed: f64
             name: p.name.clone(),
             user: p.user.clone(),
             place: place(p),
+            workload: p.workload,
             gpus: Vec::new(),
             gpu_memory_bytes: None,
             sm_ratio: None,
@@ -464,6 +472,7 @@ impl ProcessTable {
                 ProcessColumn::Pid => a.pid.cmp(&b.pid),
                 ProcessColumn::User => a.user.cmp(&b.user),
                 ProcessColumn::Place => a.place.cmp(&b.place),
+                ProcessColumn::Class => a.workload.map(|w| w.as_str()).cmp(&b.workload.map(|w| w.as_str())),
                 ProcessColumn::Gpus => a.gpus.cmp(&b.gpus),
                 ProcessColumn::Memory => {
                     num(a.gpu_memory_bytes.map(|x| x as f64), b.gpu_memory_bytes.map(|x| x as f64))
@@ -844,7 +853,7 @@ mod tests {
         assert_eq!(ProcessColumn::at_x(0, 200), Some(ProcessColumn::Pid));
         assert_eq!(ProcessColumn::at_x(9, 200), Some(ProcessColumn::User));
         assert_eq!(ProcessColumn::at_x(40, 200), Some(ProcessColumn::Place));
-        assert_eq!(ProcessColumn::at_x(45, 78), Some(ProcessColumn::Memory), "narrow: the container column shrinks");
+        assert_eq!(ProcessColumn::at_x(55, 78), Some(ProcessColumn::Memory), "narrow: the container column shrinks");
         assert_eq!(ProcessColumn::at_x(500, 200), Some(ProcessColumn::Name));
     }
 }

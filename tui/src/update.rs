@@ -404,6 +404,7 @@ impl App {
                 ProcessColumn::Name
                     | ProcessColumn::User
                     | ProcessColumn::Place
+                    | ProcessColumn::Class
                     | ProcessColumn::Pid
                     | ProcessColumn::Gpus
             );

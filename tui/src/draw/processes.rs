@@ -14,6 +14,7 @@ fn cell(c: ProcessColumn, r: &ProcessRow, table_w: u16) -> String {
         ProcessColumn::Pid => r.pid.to_string(),
         ProcessColumn::User => r.user.clone().unwrap_or_else(|| UNKNOWN.into()),
         ProcessColumn::Place => r.place.clone().unwrap_or_else(|| UNKNOWN.into()),
+        ProcessColumn::Class => r.workload.map_or(UNKNOWN.into(), |w| w.as_str().to_string()),
         ProcessColumn::Gpus => r.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         ProcessColumn::Memory => bytes(r.gpu_memory_bytes),
         ProcessColumn::Sm => pct(r.sm_ratio),
@@ -95,6 +96,8 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
                 Span::styled(r.user.clone().unwrap_or_else(|| UNKNOWN.into()), t.text),
                 Span::styled("   container / pod  ", t.dim),
                 Span::styled(r.place.clone().unwrap_or_else(|| UNKNOWN.into()), t.text),
+                Span::styled("   workload  ", t.dim),
+                Span::styled(r.workload.map_or(UNKNOWN.into(), |w| w.as_str().to_string()), t.text),
             ]),
             Line::from(vec![
                 Span::styled("GPUs  ", t.dim),

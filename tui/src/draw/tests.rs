@@ -63,6 +63,7 @@ fn healthy_8x_h100_processes_sorted_and_filtered() {
     let mut app = played("healthy-bf16-training", 120);
     key(&mut app, KeyCode::Char('2'));
     let screen = render(&app, 200, 50);
+    assert!(screen.contains("CLASS") && screen.contains(" training "), "the workload class is shown: {screen}");
     insta::assert_snapshot!("healthy_processes_by_gpu_memory", screen);
     app.sort_by(crate::state::ProcessColumn::Pid);
     for c in "/".chars().chain("1".chars()) {
