@@ -79,12 +79,45 @@ impl Thin {
 }
 
 /// Older snapshots, deflated together as JSON lines (consecutive snapshots share most of their
-/// text, so a block costs about a tenth of the snapshots it holds).
+/// text, so a block costs about a tenth of the snapshots it holds). The deflating runs on a
+/// thread of its own, so the UI never waits for it; the snapshots stay whole until it is done.
 #[derive(Debug, Clone)]
 struct Block {
     id: u64,
     count: usize,
-    bytes: Vec<u8>,
+    packed: Arc<std::sync::OnceLock<Vec<u8>>>,
+    whole: Option<Vec<Arc<NodeSnapshot>>>,
+}
+
+/// Blocks deflated at once on their own threads at most; beyond it (a long recording loading)
+/// the caller deflates, which bounds the threads and the memory waiting for them.
+const MAX_PACKING: usize = 4;
+
+impl Block {
+    fn new(id: u64, snaps: Vec<Arc<NodeSnapshot>>, packing: usize) -> Block {
+        let packed = Arc::new(std::sync::OnceLock::new());
+        let (cell, copy) = (packed.clone(), snaps.clone());
+        let spawned = (packing < MAX_PACKING)
+            .then(|| {
+                std::thread::Builder::new().name("gpuscope-tui-pack".into()).spawn(move || {
+                    let _ = cell.set(pack(&copy));
+                })
+            })
+            .and_then(Result::ok);
+        if spawned.is_none() {
+            // No thread to spare: deflate here rather than keep the block whole for ever.
+            let _ = packed.set(pack(&snaps));
+            return Block { id, count: snaps.len(), packed, whole: None };
+        }
+        Block { id, count: snaps.len(), packed, whole: Some(snaps) }
+    }
+
+    /// Drops the whole snapshots once their deflated copy exists.
+    fn settle(&mut self) {
+        if self.packed.get().is_some() {
+            self.whole = None;
+        }
+    }
 }
 
 fn pack(snaps: &[Arc<NodeSnapshot>]) -> Vec<u8> {
@@ -120,6 +153,13 @@ pub struct History {
 }
 
 impl History {
+    /// Lets go of the whole copies of blocks whose deflating is done (pushes do it too); true
+    /// when no block is still being deflated.
+    pub fn settle(&mut self) -> bool {
+        self.blocks.iter_mut().for_each(Block::settle);
+        self.blocks.iter().all(|b| b.whole.is_none())
+    }
+
     /// An empty history keeping `keep_ms` milliseconds of snapshots behind the newest (rounded
     /// up to a whole block).
     pub fn new(keep_ms: u64) -> History {
@@ -144,9 +184,11 @@ impl History {
         self.recent.push_back(snap);
         if self.recent.len() >= RECENT + BLOCK {
             let old: Vec<Arc<NodeSnapshot>> = self.recent.drain(..BLOCK).collect();
-            self.blocks.push_back(Block { id: self.next_block, count: old.len(), bytes: pack(&old) });
+            let packing = self.blocks.iter().filter(|b| b.whole.is_some()).count();
+            self.blocks.push_back(Block::new(self.next_block, old, packing));
             self.next_block += 1;
         }
+        self.blocks.iter_mut().for_each(Block::settle);
         // Whole blocks leave once all they hold is older than the bound.
         while let Some(b) = self.blocks.front() {
             let last = self.thin.get(b.count - 1).map_or(0, |t| t.timestamp_ms);
@@ -178,9 +220,12 @@ impl History {
         let mut first = 0;
         for b in &self.blocks {
             if i < first + b.count {
+                if let Some(w) = &b.whole {
+                    return w.get(i - first).cloned();
+                }
                 let mut cache = self.decoded.borrow_mut();
                 if cache.as_ref().is_none_or(|(id, _)| *id != b.id) {
-                    *cache = Some((b.id, unpack(&b.bytes)));
+                    *cache = Some((b.id, unpack(b.packed.get().map_or(&[][..], Vec::as_slice))));
                 }
                 return cache.as_ref().and_then(|(_, v)| v.get(i - first).cloned());
             }
@@ -749,6 +794,14 @@ mod tests {
             h.push(at(s));
         }
         assert!(!h.blocks.is_empty() && h.recent.len() < RECENT + BLOCK);
+        // The deflating threads finish; the next push lets go of the whole copies.
+        for b in &h.blocks {
+            while b.packed.get().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        h.push(at(3600 + 2 * BLOCK as u64 + 1));
+        assert!(h.blocks.iter().all(|b| b.whole.is_none()), "only deflated copies stay");
         // Whole blocks leave: at least an hour stays, at most a block more.
         let oldest = h.time_at(0).unwrap();
         let newest = h.latest().unwrap().timestamp_ms;

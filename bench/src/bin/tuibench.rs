@@ -70,6 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             app.update(Input::Finding(Box::new(e.clone())));
         }
     }
+    // The blocks deflate on threads of their own: measure once they are done (and their threads,
+    // holding a copy until they exit, are gone).
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !app.history.settle() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let held = LIVE.load(Ordering::Relaxed).saturating_sub(before);
 
     // The recording of the same hour, next to the uncompressed records.
