@@ -26,12 +26,12 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The file could not be opened, written or renamed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (in the message, not repeated as a cause).
+        error: std::io::Error,
     },
     /// The file is not a recording.
     #[error("{path} is not a gpuscope recording: {why}")]
@@ -126,7 +126,7 @@ pub struct Recorder {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
-    move |source| RecordingError::Io { path: path.to_path_buf(), source }
+    move |error| RecordingError::Io { path: path.to_path_buf(), error }
 }
 
 fn rotated(path: &Path, n: u32) -> PathBuf {
