@@ -82,6 +82,10 @@ pub fn panel(frame: &mut Frame, area: Rect, app: &App) {
     if list.is_empty() {
         lines.push(Line::styled("no findings: every rule's condition is clear", t.dim));
     }
+    // The advice is what the panel is for: wrapped to the panel's width, never cut off.
+    const ADVICE: &str = "    advice: ";
+    let width = usize::from(area.width.saturating_sub(2)).saturating_sub(ADVICE.len()).max(20);
+    let mut heights = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
         let open = app.open_at(r);
         let sel = i == app.finding_selected;
@@ -95,18 +99,21 @@ pub fn panel(frame: &mut Frame, area: Rect, app: &App) {
         ];
         head.push(Span::styled(f.summary.clone(), if open { t.text } else { t.dim }));
         lines.push(Line::from(head));
+        let before = lines.len();
         if open {
             lines.push(Line::from(vec![Span::styled("    evidence: ", t.dim), Span::styled(evidence(r), t.text)]));
-            lines.push(Line::from(vec![
-                Span::styled("    advice: ", t.dim),
-                Span::styled(f.recommendation.clone(), t.ok),
-            ]));
+            for (k, part) in wrap(&f.recommendation, width).into_iter().enumerate() {
+                let lead = if k == 0 { ADVICE } else { "            " };
+                lines.push(Line::from(vec![Span::styled(lead, t.dim), Span::styled(part, t.ok)]));
+            }
         }
+        heights.push(1 + lines.len() - before);
     }
     // Keep the selected finding on screen when the list is longer than the panel.
     let inner_h = usize::from(area.height.saturating_sub(2));
-    let sel_line: usize = list.iter().take(app.finding_selected).map(|r| if app.open_at(r) { 3 } else { 1 }).sum();
-    let skip = (sel_line + 3).saturating_sub(inner_h);
+    let sel_line: usize = heights.iter().take(app.finding_selected).sum();
+    let sel_h = heights.get(app.finding_selected).copied().unwrap_or(1);
+    let skip = (sel_line + sel_h).saturating_sub(inner_h);
     let title = format!(
         " Findings ({} open, {} closed) ",
         list.iter().filter(|r| app.open_at(r)).count(),
@@ -115,6 +122,27 @@ pub fn panel(frame: &mut Frame, area: Rect, app: &App) {
     let p =
         Paragraph::new(lines).scroll((skip as u16, 0)).block(Block::bordered().title(Span::styled(title, t.accent)));
     frame.render_widget(p, area);
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a word longer than a
+/// line is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let (len, wlen) = (line.chars().count(), word.chars().count());
+        if len > 0 && len + 1 + wlen > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word.chars().take(width).collect::<String>());
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 /// The findings screen: the list on top, the selected finding in full below.
@@ -209,4 +237,19 @@ pub fn draw_view(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title(Span::styled(title, t.accent))),
         bottom,
     );
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::wrap;
+
+    #[test]
+    fn advice_wraps_between_words_and_keeps_every_word() {
+        let text = "Pin host memory (pin_memory=True), copy with non_blocking=True.";
+        let lines = wrap(text, 20);
+        assert_eq!(lines, vec!["Pin host memory", "(pin_memory=True),", "copy with", "non_blocking=True."]);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20));
+        assert_eq!(wrap("", 10), vec![String::new()]);
+        assert_eq!(wrap("abcdefghijkl", 5), vec!["abcde"], "a word longer than a line is cut");
+    }
 }

@@ -93,6 +93,10 @@ fn no_tensor_cores_shows_the_finding_its_evidence_and_advice() {
     assert!(screen.contains("no-tensor-cores"), "{screen}");
     assert!(screen.contains("evidence: fp32"), "{screen}");
     assert!(screen.contains("advice: Matrix math runs in FP32"), "{screen}");
+    assert!(
+        screen.contains("Expected gain: several times on matmul-heavy steps."),
+        "the advice is wrapped, not cut: {screen}"
+    );
     assert!(screen.contains("▶"), "the selected finding marks its GPU");
     insta::assert_snapshot!(screen);
     let mut app = app;
