@@ -209,10 +209,15 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             // A signal or the end of --duration: the UI quits and restores the terminal.
             let _ = tx.send(Input::Shutdown);
         });
+        // The simulated node goes first, whatever becomes of a UI whose terminal hung up.
+        let stopped = agent.stop();
+        collector.stop();
+        drop(host);
         match ui.join() {
             Ok(r) => ui_result = r,
             Err(_) => ui_result = Err(anyhow::anyhow!("the terminal UI panicked")),
         }
+        return ui_result.and(stopped);
     }
     let stopped = agent.stop();
     collector.stop();

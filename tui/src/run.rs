@@ -83,24 +83,40 @@ pub struct TerminalGuard {
 impl TerminalGuard {
     /// Takes over the terminal.
     pub fn enter() -> Result<TerminalGuard, TuiError> {
-        // ratatui's hook leaves raw mode and the alternate screen; mouse reporting goes first.
+        let previous = std::panic::take_hook();
         let terminal = ratatui::try_init().map_err(|e| TuiError::Terminal(e.to_string()))?;
-        let restore_screen = std::panic::take_hook();
+        // ratatui's own hook prints when restoring fails, which panics again on a terminal that
+        // hung up (and a panic in a panic hook aborts, before the caller can clean up): ours
+        // restores quietly, then prints the message as before.
+        drop(std::panic::take_hook());
         std::panic::set_hook(Box::new(move |info| {
-            let _ = execute!(std::io::stdout(), DisableMouseCapture);
-            restore_screen(info);
+            quiet_restore();
+            previous(info);
         }));
         if let Err(e) = execute!(std::io::stdout(), EnableMouseCapture) {
-            ratatui::restore();
+            quiet_restore();
             return Err(TuiError::Terminal(e.to_string()));
         }
         Ok(TerminalGuard { terminal })
     }
 }
 
+/// Mouse reporting off, raw mode off, the main screen back, the cursor shown; quietly: when the
+/// terminal has hung up every write fails, and a message about it on the same dead terminal
+/// would panic (ratatui's own restore prints one).
+fn quiet_restore() {
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    let _ = ratatui::crossterm::terminal::disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        ratatui::crossterm::terminal::LeaveAlternateScreen,
+        ratatui::crossterm::cursor::Show
+    );
+}
+
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = execute!(std::io::stdout(), DisableMouseCapture);
-        ratatui::restore();
+        quiet_restore();
+        let _ = self.terminal.show_cursor();
     }
 }
