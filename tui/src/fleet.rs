@@ -101,15 +101,7 @@ impl Client {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| FleetError::Decode { path: path.into(), why: format!("status line {status_line:?}") })?;
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).map_err(unreachable)? == 0 || h == "\r\n" {
-                break;
-            }
-            let h = h.to_ascii_lowercase();
-            chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
-        }
+        let chunked = read_headers(&mut r).map_err(unreachable)?;
         let mut body = Vec::new();
         r.read_to_end(&mut body).map_err(unreachable)?;
         if chunked {
@@ -120,6 +112,19 @@ impl Client {
             return Err(FleetError::Status { status, path: path.into() });
         }
         serde_json::from_slice(&body).map_err(|e| FleetError::Decode { path: path.into(), why: e.to_string() })
+    }
+}
+
+/// Reads an answer's header lines up to the blank line; whether its body is chunked.
+fn read_headers(r: &mut impl BufRead) -> std::io::Result<bool> {
+    let mut chunked = false;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 || h == "\r\n" {
+            return Ok(chunked);
+        }
+        let h = h.to_ascii_lowercase();
+        chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
     }
 }
 
@@ -149,15 +154,7 @@ impl Client {
         if status != 200 {
             return Err(FleetError::Status { status, path: path.into() });
         }
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).map_err(unreachable)? == 0 || h == "\r\n" {
-                break;
-            }
-            let h = h.to_ascii_lowercase();
-            chunked |= h.starts_with("transfer-encoding:") && h.contains("chunked");
-        }
+        let chunked = read_headers(&mut r).map_err(unreachable)?;
         let mut text = String::new();
         loop {
             let mut piece = Vec::new();
