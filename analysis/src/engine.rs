@@ -144,6 +144,11 @@ impl Analyzer {
         self.nodes.entry(node).or_insert_with(|| NodeWindow::new(retention, full, lag)).push(snap);
     }
 
+    /// The configuration it judges with.
+    pub fn config(&self) -> &AnalysisConfig {
+        &self.cfg
+    }
+
     /// The window of `node`.
     pub fn window(&self, node: &str) -> Option<&NodeWindow> {
         self.nodes.get(node)

@@ -59,8 +59,6 @@ pub struct State {
     persisted_nodes: BTreeMap<String, u64>,
     /// Per node: XID counts seen so far and the events derived from their increases.
     xids: BTreeMap<String, XidTrack>,
-    /// Wall seconds per workload second: physical limits apply to workload rates.
-    scale: f64,
     /// Values dropped as physically impossible, by reason.
     pub impossible: BTreeMap<Impossible, u64>,
 }
@@ -75,7 +73,6 @@ impl State {
     /// An empty state, keeping at most `closed_kept` closed findings in memory.
     pub fn new(cfg: AnalysisConfig, stale_after_ms: u64, closed_kept: usize) -> State {
         State {
-            scale: cfg.scale(),
             impossible: BTreeMap::new(),
             analyzer: Analyzer::new(cfg, 900.0),
             nodes: BTreeMap::new(),
@@ -168,7 +165,8 @@ impl State {
         snaps.sort_by_key(|s| s.timestamp_ms);
         for mut s in snaps {
             // Values no device can produce never reach the rules, the API or the store.
-            for why in sanitize(&mut s, self.scale) {
+            // Physical limits apply to workload rates: after the analysis's time scale.
+            for why in sanitize(&mut s, self.analyzer.config().scale()) {
                 *self.impossible.entry(why).or_default() += 1;
             }
             self.derive_xid_events(&mut s);

@@ -145,7 +145,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     })?;
 
     let duration = a.duration.map(Duration::from_secs_f64);
-    let mut ui_result = Ok(());
+    let mut ui = None;
     if a.headless {
         println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
         println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -189,7 +189,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         feed::findings(events, tx.clone())?;
         feed::terminal_events(tx.clone())?;
         let (done, ui_done) = tokio::sync::oneshot::channel::<()>();
-        let ui = std::thread::Builder::new().name("gpuscope-tui".into()).spawn(move || {
+        let handle = std::thread::Builder::new().name("gpuscope-tui".into()).spawn(move || {
             let result = crate::cmd::top::run_ui(app, rx, None);
             let _ = done.send(());
             result
@@ -209,19 +209,17 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             // A signal or the end of --duration: the UI quits and restores the terminal.
             let _ = tx.send(Input::Shutdown);
         });
-        // The simulated node goes first, whatever becomes of a UI whose terminal hung up.
-        let stopped = agent.stop();
-        collector.stop();
-        drop(host);
-        match ui.join() {
-            Ok(r) => ui_result = r,
-            Err(_) => ui_result = Err(anyhow::anyhow!("the terminal UI panicked")),
-        }
-        return ui_result.and(stopped);
+        ui = Some(handle);
     }
+    // The simulated node goes first, whatever becomes of a UI whose terminal hung up.
     let stopped = agent.stop();
     collector.stop();
     drop(host);
+    let ui_result = match ui.map(|h| h.join()) {
+        None => Ok(()),
+        Some(Ok(r)) => r,
+        Some(Err(_)) => Err(anyhow::anyhow!("the terminal UI panicked")),
+    };
     ui_result.and(stopped)
 }
 

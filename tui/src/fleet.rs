@@ -78,22 +78,33 @@ impl Client {
         Ok(Client { authority, token })
     }
 
-    /// GETs `path` and decodes its JSON.
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FleetError> {
-        let unreachable = |e: std::io::Error| FleetError::Unreachable(format!("{}: {e}", self.authority));
+    /// An I/O failure as the collector being unreachable.
+    fn unreachable(&self, e: std::io::Error) -> FleetError {
+        FleetError::Unreachable(format!("{}: {e}", self.authority))
+    }
+
+    /// Connects, sends `GET path` with the token and `header` (one header line with its CRLF),
+    /// and returns the connection to read the answer from, reads timing out after `read_timeout`.
+    fn send(&self, path: &str, header: &str, read_timeout: Duration) -> Result<BufReader<TcpStream>, FleetError> {
         let addr = self
             .authority
             .to_socket_addrs()
-            .map_err(unreachable)?
+            .map_err(|e| self.unreachable(e))?
             .next()
             .ok_or_else(|| FleetError::Unreachable(format!("{}: no address", self.authority)))?;
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(unreachable)?;
-        s.set_read_timeout(Some(TIMEOUT)).map_err(unreachable)?;
-        s.set_write_timeout(Some(TIMEOUT)).map_err(unreachable)?;
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| self.unreachable(e))?;
+        s.set_read_timeout(Some(read_timeout)).map_err(|e| self.unreachable(e))?;
+        s.set_write_timeout(Some(TIMEOUT)).map_err(|e| self.unreachable(e))?;
         let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", self.authority);
-        s.write_all(request.as_bytes()).map_err(unreachable)?;
-        let mut r = BufReader::new(s);
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}{header}\r\n", self.authority);
+        s.write_all(request.as_bytes()).map_err(|e| self.unreachable(e))?;
+        Ok(BufReader::new(s))
+    }
+
+    /// GETs `path` and decodes its JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FleetError> {
+        let unreachable = |e: std::io::Error| self.unreachable(e);
+        let mut r = self.send(path, "Connection: close\r\n", TIMEOUT)?;
         let mut status_line = String::new();
         r.read_line(&mut status_line).map_err(unreachable)?;
         let status: u16 = status_line
@@ -133,21 +144,9 @@ impl Client {
     /// each server-sent event, until the connection ends, fails, or stays silent for a minute
     /// (then the caller reconnects), or `on_event` returns false.
     pub fn events(&self, mut on_event: impl FnMut(&str, &str) -> bool) -> Result<(), FleetError> {
-        let unreachable = |e: std::io::Error| FleetError::Unreachable(format!("{}: {e}", self.authority));
+        let unreachable = |e: std::io::Error| self.unreachable(e);
         let path = "/api/v1/stream";
-        let addr = self
-            .authority
-            .to_socket_addrs()
-            .map_err(unreachable)?
-            .next()
-            .ok_or_else(|| FleetError::Unreachable(format!("{}: no address", self.authority)))?;
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(unreachable)?;
-        s.set_read_timeout(Some(Duration::from_secs(60))).map_err(unreachable)?;
-        let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Accept: text/event-stream\r\n\r\n", self.authority);
-        s.write_all(request.as_bytes()).map_err(unreachable)?;
-        let mut r = BufReader::new(s);
+        let mut r = self.send(path, "Accept: text/event-stream\r\n", Duration::from_secs(60))?;
         let mut line = String::new();
         r.read_line(&mut line).map_err(unreachable)?;
         let status: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
