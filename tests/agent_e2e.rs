@@ -332,6 +332,46 @@ fn malformed_configuration_is_a_clear_error_with_exit_code_2() {
 }
 
 #[test]
+fn processes_name_their_parent_and_a_launcher_without_a_gpu_is_not_a_gpu_process() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let st = Command::new(common::bin())
+        .args(["sim", "run", "--scenario", "dataloader-stall", "--root", r, "--once-at", "40"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Command::new(common::bin())
+        .args(["query", "--json", "--gap-ms", "150", "--procfs-root", &format!("{r}/proc"), "--sysfs-root"])
+        .arg(format!("{r}/sys"))
+        .env("GPUSCOPE_SIM_SCENARIO", "dataloader-stall")
+        .env("GPUSCOPE_SIM_TIME", "40")
+        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let procs = q["processes"].as_array().unwrap();
+    let got: Vec<(u64, u64, u64, &str)> = procs
+        .iter()
+        .map(|p| {
+            (
+                p["pid"].as_u64().unwrap(),
+                p["gpu_index"].as_u64().unwrap(),
+                p["ppid"].as_u64().unwrap_or(0),
+                p["parent_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    // torchrun (52000) holds no GPU: NVML does not list it; its four ranks name it from /proc.
+    assert_eq!(
+        got,
+        (0..4).map(|i| (52001 + i, i, 52000, "torchrun")).collect::<Vec<_>>(),
+        "{}",
+        serde_json::to_string_pretty(&q["processes"]).unwrap()
+    );
+}
+
+#[test]
 fn query_json_is_stable() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();

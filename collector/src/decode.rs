@@ -116,6 +116,8 @@ fn identity<'a>(
                     pod_uid: str_attr_cow(attrs, k::POD_UID),
                     workload: str_attr_cow(attrs, k::WORKLOAD)
                         .and_then(|w| gpuscope_core::workload::WorkloadClass::parse(&w)),
+                    ppid: index(attrs, k::PPID),
+                    parent_name: str_attr_cow(attrs, k::PARENT_NAME),
                 }
             })
         }

@@ -31,6 +31,8 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         pod: Some("trainer-0".into()),
         namespace: Some("ml".into()),
         pod_uid: Some("6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13".into()),
+        ppid: Some(4200),
+        parent_name: Some("torchrun".into()),
         ..ProcessSample::default()
     };
     let mut h = HostSample {

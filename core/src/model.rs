@@ -282,6 +282,12 @@ pub struct ProcessSample {
     /// from its name and command line; `None` where nobody classified it.
     #[serde(default)]
     pub workload: Option<crate::workload::WorkloadClass>,
+    /// Parent PID (what launched it: torchrun, a shell, a server's master process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// The parent's `comm`, read when the process was first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_name: Option<String>,
 }
 
 /// Host signals of a node.

@@ -164,11 +164,12 @@ impl TreeWriter {
         let threads = 8 + (p.cpu_cores.ceil() as u64) * 2;
         let state = if p.cpu_cores >= 0.5 { 'R' } else { 'S' };
         let stat = format!(
-            "{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 {minflt} 0 {majflt} 0 {utime} {stime} 0 0 20 0 {threads} 0 \
+            "{pid} ({comm}) {state} {ppid} {pid} {pid} 0 -1 4194560 {minflt} 0 {majflt} 0 {utime} {stime} 0 0 20 0 {threads} 0 \
              {start_ticks} {vsize} {rss_pages} 18446744073709551615 94000000000000 94000000002000 140720000000000 0 0 0 0 \
              16781312 1073760770 0 0 0 17 {cpu} 0 0 0 0 0 94000000010000 94000000011000 94000010000000 140720000001000 \
              140720000001100 140720000001100 140720000002000 0\n",
             pid = p.pid,
+            ppid = p.ppid,
             minflt = 100_000 + rss_pages / 4,
             majflt = 200,
             cpu = ordinal % cpus.max(1),
@@ -185,7 +186,7 @@ impl TreeWriter {
         let ns_pid = if p.container.is_some() { format!("\t{}", 1 + ordinal) } else { String::new() };
         let rss_kb = rss_pages * PAGE / 1024;
         let status = format!(
-            "Name:\t{comm}\nUmask:\t0022\nState:\t{state_long}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t1\nTracerPid:\t0\n\
+            "Name:\t{comm}\nUmask:\t0022\nState:\t{state_long}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
              Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\nFDSize:\t256\nGroups:\t{uid} \n\
              NStgid:\t{pid}{ns}\nNSpid:\t{pid}{ns}\nNSpgid:\t{pid}{ns}\nNSsid:\t{pid}{ns}\nKthread:\t0\n\
              VmPeak:\t{vm_kb:>8} kB\nVmSize:\t{vm_kb:>8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n\
@@ -202,6 +203,7 @@ impl TreeWriter {
             comm = comm,
             state_long = if state == 'R' { "R (running)" } else { "S (sleeping)" },
             pid = p.pid,
+            ppid = p.ppid,
             uid = p.uid,
             ns = ns_pid,
             vm_kb = vsize / 1024,

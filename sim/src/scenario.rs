@@ -344,7 +344,11 @@ pub struct ProcessSpec {
     /// Numeric uid.
     #[serde(default = "default_uid")]
     pub uid: u32,
-    /// GPUs the process uses: a list of indices or `"all"`.
+    /// Parent PID: another process of the scenario (a launcher such as torchrun) or 1.
+    #[serde(default = "init_pid")]
+    pub ppid: u32,
+    /// GPUs the process uses: a list of indices or `"all"`; an empty list is a process that
+    /// holds no GPU (a launcher), written to /proc but not reported by NVML.
     pub gpus: GpuSelection,
     /// GPU memory per GPU, GiB.
     #[serde(default)]
@@ -374,6 +378,11 @@ pub struct ProcessSpec {
 fn default_user() -> String {
     "root".into()
 }
+
+fn init_pid() -> u32 {
+    1
+}
+
 fn default_uid() -> u32 {
     0
 }
@@ -815,6 +824,17 @@ impl Scenario {
             }
             if p.pid == 0 {
                 return Err("processes.pid must be positive".into());
+            }
+            // A parent is init or a process of the scenario on the same node: the agent names a
+            // parent from its /proc entry, which only scenario processes have.
+            if p.ppid == p.pid
+                || (p.ppid != 1
+                    && !self.processes.iter().any(|q| q.pid == p.ppid && (q.node.is_none() || q.node == p.node)))
+            {
+                return Err(format!(
+                    "processes.ppid {} of pid {} is neither 1 nor another process of the node",
+                    p.ppid, p.pid
+                ));
             }
         }
         for e in &self.events {

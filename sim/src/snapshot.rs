@@ -101,10 +101,17 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
                 let spec = sc.processes.iter().find(|x| x.pid == p.pid);
                 let name: String = spec.map_or("python", |x| x.name.as_str()).chars().take(15).collect();
                 let workload = spec.map(|x| gpuscope_core::workload::classify(&name, &x.cmdline).class);
+                // The agent names the parent from its /proc entry: only scenario processes have one.
+                let ppid = spec.map(|x| x.ppid);
+                let parent_name = ppid
+                    .and_then(|pp| sc.processes.iter().find(|x| x.pid == pp))
+                    .map(|x| x.name.chars().take(15).collect());
                 processes.push(ProcessSample {
                     pid: p.pid,
                     name,
                     workload,
+                    ppid,
+                    parent_name,
                     gpu_index: i,
                     gpu_uuid: g.uuid.clone(),
                     gpu_memory_bytes: Some(p.memory_bytes),

@@ -363,7 +363,11 @@ impl ProcessColumn {
             ProcessColumn::Sm => 5,
             ProcessColumn::Cpu => 6,
             ProcessColumn::Rss => 8,
-            ProcessColumn::Name => 16,
+            // The rest of the row (tree lines need room), at least 16.
+            ProcessColumn::Name => {
+                let others: u16 = ProcessColumn::ALL[..9].iter().map(|c| c.width(table_width) + 1).sum();
+                table_width.saturating_sub(others).clamp(16, 48)
+            }
         }
     }
 
@@ -405,6 +409,15 @@ pub struct ProcessRow {
     pub cpu_cores: Option<f64>,
     /// Resident set size.
     pub rss_bytes: Option<u64>,
+    /// Parent PID, when the node read it.
+    pub ppid: Option<u32>,
+    /// The parent's name, when the node read it.
+    pub parent_name: Option<String>,
+    /// Drawn before the name in the tree view (`├─ `, `│  └─ `); empty in the flat list.
+    pub tree_prefix: String,
+    /// A parent listed only to hold the tree together: it uses no GPU, and the node samples
+    /// nothing of it but its PID and name.
+    pub launcher: bool,
 }
 
 fn place(p: &ProcessSample) -> Option<String> {
@@ -441,6 +454,10 @@ pub fn process_rows(snap: &NodeSnapshot, prev: Option<&NodeSnapshot>, speed: f64
             sm_ratio: None,
             cpu_cores: None,
             rss_bytes: p.rss_bytes,
+            ppid: p.ppid,
+            parent_name: p.parent_name.clone(),
+            tree_prefix: String::new(),
+            launcher: false,
         });
         if !row.gpus.contains(&p.gpu_index) {
             row.gpus.push(p.gpu_index);
@@ -477,6 +494,9 @@ pub struct ProcessTable {
     pub editing_filter: bool,
     /// Selected row (in the sorted, filtered list).
     pub selected: usize,
+    /// Children under their parents (launchers such as torchrun included), siblings in sort
+    /// order.
+    pub tree: bool,
 }
 
 impl Default for ProcessTable {
@@ -487,6 +507,7 @@ impl Default for ProcessTable {
             filter: String::new(),
             editing_filter: false,
             selected: 0,
+            tree: false,
         }
     }
 }
@@ -531,8 +552,106 @@ impl ProcessTable {
             let o = o.then(a.pid.cmp(&b.pid));
             if self.descending { o.reverse() } else { o }
         });
-        rows
+        if self.tree { tree(rows) } else { rows }
     }
+}
+
+/// `rows` (sorted) as a forest: each process under its parent, a parent that holds no GPU
+/// added as a launcher row, each tree placed where its first-sorted member was and siblings
+/// kept in sort order.
+pub fn tree(rows: Vec<ProcessRow>) -> Vec<ProcessRow> {
+    let mut rows = rows;
+    let present: std::collections::HashSet<u32> = rows.iter().map(|r| r.pid).collect();
+    // Parents outside the list: a launcher row each, named from what its children read. Init
+    // (1) and the kernel (0) are not launchers.
+    let mut launchers: BTreeMap<u32, ProcessRow> = BTreeMap::new();
+    for r in &rows {
+        if let Some(pp) = r.ppid
+            && pp > 1
+            && !present.contains(&pp)
+        {
+            launchers.entry(pp).or_insert_with(|| ProcessRow {
+                pid: pp,
+                name: r.parent_name.clone().unwrap_or_else(|| "?".into()),
+                user: r.user.clone(),
+                place: r.place.clone(),
+                workload: None,
+                gpus: Vec::new(),
+                gpu_memory_bytes: None,
+                sm_ratio: None,
+                cpu_cores: None,
+                rss_bytes: None,
+                ppid: None,
+                parent_name: None,
+                tree_prefix: String::new(),
+                launcher: true,
+            });
+        }
+    }
+    let order: HashMap<u32, usize> = rows.iter().enumerate().map(|(i, r)| (r.pid, i)).collect();
+    rows.extend(launchers.into_values());
+    let pids: std::collections::HashSet<u32> = rows.iter().map(|r| r.pid).collect();
+    let parent = |r: &ProcessRow| r.ppid.filter(|pp| *pp != r.pid && pids.contains(pp));
+    let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        match parent(r) {
+            Some(pp) => children.entry(pp).or_default().push(i),
+            None => roots.push(i),
+        }
+    }
+    // A tree's place: its best-sorted member's (launchers have none of their own).
+    fn rank(
+        i: usize,
+        rows: &[ProcessRow],
+        children: &HashMap<u32, Vec<usize>>,
+        order: &HashMap<u32, usize>,
+        depth: usize,
+    ) -> usize {
+        let own = order.get(&rows[i].pid).copied().unwrap_or(usize::MAX);
+        if depth > 64 {
+            return own;
+        }
+        children
+            .get(&rows[i].pid)
+            .into_iter()
+            .flatten()
+            .map(|&c| rank(c, rows, children, order, depth + 1))
+            .fold(own, usize::min)
+    }
+    let ranks: Vec<usize> = (0..rows.len()).map(|i| rank(i, &rows, &children, &order, 0)).collect();
+    roots.sort_by_key(|&i| ranks[i]);
+    for list in children.values_mut() {
+        list.sort_by_key(|&i| ranks[i]);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut seen = std::collections::HashSet::new();
+    // (row, prefix of its ancestors' lines, is it the last child, depth)
+    let mut stack: Vec<(usize, String, bool, usize)> =
+        roots.iter().rev().map(|&i| (i, String::new(), true, 0)).collect();
+    // A PID cycle cannot happen in /proc, but a corrupt recording may hold one: its members have
+    // no root, so they start trees of their own after the others, and none is listed twice.
+    let mut rest = (0..rows.len()).rev().collect::<Vec<_>>();
+    loop {
+        let Some((i, lines, last, depth)) = stack.pop().or_else(|| rest.pop().map(|i| (i, String::new(), true, 0)))
+        else {
+            break;
+        };
+        if !seen.insert(i) {
+            continue;
+        }
+        let mut row = rows[i].clone();
+        if depth > 0 {
+            row.tree_prefix = format!("{lines}{}", if last { "└─ " } else { "├─ " });
+        }
+        let below = if depth == 0 { String::new() } else { format!("{lines}{}", if last { "   " } else { "│  " }) };
+        let kids = children.get(&row.pid).cloned().unwrap_or_default();
+        for (n, &c) in kids.iter().enumerate().rev() {
+            stack.push((c, below.clone(), n + 1 == kids.len(), depth + 1));
+        }
+        out.push(row);
+    }
+    out
 }
 
 /// A signal waiting for the user's yes.
@@ -851,6 +970,50 @@ mod tests {
         assert_eq!(rows[1].gpu_memory_bytes, None, "unknown stays unknown");
         assert_eq!(rows[1].cpu_cores, None);
         assert_eq!(process_rows(&now, None, 1.0)[0].cpu_cores, None, "one reading gives no rate");
+    }
+
+    #[test]
+    fn the_tree_puts_ranks_under_their_launcher_and_nested_workers_under_their_rank() {
+        let child = |pid, gpu, mem, ppid: u32, parent: &str| ProcessSample {
+            ppid: Some(ppid),
+            parent_name: Some(parent.into()),
+            ..proc(pid, gpu, Some(mem), None, None)
+        };
+        let now = NodeSnapshot {
+            processes: vec![
+                // torchrun (100, no GPU) launched ranks 101 and 102; rank 102 started a GPU
+                // helper 103; 200 runs on its own under init.
+                child(101, 0, 10, 100, "torchrun"),
+                child(102, 1, 30, 100, "torchrun"),
+                child(103, 1, 5, 102, "p102"),
+                child(200, 2, 20, 1, "systemd"),
+            ],
+            ..NodeSnapshot::default()
+        };
+        let table = ProcessTable { tree: true, ..ProcessTable::default() };
+        let rows = table.apply(process_rows(&now, None, 1.0));
+        let shown: Vec<(u32, &str, bool)> = rows.iter().map(|r| (r.pid, r.tree_prefix.as_str(), r.launcher)).collect();
+        // Sorted by GPU memory, largest first: 102 (30) leads, so torchrun's tree comes first,
+        // then 200 (20); under torchrun 102 before 101.
+        assert_eq!(
+            shown,
+            vec![(100, "", true), (102, "├─ ", false), (103, "│  └─ ", false), (101, "└─ ", false), (200, "", false),]
+        );
+        assert_eq!(rows[0].name, "torchrun", "the launcher is named from what its children read");
+        assert_eq!(rows[0].gpu_memory_bytes, None, "a launcher's own values are unknown, not 0");
+        // The filter applies to processes; a matching child brings its launcher along.
+        let filtered = ProcessTable { filter: "p101".into(), ..table.clone() }.apply(process_rows(&now, None, 1.0));
+        assert_eq!(filtered.iter().map(|r| r.pid).collect::<Vec<_>>(), vec![100, 101]);
+        // Flat, nothing is added.
+        assert_eq!(ProcessTable::default().apply(process_rows(&now, None, 1.0)).len(), 4);
+        // A corrupt recording with a PID cycle still ends.
+        let cyclic = NodeSnapshot {
+            processes: vec![child(1, 0, 1, 2, "p2"), child(2, 0, 1, 1, "p1")],
+            ..NodeSnapshot::default()
+        };
+        let mut pids: Vec<u32> = table.apply(process_rows(&cyclic, None, 1.0)).iter().map(|r| r.pid).collect();
+        pids.sort();
+        assert_eq!(pids, vec![1, 2], "each listed once");
     }
 
     #[test]

@@ -273,6 +273,7 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
             KeyCode::Char('s') => self.next_sort(),
             KeyCode::Char('r') => self.processes.descending = !self.processes.descending,
+            KeyCode::Char('t') => self.processes.tree = !self.processes.tree,
             KeyCode::Char('/') => {
                 self.view = View::Processes;
                 self.processes.editing_filter = true;

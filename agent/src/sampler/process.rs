@@ -22,6 +22,10 @@ struct Identity {
     container: Option<String>,
     pod_uid: Option<String>,
     workload: gpuscope_core::WorkloadClass,
+    /// The parent PID the parent's name was read for (a process is re-parented when its
+    /// parent exits).
+    ppid: u32,
+    parent_name: Option<String>,
 }
 
 /// The fields of `/proc/<pid>/stat` the agent needs.
@@ -33,6 +37,8 @@ pub struct StatFields {
     pub start_ticks: u64,
     /// Resident pages.
     pub rss_pages: u64,
+    /// Parent PID.
+    pub ppid: u32,
 }
 
 /// Parses `/proc/<pid>/stat` into (comm, fields). The comm may hold spaces and parentheses, so
@@ -41,13 +47,15 @@ pub fn parse_stat(text: &str) -> Option<(&str, StatFields)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?;
-    // Fields after the comm start at field 3 (state); utime is 14, stime 15, starttime 22, rss 24.
+    // Fields after the comm start at field 3 (state); ppid is 4, utime 14, stime 15, starttime
+    // 22, rss 24.
     let mut f = text.get(close + 1..)?.split_ascii_whitespace();
-    let utime: u64 = f.nth(11)?.parse().ok()?;
+    let ppid: u32 = f.nth(1)?.parse().ok()?;
+    let utime: u64 = f.nth(9)?.parse().ok()?;
     let stime: u64 = f.next()?.parse().ok()?;
     let start_ticks: u64 = f.nth(6)?.parse().ok()?;
     let rss_pages: u64 = f.nth(1)?.parse().ok()?;
-    Some((comm, StatFields { cpu_ticks: utime + stime, start_ticks, rss_pages }))
+    Some((comm, StatFields { cpu_ticks: utime + stime, start_ticks, rss_pages, ppid }))
 }
 
 /// Enriches the processes the NVML sampler found.
@@ -102,8 +110,23 @@ impl ProcessSampler {
             .unwrap_or_default();
     }
 
-    fn identity(&self, dir: &std::path::Path, comm: &str, start_ticks: u64) -> Identity {
-        let mut id = Identity { start_ticks, ..Identity::default() };
+    /// The name of process `ppid`; none for the kernel's PIDs 0 (no parent) and init's children
+    /// are still named (`systemd`, a container's init).
+    fn parent_name(&self, ppid: u32) -> Option<String> {
+        if ppid == 0 {
+            return None;
+        }
+        let text = std::fs::read_to_string(self.procfs_root.join(ppid.to_string()).join("stat")).ok()?;
+        parse_stat(&text).map(|(comm, _)| comm.to_string())
+    }
+
+    fn identity(&self, dir: &std::path::Path, comm: &str, f: StatFields) -> Identity {
+        let mut id = Identity {
+            start_ticks: f.start_ticks,
+            ppid: f.ppid,
+            parent_name: self.parent_name(f.ppid),
+            ..Identity::default()
+        };
         // The command line is read here only to classify the workload; it is never exported
         // (it can hold secrets). The classifier reads the first 64 arguments: 64 KiB is plenty.
         let mut args = Vec::new();
@@ -169,10 +192,21 @@ impl Sampler for ProcessSampler {
             p.rss_bytes = Some(f.rss_pages * PAGE_SIZE);
             let fresh = self.identities.get(&p.pid).is_none_or(|id| id.start_ticks != f.start_ticks);
             if fresh {
-                let id = self.identity(&dir, &p.name, f.start_ticks);
+                let id = self.identity(&dir, &p.name, f);
                 self.identities.insert(p.pid, id);
+            } else if let Some(id) = self.identities.get(&p.pid)
+                && id.ppid != f.ppid
+            {
+                // Re-parented (its launcher exited): name the new parent.
+                let name = self.parent_name(f.ppid);
+                if let Some(id) = self.identities.get_mut(&p.pid) {
+                    id.ppid = f.ppid;
+                    id.parent_name = name;
+                }
             }
+            p.ppid = (f.ppid != 0).then_some(f.ppid);
             if let Some(id) = self.identities.get(&p.pid) {
+                p.parent_name = id.parent_name.clone();
                 p.user = id.user.clone();
                 p.container = id.container.clone();
                 p.workload = Some(id.workload);
@@ -206,7 +240,7 @@ mod tests {
                     8000000 2048 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0";
         let (comm, f) = parse_stat(line).expect("parses");
         assert_eq!(comm, "my (odd) proc");
-        assert_eq!(f, StatFields { cpu_ticks: 1750, start_ticks: 360000, rss_pages: 2048 });
+        assert_eq!(f, StatFields { cpu_ticks: 1750, start_ticks: 360000, rss_pages: 2048, ppid: 1 });
         assert!(parse_stat("garbage").is_none());
     }
 }

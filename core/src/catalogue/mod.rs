@@ -364,6 +364,10 @@ pub mod otlp_keys {
     pub const PID: &str = "process.pid";
     /// Process name.
     pub const PROCESS: &str = "process.executable.name";
+    /// Parent process id.
+    pub const PPID: &str = "process.parent_pid";
+    /// Parent process name.
+    pub const PARENT_NAME: &str = "gpuscope.process.parent.name";
     /// Process owner.
     pub const OWNER: &str = "process.owner";
     /// Container id.

@@ -95,6 +95,10 @@ pub struct ProcessId<'a> {
     pub pod_uid: Option<Cow<'a, str>>,
     /// Workload class, when classified.
     pub workload: Option<crate::workload::WorkloadClass>,
+    /// Parent PID.
+    pub ppid: Option<u32>,
+    /// The parent's name.
+    pub parent_name: Option<Cow<'a, str>>,
 }
 
 impl<'a> ProcessId<'a> {
@@ -113,6 +117,8 @@ impl<'a> ProcessId<'a> {
             namespace: text(&p.namespace),
             pod_uid: text(&p.pod_uid),
             workload: p.workload,
+            ppid: p.ppid,
+            parent_name: text(&p.parent_name),
         }
     }
 
@@ -133,6 +139,8 @@ impl<'a> ProcessId<'a> {
             namespace: text(&self.namespace),
             pod_uid: text(&self.pod_uid),
             workload: self.workload,
+            ppid: self.ppid,
+            parent_name: text(&self.parent_name),
             ..ProcessSample::default()
         }
     }

@@ -87,6 +87,12 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
             if let Some(w) = p.workload {
                 a.push(s(k::WORKLOAD, w.as_str()));
             }
+            if let Some(ppid) = p.ppid {
+                a.push(i(k::PPID, i64::from(ppid)));
+            }
+            if let Some(n) = &p.parent_name {
+                a.push(s(k::PARENT_NAME, &**n));
+            }
         }
         Owner::Host => {}
         Owner::Cpu(cpu) => a.push(i(k::CPU, i64::from(*cpu))),

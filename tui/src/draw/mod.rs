@@ -150,7 +150,7 @@ fn status_line(app: &App) -> Line<'static> {
             (View::Fleet, _) => "↑↓ select  enter open the node  s sort  / filter  ? help  q quit",
             (_, true) => "space play/pause  ←→ step  [ ] 1 min  +/- speed  g finding  ? help  q quit",
             (View::Processes, false) => {
-                "s sort  r reverse  / filter  enter detail  x kill  space pause  ? help  q quit"
+                "s sort  r reverse  t tree  / filter  enter detail  x kill  space pause  ? help  q quit"
             }
             _ => "space pause  ←→ scroll back  g jump to finding  w window  c compact  ? help  q quit",
         };
@@ -174,11 +174,11 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
         ("w", "chart window: 1 min, 5 min, 15 min, 1 h"),
         ("c", "compact GPU rows"),
         ("s / r", "next sort column / reverse order (or click a header)"),
+        ("t", "process tree: each process under its parent (torchrun)"),
         ("/", "filter processes (Enter keeps, Esc clears)"),
         ("Enter", "process detail with its history (Esc back)"),
         ("x / X", "send SIGTERM / SIGKILL to the process (asks first)"),
-        ("+ -", "replay speed"),
-        ("?", "this help; any key closes it"),
+        ("+ - / ?", "replay speed / this help (any key closes it)"),
         ("q, Ctrl-C", "quit"),
     ];
     let lines: Vec<Line> = rows

@@ -20,7 +20,7 @@ fn cell(c: ProcessColumn, r: &ProcessRow, table_w: u16) -> String {
         ProcessColumn::Sm => pct(r.sm_ratio),
         ProcessColumn::Cpu => num(r.cpu_cores, 100.0, 0, "%"),
         ProcessColumn::Rss => bytes(r.rss_bytes),
-        ProcessColumn::Name => r.name.clone(),
+        ProcessColumn::Name => format!("{}{}", r.tree_prefix, r.name),
     };
     let text: String = text.chars().take(w).collect();
     match c {
@@ -56,6 +56,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let text: Vec<String> = ProcessColumn::ALL.iter().map(|c| cell(*c, r, table_w)).collect();
         let style = if i == app.processes.selected {
             t.selected
+        } else if r.launcher {
+            t.dim
         } else if r.gpus.iter().any(|g| marked.contains(g)) {
             t.marked
         } else {
@@ -76,7 +78,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         String::new()
     };
-    let title = format!(" Processes ({}){filter} ", rows.len());
+    let count = rows.iter().filter(|r| !r.launcher).count();
+    let tree = if app.processes.tree { " tree" } else { "" };
+    let title = format!(" Processes ({count}){tree}{filter} ");
     frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, t.accent))), area);
 }
 
@@ -90,7 +94,19 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
         Layout::vertical([Constraint::Length(6), Constraint::Min(3), Constraint::Min(3)]).areas(area);
     let lines = match row {
         Some(r) => vec![
-            Line::from(vec![Span::styled("name  ", t.dim), Span::styled(r.name.clone(), t.text)]),
+            Line::from(vec![
+                Span::styled("name  ", t.dim),
+                Span::styled(r.name.clone(), t.text),
+                Span::styled("   parent  ", t.dim),
+                Span::styled(
+                    match (r.ppid, &r.parent_name) {
+                        (Some(pp), Some(n)) => format!("{n} ({pp})"),
+                        (Some(pp), None) => pp.to_string(),
+                        _ => UNKNOWN.into(),
+                    },
+                    t.text,
+                ),
+            ]),
             Line::from(vec![
                 Span::styled("user  ", t.dim),
                 Span::styled(r.user.clone().unwrap_or_else(|| UNKNOWN.into()), t.text),

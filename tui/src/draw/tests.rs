@@ -77,6 +77,27 @@ fn healthy_8x_h100_processes_sorted_and_filtered() {
 }
 
 #[test]
+fn the_process_tree_shows_torchrun_over_its_ranks() {
+    let mut app = played("dataloader-stall", 60);
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char('t'));
+    let screen = render(&app, 200, 50);
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.starts_with("\"│   520"))
+        .map(|l| l.trim_end_matches(|c| c == ' ' || c == '│' || c == '"'))
+        .collect();
+    let want = [" torchrun", " ├─ python", " ├─ python", " ├─ python", " └─ python"];
+    assert_eq!(rows.len(), want.len(), "{screen}");
+    for (row, name) in rows.iter().zip(want) {
+        assert!(row.ends_with(name), "{row:?} should end with {name:?}:\n{screen}");
+    }
+    assert!(rows[0].starts_with("\"│   52000"), "the launcher leads its tree");
+    assert!(screen.contains("Processes (4) tree"), "the launcher is not counted as a GPU process: {screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
 fn healthy_8x_h100_host_view() {
     let mut app = played("healthy-bf16-training", 120);
     app.view = View::Host;
