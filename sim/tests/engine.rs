@@ -227,7 +227,8 @@ fn bad_scenarios_name_the_problem() {
     assert!(e.contains("util"), "{e}");
     let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n[[processes]]\npid = 5\nname = \"p\"\ngpus = [3]\n{phase}"));
     assert!(e.contains("GPU 3"), "{e}");
-    let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n[[processes]]\npid = 5\nppid = 4\nname = \"p\"\ngpus = [0]\n{phase}"));
+    let e =
+        err(&format!("[[gpus]]\nmodel = \"L4\"\n[[processes]]\npid = 5\nppid = 4\nname = \"p\"\ngpus = [0]\n{phase}"));
     assert!(e.contains("ppid 4 of pid 5"), "a parent must be init or a process of the scenario: {e}");
     let e = err(&format!("[[gpus]]\nmodel = \"L4\"\n{phase}[phases.gpu]\nthrottle = [\"too_hot\"]\n"));
     assert!(e.contains("too_hot"), "{e}");

@@ -3,6 +3,7 @@
 //! a frame, and `run` is the one loop between them. `feed` brings inputs from their sources on
 //! their own threads; `recording` is the flight recorder's file format.
 
+pub mod delta;
 pub mod draw;
 pub mod feed;
 pub mod fleet;

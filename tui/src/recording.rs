@@ -3,8 +3,8 @@
 //! stream that decodes up to the last flush, and the reader keeps every complete line, so a
 //! truncated file replays up to its last complete record.
 //!
-//! Each snapshot repeats most of the previous one; deflate's 32 KiB window sees the previous
-//! record, so a sync-flushed stream stores little more than what changed.
+//! Snapshots are written as deltas (format 2, `crate::delta`): a record carries only the leaves
+//! that changed since the previous snapshot of the same file.
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// The `format` value of a recording's header.
 pub const FORMAT: &str = "gpuscope-recording";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Why a recording could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +42,22 @@ pub enum RecordingError {
         why: String,
     },
     /// The recording was written by a newer format version.
-    #[error("{path} is a version {version} recording; this gpuscope reads version {VERSION}")]
+    #[error("{path} is a version {version} recording; this gpuscope reads versions up to {VERSION}")]
     Version {
         /// The file.
         path: PathBuf,
         /// The version it declares.
         version: u32,
+    },
+    /// A snapshot record could not be applied to the ones before it.
+    #[error("{path}: record {record}: {error}")]
+    Delta {
+        /// The file.
+        path: PathBuf,
+        /// Its number among the file's records (the header is 0).
+        record: usize,
+        /// What is wrong.
+        error: crate::delta::DeltaError,
     },
     /// A record could not be encoded.
     #[error("cannot encode a record: {0}")]
@@ -71,11 +81,13 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
-    /// A snapshot of the node.
+    /// A whole snapshot of the node (what version 1 writes; read in any version).
     Snapshot {
         /// The snapshot.
         snapshot: Box<NodeSnapshot>,
     },
+    /// A snapshot as what changed since the previous one (version 2).
+    Delta(crate::delta::Delta),
     /// A finding opened or closed.
     Finding {
         /// The change.
@@ -121,6 +133,8 @@ pub struct Recorder {
     limits: Limits,
     node: String,
     out: GzEncoder<Counting>,
+    /// Each file's deltas start from nothing, so each file replays on its own.
+    delta: crate::delta::Encoder,
     /// Findings open now: repeated at the head of a rotated file, so each file stands alone.
     open: Vec<FindingRecord>,
 }
@@ -139,7 +153,14 @@ impl Recorder {
     /// Starts a new recording at `path` (replacing a file there) for node `node`.
     pub fn create(path: &Path, node: &str, now_ms: u64, limits: Limits) -> Result<Recorder, RecordingError> {
         let out = Self::open(path, node, now_ms)?;
-        Ok(Recorder { path: path.to_path_buf(), limits, node: node.to_string(), out, open: Vec::new() })
+        Ok(Recorder {
+            path: path.to_path_buf(),
+            limits,
+            node: node.to_string(),
+            out,
+            delta: crate::delta::Encoder::default(),
+            open: Vec::new(),
+        })
     }
 
     fn open(path: &Path, node: &str, now_ms: u64) -> Result<GzEncoder<Counting>, RecordingError> {
@@ -155,7 +176,8 @@ impl Recorder {
     /// Appends a snapshot (flushed: a crash after this call keeps it).
     pub fn snapshot(&mut self, s: &NodeSnapshot) -> Result<(), RecordingError> {
         self.rotate_if_full(s.timestamp_ms)?;
-        self.write(&Record::Snapshot { snapshot: Box::new(s.clone()) })
+        let d = self.delta.encode(s)?;
+        self.write(&Record::Delta(d))
     }
 
     /// Appends a finding change.
@@ -205,6 +227,7 @@ impl Recorder {
         // The new stream was opened under a temporary name; it becomes FILE.
         let tmp = rotated(&fresh_path, 0);
         std::fs::rename(&tmp, &fresh_path).map_err(io(&tmp))?;
+        self.delta = crate::delta::Encoder::default();
         for r in std::mem::take(&mut self.open) {
             self.finding(&FindingEvent::Opened(r))?;
         }
@@ -253,12 +276,21 @@ pub fn read(path: &Path) -> Result<Recording, RecordingError> {
         return Err(RecordingError::Version { path: path.to_path_buf(), version: header.version });
     }
     let mut rec = Recording { header: Some(header), ..Recording::default() };
-    for line in lines {
+    let mut deltas = crate::delta::Decoder::default();
+    for (n, line) in lines.enumerate() {
         if line.is_empty() {
             continue;
         }
         match serde_json::from_slice::<Record>(line) {
             Ok(Record::Snapshot { snapshot }) => rec.snapshots.push(Arc::new(*snapshot)),
+            Ok(Record::Delta(d)) => {
+                let s = deltas.apply(d).map_err(|error| RecordingError::Delta {
+                    path: path.to_path_buf(),
+                    record: n + 1,
+                    error,
+                })?;
+                rec.snapshots.push(Arc::new(s));
+            }
             Ok(Record::Finding { event }) => rec.findings.push(*event),
             Err(e) => return Err(not(format!("bad record: {e}"))),
         }
@@ -378,6 +410,40 @@ mod tests {
         }
         let newest = read(&path).unwrap();
         assert_eq!(newest.snapshots.last().unwrap().timestamp_ms, 399_000);
+    }
+
+    #[test]
+    fn version_1_files_of_whole_snapshots_still_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.gsr");
+        let mut out = GzEncoder::new(File::create(&path).unwrap(), Compression::default());
+        out.write_all(br#"{"format":"gpuscope-recording","version":1,"node":"n1","started_ms":0}"#).unwrap();
+        out.write_all(b"\n").unwrap();
+        for s in 0..3 {
+            serde_json::to_writer(&mut out, &Record::Snapshot { snapshot: Box::new(snap(s * 1000)) }).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+        out.finish().unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(
+            back.snapshots.iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
+            (0..3).map(|s| snap(s * 1000)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_damaged_delta_names_the_file_and_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.gsr");
+        let mut out = GzEncoder::new(File::create(&path).unwrap(), Compression::default());
+        out.write_all(br#"{"format":"gpuscope-recording","version":2,"node":"n1","started_ms":0}"#).unwrap();
+        out.write_all(b"\n").unwrap();
+        serde_json::to_writer(&mut out, &Record::Delta(crate::delta::Encoder::default().encode(&snap(0)).unwrap()))
+            .unwrap();
+        out.write_all(b"\n{\"kind\":\"delta\",\"set\":[900,1]}\n").unwrap();
+        out.finish().unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("bad.gsr") && e.contains("record 2") && e.contains("leaf 900"), "{e}");
     }
 
     #[test]

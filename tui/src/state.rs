@@ -632,11 +632,7 @@ pub fn tree(rows: Vec<ProcessRow>) -> Vec<ProcessRow> {
     // A PID cycle cannot happen in /proc, but a corrupt recording may hold one: its members have
     // no root, so they start trees of their own after the others, and none is listed twice.
     let mut rest = (0..rows.len()).rev().collect::<Vec<_>>();
-    loop {
-        let Some((i, lines, last, depth)) = stack.pop().or_else(|| rest.pop().map(|i| (i, String::new(), true, 0)))
-        else {
-            break;
-        };
+    while let Some((i, lines, last, depth)) = stack.pop().or_else(|| rest.pop().map(|i| (i, String::new(), true, 0))) {
         if !seen.insert(i) {
             continue;
         }

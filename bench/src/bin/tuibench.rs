@@ -96,6 +96,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     recorder.finish()?;
     let recorded = std::fs::metadata(&file)?.len();
+    // Reading it back (what `top --replay` does first), next to parsing the same snapshots
+    // from uncompressed JSON lines.
+    let started = Instant::now();
+    let back = gpuscope_tui::recording::read(&file)?;
+    let read_s = started.elapsed().as_secs_f64();
+    let lines: Vec<Vec<u8>> = (0..app.history.len())
+        .filter_map(|i| app.history.get(i))
+        .map(|s| serde_json::to_vec(&*s))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    for l in &lines {
+        std::hint::black_box(serde_json::from_slice::<gpuscope_core::NodeSnapshot>(l)?);
+    }
+    let parse_s = started.elapsed().as_secs_f64();
+    drop(lines);
     let _ = std::fs::remove_dir_all(&dir);
 
     let snap = app.history.latest().ok_or("no snapshot")?;
@@ -124,6 +139,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  baseline: uncompressed     {:>8.2} MB", json_bytes as f64 / 1e6);
     println!("  ratio                      {:>8.3}x   (target: file <= 5 MB)", recorded as f64 / json_bytes as f64);
+    println!(
+        "  read back ({} snapshots)  {:>8.2} s    baseline: parsing the JSON lines {:.2} s   ratio {:.2}x",
+        back.snapshots.len(),
+        read_s,
+        parse_s,
+        read_s / parse_s
+    );
     println!();
     println!("frame render at 200x50, {frames} frames each (window 1 min; mean per frame)");
     for view in [View::Gpus, View::Processes] {

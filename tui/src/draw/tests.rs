@@ -85,7 +85,7 @@ fn the_process_tree_shows_torchrun_over_its_ranks() {
     let rows: Vec<&str> = screen
         .lines()
         .filter(|l| l.starts_with("\"│   520"))
-        .map(|l| l.trim_end_matches(|c| c == ' ' || c == '│' || c == '"'))
+        .map(|l| l.trim_end_matches([' ', '│', '"']))
         .collect();
     let want = [" torchrun", " ├─ python", " ├─ python", " ├─ python", " └─ python"];
     assert_eq!(rows.len(), want.len(), "{screen}");
