@@ -367,3 +367,56 @@ fn otlp_over_tls_on_both_transports() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(wrong.metrics().one("gpuscope_otlp_batches_sent_total", &[]), 0.0, "a server certificate is not a CA");
 }
+
+#[test]
+fn top_fleet_client_reads_the_api_and_its_event_stream_over_tls() {
+    use gpuscope_core::api::NodeView;
+    use gpuscope_tui::fleet::{Client, FleetError};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let c = collector(
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+    );
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    // GPU 3 falls off the bus 3 s after the agent starts: a finding opens while the stream is read.
+    let mut s = NodeSpec::new("gpu-lost", Clock::Running { start: unix_now() - 117.0 });
+    s.extra_args = ["--otlp-endpoint", &format!("https://localhost:{}", port(&c.http)), "--otlp-interval-ms", "200"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    s.extra_env = vec![("GPUSCOPE_OTLP_CA_FILE".into(), ca.to_str().unwrap().into())];
+    let _node = start(s);
+    let url = format!("https://localhost:{}", port(&c.api));
+    let client = Client::new(&url, Some("secret".into()), Some(&ca)).unwrap();
+    let stream = client.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = stream.events(|kind, data| {
+            let _ = tx.send((kind.to_string(), data.to_string()));
+            kind != "opened"
+        });
+    });
+    let nodes: Vec<NodeView> = eventually(20, || {
+        client.get::<Vec<NodeView>>("/api/v1/nodes").ok().filter(|n| n.iter().any(|v| v.node == "lost-node-0"))
+    });
+    assert_eq!(nodes.len(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let opened = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (kind, data) = rx.recv_timeout(left).expect("an opened event over TLS");
+        if kind == "opened" {
+            break data;
+        }
+    };
+    assert!(opened.contains("gpu-lost"), "{opened}");
+    // A certificate the given CA did not sign is refused: here the server's own certificate
+    // stands in for a CA.
+    let wrong = Client::new(&url, None, Some(&cert)).unwrap();
+    let e = wrong.get::<Vec<NodeView>>("/api/v1/nodes").unwrap_err();
+    assert!(matches!(e, FleetError::Unreachable(_)), "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // Plain HTTP to the TLS port gets no answer it could mistake for the API.
+    let plain = Client::new(&format!("http://127.0.0.1:{}", port(&c.api)), None, None).unwrap();
+    assert!(plain.get::<Vec<NodeView>>("/api/v1/nodes").is_err());
+}

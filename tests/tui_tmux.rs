@@ -226,6 +226,28 @@ fn top_refuses_a_file_that_is_not_a_recording() {
 }
 
 #[test]
+fn fleet_mode_options_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, "\n").unwrap();
+    let top = |args: &[&str]| {
+        let out = Command::new(bin()).arg("top").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (args, says) in [
+        (vec!["--collector", "https://127.0.0.1:1"], "needs --ca-file"),
+        (vec!["--collector", "http://127.0.0.1:1", "--token-file", empty.to_str().unwrap()], "first line is empty"),
+        (vec!["--collector", "http://127.0.0.1:1", "--token-file", "/nonexistent/token"], "/nonexistent/token"),
+        (vec!["--collector", "http://127.0.0.1:1", "--token", "a\r\nX-Evil: 1"], "control characters"),
+        (vec!["--collector", "https://127.0.0.1:1", "--ca-file", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+    ] {
+        let (code, e) = top(&args);
+        assert_eq!(code, Some(2), "{args:?}: {e}");
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+}
+
+#[test]
 fn without_a_terminal_the_ui_commands_say_what_to_run_instead() {
     let out = Command::new(bin()).args(["demo", "--metrics", "127.0.0.1:0", "--api", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

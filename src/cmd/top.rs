@@ -47,9 +47,23 @@ pub struct TopArgs {
     /// Fleet mode: the nodes a collector knows, from its API (http://host:9467).
     #[arg(long, value_name = "URL", conflicts_with = "replay")]
     pub collector: Option<String>,
-    /// Bearer token sent to the collector's API.
-    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true, requires = "collector")]
+    /// Bearer token sent to the collector's API (prefer --token-file: a command line is
+    /// visible to every user in `ps`).
+    #[arg(
+        long,
+        env = "GPUSCOPE_COLLECTOR_TOKEN",
+        hide_env_values = true,
+        requires = "collector",
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
+    /// File whose first line is the bearer token sent to the collector's API.
+    #[arg(long, value_name = "FILE", env = "GPUSCOPE_COLLECTOR_TOKEN_FILE", requires = "collector")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate(s), PEM, that signed the collector's certificate: needed for an https://
+    /// collector URL, as the agent's otlp_ca_file is for its push.
+    #[arg(long, value_name = "FILE", env = "GPUSCOPE_COLLECTOR_CA_FILE", requires = "collector")]
+    pub ca_file: Option<PathBuf>,
     /// Play a recording (from `gpuscope record`) instead of sampling this node.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
@@ -88,7 +102,19 @@ pub fn run(a: &TopArgs) -> Result<()> {
         bail!(UsageError(format!("--speed must be in (0, 1000], not {}", a.speed)));
     }
     if let Some(url) = &a.collector {
-        let client = gpuscope_tui::fleet::Client::new(url, a.token.clone()).map_err(|e| UsageError(e.to_string()))?;
+        let token = match &a.token_file {
+            Some(f) => Some(read_token(f)?),
+            None => a.token.clone(),
+        };
+        if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            bail!(UsageError("--token is empty".into()));
+        }
+        // It goes into a request header: a line break would end the header early.
+        if token.as_deref().is_some_and(|t| t.bytes().any(|b| b.is_ascii_control())) {
+            bail!(UsageError("the token holds control characters".into()));
+        }
+        let client = gpuscope_tui::fleet::Client::new(url, token, a.ca_file.as_deref())
+            .map_err(|e| UsageError(e.to_string()))?;
         need_terminal("for one answer use the collector's API (curl URL/api/v1/nodes)")?;
         let (tx, rx) = mpsc::channel();
         let (follow, followed) = mpsc::channel();
@@ -140,4 +166,15 @@ pub fn run(a: &TopArgs) -> Result<()> {
 /// A finite number above zero (NaN is not).
 pub fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
+}
+
+/// The token in the first line of `file` (surrounding white space dropped).
+fn read_token(file: &std::path::Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| UsageError(format!("--token-file {}: {e}", file.display())))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        bail!(UsageError(format!("--token-file {}: the first line is empty", file.display())));
+    }
+    Ok(token)
 }

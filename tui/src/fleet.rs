@@ -1,5 +1,5 @@
-//! Fleet mode: the collector's API read over HTTP on threads of their own (the UI never waits
-//! on the network). Every second the poller fetches the node list, the active findings and the
+//! Fleet mode: the collector's API read over HTTP or HTTPS on threads of their own (the UI never
+//! waits on the network). Every second the poller fetches the node list, the active findings and the
 //! jobs, a few nodes' details in turn (for their GPU count, mean SM activity and power), and the
 //! node the user drilled into; a failure is reported and the next second tries again, so a
 //! restarted collector is picked up by itself. The event stream brings finding changes between
@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +29,15 @@ pub enum FleetError {
         /// What is wrong with it.
         why: String,
     },
-    /// No connection, a timeout, a reset.
+    /// The CA file for `https://` could not be used.
+    #[error("CA file {path}: {why}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No connection, a timeout, a reset, a certificate the CA did not sign.
     #[error("collector unreachable: {0}")]
     Unreachable(String),
     /// The collector answered with an error status.
@@ -48,34 +58,96 @@ pub enum FleetError {
     },
 }
 
-/// A plain HTTP/1.1 client for the collector's API (`http://host:port`).
+/// An HTTP/1.1 client for the collector's API (`http://host:port`, or `https://host:port`
+/// verified against a CA file, as the agent's OTLP push does).
 #[derive(Debug, Clone)]
 pub struct Client {
     authority: String,
+    /// The host part, the name the server's certificate must carry.
+    host: String,
     token: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// rustls settings trusting only the CA(s) in `ca_file`.
+fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, FleetError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |why: String| FleetError::Ca { path: ca_file.display().to_string(), why };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
+        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// How long one request may take; a slower collector is shown as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Client {
-    /// A client for `url` (`http://host:port`, a trailing `/` allowed), sending `token` as a
-    /// bearer token when given.
-    pub fn new(url: &str, token: Option<String>) -> Result<Client, FleetError> {
+    /// A client for `url` (`http://host:port` or `https://host:port`, a trailing `/` allowed),
+    /// sending `token` as a bearer token when given; `https://` needs `ca_file`, the CA that
+    /// signed the collector's certificate.
+    pub fn new(url: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Client, FleetError> {
         let bad = |why: &str| FleetError::Url { url: url.to_string(), why: why.to_string() };
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(bad("TLS to the collector's API is not supported by fleet mode yet; use http://"));
+        let (rest, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (r, None)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            let ca = ca_file
+                .ok_or_else(|| bad("https:// needs --ca-file, the CA that signed the collector's certificate"))?;
+            (r, Some(Arc::new(tls_config(ca)?)))
         } else {
-            return Err(bad("it must start with http://"));
+            return Err(bad("it must start with http:// or https://"));
         };
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains('/') {
             return Err(bad("expected http://host:port"));
         }
         let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:9467") };
-        Ok(Client { authority, token })
+        // "[::1]:9467" → "::1"; "host:9467" → "host".
+        let host = authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if tls.is_some() && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
+            return Err(bad("the host is not a name or address a certificate can carry"));
+        }
+        Ok(Client { authority, host, token, tls })
     }
 
     /// An I/O failure as the collector being unreachable.
@@ -85,20 +157,32 @@ impl Client {
 
     /// Connects, sends `GET path` with the token and `header` (one header line with its CRLF),
     /// and returns the connection to read the answer from, reads timing out after `read_timeout`.
-    fn send(&self, path: &str, header: &str, read_timeout: Duration) -> Result<BufReader<TcpStream>, FleetError> {
+    fn send(&self, path: &str, header: &str, read_timeout: Duration) -> Result<BufReader<Conn>, FleetError> {
         let addr = self
             .authority
             .to_socket_addrs()
             .map_err(|e| self.unreachable(e))?
             .next()
             .ok_or_else(|| FleetError::Unreachable(format!("{}: no address", self.authority)))?;
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| self.unreachable(e))?;
+        let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| self.unreachable(e))?;
         s.set_read_timeout(Some(read_timeout)).map_err(|e| self.unreachable(e))?;
         s.set_write_timeout(Some(TIMEOUT)).map_err(|e| self.unreachable(e))?;
+        let mut conn = match &self.tls {
+            None => Conn::Plain(s),
+            Some(cfg) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| FleetError::Unreachable(format!("{}: {e}", self.authority)))?;
+                let c = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| FleetError::Unreachable(format!("{}: {e}", self.authority)))?;
+                Conn::Tls(Box::new(rustls::StreamOwned::new(c, s)))
+            }
+        };
         let auth = self.token.as_ref().map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}{header}\r\n", self.authority);
-        s.write_all(request.as_bytes()).map_err(|e| self.unreachable(e))?;
-        Ok(BufReader::new(s))
+        // Over TLS the handshake happens here: a certificate the CA did not sign fails now.
+        conn.write_all(request.as_bytes()).map_err(|e| self.unreachable(e))?;
+        conn.flush().map_err(|e| self.unreachable(e))?;
+        Ok(BufReader::new(conn))
     }
 
     /// GETs `path` and decodes its JSON.
@@ -481,12 +565,21 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert!(Client::new("http://127.0.0.1:9467/", None).is_ok());
-        assert_eq!(Client::new("http://collector", None).unwrap().authority, "collector:9467");
-        let e = Client::new("https://x:1", None).unwrap_err().to_string();
-        assert!(e.contains("not supported"), "{e}");
-        assert!(Client::new("collector:9467", None).is_err());
-        assert!(Client::new("http://x:1/api", None).is_err());
+        assert!(Client::new("http://127.0.0.1:9467/", None, None).is_ok());
+        let c = Client::new("http://collector", None, None).unwrap();
+        assert_eq!((c.authority.as_str(), c.host.as_str()), ("collector:9467", "collector"));
+        assert_eq!(Client::new("http://[::1]:80", None, None).unwrap().host, "::1");
+        let e = Client::new("https://x:1", None, None).unwrap_err().to_string();
+        assert!(e.contains("needs --ca-file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let e = Client::new("https://x:1", None, Some(&empty)).unwrap_err().to_string();
+        assert!(e.contains("empty.pem") && e.contains("no PEM certificate"), "{e}");
+        let e = Client::new("https://x:1", None, Some(&dir.path().join("missing.pem"))).unwrap_err().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+        assert!(Client::new("collector:9467", None, None).is_err());
+        assert!(Client::new("http://x:1/api", None, None).is_err());
     }
 
     #[test]
@@ -494,8 +587,10 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let e =
-            Client::new(&format!("http://{addr}"), None).unwrap().get::<Vec<NodeView>>("/api/v1/nodes").unwrap_err();
+        let e = Client::new(&format!("http://{addr}"), None, None)
+            .unwrap()
+            .get::<Vec<NodeView>>("/api/v1/nodes")
+            .unwrap_err();
         assert!(matches!(e, FleetError::Unreachable(_)), "{e}");
     }
 
@@ -520,7 +615,7 @@ mod tests {
             s.write_all(b"0\r\n\r\n").unwrap();
         });
         let mut seen = Vec::new();
-        Client::new(&format!("http://{addr}"), None)
+        Client::new(&format!("http://{addr}"), None, None)
             .unwrap()
             .events(|k, d| {
                 seen.push((k.to_string(), d.to_string()));

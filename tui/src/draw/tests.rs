@@ -82,11 +82,8 @@ fn the_process_tree_shows_torchrun_over_its_ranks() {
     key(&mut app, KeyCode::Char('2'));
     key(&mut app, KeyCode::Char('t'));
     let screen = render(&app, 200, 50);
-    let rows: Vec<&str> = screen
-        .lines()
-        .filter(|l| l.starts_with("\"│   520"))
-        .map(|l| l.trim_end_matches([' ', '│', '"']))
-        .collect();
+    let rows: Vec<&str> =
+        screen.lines().filter(|l| l.starts_with("\"│   520")).map(|l| l.trim_end_matches([' ', '│', '"'])).collect();
     let want = [" torchrun", " ├─ python", " ├─ python", " ├─ python", " └─ python"];
     assert_eq!(rows.len(), want.len(), "{screen}");
     for (row, name) in rows.iter().zip(want) {
