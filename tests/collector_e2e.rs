@@ -140,6 +140,16 @@ fn a_gzip_body_of_several_members_is_read_to_the_end() {
         (names.len() == 2).then_some(names)
     });
     assert_eq!(nodes, vec!["gz-a", "gz-b"]);
+    // The node list carries what the fleet view shows: mean SM activity and total power of the
+    // newest sample.
+    let s = gpuscope_sim::snapshot::snapshot(&sim, 10.0);
+    let sm: f64 = s.gpus.iter().filter_map(|g| g.sm_active_ratio).sum::<f64>() / s.gpus.len() as f64;
+    let watts: f64 = s.gpus.iter().filter_map(|g| g.power_watts).sum();
+    let v = c.api_json("/api/v1/nodes");
+    for n in v.as_array().unwrap() {
+        assert!((n["sm_active_mean"].as_f64().unwrap() - sm).abs() < 1e-12, "{n}");
+        assert!((n["power_watts"].as_f64().unwrap() - watts).abs() < 1e-9, "{n}");
+    }
 }
 
 #[test]

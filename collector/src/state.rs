@@ -292,6 +292,14 @@ impl State {
             out_of_order_total: v.out_of_order_total,
             stale: self.is_stale(v, now_ms),
             gpus: v.latest.gpus.len(),
+            sm_active_mean: {
+                let sm: Vec<f64> = v.latest.gpus.iter().filter_map(|g| g.sm_active_ratio).collect();
+                (!sm.is_empty()).then(|| sm.iter().sum::<f64>() / sm.len() as f64)
+            },
+            power_watts: {
+                let w: Vec<f64> = v.latest.gpus.iter().filter_map(|g| g.power_watts).collect();
+                (!w.is_empty()).then(|| w.iter().sum())
+            },
         })
     }
 

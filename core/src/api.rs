@@ -47,7 +47,7 @@ pub struct FindingClosed {
 }
 
 /// What the collector knows of one node (`/api/v1/nodes` lists these).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
     /// Host name.
     pub node: String,
@@ -69,6 +69,12 @@ pub struct NodeView {
     pub stale: bool,
     /// GPUs in the newest sample.
     pub gpus: usize,
+    /// Mean SM activity over its GPUs in the newest sample; absent where no GPU reported it.
+    #[serde(default)]
+    pub sm_active_mean: Option<f64>,
+    /// Power drawn by its GPUs together in the newest sample; absent where none reported it.
+    #[serde(default)]
+    pub power_watts: Option<f64>,
 }
 
 /// One node in detail (`/api/v1/nodes/{node}`).

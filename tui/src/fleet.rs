@@ -1,7 +1,7 @@
 //! Fleet mode: the collector's API read over HTTP or HTTPS on threads of their own (the UI never
 //! waits on the network). Every second the poller fetches the node list, the active findings and the
-//! jobs, a few nodes' details in turn (for their GPU count, mean SM activity and power), and the
-//! node the user drilled into; a failure is reported and the next second tries again, so a
+//! jobs (the node list carries each node's GPU count, mean SM activity and power; from a collector
+//! older than that, a few nodes' details in turn), and the node the user drilled into; a failure is reported and the next second tries again, so a
 //! restarted collector is picked up by itself. The event stream brings finding changes between
 //! polls.
 
@@ -378,8 +378,14 @@ pub fn poll(
                 let findings = client.get("/api/v1/findings?active=true")?;
                 let jobs = client.get("/api/v1/jobs")?;
                 let mut latest = Vec::new();
-                for i in 0..DETAILS_PER_POLL.min(nodes.len()) {
-                    let n = &nodes[(turn + i) % nodes.len()];
+                // Only nodes listed without their SM activity and power (a collector older
+                // than those fields) need their details, a few per poll.
+                let lacking: Vec<&NodeView> = nodes
+                    .iter()
+                    .filter(|n| n.gpus > 0 && n.sm_active_mean.is_none() && n.power_watts.is_none())
+                    .collect();
+                for i in 0..DETAILS_PER_POLL.min(lacking.len()) {
+                    let n = lacking[(turn + i) % lacking.len()];
                     let d: NodeDetail = client.get(&format!("/api/v1/nodes/{}", n.node))?;
                     latest.push(d.latest);
                 }
@@ -527,8 +533,10 @@ impl Fleet {
                     node: n.node.clone(),
                     job: n.job.clone(),
                     gpus: n.gpus,
-                    sm_active: mean(|g| g.sm_active_ratio),
-                    power_watts: power,
+                    // The node list carries both; a collector from before it did comes with
+                    // the details fetched in turn.
+                    sm_active: n.sm_active_mean.or_else(|| mean(|g| g.sm_active_ratio)),
+                    power_watts: n.power_watts.or(power),
                     findings,
                     stale: n.stale,
                     straggler: mine.iter().any(|f| f.finding.rule == "straggler"),

@@ -236,6 +236,9 @@ fn a_200_node_fleet_grouped_by_job_with_its_straggler() {
             out_of_order_total: 0,
             stale: i == 199,
             gpus: 8,
+            // As a collector from before the node list carried them: filled from the details.
+            sm_active_mean: None,
+            power_watts: None,
         })
         .collect();
     let findings = vec![
