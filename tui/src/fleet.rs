@@ -1,9 +1,9 @@
 //! Fleet mode: the collector's API read over HTTP or HTTPS on threads of their own (the UI never
-//! waits on the network). Every second the poller fetches the node list, the active findings and the
-//! jobs (the node list carries each node's GPU count, mean SM activity and power; from a collector
-//! older than that, a few nodes' details in turn), and the node the user drilled into; a failure is reported and the next second tries again, so a
-//! restarted collector is picked up by itself. The event stream brings finding changes between
-//! polls.
+//! waits on the network). Every second the poller fetches the node list (each node's GPU count,
+//! mean SM activity and power; from a collector older than that, a few nodes' details in turn),
+//! the active findings, the jobs and the node the user drilled into; a failure is reported and
+//! the next second tries again, so a restarted collector is picked up by itself. The event
+//! stream brings finding changes between polls.
 
 use crate::update::Input;
 use gpuscope_core::NodeSnapshot;
