@@ -42,8 +42,25 @@ impl FindingEvent {
 pub struct FindingClosed {
     /// When it closed (data time), ms since the epoch.
     pub closed_ms: u64,
+    /// When it opened (wall clock, as `FindingRecord::opened_ms`); absent from collectors older
+    /// than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_ms: Option<u64>,
     /// The finding as it was last seen.
     pub finding: Finding,
+}
+
+/// The payload of an `opened` server-sent event on `/api/v1/stream`: the finding's own fields,
+/// and when it opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingOpened {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// When it opened (wall clock, as `FindingRecord::opened_ms`); absent from collectors older
+    /// than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_ms: Option<u64>,
 }
 
 /// What the collector knows of one node (`/api/v1/nodes` lists these).

@@ -279,20 +279,24 @@ impl Client {
     }
 }
 
-/// A finding change from the collector's event stream, as a record (the stream does not carry
-/// when a finding opened: the arrival time stands in until the next poll).
+/// A finding change from the collector's event stream, as a record (from a collector that
+/// does not say when a finding opened, the arrival time stands in until the next poll).
 pub fn parse_event(kind: &str, data: &str, now_ms: u64) -> Option<gpuscope_core::api::FindingEvent> {
-    use gpuscope_core::api::{FindingClosed, FindingEvent};
+    use gpuscope_core::api::{FindingClosed, FindingEvent, FindingOpened};
     match kind {
         "opened" => {
-            let finding = serde_json::from_str(data).ok()?;
-            Some(FindingEvent::Opened(FindingRecord { finding, opened_ms: now_ms, closed_ms: None }))
+            let o: FindingOpened = serde_json::from_str(data).ok()?;
+            Some(FindingEvent::Opened(FindingRecord {
+                finding: o.finding,
+                opened_ms: o.opened_ms.unwrap_or(now_ms),
+                closed_ms: None,
+            }))
         }
         "closed" => {
             let c: FindingClosed = serde_json::from_str(data).ok()?;
             Some(FindingEvent::Closed(FindingRecord {
                 finding: c.finding,
-                opened_ms: c.closed_ms,
+                opened_ms: c.opened_ms.unwrap_or(c.closed_ms),
                 closed_ms: Some(c.closed_ms),
             }))
         }
@@ -633,6 +637,37 @@ mod tests {
         server.join().unwrap();
         assert_eq!(seen, vec![("opened".into(), "{\"a\":1}".into()), ("closed".into(), "2".into())]);
         assert!(parse_event("opened", "not json", 1).is_none());
+    }
+
+    #[test]
+    fn streamed_findings_keep_when_they_opened() {
+        use gpuscope_core::api::FindingEvent;
+        let f = gpuscope_core::Finding {
+            rule: "gpu-lost".into(),
+            severity: gpuscope_core::Severity::Critical,
+            scope: Default::default(),
+            since_ms: 1,
+            summary: "s".into(),
+            evidence: vec![],
+            recommendation: "r".into(),
+            docs: None,
+            action: None,
+            cause: None,
+        };
+        let mut data = serde_json::to_value(&f).unwrap();
+        let old = data.to_string();
+        data["opened_ms"] = serde_json::json!(5000);
+        let opened = |d: &str| match parse_event("opened", d, 9000) {
+            Some(FindingEvent::Opened(r)) => (r.finding == f, r.opened_ms),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(opened(&data.to_string()), (true, 5000));
+        assert_eq!(opened(&old), (true, 9000), "an older collector: the arrival time stands in");
+        let closed = serde_json::json!({"finding": f, "opened_ms": 5000, "closed_ms": 7000}).to_string();
+        match parse_event("closed", &closed, 9000) {
+            Some(FindingEvent::Closed(r)) => assert_eq!((r.opened_ms, r.closed_ms), (5000, Some(7000))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

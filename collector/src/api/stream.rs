@@ -2,7 +2,7 @@
 
 use crate::respond::Resp;
 use bytes::Bytes;
-use gpuscope_core::api::{FindingClosed, FindingEvent};
+use gpuscope_core::api::{FindingClosed, FindingEvent, FindingOpened};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Response;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -21,13 +21,22 @@ pub fn stream(changes: broadcast::Receiver<FindingEvent>) -> Resp {
     r
 }
 
-/// One event: `opened` carries the finding, `closed` the finding and when it closed.
+/// One event: `opened` carries the finding's fields and when it opened, `closed` the finding
+/// and when it opened and closed.
 fn sse(e: &FindingEvent) -> Option<String> {
     let (kind, body) = match e {
-        FindingEvent::Opened(r) => ("opened", serde_json::to_string(&r.finding).ok()?),
+        FindingEvent::Opened(r) => (
+            "opened",
+            serde_json::to_string(&FindingOpened { finding: r.finding.clone(), opened_ms: Some(r.opened_ms) }).ok()?,
+        ),
         FindingEvent::Closed(r) => (
             "closed",
-            serde_json::to_string(&FindingClosed { closed_ms: r.closed_ms?, finding: r.finding.clone() }).ok()?,
+            serde_json::to_string(&FindingClosed {
+                closed_ms: r.closed_ms?,
+                opened_ms: Some(r.opened_ms),
+                finding: r.finding.clone(),
+            })
+            .ok()?,
         ),
     };
     Some(format!("event: {kind}\ndata: {body}\n\n"))
@@ -45,10 +54,16 @@ mod tests {
         let f = finding("gpu-lost", "n0", 3);
         let open = FindingRecord { finding: f.clone(), opened_ms: 10, closed_ms: None };
         let text = sse(&FindingEvent::Opened(open.clone())).unwrap();
-        assert_eq!(text, format!("event: opened\ndata: {}\n\n", serde_json::to_string(&f).unwrap()));
+        let data: serde_json::Value =
+            serde_json::from_str(text.strip_prefix("event: opened\ndata: ").unwrap().trim_end()).unwrap();
+        // The finding's own fields (a reader of the finding alone still reads it), and when.
+        let mut want = serde_json::to_value(&f).unwrap();
+        want["opened_ms"] = serde_json::json!(10);
+        assert_eq!(data, want);
+        assert_eq!(serde_json::from_value::<gpuscope_core::Finding>(data).unwrap(), f);
         let text = sse(&FindingEvent::Closed(FindingRecord { closed_ms: Some(20), ..open })).unwrap();
         let data: serde_json::Value =
             serde_json::from_str(text.strip_prefix("event: closed\ndata: ").unwrap().trim_end()).unwrap();
-        assert_eq!(data, serde_json::json!({ "finding": f, "closed_ms": 20 }));
+        assert_eq!(data, serde_json::json!({ "finding": f, "opened_ms": 10, "closed_ms": 20 }));
     }
 }
