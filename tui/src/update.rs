@@ -472,6 +472,13 @@ impl App {
                     if let Some((_, key, _, _)) = tabs.into_iter().find(|(_, _, a, b)| (*a..*b).contains(&m.column)) {
                         return self.key(KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE));
                     }
+                } else if self.view == View::Fleet && m.row == PROCESS_HEADER_Y {
+                    if let (Some(s), Some(f)) =
+                        (crate::draw::fleet::sort_at(m.column.saturating_sub(1)), self.fleet.as_mut())
+                    {
+                        f.sort = s;
+                        self.message = Some(format!("nodes sorted by {}", crate::fleet::SORTS[s]));
+                    }
                 } else if self.view == View::Processes && self.process_detail.is_none() {
                     if m.row == PROCESS_HEADER_Y {
                         if let Some(c) = ProcessColumn::at_x(m.column.saturating_sub(1), self.size.0.saturating_sub(2))

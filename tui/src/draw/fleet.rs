@@ -8,6 +8,21 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
+/// The sort (an index into `fleet::SORTS`) a click at `x` on the header line asks for, `x`
+/// counted from the table's left edge inside its border: SM ACTIVE, POWER W, the finding counts,
+/// and JOB (grouped by job); the other columns have no order of their own.
+pub fn sort_at(x: u16) -> Option<usize> {
+    // The header's layout: "  " NODE(24) " " HEALTH(8) " " GPUS(4) " " SM ACTIVE(9) " "
+    // POWER W(9) "  " CRIT(4) " " WARN(4) " " INFO(4) "  " JOB.
+    match x {
+        41..=50 => Some(1),
+        51..=60 => Some(2),
+        61..=76 => Some(3),
+        77.. => Some(0),
+        _ => None,
+    }
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let Some(fleet) = &app.fleet else { return };

@@ -2,7 +2,7 @@
 //! screen, not what is in the history.
 
 mod findings;
-mod fleet;
+pub(crate) mod fleet;
 pub mod format;
 mod gpus;
 mod host;

@@ -269,6 +269,18 @@ fn a_200_node_fleet_grouped_by_job_with_its_straggler() {
     assert!(screen.contains("◀ straggler"));
     assert!(screen.contains("2 crit 2 warn 0 info"));
     insta::assert_snapshot!(screen);
+    // A click on a column's header sorts by it, where the header is drawn.
+    let header_y = screen.lines().position(|l| l.contains("SM ACTIVE")).unwrap();
+    let header = screen.lines().nth(header_y).unwrap().trim_start_matches('"');
+    for (title, sort) in [("SM ACTIVE", 1), ("POWER W", 2), ("CRIT", 3), ("INFO", 3), ("JOB", 0)] {
+        let x = header[..header.find(title).unwrap()].chars().count() as u16;
+        for dx in [0, title.len() as u16 - 1] {
+            app.update(Input::Terminal(Event::Mouse(crossterm_mouse(x + dx, header_y as u16))));
+            assert_eq!(app.fleet.as_ref().unwrap().sort, sort, "{title} at x {}", x + dx);
+        }
+    }
+    app.fleet.as_mut().unwrap().sort = 0;
+    app.message = None;
     // Filtered to the nodes without a job, the stale one is marked.
     for c in "/gpu-19".chars() {
         key(&mut app, KeyCode::Char(c));
@@ -294,4 +306,61 @@ fn the_selected_findings_processes_are_marked() {
     app.finding_selected = 99;
     term.draw(|f| draw(f, &app)).unwrap();
     assert!(!term.backend().buffer()[(4, 3)].modifier.contains(ratatui::style::Modifier::UNDERLINED));
+}
+
+fn crossterm_mouse(column: u16, row: u16) -> ratatui::crossterm::event::MouseEvent {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    MouseEvent { kind: MouseEventKind::Down(MouseButton::Left), column, row, modifiers: KeyModifiers::NONE }
+}
+
+/// The screen with its colours: each line as runs of `{fg/bg/modifiers}text`, for the themes'
+/// snapshots (the plain text ones cannot show a colour).
+fn render_styled(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, app)).unwrap();
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..h {
+        let mut last = None;
+        for x in 0..w {
+            let c = &buf[(x, y)];
+            let style = format!("{:?}/{:?}/{:?}", c.fg, c.bg, c.modifier);
+            if last.as_ref() != Some(&style) {
+                out.push_str(&format!("{{{style}}}"));
+                last = Some(style);
+            }
+            out.push_str(c.symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_light_theme_uses_colours_readable_on_a_light_background() {
+    use ratatui::style::Color;
+    let mut app = played("no-tensor-cores", 240);
+    app.theme = Theme::light();
+    let mut term = Terminal::new(TestBackend::new(120, 36)).unwrap();
+    for view in [View::Gpus, View::Processes, View::Host, View::Findings] {
+        app.view = view;
+        term.draw(|f| draw(f, &app)).unwrap();
+        for c in term.backend().buffer().content() {
+            if c.symbol().trim().is_empty() {
+                continue;
+            }
+            // White, yellow and light grey text vanish on a light background.
+            assert!(
+                !matches!(
+                    c.fg,
+                    Color::White | Color::Yellow | Color::LightYellow | Color::LightCyan | Color::LightGreen
+                ),
+                "{view:?}: {:?} drawn in {:?}",
+                c.symbol(),
+                c.fg
+            );
+        }
+    }
+    app.view = View::Gpus;
+    insta::assert_snapshot!(render_styled(&app, 120, 36));
 }
