@@ -19,20 +19,34 @@ fn play(name: &str) -> (Vec<String>, serde_json::Value, String) {
     let sc = Scenario::load(name).unwrap();
     let c = collector(&["--time-scale", &(1.0 / SPEED).to_string()], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
     let start_at = unix_now();
-    let mut nodes = Vec::new();
-    for n in 0..sc.node_count() {
-        let mut spec = NodeSpec::new(name, Clock::Running { start: start_at });
-        spec.node = n;
-        spec.interval_ms = 100;
-        spec.slow_interval_ms = 1500;
-        spec.extra_env = vec![("GPUSCOPE_SIM_SPEED".into(), SPEED.to_string())];
-        spec.extra_args =
-            vec!["--otlp-endpoint".into(), format!("http://{}", c.http), "--otlp-interval-ms".into(), "100".into()];
-        if let Some(job) = &sc.job {
-            spec.extra_args.extend(["--job".to_string(), job.name.clone()]);
-        }
-        nodes.push(start(spec));
-    }
+    // The nodes of a job start together, not one after the other: a member that came up
+    // seconds after the others would leave them looking launch-bound, with no straggler in
+    // sight, for those seconds of scenario time.
+    let nodes: Vec<_> = std::thread::scope(|s| {
+        let started: Vec<_> = (0..sc.node_count())
+            .map(|n| {
+                let (sc, http) = (&sc, &c.http);
+                s.spawn(move || {
+                    let mut spec = NodeSpec::new(name, Clock::Running { start: start_at });
+                    spec.node = n;
+                    spec.interval_ms = 100;
+                    spec.slow_interval_ms = 1500;
+                    spec.extra_env = vec![("GPUSCOPE_SIM_SPEED".into(), SPEED.to_string())];
+                    spec.extra_args = vec![
+                        "--otlp-endpoint".into(),
+                        format!("http://{http}"),
+                        "--otlp-interval-ms".into(),
+                        "100".into(),
+                    ];
+                    if let Some(job) = &sc.job {
+                        spec.extra_args.extend(["--job".to_string(), job.name.clone()]);
+                    }
+                    start(spec)
+                })
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     // Long enough for the 10-minute rules where they are expected; else 7 scenario minutes.
     // Scenarios that expect nothing run long too: a 10-minute rule must stay quiet on them.
     let long = sc.expect.is_empty()
