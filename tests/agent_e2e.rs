@@ -71,6 +71,8 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
             ("gpu", idx.as_str()),
             ("pid", "41001"),
             ("process", "python"),
+            // Named from the node's passwd file (the scenario's accounts), not this machine's.
+            ("user", "trainer"),
             ("container", "3f1c2a9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a"),
             ("pod", "llama-pretrain-worker-0"),
             ("namespace", "ml-training"),

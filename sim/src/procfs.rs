@@ -46,6 +46,7 @@ impl TreeWriter {
         let btime = (clock.start_unix - UPTIME_AT_START_S).floor().max(0.0) as u64;
         let procs = sim.processes(t);
         self.put("proc/meminfo", &meminfo(&host))?;
+        self.put("etc/passwd", &passwd(sim))?;
         self.put("proc/sys/kernel/hostname", &format!("{}\n", sim.hostname()))?;
 
         self.put("proc/loadavg", &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)))?;
@@ -226,6 +227,23 @@ impl TreeWriter {
         }
         Ok(())
     }
+}
+
+/// `/etc/passwd` with the scenario's users (and root), so process users are named as the
+/// scenario says rather than by the machine the simulator runs on.
+fn passwd(sim: &Simulation) -> String {
+    let mut users: std::collections::BTreeMap<u32, &str> = std::collections::BTreeMap::new();
+    users.insert(0, "root");
+    for p in &sim.scenario().processes {
+        users.entry(p.uid).or_insert(p.user.as_str());
+    }
+    users
+        .into_iter()
+        .map(|(uid, name)| {
+            let home = if uid == 0 { "/root".to_string() } else { format!("/home/{name}") };
+            format!("{name}:x:{uid}:{uid}:{name}:{home}:/bin/bash\n")
+        })
+        .collect()
 }
 
 /// The cgroup path of a process as the kubelet / runtime lays it out.

@@ -109,6 +109,7 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
                 processes.push(ProcessSample {
                     pid: p.pid,
                     name,
+                    user: spec.map(|x| x.user.clone()),
                     workload,
                     ppid,
                     parent_name,

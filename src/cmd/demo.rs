@@ -138,6 +138,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         procfs_root: root.join("proc"),
         sysfs_root: root.join("sys"),
         pod_logs_root: root.join("var/log/pods"),
+        passwd_file: root.join("etc/passwd"),
         otlp_endpoint: Some(OtlpEndpoint::http(collector.http_addr())),
         otlp_interval: interval,
         otlp_spill_max_bytes: 64 << 20,

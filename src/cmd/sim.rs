@@ -291,6 +291,7 @@ fn env(name: &str, node: u32, speed: f64, root: Option<PathBuf>, lib: Option<Pat
     if let Some(root) = root {
         let root = root.canonicalize().unwrap_or(root);
         println!("export GPUSCOPE_PROCFS_ROOT={}", shell_quote(&root.join("proc").display().to_string()));
+        println!("export GPUSCOPE_PASSWD_FILE={}", shell_quote(&root.join("etc/passwd").display().to_string()));
         println!("export GPUSCOPE_SYSFS_ROOT={}", shell_quote(&root.join("sys").display().to_string()));
         println!("export GPUSCOPE_POD_LOGS_ROOT={}", shell_quote(&root.join("var/log/pods").display().to_string()));
     }

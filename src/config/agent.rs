@@ -133,6 +133,10 @@ pub struct AgentLayer {
     /// The kubelet's pod log directory [default: /var/log/pods].
     #[arg(long, env = "GPUSCOPE_POD_LOGS_ROOT", value_name = "DIR")]
     pub pod_logs_root: Option<PathBuf>,
+    /// The passwd file that names the users of processes (the host's, mounted into a
+    /// containerised agent) [default: /etc/passwd].
+    #[arg(long, env = "GPUSCOPE_PASSWD_FILE", value_name = "FILE")]
+    pub passwd_file: Option<PathBuf>,
     /// Host name to report ("" = from the kernel).
     #[arg(long, env = "GPUSCOPE_HOSTNAME")]
     pub hostname: Option<Blankable<String>>,
@@ -210,6 +214,8 @@ pub struct AgentConfig {
     pub sysfs_root: PathBuf,
     /// kubelet pod log directory.
     pub pod_logs_root: PathBuf,
+    /// The passwd file that names process users.
+    pub passwd_file: PathBuf,
     /// Host name (`None`: from the kernel).
     #[serde(serialize_with = "super::blank_if_none")]
     pub hostname: Option<String>,
@@ -259,6 +265,7 @@ impl Default for AgentConfig {
             procfs_root: "/proc".into(),
             sysfs_root: "/sys".into(),
             pod_logs_root: "/var/log/pods".into(),
+            passwd_file: "/etc/passwd".into(),
             hostname: None,
             job: None,
             native_metrics: true,
@@ -310,6 +317,7 @@ impl AgentConfig {
             procfs_root: l.get("procfs_root", |s| &s.procfs_root, d.procfs_root),
             sysfs_root: l.get("sysfs_root", |s| &s.sysfs_root, d.sysfs_root),
             pod_logs_root: l.get("pod_logs_root", |s| &s.pod_logs_root, d.pod_logs_root),
+            passwd_file: l.get("passwd_file", |s| &s.passwd_file, d.passwd_file),
             hostname: l.get("hostname", |s| &s.hostname, Blankable(d.hostname)).0,
             job: l.get("job", |s| &s.job, Blankable(d.job)).0,
             native_metrics: l.get("native_metrics", |s| &s.native_metrics, d.native_metrics),
@@ -395,7 +403,7 @@ impl AgentConfig {
             procfs_root: self.procfs_root.clone(),
             sysfs_root: self.sysfs_root.clone(),
             pod_logs_root: self.pod_logs_root.clone(),
-            passwd_file: PathBuf::from("/etc/passwd"),
+            passwd_file: self.passwd_file.clone(),
             hostname: self.hostname.clone().unwrap_or_default(),
             job: self.job.clone(),
             labels: self.labels.clone(),

@@ -135,7 +135,8 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
         .env("GPUSCOPE_NVML_LIB", spec.nvml_lib.unwrap_or_else(nvml_lib))
         .env("GPUSCOPE_PROCFS_ROOT", root.path().join("proc"))
         .env("GPUSCOPE_SYSFS_ROOT", root.path().join("sys"))
-        .env("GPUSCOPE_POD_LOGS_ROOT", root.path().join("var/log/pods"));
+        .env("GPUSCOPE_POD_LOGS_ROOT", root.path().join("var/log/pods"))
+        .env("GPUSCOPE_PASSWD_FILE", root.path().join("etc/passwd"));
     match spec.clock {
         Clock::Frozen(t) => {
             a.env("GPUSCOPE_SIM_TIME", t.to_string());
