@@ -41,10 +41,13 @@ fn demo_prints_the_finding_as_it_opens_and_closes() {
     let text = String::from_utf8_lossy(&out.stdout);
     let open = text.lines().find(|l| l.contains("OPEN  input-bound-cpu")).unwrap_or_else(|| panic!("{text}"));
     let close = text.lines().find(|l| l.contains("CLOSE input-bound-cpu")).unwrap_or_else(|| panic!("{text}"));
-    // Scenario seconds in brackets: the stall runs 120–360 s; 60 s sustain and 60 s clear.
+    // Scenario seconds in brackets: the stall runs 120–360 s; 60 s sustain and 60 s clear. It
+    // opens during the stall, not before its sustain, and closes after it, not before its clear
+    // (on a busy machine, samples come in sparser and the timers, which count only the time
+    // their data covers, run later: the bounds are what the rule means, not a timing).
     let secs = |l: &str| l.trim_start_matches('[').split('s').next().unwrap().trim().parse::<f64>().unwrap();
-    assert!((170.0..=240.0).contains(&secs(open)), "{open}");
-    assert!((400.0..=480.0).contains(&secs(close)), "{close}");
+    assert!((170.0..360.0).contains(&secs(open)), "{open}");
+    assert!((400.0..=600.0).contains(&secs(close)), "{close}");
     assert!(text.contains("advice: The input pipeline cannot feed the GPUs"));
     assert_eq!(text.matches("OPEN ").count(), 1, "nothing else opens: {text}");
 }

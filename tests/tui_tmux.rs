@@ -135,9 +135,9 @@ fn demo_ui_switches_views_sorts_filters_helps_pauses_and_quits_cleanly() {
     t.keys(&["/", "z", "z", "z", "Enter"]);
     t.wait_for("no process matches the filter");
     t.keys(&["?"]);
-    t.wait_for("this help; any key closes it");
+    t.wait_for("this help (any key closes it)");
     t.keys(&["Escape"]);
-    eventually(30, || (!t.screen().contains("this help")).then_some(()));
+    eventually(30, || (!t.screen().contains("any key closes it")).then_some(()));
     t.keys(&["3"]);
     t.wait_for("CPU (64 cores");
     t.keys(&["1", "Space"]);
