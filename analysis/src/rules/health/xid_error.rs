@@ -1,6 +1,6 @@
 //! `xid-error`: the driver reported XID events, classified for severity and action.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use crate::xid::{XidClass, classify};
 use gpuscope_core::{Action, Severity};
 
@@ -23,6 +23,22 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[
+        PromAlert {
+            variant: "",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid!~"13|31|43|45|68|69|94"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid!~"13|31|43|45|68|69|94"} unless gpuscope_gpu_xid_errors_total{xid!~"13|31|43|45|68|69|94"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): a hardware, reset, NVLink or memory fault.",
+        },
+        PromAlert {
+            variant: "Application",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"} unless gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Warning,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported application XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes).",
+        },
+    ],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {
