@@ -106,7 +106,7 @@ fn resolve(prom: &Prometheus, d: &Value, failures: &mut Vec<String>, name: &str)
             continue;
         }
         let var = v["name"].as_str().unwrap().to_string();
-        let def = v["definition"].as_str().unwrap();
+        let def = v["query"]["query"].as_str().unwrap();
         let inner = def.strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')).unwrap();
         let (expr, label) = inner.rsplit_once(',').unwrap();
         let found = prom.label_values(&substitute(expr.trim(), &values), label.trim(), RANGE_S);
@@ -273,7 +273,7 @@ fn every_panel_query_returns_data_and_nvidias_dashboard_works_in_legacy_mode() {
     // Same values as the native series, in dcgm-exporter's units.
     let gpu0 = |q: &str| value_where(prom, q, "gpu", "0");
     let native = |name: &str| value_where(prom, &format!("{name}{{instance=\"{}\"}}", f.healthy), "gpu", "0");
-    let fb = gpu0(&substitute(&nv["panels"][6]["expr"].as_str().unwrap().to_string(), &values));
+    let fb = gpu0(&substitute(nv["panels"][6]["expr"].as_str().unwrap(), &values));
     assert_eq!(fb, 62.0 * 1024.0, "FB_USED in MiB");
     let clock = gpu0(&substitute(nv["panels"][4]["expr"].as_str().unwrap(), &values));
     assert_eq!(

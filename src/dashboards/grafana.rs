@@ -83,7 +83,6 @@ fn datasource_variable() -> Value {
         "label": "Data source",
         "type": "datasource",
         "query": "prometheus",
-        "current": {},
         "hide": 0,
         "includeAll": false,
         "multi": false,
@@ -104,8 +103,8 @@ fn query_variable(name: &str, label: &str, expr: &str, of: &str, all: Option<&st
         "type": "query",
         "datasource": datasource(),
         "query": { "query": q, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1 },
-        "definition": q,
-        "current": {},
+        // "All" selected until the user picks.
+        "current": { "selected": true, "text": ["All"], "value": ["$__all"] },
         "hide": if hidden { 2 } else { 0 },
         "includeAll": true,
         "multi": true,

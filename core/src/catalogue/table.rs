@@ -1122,13 +1122,22 @@ mod tests {
         let kept: Vec<&str> = aliases.iter().filter(|a| a.renamed == a.name).map(|a| a.name).collect();
         assert_eq!(
             kept,
-            ["DCGM_FI_PROF_PCIE_TX_BYTES", "DCGM_FI_PROF_PCIE_RX_BYTES", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"]
+            [
+                "DCGM_FI_PROF_PCIE_TX_BYTES",
+                "DCGM_FI_PROF_PCIE_RX_BYTES",
+                "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+            ]
         );
         let renamed_4_10: Vec<&str> =
             aliases.iter().filter(|a| a.renamed_4_10 != a.renamed).map(|a| a.renamed_4_10).collect();
         assert_eq!(renamed_4_10, ["DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND"]);
         // The eleven unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
-        assert_eq!(aliases.iter().filter(|a| a.scale != 1.0).count(), 10, "our ten of NVIDIA's eleven (no NVLink total)");
+        assert_eq!(
+            aliases.iter().filter(|a| a.scale != 1.0).count(),
+            10,
+            "our ten of NVIDIA's eleven (no NVLink total)"
+        );
         assert!(aliases.iter().all(|a| a.scale_in(DcgmProfile::V4_9) == 1.0));
     }
 
