@@ -116,16 +116,18 @@ fn a_lost_gpu_reaches_the_webhook_through_alertmanager_with_the_advice() {
         alert["annotations"]["summary"],
         format!("GPU 3 on {} has fallen off the bus (lost, or XID 79).", node.addr).as_str()
     );
-    // XID 79 is also a hardware-class XID: the xid-error alert follows, with its advice.
+    // XID 79 is also the reboot class of xid-error: its alert follows, with that class's advice.
     let xid = eventually(30, || {
         while let Ok(body) = bodies.try_recv() {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             seen.extend(v["alerts"].as_array().unwrap().iter().cloned());
         }
-        seen.iter().find(|a| a["labels"]["alertname"] == "GpuscopeXidError").cloned()
+        seen.iter().find(|a| a["labels"]["alertname"] == "GpuscopeXidErrorReboot").cloned()
     });
     assert_eq!(xid["labels"]["xid"], "79");
-    assert_eq!(xid["annotations"]["advice"], gpuscope_analysis::rule("xid-error").unwrap().recommendation);
+    assert_eq!(xid["labels"]["severity"], "critical");
+    let reboot = gpuscope_analysis::xid::XidClass::Reboot.advice().2;
+    assert_eq!(xid["annotations"]["advice"], reboot);
     // Only the lost GPU alerts: the node's other GPUs are healthy.
     assert!(seen.iter().all(|a| a["labels"]["gpu"] == "3"), "{seen:?}");
     // And Prometheus holds the same alerts as firing.

@@ -124,13 +124,65 @@ fn promql_cases() -> Vec<Case> {
         Case {
             alert: "GpuscopeXidError",
             series: vec![
+                s("gpuscope_gpu_xid_errors_total", &format!("{bad}, xid=\"154\""), "_ _ 1 1 1"),
+                s("gpuscope_gpu_xid_errors_total", &format!("{ok}, xid=\"13\""), "_ _ 1 1 1"),
+            ],
+            eval: "1m",
+            expect: vec![Expect {
+                labels: with(gpu_labels(n1, 3), &[("xid", "154")]),
+                summary: "GPU 3 on n1:9466 reported XID 154 (1 in the last 5 minutes), a code outside the classified ones.".into(),
+                observed: "1",
+            }],
+        },
+        Case {
+            alert: "GpuscopeXidErrorReset",
+            series: vec![
+                s("gpuscope_gpu_xid_errors_total", &format!("{bad}, xid=\"62\""), "_ _ 1 1 1"),
+                s("gpuscope_gpu_xid_errors_total", &format!("{ok}, xid=\"13\""), "_ _ 1 1 1"),
+            ],
+            eval: "1m",
+            expect: vec![Expect {
+                labels: with(gpu_labels(n1, 3), &[("xid", "62")]),
+                summary: "GPU 3 on n1:9466 reported XID 62 (1 in the last 5 minutes): a GPU reset is needed.".into(),
+                observed: "1",
+            }],
+        },
+        Case {
+            alert: "GpuscopeXidErrorReboot",
+            series: vec![
+                s("gpuscope_gpu_xid_errors_total", &format!("{bad}, xid=\"79\""), "_ _ 1 1 1"),
+                s("gpuscope_gpu_xid_errors_total", &format!("{ok}, xid=\"13\""), "_ _ 1 1 1"),
+            ],
+            eval: "1m",
+            expect: vec![Expect {
+                labels: with(gpu_labels(n1, 3), &[("xid", "79")]),
+                summary: "GPU 3 on n1:9466 reported XID 79 (1 in the last 5 minutes): the GPU fell off the bus.".into(),
+                observed: "1",
+            }],
+        },
+        Case {
+            alert: "GpuscopeXidErrorNvlink",
+            series: vec![
+                s("gpuscope_gpu_xid_errors_total", &format!("{bad}, xid=\"74\""), "_ _ 1 1 1"),
+                s("gpuscope_gpu_xid_errors_total", &format!("{ok}, xid=\"13\""), "_ _ 1 1 1"),
+            ],
+            eval: "1m",
+            expect: vec![Expect {
+                labels: with(gpu_labels(n1, 3), &[("xid", "74")]),
+                summary: "GPU 3 on n1:9466 reported XID 74 (1 in the last 5 minutes): an NVLink fault.".into(),
+                observed: "1",
+            }],
+        },
+        Case {
+            alert: "GpuscopeXidErrorMemory",
+            series: vec![
                 s("gpuscope_gpu_xid_errors_total", &format!("{bad}, xid=\"48\""), "_ _ 1 1 1"),
                 s("gpuscope_gpu_xid_errors_total", &format!("{ok}, xid=\"13\""), "_ _ 1 1 1"),
             ],
             eval: "1m",
             expect: vec![Expect {
                 labels: with(gpu_labels(n1, 3), &[("xid", "48")]),
-                summary: "GPU 3 on n1:9466 reported XID 48 (1 in the last 5 minutes): a hardware, reset, NVLink or memory fault.".into(),
+                summary: "GPU 3 on n1:9466 reported XID 48 (1 in the last 5 minutes): a memory fault.".into(),
                 observed: "1",
             }],
         },
@@ -143,7 +195,7 @@ fn promql_cases() -> Vec<Case> {
             eval: "1m",
             expect: vec![Expect {
                 labels: with(gpu_labels(n1, 3), &[("xid", "13")]),
-                summary: "GPU 3 on n1:9466 reported application XID 13 (1 in the last 5 minutes).".into(),
+                summary: "GPU 3 on n1:9466 reported XID 13 (1 in the last 5 minutes): an application fault.".into(),
                 observed: "1",
             }],
         },
@@ -453,7 +505,14 @@ fn test_file(cases: &[Case]) -> String {
             writeln!(y, "            exp_annotations:").unwrap();
             writeln!(y, "              summary: {}", q(&e.summary)).unwrap();
             writeln!(y, "              observed: {}", q(&observed)).unwrap();
-            writeln!(y, "              advice: {}", q(rule.recommendation)).unwrap();
+            let advice = if promql {
+                let a =
+                    rule.promql.iter().find(|a| format!("Gpuscope{}{}", camel(rule.id), a.variant) == c.alert).unwrap();
+                a.advice.unwrap_or(rule.recommendation)
+            } else {
+                rule.recommendation
+            };
+            writeln!(y, "              advice: {}", q(advice)).unwrap();
             writeln!(y, "              runbook_url: {}", q(&rule.docs())).unwrap();
         }
     }

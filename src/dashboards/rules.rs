@@ -152,7 +152,7 @@ fn standalone() -> Group {
                 annotations: vec![
                     ("summary", a.summary.to_string()),
                     ("observed", "{{ $value }}".to_string()),
-                    ("advice", r.recommendation.to_string()),
+                    ("advice", a.advice.unwrap_or(r.recommendation).to_string()),
                     ("runbook_url", r.docs()),
                 ],
             });

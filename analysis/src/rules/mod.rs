@@ -224,6 +224,8 @@ pub struct PromAlert {
     pub severity: Severity,
     /// One sentence with Prometheus templating (`{{ $labels.gpu }}`, `{{ $value }}`).
     pub summary: &'static str,
+    /// Advice when it differs from the rule's recommendation (an XID class's own).
+    pub advice: Option<&'static str>,
 }
 
 impl RuleInfo {

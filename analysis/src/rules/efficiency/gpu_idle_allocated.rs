@@ -28,6 +28,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 600,
         severity: Severity::Warning,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is held by a process but idle (activity {{ $value | humanizePercentage }}) for 10 minutes.",
+        advice: None,
     }],
 };
 

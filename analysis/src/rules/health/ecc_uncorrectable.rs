@@ -29,6 +29,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 0,
         severity: Severity::Critical,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} had {{ $value }} uncorrectable ECC error(s) in the last 5 minutes.",
+        advice: None,
     }],
 };
 

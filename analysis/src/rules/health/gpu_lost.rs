@@ -25,6 +25,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 0,
         severity: Severity::Critical,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} has fallen off the bus (lost, or XID 79).",
+        advice: None,
     }],
 };
 

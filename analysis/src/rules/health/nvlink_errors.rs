@@ -29,6 +29,7 @@ pub const RULE: RuleInfo = RuleInfo {
             for_s: 0,
             severity: Severity::Warning,
             summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: {{ $value }} NVLink errors in the last 2 minutes, or links down.",
+            advice: None,
         },
         PromAlert {
             variant: "Critical",
@@ -36,6 +37,7 @@ pub const RULE: RuleInfo = RuleInfo {
             for_s: 0,
             severity: Severity::Critical,
             summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: {{ $value | printf "%.0f" }} NVLink CRC errors per second (100 or more)."#,
+            advice: None,
         },
     ],
 };

@@ -28,6 +28,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 0,
         severity: Severity::Warning,
         summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: the PCIe link replays {{ $value | printf "%.0f" }} times a minute (more than 8)."#,
+        advice: None,
     }],
 };
 

@@ -28,6 +28,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 0,
         severity: Severity::Warning,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a page retirement is pending or the retired pages ({{ $value }}) reached the limit of 60.",
+        advice: None,
     }],
 };
 

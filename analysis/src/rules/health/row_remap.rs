@@ -26,6 +26,7 @@ pub const RULE: RuleInfo = RuleInfo {
             for_s: 0,
             severity: Severity::Warning,
             summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a row remapping is pending until the next reset.",
+            advice: None,
         },
         PromAlert {
             variant: "Failed",
@@ -33,6 +34,7 @@ pub const RULE: RuleInfo = RuleInfo {
             for_s: 0,
             severity: Severity::Critical,
             summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a row remapping failed.",
+            advice: None,
         },
     ],
 };

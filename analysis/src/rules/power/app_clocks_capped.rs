@@ -29,6 +29,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 60,
         severity: Severity::Info,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: application clocks cap the GPU.",
+        advice: None,
     }],
 };
 

@@ -31,6 +31,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 60,
         severity: Severity::Critical,
         summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: hardware slowdown or power brake {{ $value | printf "%.1f" }} times a minute over 10 minutes."#,
+        advice: None,
     }],
 };
 

@@ -28,6 +28,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 60,
         severity: Severity::Warning,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: the PCIe link trained below its maximum generation or width under load.",
+        advice: None,
     }],
 };
 

@@ -31,6 +31,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 60,
         severity: Severity::Info,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is held at its power cap {{ $value | humanizePercentage }} of the time with the SM clock below 90% of its maximum.",
+        advice: None,
     }],
 };
 

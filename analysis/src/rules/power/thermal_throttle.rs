@@ -29,6 +29,7 @@ pub const RULE: RuleInfo = RuleInfo {
         for_s: 60,
         severity: Severity::Warning,
         summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is slowed for heat (thermal slowdown active, or within 5 C of its slowdown temperature).",
+        advice: None,
     }],
 };
 
