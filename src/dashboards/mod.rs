@@ -8,7 +8,7 @@ mod grafana;
 mod panels;
 mod rules;
 
-pub use rules::{alerts_yaml, prometheus_rule};
+pub use rules::{alerts_yaml, finding_alert, prometheus_rule, promql_alerts};
 
 use gpuscope_core::MetricDef;
 

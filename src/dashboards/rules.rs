@@ -35,6 +35,16 @@ fn camel(id: &str) -> String {
         .collect()
 }
 
+/// The alert of the collector's findings of rule `r`.
+pub fn finding_alert(r: &RuleInfo) -> String {
+    format!("GpuscopeFinding{}", camel(r.id))
+}
+
+/// The standalone PromQL alerts of rule `r`, by name.
+pub fn promql_alerts(r: &RuleInfo) -> Vec<String> {
+    r.promql.iter().map(|a| format!("Gpuscope{}{}", camel(r.id), a.variant)).collect()
+}
+
 /// The default of threshold `name` of rule `id` (the PromQL uses the Rust rule's defaults).
 fn threshold(id: &str, name: &str) -> f64 {
     RULES
@@ -106,7 +116,7 @@ fn findings() -> Group {
     let rules = RULES
         .iter()
         .map(|r: &RuleInfo| Rule::Alert {
-            name: format!("GpuscopeFinding{}", camel(r.id)),
+            name: finding_alert(r),
             expr: format!(
                 "max by (rule, severity, node, gpu, gpuscope_job) (gpuscope_finding_active{{rule=\"{}\"}}) == 1",
                 r.id
@@ -139,9 +149,9 @@ fn findings() -> Group {
 fn standalone() -> Group {
     let mut rules = Vec::new();
     for r in RULES {
-        for a in r.promql {
+        for (a, name) in r.promql.iter().zip(promql_alerts(r)) {
             rules.push(Rule::Alert {
-                name: format!("Gpuscope{}{}", camel(r.id), a.variant),
+                name,
                 expr: a.expr.to_string(),
                 for_s: a.for_s,
                 labels: vec![
