@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod dashboards;
 mod logging;
 mod signals;
 mod stack;
@@ -52,6 +53,9 @@ enum Command {
     /// The bottleneck and health rules.
     #[command(subcommand)]
     Rules(cmd::rules::RulesCommand),
+    /// The generated Grafana dashboards and Prometheus recording and alerting rules.
+    #[command(subcommand)]
+    Dashboards(cmd::dashboards::DashboardsCommand),
     /// Simulated GPU nodes: list and inspect scenarios, point NVML at the simulator, write /proc.
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Top(a) => cmd::top::run(&a),
         Command::Record(a) => cmd::record::run(&a),
         Command::Rules(c) => cmd::rules::run(c),
+        Command::Dashboards(c) => cmd::dashboards::run(c),
         Command::Sim(c) => cmd::sim::run(c),
     };
     match result {

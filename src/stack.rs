@@ -3,7 +3,7 @@
 //! `agent`, `collector` and `demo` commands start them here; each handle owns its runtime,
 //! knows its bound addresses, exposes its streams (snapshots, finding changes) and stops cleanly.
 
-use crate::config::{AgentConfig, CollectorSettings, Compat};
+use crate::config::{AgentConfig, CollectorSettings};
 use anyhow::{Context, Result};
 use gpuscope_agent::Engine;
 use gpuscope_core::NodeSnapshot;
@@ -60,7 +60,7 @@ impl RunningAgent {
             None => None,
         };
         let endpoint = Endpoint {
-            names: Names { native: cfg.native_metrics, dcgm: cfg.compat == Compat::Dcgm },
+            names: Names { native: cfg.native_metrics, dcgm: cfg.compat.dcgm_profile() },
             labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             otlp: pusher.as_ref().map(|p| p.stats()),
         };

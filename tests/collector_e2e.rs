@@ -232,7 +232,7 @@ fn several_nodes_one_job_and_the_straggler_is_named() {
     assert_eq!(jobs[0]["nodes"], serde_json::json!(["strag-0", "strag-1", "strag-2", "strag-3"]));
     assert_eq!(c.rules(), vec!["straggler".to_string()], "nothing else opens");
     let m = String::from_utf8(common::get(&c.api, "/metrics", &[]).2).unwrap();
-    assert!(m.contains("gpuscope_finding_active{rule=\"straggler\",severity=\"warning\",node=\"strag-2\",gpu=\"0,1,2,3\",job=\"llm-4node\"} 1"), "{m}");
+    assert!(m.contains("gpuscope_finding_active{rule=\"straggler\",severity=\"warning\",node=\"strag-2\",gpu=\"0,1,2,3\",gpuscope_job=\"llm-4node\"} 1"), "{m}");
     // No store, so no store writes to count: the series is absent, not 0.
     assert!(!m.contains("gpuscope_collector_store_writes_dropped_total"), "{m}");
     drop(nodes);

@@ -127,6 +127,10 @@ fn metrics_endpoint_matches_the_golden_files() {
     check("metrics-xid-error-dcgm.txt", &masked_metrics(&scrape(&node.addr, &[])));
     let om = scrape(&node.addr, &[("Accept", "application/openmetrics-text; version=1.0.0")]);
     check("metrics-xid-error-dcgm.openmetrics.txt", &masked_metrics(&om));
+    // dcgm-exporter 4.10's names (4.9's plus `_PER_SECOND` on the PCIe rates), base units and
+    // labels.
+    let node = settled_agent("xid-error", 300.0, &["--compat", "dcgm-4.10"]);
+    check("metrics-xid-error-dcgm-4.10.txt", &masked_metrics(&scrape(&node.addr, &[])));
 }
 
 /// A minimal OTLP/HTTP sink: answers every POST with an empty success and hands the

@@ -6,38 +6,10 @@
 
 mod common;
 
-use common::{Clock, NodeSpec, Proc, eventually, get, start, unix_now};
-use std::process::{Command, Stdio};
+use common::{Clock, NodeSpec, Prometheus, eventually, start, unix_now};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Instant query: (labels, value) per series.
-fn query(addr: &str, q: &str) -> Vec<(serde_json::Value, f64)> {
-    let (status, _, body) = get(addr, &format!("/api/v1/query?query={}", encode(q)), &[]);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["status"], "success");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().parse().unwrap()))
-        .collect()
-}
-
-fn one(addr: &str, q: &str) -> f64 {
-    let r = query(addr, q);
+fn one(prom: &Prometheus, q: &str) -> f64 {
+    let r = prom.query(q);
     assert_eq!(r.len(), 1, "{q}: {r:?}");
     r[0].1
 }
@@ -49,51 +21,27 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     spec.interval_ms = 500;
     let node = start(spec);
 
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let prom = Prometheus::start(
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: gpuscope\n    static_configs:\n      - targets: ['{}']\n",
             node.addr
         ),
-    )
-    .unwrap();
-    let prom_addr = format!("127.0.0.1:{port}");
-    let _prom = Proc(
-        Command::new("prometheus")
-            .args([
-                &format!("--config.file={}", cfg.display()),
-                &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-                &format!("--web.listen-address={prom_addr}"),
-                "--log.level=warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus is installed (scripts/test installs the Debian package)"),
+        &[],
     );
-    eventually(30, || {
-        std::net::TcpStream::connect(&prom_addr).ok().filter(|_| get(&prom_addr, "/-/ready", &[]).0 == 200)
-    });
-    // The target is up and has 12 s of samples.
-    eventually(30, || (query(&prom_addr, "up{job=\"gpuscope\"} == 1").len() == 1).then_some(()));
-    eventually(40, || {
-        (one(&prom_addr, "count_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[15s])") >= 12.0).then_some(())
-    });
+    eventually(30, || (prom.query("up{job=\"gpuscope\"} == 1").len() == 1).then_some(()));
+    eventually(40, || (one(&prom, "count_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[15s])") >= 12.0).then_some(()));
 
     // Per-GPU values.
-    let mem = query(&prom_addr, "gpuscope_gpu_memory_used_bytes");
+    let mem = prom.query("gpuscope_gpu_memory_used_bytes");
     assert_eq!(mem.len(), 8);
     assert!(mem.iter().all(|(_, v)| *v == (62u64 << 30) as f64));
-    for (labels, sm) in query(&prom_addr, "gpuscope_gpu_sm_active_ratio") {
+    for (labels, sm) in prom.query("gpuscope_gpu_sm_active_ratio") {
         assert!((sm - 0.88).abs() <= 0.0201, "{labels}: sm_active {sm}");
     }
-    for (labels, u) in query(&prom_addr, "gpuscope_gpu_utilization_ratio") {
+    for (labels, u) in prom.query("gpuscope_gpu_utilization_ratio") {
         assert!((0.96..=1.0).contains(&u), "{labels}: util {u}");
     }
-    let pods = query(&prom_addr, "sum by (namespace, pod) (gpuscope_process_gpu_memory_bytes)");
+    let pods = prom.query("sum by (namespace, pod) (gpuscope_process_gpu_memory_bytes)");
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0].0["pod"], "llama-pretrain-worker-0");
     assert_eq!(pods[0].1, 8.0 * (62u64 << 30) as f64);
@@ -105,7 +53,7 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     // Prometheus's scrape times a 10 s rate is off by up to ±5 %.
     let over_samples = |counter: &str| {
         one(
-            &prom_addr,
+            &prom,
             &format!(
                 "({counter} - {counter} offset 10s) / scalar(gpuscope_agent_last_sample_timestamp_seconds - gpuscope_agent_last_sample_timestamp_seconds offset 10s)"
             ),
@@ -116,14 +64,14 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     // /proc/uptime, written in the same passes — the time the values describe.
     let over_uptime = |counter: &str| {
         one(
-            &prom_addr,
+            &prom,
             &format!(
                 "({counter} - {counter} offset 10s) / scalar(gpuscope_host_uptime_seconds - gpuscope_host_uptime_seconds offset 10s)"
             ),
         )
     };
     let energy = over_samples("gpuscope_gpu_energy_joules_total{gpu=\"0\"}");
-    let mean_power = one(&prom_addr, "avg_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[10s])");
+    let mean_power = one(&prom, "avg_over_time(gpuscope_gpu_power_watts{gpu=\"0\"}[10s])");
     assert!((energy / mean_power - 1.0).abs() < 0.03, "energy rate {energy} W vs mean power {mean_power} W");
     let ib = over_uptime("gpuscope_host_network_receive_bytes_total{interface=\"mlx5_0/1\"}");
     assert!((ib / 11e9 - 1.0).abs() < 0.03, "InfiniBand receive {ib} B/s, scenario 11 GB/s");
@@ -134,9 +82,9 @@ fn prometheus_scrapes_the_agent_and_promql_sees_the_scenario() {
     // PromQL's rate() of the energy counter (read from NVML when sampled, so only the snapshot's
     // age moves it): the age differs between the window's ends by at most one sampling interval
     // (0.5 s of 10 s), so rate() is the mean power within 10 %.
-    let rate_energy = one(&prom_addr, "rate(gpuscope_gpu_energy_joules_total{gpu=\"0\"}[10s])");
+    let rate_energy = one(&prom, "rate(gpuscope_gpu_energy_joules_total{gpu=\"0\"}[10s])");
     assert!((rate_energy / mean_power - 1.0).abs() < 0.1, "rate(energy) {rate_energy} W vs mean power {mean_power} W");
-    let busy = one(&prom_addr, "avg_over_time(gpuscope_host_cpu_busy_ratio[10s])");
+    let busy = one(&prom, "avg_over_time(gpuscope_host_cpu_busy_ratio[10s])");
     assert!((busy - 0.12).abs() < 0.02, "host busy {busy}, scenario 0.12");
-    assert_eq!(one(&prom_addr, "count(gpuscope_host_cpu_core_busy_ratio)"), 224.0);
+    assert_eq!(one(&prom, "count(gpuscope_host_cpu_core_busy_ratio)"), 224.0);
 }

@@ -12,5 +12,5 @@ pub mod xid;
 
 pub use config::{AnalysisConfig, Timing};
 pub use engine::{Analyzer, Change};
-pub use rules::{RULES, RuleInfo, RuleScope, RulesConfig, Threshold, rule};
+pub use rules::{PromAlert, RULES, RuleInfo, RuleScope, RulesConfig, Threshold, rule};
 pub use window::NodeWindow;

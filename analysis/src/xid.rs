@@ -33,7 +33,7 @@ pub fn classify(code: u64) -> XidClass {
 
 impl XidClass {
     /// Severity, action and advice.
-    pub fn advice(self) -> (Severity, Action, &'static str) {
+    pub const fn advice(self) -> (Severity, Action, &'static str) {
         match self {
             XidClass::Application => (
                 Severity::Warning,

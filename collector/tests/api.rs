@@ -159,7 +159,7 @@ fn typed_answers_change_stream_and_findings_evicted_to_the_store() {
     assert_eq!(status, 200);
     assert!(
         metrics.contains(
-            "gpuscope_finding_active{rule=\"gpu-lost\",severity=\"critical\",node=\"n0\",gpu=\"3\",job=\"j\"} 1"
+            "gpuscope_finding_active{rule=\"gpu-lost\",severity=\"critical\",node=\"n0\",gpu=\"3\",gpuscope_job=\"j\"} 1"
         ),
         "{metrics}"
     );

@@ -13,7 +13,7 @@ pub mod model;
 pub mod units;
 pub mod workload;
 
-pub use catalogue::{Accessor, CATALOGUE, DcgmAlias, Group, MetricDef, MetricKind, Scope};
+pub use catalogue::{Accessor, CATALOGUE, DcgmAlias, DcgmProfile, Group, MetricDef, MetricKind, Scope};
 pub use finding::{Action, Evidence, Finding, FindingScope, Severity};
 pub use model::*;
 pub use units::Unit;

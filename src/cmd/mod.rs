@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod collector;
+pub mod dashboards;
 pub mod demo;
 pub mod install;
 pub mod query;

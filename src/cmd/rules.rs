@@ -112,6 +112,19 @@ pub fn markdown() -> String {
         if r.explained_by_waiting {
             out.push_str("- explained by waiting: not evaluated on the members of a job that wait for its straggler\n");
         }
+        let quoted = |names: Vec<String>| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "- Prometheus alerts ([dashboards/](../dashboards/README.md)): {} on the collector's finding{}\n",
+            quoted(vec![crate::dashboards::finding_alert(r)]),
+            if r.promql.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; without a collector, {} over the agents' metrics",
+                    quoted(crate::dashboards::promql_alerts(r))
+                )
+            }
+        ));
         if !r.thresholds.is_empty() {
             out.push_str(&format!("- thresholds (`[rules.{}]`):\n", r.id));
             for t in r.thresholds {

@@ -12,14 +12,35 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Which dcgm-exporter compatibility to serve.
+/// Which dcgm-exporter compatibility to serve (docs/dcgm-compat.md has the field table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Compat {
     /// Only gpuscope's names.
     None,
-    /// Also dcgm-exporter's names, types, units and labels.
+    /// Also dcgm-exporter's names, types, units and labels as releases up to 4.8 serve them.
     Dcgm,
+    /// Also dcgm-exporter 4.9's names (DCGM 4.7's, in base units) and labels.
+    #[serde(rename = "dcgm-4.9")]
+    #[value(name = "dcgm-4.9")]
+    Dcgm4_9,
+    /// Also dcgm-exporter 4.10's names: 4.9's with `_PER_SECOND` on the PCIe rates.
+    #[serde(rename = "dcgm-4.10")]
+    #[value(name = "dcgm-4.10")]
+    Dcgm4_10,
+}
+
+impl Compat {
+    /// The dcgm-exporter profile served, if any.
+    pub fn dcgm_profile(self) -> Option<gpuscope_core::DcgmProfile> {
+        use gpuscope_core::DcgmProfile;
+        match self {
+            Compat::None => None,
+            Compat::Dcgm => Some(DcgmProfile::Legacy),
+            Compat::Dcgm4_9 => Some(DcgmProfile::V4_9),
+            Compat::Dcgm4_10 => Some(DcgmProfile::V4_10),
+        }
+    }
 }
 
 /// How much the agent logs.

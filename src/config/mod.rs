@@ -6,7 +6,7 @@
 pub mod agent;
 pub mod collector;
 
-pub use agent::{AgentArgs, AgentConfig, Compat};
+pub use agent::{AgentArgs, AgentConfig};
 pub use collector::{CollectorArgs, CollectorSettings};
 
 use clap::parser::ValueSource;

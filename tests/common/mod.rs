@@ -420,3 +420,99 @@ impl Collector {
         v
     }
 }
+
+/// A free TCP port on the loopback interface, picked by the kernel.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Percent-encodes a query parameter.
+pub fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A real Prometheus server (Debian's package) on a free port, with its own data directory.
+pub struct Prometheus {
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (prometheus.yml) and waits until it is ready. `extra`
+    /// files are written next to the configuration first (rule files it names).
+    pub fn start(config: &str, extra: &[(&str, &str)]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in extra {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let proc = Proc(
+            Command::new("prometheus")
+                .args([
+                    &format!("--config.file={}", cfg.display()),
+                    &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                    &format!("--web.listen-address={addr}"),
+                    "--log.level=warn",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus is installed (scripts/test installs the Debian package)"),
+        );
+        eventually(30, || TcpStream::connect(&addr).ok().filter(|_| get(&addr, "/-/ready", &[]).0 == 200));
+        Prometheus { addr, dir, _proc: proc }
+    }
+
+    /// `GET /api/v1/<path>`: the `data` of a successful answer.
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let (status, _, body) = get(&self.addr, &format!("/api/v1/{path}"), &[]);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "success", "{path}: {v}");
+        v["data"].clone()
+    }
+
+    /// Instant query: (labels, value) per series.
+    pub fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
+        self.api(&format!("query?query={}", url_encode(q)))["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().parse().unwrap()))
+            .collect()
+    }
+
+    /// Range query over the last `secs` seconds: (labels, values) per series.
+    pub fn query_range(&self, q: &str, secs: f64, step: f64) -> Vec<(serde_json::Value, Vec<f64>)> {
+        let end = unix_now();
+        let path = format!("query_range?query={}&start={:.3}&end={end:.3}&step={step}", url_encode(q), end - secs);
+        self.api(&path)["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let vals = r["values"].as_array().unwrap().iter().map(|v| v[1].as_str().unwrap().parse().unwrap());
+                (r["metric"].clone(), vals.collect())
+            })
+            .collect()
+    }
+
+    /// The values of `label` over the series matching `selector` in the last `secs` seconds.
+    pub fn label_values(&self, selector: &str, label: &str, secs: f64) -> Vec<String> {
+        let end = unix_now();
+        let data = self.api(&format!("series?match[]={}&start={:.3}&end={end:.3}", url_encode(selector), end - secs));
+        let mut v: Vec<String> =
+            data.as_array().unwrap().iter().filter_map(|s| s[label].as_str().map(str::to_string)).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}

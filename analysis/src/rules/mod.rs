@@ -204,6 +204,28 @@ pub struct RuleInfo {
     pub thresholds: &'static [Threshold],
     /// Evaluation; `None` for kernel-level rules that need CUPTI data.
     pub eval: Option<fn(&Ctx) -> Vec<Hit>>,
+    /// Standalone PromQL versions over the agent's native metrics, for fleets that run only
+    /// Prometheus (empty when PromQL cannot express the rule: windows of snapshots, jobs, CUPTI).
+    pub promql: &'static [PromAlert],
+}
+
+/// One standalone PromQL alert of a rule: the generated alerting rules (`dashboards/alerts.yml`)
+/// are built from it, and the scenario tests check that it fires where the rule does.
+#[derive(Debug, Clone, Copy)]
+pub struct PromAlert {
+    /// Appended to the rule's alert name when a rule has several alerts (`Pending`, `Failed`).
+    pub variant: &'static str,
+    /// The expression; each result series is one GPU (or node) where the condition holds, and its
+    /// value is what the annotation reports as observed.
+    pub expr: &'static str,
+    /// How long the expression must hold before the alert fires (Prometheus `for`), seconds.
+    pub for_s: u32,
+    /// Severity label.
+    pub severity: Severity,
+    /// One sentence with Prometheus templating (`{{ $labels.gpu }}`, `{{ $value }}`).
+    pub summary: &'static str,
+    /// Advice when it differs from the rule's recommendation (an XID class's own).
+    pub advice: Option<&'static str>,
 }
 
 impl RuleInfo {

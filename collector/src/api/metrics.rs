@@ -20,7 +20,8 @@ pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> Str
             .label("severity", f.severity.as_str())
             .label("node", f.scope.node.as_deref().unwrap_or(""))
             .label("gpu", gpus.as_str())
-            .label("job", f.scope.job.as_deref().unwrap_or(""))
+            // Not `job`: Prometheus renames a scraped `job` label to `exported_job`.
+            .label("gpuscope_job", f.scope.job.as_deref().unwrap_or(""))
             .value(1.0);
     }
     w.header("gpuscope_collector_nodes", Kind::Gauge, "Nodes known, by liveness.");

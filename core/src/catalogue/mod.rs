@@ -156,15 +156,72 @@ impl Group {
     }
 }
 
-/// The dcgm-exporter name a signal is also served under in compatibility mode.
+/// The dcgm-exporter name a signal is also served under in compatibility mode, by
+/// dcgm-exporter version (docs/dcgm-compat.md is the table).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DcgmAlias {
-    /// dcgm-exporter field name, e.g. `DCGM_FI_DEV_GPU_UTIL`.
+    /// dcgm-exporter ≤ 4.8 field name, e.g. `DCGM_FI_DEV_GPU_UTIL`.
     pub name: &'static str,
     /// Kind as dcgm-exporter declares it (its counters carry no `_total`).
     pub kind: MetricKind,
-    /// Multiply the base-unit value by this to get dcgm-exporter's unit (100 for %, 1e-6 for MHz).
+    /// Multiply the base-unit value by this to get the ≤ 4.8 unit (100 for %, 1e-6 for MHz).
     pub scale: f64,
+    /// The name from 4.9 on (DCGM 4.7's field names), in base units: Hz, J, ratio, bytes.
+    pub renamed: &'static str,
+    /// The name from 4.10 on (which added `_PER_SECOND` to the PCIe profiling rates).
+    pub renamed_4_10: &'static str,
+}
+
+/// Which dcgm-exporter release's names, units and labels compatibility mode serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DcgmProfile {
+    /// dcgm-exporter up to 4.8: MHz, mJ, %, MiB; labels `Hostname`, `DCGM_FI_DRIVER_VERSION`.
+    Legacy,
+    /// dcgm-exporter 4.9: DCGM 4.7's names in base units; labels `hostname`,
+    /// `DCGM_FI_SYSTEM_DRIVER_VERSION`.
+    V4_9,
+    /// dcgm-exporter 4.10 and later: 4.9 plus `_PER_SECOND` on the PCIe profiling rates.
+    V4_10,
+}
+
+impl DcgmProfile {
+    /// Every profile, oldest first.
+    pub const ALL: &[DcgmProfile] = &[DcgmProfile::Legacy, DcgmProfile::V4_9, DcgmProfile::V4_10];
+
+    /// The label that carries the host name.
+    pub fn hostname_label(self) -> &'static str {
+        match self {
+            DcgmProfile::Legacy => "Hostname",
+            DcgmProfile::V4_9 | DcgmProfile::V4_10 => "hostname",
+        }
+    }
+
+    /// The label that carries the driver version.
+    pub fn driver_label(self) -> &'static str {
+        match self {
+            DcgmProfile::Legacy => "DCGM_FI_DRIVER_VERSION",
+            DcgmProfile::V4_9 | DcgmProfile::V4_10 => "DCGM_FI_SYSTEM_DRIVER_VERSION",
+        }
+    }
+}
+
+impl DcgmAlias {
+    /// The family name in `profile`.
+    pub fn name_in(&self, profile: DcgmProfile) -> &'static str {
+        match profile {
+            DcgmProfile::Legacy => self.name,
+            DcgmProfile::V4_9 => self.renamed,
+            DcgmProfile::V4_10 => self.renamed_4_10,
+        }
+    }
+
+    /// Multiply the base-unit value by this for `profile`'s unit (4.9 moved to base units).
+    pub fn scale_in(&self, profile: DcgmProfile) -> f64 {
+        match profile {
+            DcgmProfile::Legacy => self.scale,
+            DcgmProfile::V4_9 | DcgmProfile::V4_10 => 1.0,
+        }
+    }
 }
 
 /// Reads a signal from a snapshot part and writes a decoded value back. The variant decides the

@@ -18,8 +18,15 @@ macro_rules! field {
     };
 }
 
-const fn dcgm(name: &'static str, kind: MetricKind, scale: f64) -> Option<DcgmAlias> {
-    Some(DcgmAlias { name, kind, scale })
+/// A dcgm-exporter alias: its ≤ 4.8 name, kind and unit scale, and its 4.9 name (in base units,
+/// unchanged by 4.10).
+const fn dcgm(name: &'static str, renamed: &'static str, kind: MetricKind, scale: f64) -> Option<DcgmAlias> {
+    Some(DcgmAlias { name, kind, scale, renamed, renamed_4_10: renamed })
+}
+
+/// A dcgm-exporter alias that 4.9 kept and 4.10 renamed (the PCIe profiling rates).
+const fn dcgm_4_10(name: &'static str, renamed_4_10: &'static str, kind: MetricKind, scale: f64) -> Option<DcgmAlias> {
+    Some(DcgmAlias { name, kind, scale, renamed: name, renamed_4_10 })
 }
 
 /// The defaults of a row in `group`. Names, unit, kind, help and accessor are placeholders every
@@ -64,7 +71,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of time one or more kernels ran on the GPU (NVML, coarse).",
-        dcgm: dcgm("DCGM_FI_DEV_GPU_UTIL", Gauge, 100.0),
+        dcgm: dcgm("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_UTIL_RATIO", Gauge, 100.0),
         accessor: field!(Gpu, utilization_ratio),
         ..base(Group::Utilization)
     },
@@ -74,7 +81,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of time device memory was being read or written.",
-        dcgm: dcgm("DCGM_FI_DEV_MEM_COPY_UTIL", Gauge, 100.0),
+        dcgm: dcgm("DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_MEMORY_UTIL_RATIO", Gauge, 100.0),
         accessor: field!(Gpu, memory_copy_utilization_ratio),
         ..base(Group::Utilization)
     },
@@ -85,7 +92,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Video encoder utilization.",
-        dcgm: dcgm("DCGM_FI_DEV_ENC_UTIL", Gauge, 100.0),
+        dcgm: dcgm("DCGM_FI_DEV_ENC_UTIL", "DCGM_FI_DEV_ENC_UTIL_RATIO", Gauge, 100.0),
         accessor: field!(Gpu, encoder_utilization_ratio),
         ..base(Group::Utilization)
     },
@@ -96,7 +103,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Video decoder utilization.",
-        dcgm: dcgm("DCGM_FI_DEV_DEC_UTIL", Gauge, 100.0),
+        dcgm: dcgm("DCGM_FI_DEV_DEC_UTIL", "DCGM_FI_DEV_DEC_UTIL_RATIO", Gauge, 100.0),
         accessor: field!(Gpu, decoder_utilization_ratio),
         ..base(Group::Utilization)
     },
@@ -107,7 +114,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of time the graphics/compute engine was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, graphics_active_ratio),
         ..base(Group::Profiling)
     },
@@ -117,7 +124,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of SM time with at least one warp resident (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_SM_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_PROF_SM_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, sm_active_ratio),
         ..base(Group::Profiling)
     },
@@ -127,7 +134,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Resident warps over the maximum the SMs can hold (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_SM_OCCUPANCY", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_SM_OCCUPANCY", "DCGM_FI_PROF_SM_OCCUPANCY_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, sm_occupancy_ratio),
         ..base(Group::Profiling)
     },
@@ -138,7 +145,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of cycles any tensor pipe was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_TENSOR_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, tensor_active_ratio),
         ..base(Group::Profiling)
     },
@@ -149,7 +156,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of cycles the FP64 pipe was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP64_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP64_ACTIVE", "DCGM_FI_PROF_FP64_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, fp64_active_ratio),
         ..base(Group::Profiling)
     },
@@ -160,7 +167,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of cycles the FP32 pipe was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP32_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP32_ACTIVE", "DCGM_FI_PROF_FP32_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, fp32_active_ratio),
         ..base(Group::Profiling)
     },
@@ -171,7 +178,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of cycles the FP16 pipe was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP16_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_PIPE_FP16_ACTIVE", "DCGM_FI_PROF_FP16_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, fp16_active_ratio),
         ..base(Group::Profiling)
     },
@@ -181,7 +188,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Ratio,
         kind: Gauge,
         help: "Fraction of cycles device memory was busy (DRAM bandwidth utilization, profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_DRAM_ACTIVE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_PROF_DRAM_ACTIVE", "DCGM_FI_PROF_DRAM_UTIL_RATIO", Gauge, 1.0),
         accessor: field!(Gpu, dram_active_ratio),
         ..base(Group::Profiling)
     },
@@ -201,7 +208,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Bytes,
         kind: UpDownCounter,
         help: "Framebuffer memory in use.",
-        dcgm: dcgm("DCGM_FI_DEV_FB_USED", Gauge, MIB),
+        dcgm: dcgm("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED_BYTES", Gauge, MIB),
         accessor: field!(Gpu, memory_used_bytes),
         ..base(Group::Memory)
     },
@@ -211,7 +218,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Bytes,
         kind: UpDownCounter,
         help: "Framebuffer memory free.",
-        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", Gauge, MIB),
+        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE_BYTES", Gauge, MIB),
         accessor: field!(Gpu, memory_free_bytes),
         ..base(Group::Memory)
     },
@@ -221,7 +228,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Bytes,
         kind: UpDownCounter,
         help: "Framebuffer memory reserved by the driver.",
-        dcgm: dcgm("DCGM_FI_DEV_FB_RESERVED", Gauge, MIB),
+        dcgm: dcgm("DCGM_FI_DEV_FB_RESERVED", "DCGM_FI_DEV_FB_RESERVED_BYTES", Gauge, MIB),
         accessor: field!(Gpu, memory_reserved_bytes),
         ..base(Group::Memory)
     },
@@ -233,7 +240,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Celsius,
         kind: Gauge,
         help: "GPU core temperature.",
-        dcgm: dcgm("DCGM_FI_DEV_GPU_TEMP", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_TEMP_CELSIUS", Gauge, 1.0),
         accessor: field!(Gpu, temperature_celsius),
         ..base(Group::Thermal)
     },
@@ -244,7 +251,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Celsius,
         kind: Gauge,
         help: "GPU memory (HBM) temperature.",
-        dcgm: dcgm("DCGM_FI_DEV_MEMORY_TEMP", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_MEMORY_TEMP", "DCGM_FI_DEV_MEMORY_TEMP_CELSIUS", Gauge, 1.0),
         accessor: field!(Gpu, memory_temperature_celsius),
         ..base(Group::Thermal)
     },
@@ -281,7 +288,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Watts,
         kind: Gauge,
         help: "Power draw.",
-        dcgm: dcgm("DCGM_FI_DEV_POWER_USAGE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_BOARD_POWER_WATTS", Gauge, 1.0),
         accessor: field!(Gpu, power_watts),
         ..base(Group::Power)
     },
@@ -331,7 +338,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Joules,
         kind: Counter,
         help: "Energy consumed since the driver was loaded.",
-        dcgm: dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", Counter, 1000.0),
+        dcgm: dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL", Counter, 1000.0),
         accessor: field!(Gpu, energy_joules),
         ..base(Group::Power)
     },
@@ -343,7 +350,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Hertz,
         kind: Gauge,
         help: "Current SM clock.",
-        dcgm: dcgm("DCGM_FI_DEV_SM_CLOCK", Gauge, 1e-6),
+        dcgm: dcgm("DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_SM_CLOCK_HERTZ", Gauge, 1e-6),
         accessor: field!(Gpu, sm_clock_hertz),
         ..base(Group::Clocks)
     },
@@ -354,7 +361,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Hertz,
         kind: Gauge,
         help: "Current memory clock.",
-        dcgm: dcgm("DCGM_FI_DEV_MEM_CLOCK", Gauge, 1e-6),
+        dcgm: dcgm("DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_MEMORY_CLOCK_HERTZ", Gauge, 1e-6),
         accessor: field!(Gpu, memory_clock_hertz),
         ..base(Group::Clocks)
     },
@@ -421,7 +428,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: BytesPerSecond,
         kind: Gauge,
         help: "PCIe transmit throughput (device to host).",
-        dcgm: dcgm("DCGM_FI_PROF_PCIE_TX_BYTES", Gauge, 1.0),
+        dcgm: dcgm_4_10("DCGM_FI_PROF_PCIE_TX_BYTES", "DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", Gauge, 1.0),
         accessor: field!(Gpu, pcie_tx_bytes_per_second),
         ..base(Group::Pcie)
     },
@@ -432,7 +439,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: BytesPerSecond,
         kind: Gauge,
         help: "PCIe receive throughput (host to device).",
-        dcgm: dcgm("DCGM_FI_PROF_PCIE_RX_BYTES", Gauge, 1.0),
+        dcgm: dcgm_4_10("DCGM_FI_PROF_PCIE_RX_BYTES", "DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND", Gauge, 1.0),
         accessor: field!(Gpu, pcie_rx_bytes_per_second),
         ..base(Group::Pcie)
     },
@@ -482,7 +489,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "PCIe replay counter.",
-        dcgm: dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", Counter, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_PCIE_REPLAY_TOTAL", Counter, 1.0),
         accessor: field!(Gpu, pcie_replays_total),
         ..base(Group::Pcie)
     },
@@ -553,7 +560,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "Corrected (single-bit) ECC errors since the driver was loaded.",
-        dcgm: dcgm("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", Counter, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", Counter, 1.0),
         accessor: field!(Gpu, ecc_corrected_volatile_total),
         ..base(Group::Health)
     },
@@ -564,7 +571,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "Uncorrected (double-bit) ECC errors since the driver was loaded.",
-        dcgm: dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Counter, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Counter, 1.0),
         accessor: field!(Gpu, ecc_uncorrected_volatile_total),
         ..base(Group::Health)
     },
@@ -613,7 +620,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: UpDownCounter,
         help: "Rows remapped after correctable errors.",
-        dcgm: dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", Counter, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_ROW_REMAP_CORRECTABLE_TOTAL", Counter, 1.0),
         accessor: field!(Gpu, remapped_rows_correctable_total),
         ..base(Group::Health)
     },
@@ -624,7 +631,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: UpDownCounter,
         help: "Rows remapped after uncorrectable errors.",
-        dcgm: dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", Counter, 1.0),
+        dcgm: dcgm(
+            "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+            "DCGM_FI_DEV_ROW_REMAP_UNCORRECTABLE_TOTAL",
+            Counter,
+            1.0,
+        ),
         accessor: field!(Gpu, remapped_rows_uncorrectable_total),
         ..base(Group::Health)
     },
@@ -643,7 +655,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: State,
         kind: Gauge,
         help: "1 when a row remapping failed.",
-        dcgm: dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_ROW_REMAP_FAILED", Gauge, 1.0),
         accessor: field!(Gpu, row_remap_failed),
         ..base(Group::Health)
     },
@@ -653,7 +665,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: State,
         kind: Gauge,
         help: "Code of the most recent XID event on this GPU.",
-        dcgm: dcgm("DCGM_FI_DEV_XID_ERRORS", Gauge, 1.0),
+        dcgm: dcgm("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERROR", Gauge, 1.0),
         accessor: field!(Gpu, xid_last),
         ..base(Group::Health)
     },
@@ -1095,6 +1107,38 @@ mod tests {
         ] {
             assert!(unique.contains(&name), "{name} has no source signal");
         }
+    }
+
+    /// Each dcgm-exporter profile names every alias once; 4.9 renamed all but the ECC counters
+    /// (outside its default set) and the PCIe rates, which 4.10 renamed.
+    #[test]
+    fn dcgm_profiles_name_every_alias_once() {
+        use crate::catalogue::DcgmProfile;
+        let aliases: Vec<DcgmAlias> = CATALOGUE.iter().filter_map(|m| m.dcgm).collect();
+        for p in DcgmProfile::ALL {
+            let names: HashSet<_> = aliases.iter().map(|a| a.name_in(*p)).collect();
+            assert_eq!(names.len(), aliases.len(), "{p:?}");
+        }
+        let kept: Vec<&str> = aliases.iter().filter(|a| a.renamed == a.name).map(|a| a.name).collect();
+        assert_eq!(
+            kept,
+            [
+                "DCGM_FI_PROF_PCIE_TX_BYTES",
+                "DCGM_FI_PROF_PCIE_RX_BYTES",
+                "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+            ]
+        );
+        let renamed_4_10: Vec<&str> =
+            aliases.iter().filter(|a| a.renamed_4_10 != a.renamed).map(|a| a.renamed_4_10).collect();
+        assert_eq!(renamed_4_10, ["DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND"]);
+        // The eleven unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
+        assert_eq!(
+            aliases.iter().filter(|a| a.scale != 1.0).count(),
+            10,
+            "our ten of NVIDIA's eleven (no NVLink total)"
+        );
+        assert!(aliases.iter().all(|a| a.scale_in(DcgmProfile::V4_9) == 1.0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner};
 use gpuscope_core::exposition::{Kind, Series, Writer};
-use gpuscope_core::{NodeSnapshot, Unit};
+use gpuscope_core::{DcgmProfile, NodeSnapshot, Unit};
 
 pub use gpuscope_core::exposition::Format;
 
@@ -12,13 +12,13 @@ pub use gpuscope_core::exposition::Format;
 pub struct Names {
     /// gpuscope's own `gpuscope_*` names.
     pub native: bool,
-    /// dcgm-exporter's `DCGM_FI_*` names, types, units and labels.
-    pub dcgm: bool,
+    /// dcgm-exporter's `DCGM_FI_*` names, types, units and labels, as this release serves them.
+    pub dcgm: Option<DcgmProfile>,
 }
 
 impl Default for Names {
     fn default() -> Self {
-        Names { native: true, dcgm: false }
+        Names { native: true, dcgm: None }
     }
 }
 
@@ -65,6 +65,14 @@ fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     w.sample("gpuscope_build_info", &[("version", env!("CARGO_PKG_VERSION").into())], 1.0);
     w.header("gpuscope_gpu_driver_up", Kind::Gauge, "1 when the NVIDIA driver (NVML) is loaded and answering.");
     w.sample("gpuscope_gpu_driver_up", &[], if snap.agent.driver_up { 1.0 } else { 0.0 });
+    // Prometheus knows a target by its address; this joins it to the host name and the job the
+    // collector's findings carry (`node`, `gpuscope_job`: `job` is Prometheus's own label).
+    w.header("gpuscope_node_info", Kind::Info, "The node's host name and job; the value is always 1.");
+    let mut node = w.series("gpuscope_node_info").label("node", snap.node.hostname.as_str());
+    if let Some(job) = &snap.node.job {
+        node = node.label("gpuscope_job", job.as_str());
+    }
+    node.value(1.0);
     if !snap.gpus.is_empty() {
         w.header("gpuscope_gpu_info", Kind::Info, "GPU identity; the value is always 1.");
         let driver = snap.driver.as_ref().map(|d| d.driver_version.as_str()).unwrap_or_default();
@@ -146,10 +154,14 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
 
 /// dcgm-exporter's help texts carry the unit.
 fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
+    let base = scale == 1.0;
     match (m.unit, scale) {
         (_, s) if (s - 100.0).abs() < 1e-9 => "in %",
+        (Unit::Hertz, _) if base => "in Hz",
         (Unit::Hertz, _) => "in MHz",
+        (Unit::Bytes, _) if base => "in B",
         (Unit::Bytes, _) => "in MiB",
+        (Unit::Joules, _) if base => "in J",
         (Unit::Joules, _) => "in mJ",
         (Unit::Watts, _) => "in W",
         (Unit::Celsius, _) => "in C",
@@ -159,10 +171,12 @@ fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
     }
 }
 
-fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
+fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
     let hostname = snap.node.hostname.as_str();
+    let driver = snap.driver.as_ref().map(|d| d.driver_version.as_str());
     for m in CATALOGUE {
         let Some(alias) = m.dcgm else { continue };
+        let (name, scale) = (alias.name_in(profile), alias.scale_in(profile));
         let mut series = m.series(snap).peekable();
         if series.peek().is_none() {
             continue;
@@ -173,18 +187,22 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             (MetricKind::Counter, Format::OpenMetrics) => Kind::Unknown,
             (k, _) => k.exposition(),
         };
-        w.header(alias.name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(alias.scale, m)));
+        w.header(name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(scale, m)));
         for s in series {
             // Aliases sit on per-GPU rows only (a catalogue invariant).
             let Owner::Gpu(g) = &s.identity.owner else { continue };
             let mut line = w
-                .series(alias.name)
+                .series(name)
                 .label("gpu", g.index)
                 .label("UUID", g.uuid.as_deref().unwrap_or_default())
                 .label("pci_bus_id", g.pci_bus_id.as_deref().unwrap_or_default())
                 .label("device", format!("nvidia{}", g.index).as_str())
                 .label("modelName", g.model.as_deref().unwrap_or_default())
-                .label("Hostname", hostname);
+                .label(profile.hostname_label(), hostname);
+            // dcgm-exporter's default counters turn the driver version into a label.
+            if let Some(v) = driver {
+                line = line.label(profile.driver_label(), v);
+            }
             // dcgm-exporter labels a GPU with the pod using it.
             if let Some(p) = snap.processes.iter().find(|p| p.gpu_index == g.index && p.pod.is_some()) {
                 line = line
@@ -192,8 +210,10 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot) {
                     .label("namespace", p.namespace.as_deref().unwrap_or_default())
                     .label("pod", p.pod.as_deref().unwrap_or_default());
             }
-            // dcgm-exporter reports %, MHz, MiB and mJ as integers.
-            let scaled = if alias.scale == 1.0 { s.value } else { (s.value * alias.scale).round() };
+            // dcgm-exporter reports %, MHz, MiB and mJ as integers, and from 4.9 Hz, bytes and J
+            // (DCGM's integer fields).
+            let integer = scale != 1.0 || matches!(m.unit, Unit::Hertz | Unit::Bytes | Unit::Joules);
+            let scaled = if integer { (s.value * scale).round() } else { s.value };
             line.value(scaled);
         }
     }
@@ -205,8 +225,8 @@ pub fn write(w: &mut Writer<'_>, snap: &NodeSnapshot, names: Names) {
     if names.native {
         native(w, snap);
     }
-    if names.dcgm {
-        dcgm(w, snap);
+    if let Some(profile) = names.dcgm {
+        dcgm(w, snap, profile);
     }
 }
 
@@ -288,7 +308,7 @@ mod tests {
 
     #[test]
     fn dcgm_names_units_and_labels() {
-        let t = text(Format::Text, Names { native: false, dcgm: true });
+        let t = text(Format::Text, Names { native: false, dcgm: Some(DcgmProfile::Legacy) });
         assert!(!t.contains("gpuscope_"));
         assert!(t.contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n"));
         assert!(t.contains(
@@ -297,6 +317,35 @@ mod tests {
         assert!(t.contains("} 1000000\n"), "energy in mJ");
         assert!(t.contains("DCGM_FI_DEV_GPU_UTIL{") && t.contains("} 97\n"), "utilization in %");
         assert!(t.contains("DCGM_FI_DEV_FB_USED{") && t.contains("} 1024\n"), "memory in MiB");
+    }
+
+    /// 4.9 renamed the fields to DCGM 4.7's names in base units and lower-cased `hostname`; 4.10
+    /// added `_PER_SECOND` to the PCIe rates.
+    #[test]
+    fn dcgm_4_9_and_4_10_names_units_and_labels() {
+        let t = text(Format::Text, Names { native: false, dcgm: Some(DcgmProfile::V4_9) });
+        assert!(!t.contains("DCGM_FI_DEV_POWER_USAGE") && !t.contains("Hostname="));
+        assert!(t.contains("# TYPE DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL counter\n"));
+        assert!(t.contains(
+            "DCGM_FI_DEV_BOARD_POWER_WATTS{gpu=\"0\",UUID=\"GPU-1\",pci_bus_id=\"\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",hostname=\"\",container=\"\",namespace=\"ml\",pod=\"trainer-0\",cluster=\"c1\"} 512.5\n"
+        ));
+        let value = |family: &str| {
+            let line = t.lines().find(|l| l.starts_with(&format!("{family}{{"))).unwrap_or_else(|| panic!("{family}"));
+            line.rsplit_once(' ').map(|(_, v)| v.to_string()).unwrap_or_default()
+        };
+        assert_eq!(value("DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL"), "1000", "energy in J");
+        assert_eq!(value("DCGM_FI_DEV_GPU_UTIL_RATIO"), "0.97", "utilization as a ratio");
+        assert_eq!(value("DCGM_FI_DEV_FB_USED_BYTES"), (1u64 << 30).to_string(), "memory in bytes");
+        assert!(t.contains(
+            "# HELP DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL Energy consumed since the driver was loaded (in J).\n"
+        ));
+        let t10 = text(Format::Text, Names { native: false, dcgm: Some(DcgmProfile::V4_10) });
+        assert_eq!(
+            t10.replace("DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_TX_BYTES")
+                .replace("DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_RX_BYTES"),
+            t,
+            "4.10 differs from 4.9 in the PCIe rates' names only"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `gpu-idle-allocated`: a process holds memory on a GPU that does nothing.
 
-use crate::rules::{Ctx, Hit, LONG, RuleInfo, RuleScope, ev, gpu_hit, pct, workload};
+use crate::rules::{Ctx, Hit, LONG, PromAlert, RuleInfo, RuleScope, ev, gpu_hit, pct, workload};
 use gpuscope_core::{Severity, WorkloadClass};
 
 settings! {
@@ -22,6 +22,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: "(gpuscope_gpu_sm_active_ratio or gpuscope_gpu_utilization_ratio) < 0.05 and on (instance, gpu) (gpuscope_process_gpu_memory_bytes > 0)",
+        for_s: 600,
+        severity: Severity::Warning,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is held by a process but idle (activity {{ $value | humanizePercentage }}) for 10 minutes.",
+        advice: None,
+    }],
 };
 
 /// The advice for a notebook or an inference server holding an idle GPU (the rule's own advice

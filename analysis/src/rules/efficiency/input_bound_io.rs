@@ -27,6 +27,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -24,6 +24,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: true,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 /// The advice for an inference server: its batching decides how much work each kernel gets.

@@ -32,6 +32,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 /// The advice for an inference server whose memory grows toward the limit.

@@ -25,6 +25,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

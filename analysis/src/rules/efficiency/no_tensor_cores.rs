@@ -26,6 +26,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 /// The advice for an inference server: the precision is a serving choice.

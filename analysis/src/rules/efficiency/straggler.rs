@@ -48,6 +48,7 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[],
 };
 
 fn median(v: &mut [f64]) -> Option<f64> {

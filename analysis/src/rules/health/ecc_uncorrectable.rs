@@ -1,6 +1,6 @@
 //! `ecc-uncorrectable`: the volatile uncorrectable ECC count rose.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -23,6 +23,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: "increase(gpuscope_gpu_ecc_uncorrected_volatile_errors_total[5m]) > 0",
+        for_s: 0,
+        severity: Severity::Critical,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} had {{ $value }} uncorrectable ECC error(s) in the last 5 minutes.",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -1,6 +1,6 @@
 //! `gpu-lost`: the GPU fell off the bus.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {}
@@ -19,6 +19,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: r#"gpuscope_gpu_up == 0 or max without (xid) (increase(gpuscope_gpu_xid_errors_total{xid="79"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid="79"} unless gpuscope_gpu_xid_errors_total{xid="79"} offset 5m))"#,
+        for_s: 0,
+        severity: Severity::Critical,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} has fallen off the bus (lost, or XID 79).",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

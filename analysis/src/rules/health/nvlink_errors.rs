@@ -1,6 +1,6 @@
 //! `nvlink-errors`: NVLink CRC, replay or recovery errors, or a link down.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -22,6 +22,24 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[
+        PromAlert {
+            variant: "",
+            expr: "sum without (link) (increase(gpuscope_gpu_nvlink_crc_errors_total[2m]) + increase(gpuscope_gpu_nvlink_replay_errors_total[2m]) + increase(gpuscope_gpu_nvlink_recovery_errors_total[2m])) > 0 or count without (link) (gpuscope_gpu_nvlink_up == 0)",
+            for_s: 0,
+            severity: Severity::Warning,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: {{ $value }} NVLink errors in the last 2 minutes, or links down.",
+            advice: None,
+        },
+        PromAlert {
+            variant: "Critical",
+            expr: "sum without (link) (rate(gpuscope_gpu_nvlink_crc_errors_total[1m])) >= 100",
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: {{ $value | printf "%.0f" }} NVLink CRC errors per second (100 or more)."#,
+            advice: None,
+        },
+    ],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

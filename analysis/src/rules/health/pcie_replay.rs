@@ -1,6 +1,6 @@
 //! `pcie-replay`: the PCIe link replays packets too often (signal integrity).
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -22,6 +22,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: "rate(gpuscope_gpu_pcie_replays_total[1m]) * 60 > 8",
+        for_s: 0,
+        severity: Severity::Warning,
+        summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: the PCIe link replays {{ $value | printf "%.0f" }} times a minute (more than 8)."#,
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

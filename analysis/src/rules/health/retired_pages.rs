@@ -1,6 +1,6 @@
 //! `retired-pages`: page retirement at its limit, or a retirement pending.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -22,6 +22,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: "gpuscope_gpu_retired_pages >= 60 or (gpuscope_gpu_retired_pages_pending == 1)",
+        for_s: 0,
+        severity: Severity::Warning,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a page retirement is pending or the retired pages ({{ $value }}) reached the limit of 60.",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -1,6 +1,6 @@
 //! `row-remap`: a row remapping is pending (reset to apply) or failed.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {}
@@ -19,6 +19,24 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[
+        PromAlert {
+            variant: "Pending",
+            expr: "gpuscope_gpu_row_remap_pending == 1",
+            for_s: 0,
+            severity: Severity::Warning,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a row remapping is pending until the next reset.",
+            advice: None,
+        },
+        PromAlert {
+            variant: "Failed",
+            expr: "gpuscope_gpu_row_remap_failed == 1",
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: a row remapping failed.",
+            advice: None,
+        },
+    ],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -1,6 +1,6 @@
 //! `xid-error`: the driver reported XID events, classified for severity and action.
 
-use crate::rules::{Ctx, EVENT, Hit, RuleInfo, RuleScope, ev, gpu_hit};
+use crate::rules::{Ctx, EVENT, Hit, PromAlert, RuleInfo, RuleScope, ev, gpu_hit};
 use crate::xid::{XidClass, classify};
 use gpuscope_core::{Action, Severity};
 
@@ -23,6 +23,58 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    // One alert per XID class, with its severity and advice; the test below checks that each
+    // regex holds exactly the codes `classify` puts in its class.
+    promql: &[
+        PromAlert {
+            variant: "Reset",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"46|62|64|95|109|119|120|136|140|143|155|156"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"46|62|64|95|109|119|120|136|140|143|155|156"} unless gpuscope_gpu_xid_errors_total{xid=~"46|62|64|95|109|119|120|136|140|143|155|156"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): a GPU reset is needed.",
+            advice: Some(XidClass::Reset.advice().2),
+        },
+        PromAlert {
+            variant: "Reboot",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"79"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"79"} unless gpuscope_gpu_xid_errors_total{xid=~"79"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): the GPU fell off the bus.",
+            advice: Some(XidClass::Reboot.advice().2),
+        },
+        PromAlert {
+            variant: "Nvlink",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"74|144|145|146|147|148|149|150"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"74|144|145|146|147|148|149|150"} unless gpuscope_gpu_xid_errors_total{xid=~"74|144|145|146|147|148|149|150"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): an NVLink fault.",
+            advice: Some(XidClass::NvLink.advice().2),
+        },
+        PromAlert {
+            variant: "Memory",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"48|63|92"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"48|63|92"} unless gpuscope_gpu_xid_errors_total{xid=~"48|63|92"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Critical,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): a memory fault.",
+            advice: Some(XidClass::Memory.advice().2),
+        },
+        PromAlert {
+            variant: "Application",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"} unless gpuscope_gpu_xid_errors_total{xid=~"13|31|43|45|68|69|94"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Warning,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes): an application fault.",
+            advice: Some(XidClass::Application.advice().2),
+        },
+        PromAlert {
+            variant: "",
+            expr: r#"increase(gpuscope_gpu_xid_errors_total{xid!~"46|62|64|95|109|119|120|136|140|143|155|156|79|74|144|145|146|147|148|149|150|48|63|92|13|31|43|45|68|69|94"}[5m]) > 0 or (gpuscope_gpu_xid_errors_total{xid!~"46|62|64|95|109|119|120|136|140|143|155|156|79|74|144|145|146|147|148|149|150|48|63|92|13|31|43|45|68|69|94"} unless gpuscope_gpu_xid_errors_total{xid!~"46|62|64|95|109|119|120|136|140|143|155|156|79|74|144|145|146|147|148|149|150|48|63|92|13|31|43|45|68|69|94"} offset 5m)"#,
+            for_s: 0,
+            severity: Severity::Warning,
+            summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} reported XID {{ $labels.xid }} ({{ $value }} in the last 5 minutes), a code outside the classified ones.",
+            advice: Some(XidClass::Other.advice().2),
+        },
+    ],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {
@@ -105,6 +157,44 @@ mod tests {
     #[test]
     fn no_event_is_no_hit() {
         assert!(eval("xid-error", &steady(node("n0", vec![gpu(0), gpu(1)]))).is_empty());
+    }
+
+    /// Each PromQL alert's codes are exactly its class's, and every code is in one alert.
+    #[test]
+    fn the_promql_alerts_split_the_codes_by_class() {
+        use crate::xid::{XidClass, classify};
+        let rule = &super::RULE;
+        let codes_of = |expr: &str| -> (bool, Vec<u64>) {
+            let negated = expr.contains("{xid!~");
+            let list = expr.split("{xid").nth(1).and_then(|s| s.split('"').nth(1)).unwrap_or_default();
+            (negated, list.split('|').filter_map(|c| c.parse().ok()).collect())
+        };
+        for code in 0..=300u64 {
+            let matching: Vec<&str> = rule
+                .promql
+                .iter()
+                .filter(|a| {
+                    let (negated, codes) = codes_of(a.expr);
+                    codes.contains(&code) != negated
+                })
+                .map(|a| a.variant)
+                .collect();
+            assert_eq!(matching.len(), 1, "XID {code}: {matching:?}");
+            let class = classify(code);
+            let want = match class {
+                XidClass::Other => "",
+                XidClass::NvLink => "Nvlink",
+                c => match c {
+                    XidClass::Application => "Application",
+                    XidClass::Reset => "Reset",
+                    XidClass::Reboot => "Reboot",
+                    _ => "Memory",
+                },
+            };
+            assert_eq!(matching[0], want, "XID {code}");
+            let alert = rule.promql.iter().find(|a| a.variant == want).map(|a| (a.severity, a.advice));
+            assert_eq!(alert, Some((class.advice().0, Some(class.advice().2))), "XID {code}");
+        }
     }
 
     #[test]

@@ -20,4 +20,5 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: None,
+    promql: &[],
 };

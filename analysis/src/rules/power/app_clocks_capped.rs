@@ -1,7 +1,7 @@
 //! `app-clocks-capped`: application clocks hold the GPU below its maximum.
 
 use super::APP_CLOCKS;
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit};
+use crate::rules::{Ctx, Hit, PromAlert, RuleInfo, RuleScope, STD, ev, gpu_hit};
 use gpuscope_core::Severity;
 
 settings! {
@@ -23,6 +23,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: r#"avg_over_time(gpuscope_gpu_clock_event_active{reason="applications_clocks_setting"}[1m]) >= 0.5"#,
+        for_s: 60,
+        severity: Severity::Info,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: application clocks cap the GPU.",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

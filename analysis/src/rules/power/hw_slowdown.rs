@@ -1,7 +1,7 @@
 //! `hw-slowdown`: hardware cuts the clocks again and again (HW slowdown, power brake).
 
 use super::{HW_POWER_BRAKE, HW_SLOWDOWN};
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit};
+use crate::rules::{Ctx, Hit, PromAlert, RuleInfo, RuleScope, STD, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -25,6 +25,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: r#"sum without (reason) (changes(gpuscope_gpu_clock_event_active{reason=~"hw_slowdown|hw_power_brake_slowdown"}[10m])) / 2 / 10 >= 0.6"#,
+        for_s: 60,
+        severity: Severity::Critical,
+        summary: r#"GPU {{ $labels.gpu }} on {{ $labels.instance }}: hardware slowdown or power brake {{ $value | printf "%.1f" }} times a minute over 10 minutes."#,
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

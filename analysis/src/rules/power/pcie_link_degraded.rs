@@ -1,6 +1,6 @@
 //! `pcie-link-degraded`: a loaded GPU's PCIe link trained below its capability.
 
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit};
+use crate::rules::{Ctx, Hit, PromAlert, RuleInfo, RuleScope, STD, ev, gpu_hit};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -22,6 +22,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: "(gpuscope_gpu_pcie_link_generation < gpuscope_gpu_pcie_link_generation_max or gpuscope_gpu_pcie_link_width < gpuscope_gpu_pcie_link_width_max) and on (instance, gpu) (gpuscope_gpu_utilization_ratio >= 0.5)",
+        for_s: 60,
+        severity: Severity::Warning,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }}: the PCIe link trained below its maximum generation or width under load.",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -1,7 +1,7 @@
 //! `power-capped`: the software power cap holds the SM clock down.
 
 use super::SW_POWER_CAP;
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
+use crate::rules::{Ctx, Hit, PromAlert, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
 use gpuscope_core::Severity;
 
 settings! {
@@ -25,6 +25,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: r#"avg_over_time(gpuscope_gpu_clock_event_active{reason="sw_power_cap"}[1m]) >= 0.5 and on (instance, gpu) (gpuscope_gpu_sm_clock_hertz / gpuscope_gpu_sm_clock_max_hertz < 0.9)"#,
+        for_s: 60,
+        severity: Severity::Info,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is held at its power cap {{ $value | humanizePercentage }} of the time with the SM clock below 90% of its maximum.",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {

@@ -1,7 +1,7 @@
 //! `thermal-throttle`: thermal slowdown active, or the GPU close to its slowdown temperature.
 
 use super::{HW_THERMAL, SW_THERMAL};
-use crate::rules::{Ctx, Hit, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
+use crate::rules::{Ctx, Hit, PromAlert, RuleInfo, RuleScope, STD, ev, gpu_hit, pct};
 use gpuscope_core::{Action, Severity};
 
 settings! {
@@ -23,6 +23,14 @@ pub const RULE: RuleInfo = RuleInfo {
     explained_by_waiting: false,
     thresholds: Settings::THRESHOLDS,
     eval: Some(eval),
+    promql: &[PromAlert {
+        variant: "",
+        expr: r#"max without (reason) (gpuscope_gpu_clock_event_active{reason=~"sw_thermal_slowdown|hw_thermal_slowdown"}) == 1 or (gpuscope_gpu_slowdown_temperature_celsius - gpuscope_gpu_temperature_celsius <= 5)"#,
+        for_s: 60,
+        severity: Severity::Warning,
+        summary: "GPU {{ $labels.gpu }} on {{ $labels.instance }} is slowed for heat (thermal slowdown active, or within 5 C of its slowdown temperature).",
+        advice: None,
+    }],
 };
 
 fn eval(c: &Ctx) -> Vec<Hit> {
