@@ -333,23 +333,39 @@ fn malformed_configuration_is_a_clear_error_with_exit_code_2() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.toml"));
 }
 
-#[test]
-fn processes_name_their_parent_and_a_launcher_without_a_gpu_is_not_a_gpu_process() {
+/// The simulated /proc and /sys of `scenario` at second `at`, written once.
+fn sim_tree(scenario: &str, at: u32) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
-    let r = root.path().to_str().unwrap();
     let st = Command::new(common::bin())
-        .args(["sim", "run", "--scenario", "dataloader-stall", "--root", r, "--once-at", "40"])
+        .args(["sim", "run", "--scenario", scenario, "--root", root.path().to_str().unwrap(), "--once-at"])
+        .arg(at.to_string())
         .status()
         .unwrap();
     assert!(st.success());
-    let out = Command::new(common::bin())
-        .args(["query", "--json", "--gap-ms", "150", "--procfs-root", &format!("{r}/proc"), "--sysfs-root"])
-        .arg(format!("{r}/sys"))
-        .env("GPUSCOPE_SIM_SCENARIO", "dataloader-stall")
-        .env("GPUSCOPE_SIM_TIME", "40")
+    root
+}
+
+/// `gpuscope query [--json]` on `root` (from `sim_tree`), NVML frozen at the same second.
+fn query_frozen(root: &tempfile::TempDir, scenario: &str, at: u32, json: bool) -> std::process::Output {
+    let r = root.path();
+    let mut q = Command::new(common::bin());
+    q.args(["query", "--gap-ms", "150", "--procfs-root"]).arg(r.join("proc")).arg("--sysfs-root").arg(r.join("sys"));
+    if json {
+        q.arg("--json");
+    }
+    q.env("GPUSCOPE_SIM_SCENARIO", scenario)
+        .env("GPUSCOPE_SIM_TIME", at.to_string())
         .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
+        .env("GPUSCOPE_POD_LOGS_ROOT", r.join("var/log/pods"))
+        .env("GPUSCOPE_PASSWD_FILE", r.join("etc/passwd"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn processes_name_their_parent_and_a_launcher_without_a_gpu_is_not_a_gpu_process() {
+    let root = sim_tree("dataloader-stall", 40);
+    let out = query_frozen(&root, "dataloader-stall", 40, true);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let procs = q["processes"].as_array().unwrap();
@@ -375,29 +391,9 @@ fn processes_name_their_parent_and_a_launcher_without_a_gpu_is_not_a_gpu_process
 
 #[test]
 fn query_json_is_stable() {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path().to_str().unwrap();
-    let st = Command::new(common::bin())
-        .args(["sim", "run", "--scenario", "healthy-inference", "--root", r, "--once-at", "40"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let root = sim_tree("healthy-inference", 40);
     // `gpuscope query [--json]` on the tree, NVML frozen at the same second.
-    let run = |json: bool| {
-        let mut args = vec!["query".to_string(), "--gap-ms".into(), "150".into()];
-        args.extend(["--procfs-root".to_string(), format!("{r}/proc"), "--sysfs-root".into(), format!("{r}/sys")]);
-        if json {
-            args.push("--json".into());
-        }
-        Command::new(common::bin())
-            .args(&args)
-            .env("GPUSCOPE_SIM_SCENARIO", "healthy-inference")
-            .env("GPUSCOPE_SIM_TIME", "40")
-            .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-            .env("GPUSCOPE_POD_LOGS_ROOT", format!("{r}/var/log/pods"))
-            .output()
-            .unwrap()
-    };
+    let run = |json: bool| query_frozen(&root, "healthy-inference", 40, json);
     let query = || {
         let out = run(true);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -329,14 +329,21 @@ fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
     (ca, cert, key)
 }
 
-#[test]
-fn otlp_over_tls_on_both_transports() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path());
+/// A collector serving OTLP and its API over TLS with a certificate from `certificates`; with
+/// the CA's and the server certificate's files.
+fn tls_collector(dir: &std::path::Path) -> (common::Collector, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, cert, key) = certificates(dir);
     let c = collector(
         &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
         ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
     );
+    (c, ca, cert)
+}
+
+#[test]
+fn otlp_over_tls_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, ca, cert) = tls_collector(dir.path());
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
     let mut nodes = Vec::new();
     for (protocol, addr, host) in [("http/protobuf", &c.http, "tls-http"), ("grpc", &c.grpc, "tls-grpc")] {
@@ -386,11 +393,7 @@ fn top_fleet_client_reads_the_api_and_its_event_stream_over_tls() {
     use gpuscope_core::api::NodeView;
     use gpuscope_tui::fleet::{Client, FleetError};
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path());
-    let c = collector(
-        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
-        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
-    );
+    let (c, ca, cert) = tls_collector(dir.path());
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
     // GPU 3 falls off the bus 3 s after the agent starts: a finding opens while the stream is read.
     let mut s = NodeSpec::new("gpu-lost", Clock::Running { start: unix_now() - 117.0 });
