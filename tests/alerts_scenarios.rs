@@ -88,13 +88,7 @@ fn promql_alerts_fire_on_the_same_scenarios_as_their_rules_and_on_no_healthy_one
     for (name, _) in BUILTIN {
         let sc = Scenario::load(name).unwrap();
         // As long as the Rust rules' scenario test plays it: the 10-minute rules need 1000 s.
-        let secs = if sc.expect.is_empty()
-            || sc.expect.iter().any(|r| r == "memory-underused" || r == "gpu-idle-allocated" || r == "hw-slowdown")
-        {
-            1000
-        } else {
-            500
-        };
+        let secs = if sc.needs_long_play() { 1000 } else { 500 };
         let series = record(name, secs, &wanted);
         writeln!(tests, "  # {name}\n  - interval: {STEP}s\n    input_series:").unwrap();
         for (key, values) in &series {

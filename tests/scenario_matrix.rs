@@ -49,9 +49,7 @@ fn play(name: &str) -> (Vec<String>, serde_json::Value, String) {
     });
     // Long enough for the 10-minute rules where they are expected; else 7 scenario minutes.
     // Scenarios that expect nothing run long too: a 10-minute rule must stay quiet on them.
-    let long = sc.expect.is_empty()
-        || sc.expect.iter().any(|r| ["memory-underused", "gpu-idle-allocated", "hw-slowdown"].contains(&r.as_str()));
-    let workload_s = if long { 800.0 } else { 420.0 };
+    let workload_s = if sc.needs_long_play() { 800.0 } else { 420.0 };
     let wall = workload_s / SPEED - (unix_now() - start_at);
     std::thread::sleep(Duration::from_secs_f64(wall.max(0.0)));
     // On a busy machine the agents deliver fewer samples than they would on an idle one, and a

@@ -42,13 +42,7 @@ fn every_scenario_opens_exactly_its_expected_findings() {
     for (name, _) in BUILTIN {
         let sc = Scenario::load(name).unwrap();
         // Long enough for the 10-minute rules, and for one loop of the phase-changing scenario.
-        let secs = if sc.expect.is_empty()
-            || sc.expect.iter().any(|r| r == "memory-underused" || r == "gpu-idle-allocated" || r == "hw-slowdown")
-        {
-            1000
-        } else {
-            500
-        };
+        let secs = if sc.needs_long_play() { 1000 } else { 500 };
         let opened = play(name, secs);
         let got: BTreeSet<String> = opened.iter().map(|f| f.rule.clone()).collect();
         let want: BTreeSet<String> = sc.expect.iter().cloned().collect();

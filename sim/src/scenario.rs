@@ -737,6 +737,16 @@ impl Scenario {
         Scenario::from_toml(&text, name_or_path)
     }
 
+    /// Whether checking the scenario's findings needs a long play: it expects nothing (a
+    /// 10-minute rule must stay quiet on it) or one of the rules that wait 10 minutes.
+    pub fn needs_long_play(&self) -> bool {
+        self.expect.is_empty()
+            || self
+                .expect
+                .iter()
+                .any(|r| ["memory-underused", "gpu-idle-allocated", "hw-slowdown"].contains(&r.as_str()))
+    }
+
     /// Number of GPUs on each node.
     pub fn gpu_count(&self) -> u32 {
         self.gpus.iter().map(|g| g.count).sum()
