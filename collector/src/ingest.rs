@@ -42,6 +42,8 @@ pub enum Refusal {
     GrpcUnauthorized,
     /// HTTP: malformed body (protobuf, JSON or gzip).
     HttpBadRequest,
+    /// HTTP: the body did not arrive within the body-read timeout.
+    HttpBodyTimeout,
     /// HTTP: the analysis queue was full.
     HttpBusy,
     /// HTTP: body over the limit (before or after decompression).
@@ -54,10 +56,11 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every reason, in label order (the order `/metrics` lists them).
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::GrpcBusy,
         Refusal::GrpcUnauthorized,
         Refusal::HttpBadRequest,
+        Refusal::HttpBodyTimeout,
         Refusal::HttpBusy,
         Refusal::HttpTooLarge,
         Refusal::HttpUnauthorized,
@@ -70,6 +73,7 @@ impl Refusal {
             Refusal::GrpcBusy => "grpc_busy",
             Refusal::GrpcUnauthorized => "grpc_unauthorized",
             Refusal::HttpBadRequest => "http_bad_request",
+            Refusal::HttpBodyTimeout => "http_body_timeout",
             Refusal::HttpBusy => "http_busy",
             Refusal::HttpTooLarge => "http_too_large",
             Refusal::HttpUnauthorized => "http_unauthorized",
@@ -86,6 +90,8 @@ pub struct Counters {
     points_rejected: AtomicU64,
     snapshots: AtomicU64,
     store_writes_dropped: AtomicU64,
+    /// Connections per listener.
+    pub connections: Arc<crate::listener::ConnCounters>,
 }
 
 impl Counters {
@@ -154,6 +160,8 @@ pub struct Ingest {
     queue: mpsc::Sender<Batch>,
     /// Largest accepted request body (after decompression), bytes.
     pub max_body: usize,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
     token: Option<String>,
     /// The counters `/metrics` shows.
     pub counters: Arc<Counters>,
@@ -162,7 +170,7 @@ pub struct Ingest {
 impl Ingest {
     /// An ingest path into `queue`, requiring `token` when set.
     pub fn new(queue: mpsc::Sender<Batch>, max_body: usize, token: Option<String>, counters: Arc<Counters>) -> Ingest {
-        Ingest { queue, max_body, token, counters }
+        Ingest { queue, max_body, body_read_timeout: std::time::Duration::from_secs(30), token, counters }
     }
 
     /// Whether an `authorization` header value satisfies the configured token.

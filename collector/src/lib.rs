@@ -20,6 +20,7 @@ pub mod state;
 pub mod store;
 
 pub use error::StartError;
+pub use listener::ConnLimits;
 
 use gpuscope_analysis::AnalysisConfig;
 use gpuscope_core::api::FindingEvent;
@@ -54,6 +55,8 @@ pub struct CollectorConfig {
     /// Closed findings kept in memory (default 10,000, about 10 MB); older ones are dropped
     /// from memory first (lowest id) and, with a store, still listed from it.
     pub closed_findings_kept: usize,
+    /// What a client may hold on each listener (connections, timeouts).
+    pub limits: ConnLimits,
 }
 
 impl Default for CollectorConfig {
@@ -70,6 +73,7 @@ impl Default for CollectorConfig {
             token: None,
             tls: None,
             closed_findings_kept: 10_000,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -98,12 +102,12 @@ impl Running {
 
 /// Binds every listener and starts the receivers and the analysis on the current runtime.
 pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
+    let limits = connection_limits(cfg.limits);
     let (grpc_l, grpc) = listener::bind("OTLP/gRPC", cfg.grpc).await?;
     let (http_l, http) = listener::bind("OTLP/HTTP", cfg.http).await?;
     let (api_l, api) = listener::bind("the API", cfg.api).await?;
     let tls = cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?;
     let acceptor = tls.as_ref().map(listener::TlsFiles::acceptor).transpose()?;
-    let grpc_tls = tls.as_ref().map(listener::TlsFiles::grpc);
 
     let (state, writer, reader) = match &cfg.store {
         Some(path) => {
@@ -133,18 +137,61 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
         }
         .run(),
     );
-    let ingest = Arc::new(ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone()));
+    let mut ingest = ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone());
+    ingest.body_read_timeout = limits.body_read_timeout;
+    let ingest = Arc::new(ingest);
+    let conns = counters.connections.clone();
     let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader });
+    let server = |listener, which| listener::Server {
+        listener,
+        which,
+        tls: acceptor.clone(),
+        limits,
+        counters: conns.clone(),
+        handler: (),
+    };
     let http_ingest = ingest.clone();
-    tokio::spawn(listener::serve(http_l, acceptor.clone(), move |req| {
-        receiver::http::handle(http_ingest.clone(), req)
-    }));
-    tokio::spawn(listener::serve(api_l, acceptor, move |req| api::handle(api_ctx.clone(), req)));
-    tokio::spawn(async move {
-        if let Err(e) = receiver::grpc::serve(grpc_l, ingest, grpc_tls).await {
-            tracing::error!("OTLP/gRPC receiver stopped: {e}");
-        }
-    });
+    tokio::spawn(
+        server(http_l, listener::Listener::OtlpHttp)
+            .with(move |req| receiver::http::handle(http_ingest.clone(), req))
+            .serve(),
+    );
+    tokio::spawn(server(api_l, listener::Listener::Api).with(move |req| api::handle(api_ctx.clone(), req)).serve());
+    let grpc_svc = receiver::grpc::service(ingest);
+    let body_read_timeout = limits.body_read_timeout;
+    tokio::spawn(
+        server(grpc_l, listener::Listener::OtlpGrpc)
+            .with(move |req| receiver::grpc::handle(grpc_svc.clone(), body_read_timeout, req))
+            .serve(),
+    );
     tracing::info!(%grpc, %http, %api, "collector listening (OTLP gRPC, OTLP HTTP, API)");
     Ok(Running { grpc, http, api, state, events })
+}
+
+/// The configured limits, with the connection cap lowered where the open-files limit could not
+/// hold three full listeners (the store, the log and the runtime keep a few files of their own).
+/// The soft limit is raised to the hard limit first.
+fn connection_limits(mut limits: ConnLimits) -> ConnLimits {
+    const RESERVED_FILES: u64 = 128;
+    let files = match listener::raise_open_files_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("open files limit raised from {before} to {after}");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open files limit: {e}");
+            return limits;
+        }
+    };
+    let fit = (files.saturating_sub(RESERVED_FILES) / 3).max(1);
+    if limits.max_connections as u64 > fit {
+        tracing::warn!(
+            "max_connections {} per listener does not fit the open files limit {files}: lowered to {fit}",
+            limits.max_connections
+        );
+        limits.max_connections = fit as usize;
+    }
+    limits
 }

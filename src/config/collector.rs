@@ -35,6 +35,18 @@ pub struct CollectorLayer {
     /// Flag a node that has not reported for this many seconds [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STALE_AFTER_S", value_name = "SECONDS")]
     pub stale_after_s: Option<f64>,
+    /// Connections each listener holds at once; more are closed as they arrive [default: 4096].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_CONNECTIONS", value_name = "CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Close a connection whose request head takes longer than this to arrive [default: 10].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_HEADER_READ_TIMEOUT_S", value_name = "SECONDS")]
+    pub header_read_timeout_s: Option<f64>,
+    /// Answer 408 / DEADLINE_EXCEEDED to a request whose body takes longer than this [default: 30].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_BODY_READ_TIMEOUT_S", value_name = "SECONDS")]
+    pub body_read_timeout_s: Option<f64>,
+    /// Close a connection with no request for this long [default: 60].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_IDLE_TIMEOUT_S", value_name = "SECONDS")]
+    pub idle_timeout_s: Option<f64>,
     /// SQLite database for findings history and node inventory, kept across restarts ("" = memory only).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE", value_name = "PATH")]
     pub store: Option<Blankable<PathBuf>>,
@@ -92,6 +104,17 @@ pub struct CollectorSettings {
     /// A node silent this long is stale.
     #[serde(rename = "stale_after_s", serialize_with = "super::as_secs")]
     pub stale_after: Duration,
+    /// Connections per listener.
+    pub max_connections: usize,
+    /// Time for a request head to arrive.
+    #[serde(rename = "header_read_timeout_s", serialize_with = "super::as_secs")]
+    pub header_read_timeout: Duration,
+    /// Time for a request body to arrive.
+    #[serde(rename = "body_read_timeout_s", serialize_with = "super::as_secs")]
+    pub body_read_timeout: Duration,
+    /// Time a connection may sit without a request.
+    #[serde(rename = "idle_timeout_s", serialize_with = "super::as_secs")]
+    pub idle_timeout: Duration,
     /// Findings database (`None`: memory only).
     #[serde(serialize_with = "super::blank_if_none")]
     pub store: Option<PathBuf>,
@@ -124,6 +147,10 @@ impl Default for CollectorSettings {
             queue_batches: c.queue,
             closed_findings_kept: c.closed_findings_kept,
             stale_after: Duration::from_millis(c.stale_after_ms),
+            max_connections: c.limits.max_connections,
+            header_read_timeout: c.limits.header_read_timeout,
+            body_read_timeout: c.limits.body_read_timeout,
+            idle_timeout: c.limits.idle_timeout,
             store: c.store,
             token: c.token,
             tls_cert: None,
@@ -171,6 +198,17 @@ impl CollectorSettings {
             analysis_from.push_str(&format!(", time_scale {s} from {}", l.origins().origin("time_scale")));
         }
         let stale_after_s = l.get("stale_after_s", |s| &s.stale_after_s, d.stale_after.as_secs_f64());
+        let mut seconds = |key: &'static str, field: fn(&CollectorLayer) -> &Option<f64>, default: Duration| {
+            let v = l.get(key, field, default.as_secs_f64());
+            match Duration::try_from_secs_f64(v) {
+                Ok(d) if v > 0.0 => Ok(d),
+                _ => Err(l.origins().error(key, format!("must be a positive number of seconds, not {v}"))),
+            }
+        };
+        let header_read_timeout =
+            seconds("header_read_timeout_s", |s| &s.header_read_timeout_s, d.header_read_timeout)?;
+        let body_read_timeout = seconds("body_read_timeout_s", |s| &s.body_read_timeout_s, d.body_read_timeout)?;
+        let idle_timeout = seconds("idle_timeout_s", |s| &s.idle_timeout_s, d.idle_timeout)?;
         let settings = CollectorSettings {
             grpc: l.get("grpc", |s| &s.grpc, d.grpc),
             http: l.get("http", |s| &s.http, d.http),
@@ -179,6 +217,10 @@ impl CollectorSettings {
             queue_batches: l.get("queue_batches", |s| &s.queue_batches, d.queue_batches),
             closed_findings_kept: l.get("closed_findings_kept", |s| &s.closed_findings_kept, d.closed_findings_kept),
             stale_after: Duration::try_from_secs_f64(stale_after_s).unwrap_or_default(),
+            max_connections: l.get("max_connections", |s| &s.max_connections, d.max_connections),
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
             store: l.get("store", |s| &s.store, Blankable(d.store)).0,
             token: l.get("token", |s| &s.token, Blankable(d.token)).0,
             tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
@@ -205,6 +247,9 @@ impl CollectorSettings {
         if self.queue_batches == 0 {
             return Err(at.error("queue_batches", "must be at least 1"));
         }
+        if self.max_connections == 0 {
+            return Err(at.error("max_connections", "must be at least 1"));
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => Err(at.error("tls_cert", "needs tls_key, the certificate's private key")),
             (None, Some(_)) => Err(at.error("tls_key", "needs tls_cert, the certificate chain it belongs to")),
@@ -228,6 +273,12 @@ impl CollectorSettings {
             store: self.store.clone(),
             token: self.token.clone(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            limits: gpuscope_collector::ConnLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout,
+                body_read_timeout: self.body_read_timeout,
+                idle_timeout: self.idle_timeout,
+            },
             ..CollectorConfig::default()
         }
     }

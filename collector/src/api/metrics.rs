@@ -2,6 +2,7 @@
 //! (through the shared writer in `gpuscope_core::exposition`).
 
 use crate::ingest::{Counters, Refusal, Transport};
+use crate::listener::{Closed, Listener};
 use crate::state::State;
 use gpuscope_core::exposition::{Format, Kind, Writer};
 
@@ -40,6 +41,29 @@ pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> Str
         let v = counters.refusals(r);
         if v > 0 {
             w.sample("gpuscope_collector_refused_total", &[("reason", r.label().into())], v as f64);
+        }
+    }
+    w.header("gpuscope_collector_connections", Kind::Gauge, "Connections open, by listener.");
+    for l in Listener::ALL {
+        w.sample(
+            "gpuscope_collector_connections",
+            &[("listener", l.label().into())],
+            counters.connections.open(l) as f64,
+        );
+    }
+    w.header(
+        "gpuscope_collector_connections_closed_total",
+        Kind::Counter,
+        "Connections the collector closed before its client did (over the listener's cap, or past a timeout), by listener and reason.",
+    );
+    for l in Listener::ALL {
+        for why in Closed::ALL {
+            let v = counters.connections.closed(l, why) as f64;
+            w.sample(
+                "gpuscope_collector_connections_closed_total",
+                &[("listener", l.label().into()), ("reason", why.label().into())],
+                v,
+            );
         }
     }
     w.header("gpuscope_collector_snapshots_total", Kind::Counter, "Node snapshots ingested.");

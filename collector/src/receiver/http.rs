@@ -42,7 +42,16 @@ async fn export(ingest: &Ingest, req: Request<Incoming>) -> Resp {
         );
     }
     let gzip = req.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()) == Some("gzip");
-    let body = match Limited::new(req.into_body(), ingest.max_body).collect().await {
+    let collected =
+        tokio::time::timeout(ingest.body_read_timeout, Limited::new(req.into_body(), ingest.max_body).collect());
+    let Ok(collected) = collected.await else {
+        return refuse(
+            Refusal::HttpBodyTimeout,
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} s\n", ingest.body_read_timeout.as_secs_f64()),
+        );
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let status = if e.is::<http_body_util::LengthLimitError>() {

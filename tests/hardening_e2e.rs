@@ -1,0 +1,245 @@
+//! The collector under hostile clients, end to end on loopback: connections held open (idle,
+//! slow headers, slow bodies) and a listener's connection cap.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Collector, collector_with, eventually, request};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+/// A collector started with the usual 1,024 open-files soft limit (whatever this test process
+/// has), as a service manager or a login shell gives it.
+fn collector_at_1024_files(args: &[&str]) -> Collector {
+    collector_with(args, ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"), |c| {
+        // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                lim.rlim_cur = lim.rlim_max.min(1024);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
+}
+
+/// This test process holds thousands of sockets: its soft limit goes up to its hard limit.
+fn raise_own_files_limit(need: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a struct this function owns.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    assert!(lim.rlim_cur >= need, "this test needs {need} open files; the hard limit is {}", lim.rlim_cur);
+}
+
+/// One OTLP/JSON push: `host`'s GPU 0 drawing `watts` at `t_ms`.
+pub fn push_body(host: &str, t_ms: u64, watts: f64) -> Vec<u8> {
+    serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": host}}]},
+        "scopeMetrics": [{"metrics": [{"name": "hw.power", "gauge": {"dataPoints": [{
+            "attributes": [
+                {"key": "gpuscope.gpu.index", "value": {"stringValue": "0"}},
+                {"key": "hw.id", "value": {"stringValue": "GPU-0"}}
+            ],
+            "timeUnixNano": (t_ms * 1_000_000).to_string(),
+            "asDouble": watts
+        }]}}]}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn now_ms() -> u64 {
+    (common::unix_now() * 1000.0) as u64
+}
+
+/// A normal push and a normal API call, each timed; both must succeed.
+fn normal_calls(c: &Collector) -> (Duration, Duration) {
+    let t = Instant::now();
+    let (status, _, body) = request(
+        &c.http,
+        "POST",
+        "/v1/metrics",
+        &[("Content-Type", "application/json")],
+        &push_body("normal", now_ms(), 300.0),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let push = t.elapsed();
+    let t = Instant::now();
+    let (status, _, _) = common::get(&c.api, "/api/v1/nodes", &[]);
+    assert_eq!(status, 200);
+    (push, t.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Median push and API latencies over `n` calls.
+fn latencies(c: &Collector, n: usize) -> (Duration, Duration) {
+    let (push, api): (Vec<_>, Vec<_>) = (0..n).map(|_| normal_calls(c)).unzip();
+    (median(push), median(api))
+}
+
+fn metric(c: &Collector, series: &str) -> f64 {
+    let text = String::from_utf8(common::get(&c.api, "/metrics", &[]).2).unwrap();
+    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in {text}"));
+    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+}
+
+/// Reads every socket until the server closes it; returns, per socket, how long after `since`
+/// that was seen (`None`: still open at `until`).
+fn wait_closed(socks: &mut [TcpStream], since: Instant, until: Instant) -> Vec<Option<Duration>> {
+    for s in socks.iter() {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut closed = vec![None; socks.len()];
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until && closed.iter().any(Option::is_none) {
+        for (s, c) in socks.iter_mut().zip(closed.iter_mut()).filter(|(_, c)| c.is_none()) {
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => *c = Some(since.elapsed()),
+                    Ok(_) => continue, // an answer (408) before the close
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => *c = Some(since.elapsed()), // reset
+                }
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    closed
+}
+
+/// Issue 13, item 1: 2,000 connections held open to OTLP/HTTP — 700 silent, 700 sending a request
+/// head a byte at a time, 600 sending a body a byte at a time — lock nobody out: a push and an
+/// API call made while they are held answer within 100 ms of the same calls made before, and the
+/// server closes every one of them within its timeouts, each for its reason. Before, the
+/// collector ran out of its 1,024 files and every listener stopped answering.
+#[test]
+fn two_thousand_hostile_connections_lock_nobody_out_and_are_closed_within_the_timeouts() {
+    let (header_s, body_s, idle_s) = (4, 4, 6);
+    let c = collector_at_1024_files(&[
+        "--header-read-timeout-s",
+        &header_s.to_string(),
+        "--body-read-timeout-s",
+        &body_s.to_string(),
+        "--idle-timeout-s",
+        &idle_s.to_string(),
+    ]);
+    assert!(
+        c.log.iter().any(|l| l.contains("open files limit raised from 1024 to")),
+        "the collector raises its soft limit: {:?}",
+        c.log
+    );
+    raise_own_files_limit(2_500);
+    let before = latencies(&c, 7);
+
+    let connect = || TcpStream::connect(&c.http).unwrap();
+    let opened = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..700).map(|_| connect()).collect();
+    let mut slow_head: Vec<TcpStream> = (0..700).map(|_| connect()).collect();
+    let mut slow_body: Vec<TcpStream> = (0..600).map(|_| connect()).collect();
+    for s in &mut slow_head {
+        s.write_all(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    }
+    for s in &mut slow_body {
+        s.write_all(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n\x0a").unwrap();
+    }
+    // Both kinds keep trickling a byte every half second until the server hangs up.
+    let trickle = |mut socks: Vec<TcpStream>, byte: &'static [u8]| {
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < end {
+                socks.retain_mut(|s| s.write_all(byte).is_ok());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let head_clones: Vec<TcpStream> = slow_head.iter().map(|s| s.try_clone().unwrap()).collect();
+    let body_clones: Vec<TcpStream> = slow_body.iter().map(|s| s.try_clone().unwrap()).collect();
+    let trickles = [trickle(head_clones, b"X"), trickle(body_clones, b"\x00")];
+    // Accepted as fast as the collector can: the kernel queues the rest meanwhile.
+    let open_now = || metric(&c, "gpuscope_collector_connections{listener=\"otlp_http\"}");
+    eventually(10, || (open_now() >= 2_000.0).then_some(()));
+    let all_open = opened.elapsed();
+    let during = latencies(&c, 7);
+    let still_held = open_now();
+    assert!(still_held >= 2_000.0, "the connections were held while measuring: {still_held}");
+    eprintln!("median push, API: {before:?} before, {during:?} with 2,000 connections held (opened in {all_open:?})");
+    let allowed = Duration::from_millis(100);
+    assert!(during.0 <= before.0 + allowed, "push: {:?} while held, {:?} before", during.0, before.0);
+    assert!(during.1 <= before.1 + allowed, "API: {:?} while held, {:?} before", during.1, before.1);
+
+    // Each is closed by its own deadline (from when it was opened, here at most `all_open`
+    // ago); a second of grace for the watchdog's wake-up on a busy machine.
+    let grace = all_open + Duration::from_secs(2);
+    let until = opened + Duration::from_secs(idle_s) + grace + Duration::from_secs(3);
+    let silent_closed = wait_closed(&mut silent, opened, until);
+    let head_closed = wait_closed(&mut slow_head, opened, until);
+    let body_closed = wait_closed(&mut slow_body, opened, until);
+    // A slow body is answered 408 at its timeout; the connection then closes within the header
+    // timeout at most (the rest of the body is never read as a request).
+    for (what, closed, first, limit) in [
+        ("silent", &silent_closed, idle_s, idle_s),
+        ("slow head", &head_closed, header_s, header_s),
+        ("slow body", &body_closed, body_s, body_s + header_s),
+    ] {
+        let open = closed.iter().filter(|c| c.is_none()).count();
+        assert_eq!(open, 0, "{open} {what} connections still open");
+        let latest = closed.iter().flatten().max().unwrap();
+        assert!(*latest <= Duration::from_secs(limit) + grace, "{what}: last closed after {latest:?}");
+        let earliest = closed.iter().flatten().min().unwrap();
+        assert!(*earliest >= Duration::from_secs(first) - Duration::from_millis(100), "{what}: {earliest:?}");
+    }
+    for t in trickles {
+        t.join().unwrap();
+    }
+    let closed = |reason: &str| {
+        metric(
+            &c,
+            &format!("gpuscope_collector_connections_closed_total{{listener=\"otlp_http\",reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(closed("idle_timeout"), 700.0);
+    assert!(closed("header_timeout") >= 700.0, "{}", closed("header_timeout"));
+    assert_eq!(metric(&c, "gpuscope_collector_refused_total{reason=\"http_body_timeout\"}"), 600.0);
+    eventually(5, || (metric(&c, "gpuscope_collector_connections{listener=\"otlp_http\"}") == 0.0).then_some(()));
+    normal_calls(&c);
+}
+
+/// A listener holds at most `max_connections`: the next ones are closed as they are accepted
+/// (refused, not queued) and counted, and the other listeners keep answering.
+#[test]
+fn connections_over_the_cap_are_closed_at_once_and_counted() {
+    let c = collector_at_1024_files(&["--max-connections", "100"]);
+    let mut socks: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(&c.http).unwrap()).collect();
+    let start = Instant::now();
+    let closed = wait_closed(&mut socks, start, start + Duration::from_secs(3));
+    let refused = closed.iter().filter(|c| c.is_some()).count();
+    assert_eq!(refused, 200, "all but 100 are closed at once");
+    assert_eq!(
+        metric(&c, "gpuscope_collector_connections_closed_total{listener=\"otlp_http\",reason=\"over_limit\"}"),
+        200.0
+    );
+    assert_eq!(metric(&c, "gpuscope_collector_connections{listener=\"otlp_http\"}"), 100.0);
+    // The API has its own cap.
+    assert_eq!(common::get(&c.api, "/healthz", &[]).0, 200);
+    drop(socks);
+    eventually(5, || (metric(&c, "gpuscope_collector_connections{listener=\"otlp_http\"}") == 0.0).then_some(()));
+    normal_calls(&c);
+}
