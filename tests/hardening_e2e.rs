@@ -243,3 +243,143 @@ fn connections_over_the_cap_are_closed_at_once_and_counted() {
     eventually(5, || (metric(&c, "gpuscope_collector_connections{listener=\"otlp_http\"}") == 0.0).then_some(()));
     normal_calls(&c);
 }
+
+fn push(c: &Collector, body: &[u8]) -> (u16, String) {
+    let (status, _, body) = request(&c.http, "POST", "/v1/metrics", &[("Content-Type", "application/json")], body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One OTLP/JSON push of `host` at `t_ms` with `gpus` GPUs drawing `watts`.
+fn push_gpus(host: &str, t_ms: u64, gpus: u32, watts: f64) -> Vec<u8> {
+    let points: Vec<serde_json::Value> = (0..gpus)
+        .map(|i| {
+            serde_json::json!({
+                "attributes": [
+                    {"key": "gpuscope.gpu.index", "value": {"stringValue": i.to_string()}},
+                    {"key": "hw.id", "value": {"stringValue": format!("GPU-{i}")}}
+                ],
+                "timeUnixNano": (t_ms * 1_000_000).to_string(),
+                "asDouble": watts
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": host}}]},
+        "scopeMetrics": [{"metrics": [{"name": "hw.power", "gauge": {"dataPoints": points}}]}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn node_names(c: &Collector) -> Vec<String> {
+    c.api_json("/api/v1/nodes").as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap().to_string()).collect()
+}
+
+/// Issue 13, item 2: one sample timestamped an hour or centuries ahead no longer freezes its
+/// node. It is refused (partial success, counted); the samples after it are taken as usual.
+#[test]
+fn a_sample_from_the_future_is_refused_and_does_not_freeze_its_node() {
+    let c = collector_with(&["--max-clock-skew-s", "30"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"), |_| {});
+    let now = now_ms();
+    assert_eq!(push(&c, &push_body("n0", now - 2_000, 100.0)).0, 200);
+    for ahead_ms in [3_600_000, 500 * 365 * 86_400_000] {
+        let (status, answer) = push(&c, &push_body("n0", now + ahead_ms, 999.0));
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer.contains("ahead of the collector's clock"), "partial success says why: {answer}");
+    }
+    // Within the skew is fine: 10 s ahead.
+    assert_eq!(push(&c, &push_body("n0", now + 10_000, 250.0)).0, 200);
+    let later = now + 10_001;
+    assert_eq!(push(&c, &push_body("n0", later, 200.0)).0, 200);
+    let n = eventually(10, || {
+        let n = c.api_json("/api/v1/nodes/n0");
+        (n["node"]["samples_total"] == 3).then_some(n)
+    });
+    assert_eq!(n["node"]["last_sample_ms"], later, "{n}");
+    assert_eq!(n["node"]["out_of_order_total"], 0, "{n}");
+    assert_eq!(n["latest"]["gpus"][0]["power_watts"], 200.0, "{n}");
+    assert_eq!(metric(&c, "gpuscope_collector_limited_total{reason=\"future_timestamp\"}"), 2.0);
+}
+
+/// Issue 13, item 3: what one client can make the collector hold is bounded — nodes, GPUs per
+/// node, name and attribute sizes — and each refusal is counted by reason; a node can be
+/// forgotten through the API; a name with a newline cannot forge a log line; names with a slash
+/// are found percent-encoded; the API answers only its methods; a batch sent twice counts once.
+#[test]
+fn nodes_gpus_and_names_are_bounded_and_a_node_can_be_forgotten() {
+    let c = collector_with(
+        &["--max-nodes", "3", "--max-gpus-per-node", "2"],
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        |_| {},
+    );
+    let now = now_ms();
+    for host in ["a", "rack/1", "c", "d"] {
+        assert_eq!(push(&c, &push_gpus(host, now, 1, 100.0)).0, 200);
+    }
+    assert_eq!(push(&c, &push_gpus("a", now + 1, 5, 100.0)).0, 200);
+    let huge = "h".repeat(1 << 20);
+    let (status, answer) = push(&c, &push_gpus(&huge, now, 1, 100.0));
+    assert_eq!((status, answer.contains("no host.name")), (200, true), "{answer}");
+    let (status, answer) = push(&c, &push_gpus("evil\n2026-01-01T00:00:00Z  INFO forged", now, 1, 100.0));
+    assert_eq!((status, answer.contains("is not a host name")), (200, true), "{answer}");
+    let a = eventually(10, || {
+        let a = c.api_json("/api/v1/nodes/a");
+        (a["node"]["samples_total"] == 2).then_some(a)
+    });
+    assert_eq!(a["latest"]["gpus"].as_array().unwrap().len(), 2, "GPUs beyond the limit are dropped: {a}");
+    assert_eq!(node_names(&c), ["a", "c", "rack/1"], "d was one node too many");
+    let limited = |reason: &str| metric(&c, &format!("gpuscope_collector_limited_total{{reason=\"{reason}\"}}"));
+    assert_eq!(limited("too_many_nodes"), 1.0);
+    assert_eq!(limited("too_many_gpus"), 3.0);
+    assert_eq!(limited("attribute_too_long"), 1.0);
+    assert_eq!(limited("invalid_host_name"), 1.0);
+
+    // A name with a slash, percent-encoded.
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/rack%2F1", &[]).0, 200);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/rack%2", &[]).0, 400);
+    // Only GET (and HEAD) reads; DELETE forgets a node.
+    for method in ["POST", "PUT", "PATCH"] {
+        let (status, headers, _) = request(&c.api, method, "/api/v1/nodes", &[], b"");
+        assert_eq!(status, 405, "{method}");
+        assert!(headers.iter().any(|(k, v)| k == "allow" && v == "GET, HEAD"), "{headers:?}");
+    }
+    assert_eq!(request(&c.api, "DELETE", "/api/v1/nodes/rack%2F1", &[], b"").0, 204);
+    assert_eq!(request(&c.api, "DELETE", "/api/v1/nodes/rack%2F1", &[], b"").0, 404);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/rack%2F1", &[]).0, 404);
+    // Room again for d. Its batch sent twice (an answer lost to a timeout) counts once.
+    let d = push_gpus("d", now, 1, 100.0);
+    assert_eq!(push(&c, &d).0, 200);
+    assert_eq!(push(&c, &d).0, 200);
+    assert_eq!(push(&c, &push_gpus("d", now + 1000, 1, 100.0)).0, 200);
+    let d = eventually(10, || {
+        let d = c.api_json("/api/v1/nodes/d");
+        (d["node"]["last_sample_ms"] == now + 1000).then_some(d)
+    });
+    assert_eq!(d["node"]["samples_total"], 2, "{d}");
+    assert_eq!(metric(&c, "gpuscope_collector_duplicate_samples_total"), 1.0);
+    assert_eq!(node_names(&c), ["a", "c", "d"]);
+    // Nothing a client sent became a log line of its own.
+    let log: Vec<String> = c.stderr.try_iter().collect();
+    assert!(log.iter().all(|l| !l.starts_with("2026-01-01")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("node forgotten through the API") && l.contains("\"rack/1\"")), "{log:?}");
+}
+
+/// Issue 13, item 3: a node silent for the eviction time leaves memory (and the node list); it
+/// comes back when it reports again.
+#[test]
+fn a_silent_node_is_evicted_from_memory_and_comes_back_when_it_reports() {
+    let c = collector_with(
+        &["--evict-after-s", "2", "--stale-after-s", "1"],
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        |_| {},
+    );
+    for host in ["quiet-0", "quiet-1"] {
+        assert_eq!(push(&c, &push_gpus(host, now_ms(), 1, 100.0)).0, 200);
+    }
+    eventually(10, || (node_names(&c).len() == 2).then_some(()));
+    eventually(15, || node_names(&c).is_empty().then_some(()));
+    assert_eq!(metric(&c, "gpuscope_collector_nodes_evicted_total"), 2.0);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/quiet-0", &[]).0, 404);
+    assert_eq!(push(&c, &push_gpus("quiet-0", now_ms(), 1, 100.0)).0, 200);
+    eventually(10, || (node_names(&c) == ["quiet-0"]).then_some(()));
+}

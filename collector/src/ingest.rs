@@ -2,7 +2,7 @@
 //! a full queue answers "busy" instead of growing), and count the outcome. Counters are atomics,
 //! so a request never waits on the state the analysis and the API use.
 
-use crate::decode::decode;
+use crate::decode::{Limit, Limits, decode_with};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -90,6 +90,7 @@ pub struct Counters {
     points_rejected: AtomicU64,
     snapshots: AtomicU64,
     store_writes_dropped: AtomicU64,
+    limited: [AtomicU64; Limit::ALL.len()],
     /// Connections per listener.
     pub connections: Arc<crate::listener::ConnCounters>,
 }
@@ -135,6 +136,16 @@ impl Counters {
         self.store_writes_dropped.fetch_add(1, Relaxed);
     }
 
+    /// Counts what a limit refused.
+    pub fn limited(&self, why: Limit, n: u64) {
+        self.limited[why as usize].fetch_add(n, Relaxed);
+    }
+
+    /// What `why` refused so far.
+    pub fn limited_total(&self, why: Limit) -> u64 {
+        self.limited[why as usize].load(Relaxed)
+    }
+
     /// Findings-store writes dropped.
     pub fn store_writes_dropped(&self) -> u64 {
         self.store_writes_dropped.load(Relaxed)
@@ -162,6 +173,8 @@ pub struct Ingest {
     pub max_body: usize,
     /// How long a request body may take to arrive.
     pub body_read_timeout: std::time::Duration,
+    /// What one push may carry (the receive time is filled in per request).
+    pub limits: Limits,
     token: Option<String>,
     /// The counters `/metrics` shows.
     pub counters: Arc<Counters>,
@@ -170,7 +183,14 @@ pub struct Ingest {
 impl Ingest {
     /// An ingest path into `queue`, requiring `token` when set.
     pub fn new(queue: mpsc::Sender<Batch>, max_body: usize, token: Option<String>, counters: Arc<Counters>) -> Ingest {
-        Ingest { queue, max_body, body_read_timeout: std::time::Duration::from_secs(30), token, counters }
+        Ingest {
+            queue,
+            max_body,
+            body_read_timeout: std::time::Duration::from_secs(30),
+            limits: Limits::NONE,
+            token,
+            counters,
+        }
     }
 
     /// Whether an `authorization` header value satisfies the configured token.
@@ -184,9 +204,12 @@ impl Ingest {
     /// Decodes and queues one export, counting the request as accepted over `transport` or
     /// refused as busy.
     pub fn accept(&self, transport: Transport, req: &ExportMetricsServiceRequest) -> Outcome {
-        let d = decode(req);
+        let d = decode_with(req, &Limits { now_ms: crate::state::now_ms(), ..self.limits });
         match self.queue.try_send(d.snapshots) {
             Ok(()) => {
+                for why in Limit::ALL {
+                    self.counters.limited(why, d.limited[why as usize]);
+                }
                 self.counters.points_rejected.fetch_add(d.rejected.max(0) as u64, Relaxed);
                 self.counters.request(transport);
                 Outcome::Accepted { rejected: d.rejected, message: d.reasons.join("; ") }

@@ -21,6 +21,7 @@ pub mod store;
 
 pub use error::StartError;
 pub use listener::ConnLimits;
+pub use state::NodeLimits;
 
 use gpuscope_analysis::AnalysisConfig;
 use gpuscope_core::api::FindingEvent;
@@ -57,6 +58,14 @@ pub struct CollectorConfig {
     pub closed_findings_kept: usize,
     /// What a client may hold on each listener (connections, timeouts).
     pub limits: ConnLimits,
+    /// Nodes held and how long a silent one is kept in memory.
+    pub nodes: NodeLimits,
+    /// How far ahead of the receive time a sample may be timestamped, ms (clock skew).
+    pub max_clock_skew_ms: u64,
+    /// GPUs kept per node sample.
+    pub max_gpus_per_node: usize,
+    /// GPU processes kept per node sample.
+    pub max_processes_per_node: usize,
 }
 
 impl Default for CollectorConfig {
@@ -74,6 +83,10 @@ impl Default for CollectorConfig {
             tls: None,
             closed_findings_kept: 10_000,
             limits: ConnLimits::default(),
+            nodes: NodeLimits::default(),
+            max_clock_skew_ms: 60_000,
+            max_gpus_per_node: 64,
+            max_processes_per_node: 1024,
         }
     }
 }
@@ -121,6 +134,8 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
         }
         None => (State::new(cfg.analysis.clone(), cfg.stale_after_ms, cfg.closed_findings_kept), None, None),
     };
+    let state = state.with_node_limits(cfg.nodes);
+    let (forget, forget_rx) = mpsc::channel(16);
     let state = Arc::new(Mutex::new(state));
     let counters = Arc::new(ingest::Counters::default());
     let (queue, batches) = mpsc::channel::<ingest::Batch>(cfg.queue.max(1));
@@ -134,14 +149,21 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
             events: events.clone(),
             counters: counters.clone(),
             writer,
+            forget: forget_rx,
         }
         .run(),
     );
     let mut ingest = ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone());
     ingest.body_read_timeout = limits.body_read_timeout;
+    ingest.limits = decode::Limits {
+        now_ms: 0,
+        max_future_ms: cfg.max_clock_skew_ms,
+        max_gpus: cfg.max_gpus_per_node,
+        max_processes: cfg.max_processes_per_node,
+    };
     let ingest = Arc::new(ingest);
     let conns = counters.connections.clone();
-    let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader });
+    let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader, forget });
     let server = |listener, which| listener::Server {
         listener,
         which,

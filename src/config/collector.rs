@@ -47,6 +47,21 @@ pub struct CollectorLayer {
     /// Close a connection with no request for this long [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_IDLE_TIMEOUT_S", value_name = "SECONDS")]
     pub idle_timeout_s: Option<f64>,
+    /// Drop samples timestamped more than this ahead of the receive time [default: 60].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_CLOCK_SKEW_S", value_name = "SECONDS")]
+    pub max_clock_skew_s: Option<f64>,
+    /// Nodes held in memory; samples of more are refused and counted [default: 20000].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_NODES", value_name = "NODES")]
+    pub max_nodes: Option<usize>,
+    /// Drop a node silent this long from memory; its history stays in the store [default: 86400].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_EVICT_AFTER_S", value_name = "SECONDS")]
+    pub evict_after_s: Option<f64>,
+    /// GPUs kept per node sample (the highest indexes beyond it are dropped) [default: 64].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_GPUS_PER_NODE", value_name = "GPUS")]
+    pub max_gpus_per_node: Option<usize>,
+    /// GPU processes kept per node sample [default: 1024].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_PROCESSES_PER_NODE", value_name = "PROCESSES")]
+    pub max_processes_per_node: Option<usize>,
     /// SQLite database for findings history and node inventory, kept across restarts ("" = memory only).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE", value_name = "PATH")]
     pub store: Option<Blankable<PathBuf>>,
@@ -115,6 +130,18 @@ pub struct CollectorSettings {
     /// Time a connection may sit without a request.
     #[serde(rename = "idle_timeout_s", serialize_with = "super::as_secs")]
     pub idle_timeout: Duration,
+    /// How far ahead of the receive time a sample may be.
+    #[serde(rename = "max_clock_skew_s", serialize_with = "super::as_secs")]
+    pub max_clock_skew: Duration,
+    /// Nodes held in memory.
+    pub max_nodes: usize,
+    /// Silence after which a node leaves memory.
+    #[serde(rename = "evict_after_s", serialize_with = "super::as_secs")]
+    pub evict_after: Duration,
+    /// GPUs kept per node sample.
+    pub max_gpus_per_node: usize,
+    /// GPU processes kept per node sample.
+    pub max_processes_per_node: usize,
     /// Findings database (`None`: memory only).
     #[serde(serialize_with = "super::blank_if_none")]
     pub store: Option<PathBuf>,
@@ -151,6 +178,11 @@ impl Default for CollectorSettings {
             header_read_timeout: c.limits.header_read_timeout,
             body_read_timeout: c.limits.body_read_timeout,
             idle_timeout: c.limits.idle_timeout,
+            max_clock_skew: Duration::from_millis(c.max_clock_skew_ms),
+            max_nodes: c.nodes.max_nodes,
+            evict_after: Duration::from_millis(c.nodes.evict_after_ms),
+            max_gpus_per_node: c.max_gpus_per_node,
+            max_processes_per_node: c.max_processes_per_node,
             store: c.store,
             token: c.token,
             tls_cert: None,
@@ -209,6 +241,8 @@ impl CollectorSettings {
             seconds("header_read_timeout_s", |s| &s.header_read_timeout_s, d.header_read_timeout)?;
         let body_read_timeout = seconds("body_read_timeout_s", |s| &s.body_read_timeout_s, d.body_read_timeout)?;
         let idle_timeout = seconds("idle_timeout_s", |s| &s.idle_timeout_s, d.idle_timeout)?;
+        let max_clock_skew = seconds("max_clock_skew_s", |s| &s.max_clock_skew_s, d.max_clock_skew)?;
+        let evict_after = seconds("evict_after_s", |s| &s.evict_after_s, d.evict_after)?;
         let settings = CollectorSettings {
             grpc: l.get("grpc", |s| &s.grpc, d.grpc),
             http: l.get("http", |s| &s.http, d.http),
@@ -221,6 +255,15 @@ impl CollectorSettings {
             header_read_timeout,
             body_read_timeout,
             idle_timeout,
+            max_clock_skew,
+            max_nodes: l.get("max_nodes", |s| &s.max_nodes, d.max_nodes),
+            evict_after,
+            max_gpus_per_node: l.get("max_gpus_per_node", |s| &s.max_gpus_per_node, d.max_gpus_per_node),
+            max_processes_per_node: l.get(
+                "max_processes_per_node",
+                |s| &s.max_processes_per_node,
+                d.max_processes_per_node,
+            ),
             store: l.get("store", |s| &s.store, Blankable(d.store)).0,
             token: l.get("token", |s| &s.token, Blankable(d.token)).0,
             tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
@@ -247,8 +290,15 @@ impl CollectorSettings {
         if self.queue_batches == 0 {
             return Err(at.error("queue_batches", "must be at least 1"));
         }
-        if self.max_connections == 0 {
-            return Err(at.error("max_connections", "must be at least 1"));
+        for (key, v) in [
+            ("max_connections", self.max_connections),
+            ("max_nodes", self.max_nodes),
+            ("max_gpus_per_node", self.max_gpus_per_node),
+            ("max_processes_per_node", self.max_processes_per_node),
+        ] {
+            if v == 0 {
+                return Err(at.error(key, "must be at least 1"));
+            }
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => Err(at.error("tls_cert", "needs tls_key, the certificate's private key")),
@@ -279,6 +329,13 @@ impl CollectorSettings {
                 body_read_timeout: self.body_read_timeout,
                 idle_timeout: self.idle_timeout,
             },
+            nodes: gpuscope_collector::NodeLimits {
+                max_nodes: self.max_nodes,
+                evict_after_ms: u64::try_from(self.evict_after.as_millis()).unwrap_or(u64::MAX),
+            },
+            max_clock_skew_ms: u64::try_from(self.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+            max_gpus_per_node: self.max_gpus_per_node,
+            max_processes_per_node: self.max_processes_per_node,
             ..CollectorConfig::default()
         }
     }

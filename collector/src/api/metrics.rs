@@ -1,6 +1,7 @@
 //! `GET /metrics`: open findings and the collector's own health, in Prometheus text format
 //! (through the shared writer in `gpuscope_core::exposition`).
 
+use crate::decode::Limit;
 use crate::ingest::{Counters, Refusal, Transport};
 use crate::listener::{Closed, Listener};
 use crate::state::State;
@@ -70,6 +71,27 @@ pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> Str
     w.sample("gpuscope_collector_snapshots_total", &[], counters.snapshots() as f64);
     w.header("gpuscope_collector_rejected_points_total", Kind::Counter, "Data points that could not be used.");
     w.sample("gpuscope_collector_rejected_points_total", &[], counters.points_rejected() as f64);
+    w.header(
+        "gpuscope_collector_limited_total",
+        Kind::Counter,
+        "What the collector's limits refused, by reason: samples (future_timestamp, too_many_nodes), resources (invalid_host_name), GPUs, processes, labels, attribute values.",
+    );
+    for why in Limit::ALL {
+        let v = counters.limited_total(why) + if why == Limit::TooManyNodes { st.nodes_refused } else { 0 };
+        w.sample("gpuscope_collector_limited_total", &[("reason", why.label().into())], v as f64);
+    }
+    w.header(
+        "gpuscope_collector_nodes_evicted_total",
+        Kind::Counter,
+        "Nodes dropped from memory after the eviction time of silence.",
+    );
+    w.sample("gpuscope_collector_nodes_evicted_total", &[], st.nodes_evicted as f64);
+    w.header(
+        "gpuscope_collector_duplicate_samples_total",
+        Kind::Counter,
+        "Samples received again (same node and timestamp), e.g. a batch re-sent after a timeout: used once.",
+    );
+    w.sample("gpuscope_collector_duplicate_samples_total", &[], st.duplicates as f64);
     w.header(
         "gpuscope_collector_impossible_values_total",
         Kind::Counter,
