@@ -383,3 +383,97 @@ fn a_silent_node_is_evicted_from_memory_and_comes_back_when_it_reports() {
     assert_eq!(push(&c, &push_gpus("quiet-0", now_ms(), 1, 100.0)).0, 200);
     eventually(10, || (node_names(&c) == ["quiet-0"]).then_some(()));
 }
+
+/// Issue 13, item 4: with a token, every surface that tells anything needs it — the findings,
+/// nodes and jobs, the event stream and `/metrics` — not only pushes; `/healthz` stays open for
+/// probes. The token comes from a file; the scheme is case-insensitive; the start-up log says
+/// what is protected; the API can have its own token, which cannot push.
+#[test]
+fn a_token_protects_pushes_and_every_api_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    let push_file = dir.path().join("push.token");
+    let api_file = dir.path().join("api.token");
+    std::fs::write(&push_file, "s3cret\n").unwrap();
+    std::fs::write(&api_file, "r3ader\n").unwrap();
+    let addrs = ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
+    let c = collector_with(&["--token-file", push_file.to_str().unwrap()], addrs, |_| {});
+    assert!(
+        c.log.iter().any(|l| l.contains(
+            "authentication: OTLP pushes bearer token required; API bearer token required; TLS off (plain text)"
+        )),
+        "{:?}",
+        c.log
+    );
+    let body = push_body("n0", now_ms(), 100.0);
+    let json = ("Content-Type", "application/json");
+    let post = |auth: &[(&str, &str)]| {
+        let headers: Vec<(&str, &str)> = std::iter::once(json).chain(auth.iter().copied()).collect();
+        request(&c.http, "POST", "/v1/metrics", &headers, &body).0
+    };
+    assert_eq!(post(&[]), 401);
+    assert_eq!(post(&[("Authorization", "BEARER s3cret")]), 200, "the scheme is case-insensitive");
+    for path in ["/api/v1/nodes", "/api/v1/nodes/n0", "/api/v1/findings", "/api/v1/jobs", "/api/v1/stream", "/metrics"]
+    {
+        let (status, headers, _) = common::get(&c.api, path, &[]);
+        assert_eq!(status, 401, "{path} without the token");
+        assert!(headers.iter().any(|(k, v)| k == "www-authenticate" && v == "Bearer"), "{path}: {headers:?}");
+        assert_eq!(common::get(&c.api, path, &[("Authorization", "Bearer wrong")]).0, 401, "{path}");
+        if path != "/api/v1/stream" {
+            assert_eq!(common::get(&c.api, path, &[("Authorization", "bearer s3cret")]).0, 200, "{path}");
+        }
+    }
+    assert_eq!(request(&c.api, "DELETE", "/api/v1/nodes/n0", &[], b"").0, 401);
+    assert_eq!(common::get(&c.api, "/healthz", &[]).0, 200);
+    // The stream answers with the token (its headers arrive; the body stays open).
+    let mut s = TcpStream::connect(&c.api).unwrap();
+    s.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(c);
+
+    // A separate API token: readers cannot push and agents cannot read.
+    let c = collector_with(
+        &["--token-file", push_file.to_str().unwrap(), "--api-token-file", api_file.to_str().unwrap()],
+        addrs,
+        |_| {},
+    );
+    assert_eq!(common::get(&c.api, "/api/v1/nodes", &[("Authorization", "Bearer r3ader")]).0, 200);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes", &[("Authorization", "Bearer s3cret")]).0, 401);
+    let (status, _, _) = request(
+        &c.http,
+        "POST",
+        "/v1/metrics",
+        &[json, ("Authorization", "Bearer r3ader")],
+        &push_body("n0", now_ms(), 1.0),
+    );
+    assert_eq!(status, 401);
+}
+
+/// An empty or unreadable token file, or a token given twice, stops the collector at start with
+/// the key and the file named.
+#[test]
+fn a_bad_token_file_is_a_start_up_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.path().join("missing.token");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::bin())
+            .args(["collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("GPUSCOPE_COLLECTOR_TOKEN")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["--token-file", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("flag --token-file: key `token_file`") && err.contains("is empty"), "{err}");
+    let (code, err) = run(&["--api-token-file", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("key `api_token_file`: cannot read") && err.contains("missing.token"), "{err}");
+    let (code, err) = run(&["--token", "a", "--token-file", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("set token or token_file, not both"), "{err}");
+}

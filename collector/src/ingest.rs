@@ -175,14 +175,19 @@ pub struct Ingest {
     pub body_read_timeout: std::time::Duration,
     /// What one push may carry (the receive time is filled in per request).
     pub limits: Limits,
-    token: Option<String>,
+    token: Option<crate::auth::Token>,
     /// The counters `/metrics` shows.
     pub counters: Arc<Counters>,
 }
 
 impl Ingest {
     /// An ingest path into `queue`, requiring `token` when set.
-    pub fn new(queue: mpsc::Sender<Batch>, max_body: usize, token: Option<String>, counters: Arc<Counters>) -> Ingest {
+    pub fn new(
+        queue: mpsc::Sender<Batch>,
+        max_body: usize,
+        token: Option<crate::auth::Token>,
+        counters: Arc<Counters>,
+    ) -> Ingest {
         Ingest {
             queue,
             max_body,
@@ -195,10 +200,7 @@ impl Ingest {
 
     /// Whether an `authorization` header value satisfies the configured token.
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        match &self.token {
-            None => true,
-            Some(t) => header.and_then(|h| h.strip_prefix("Bearer ")).is_some_and(|h| h.trim() == t),
-        }
+        crate::auth::admitted(self.token.as_ref(), header)
     }
 
     /// Decodes and queues one export, counting the request as accepted over `transport` or
@@ -244,7 +246,7 @@ mod tests {
     #[test]
     fn a_full_queue_answers_busy_and_both_outcomes_are_counted() {
         let (tx, mut rx) = mpsc::channel(1);
-        let ingest = Ingest::new(tx, 1 << 20, Some("s3cret".into()), Arc::default());
+        let ingest = Ingest::new(tx, 1 << 20, crate::auth::Token::new("s3cret"), Arc::default());
         let req = ExportMetricsServiceRequest::default();
         assert!(matches!(ingest.accept(Transport::Http, &req), Outcome::Accepted { rejected: 0, .. }));
         assert_eq!(ingest.accept(Transport::Grpc, &req), Outcome::Busy);

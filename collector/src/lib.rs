@@ -9,6 +9,7 @@
 
 mod analyze;
 mod api;
+pub mod auth;
 pub mod decode;
 mod error;
 pub mod history;
@@ -49,8 +50,12 @@ pub struct CollectorConfig {
     pub analysis: AnalysisConfig,
     /// SQLite database for findings history and node inventory (`None`: memory only).
     pub store: Option<std::path::PathBuf>,
-    /// Bearer token OTLP pushes must present (`None`: no authentication).
+    /// Bearer token OTLP pushes must present, and API requests too unless `api_token` is set
+    /// (`None`: no authentication).
     pub token: Option<String>,
+    /// Bearer token API requests (findings, nodes, the event stream, `/metrics`) must present
+    /// instead of `token`; `/healthz` stays open for liveness probes.
+    pub api_token: Option<String>,
     /// Serve OTLP and the API over TLS with this PEM certificate chain and key.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Closed findings kept in memory (default 10,000, about 10 MB); older ones are dropped
@@ -80,6 +85,7 @@ impl Default for CollectorConfig {
             analysis: AnalysisConfig::default(),
             store: None,
             token: None,
+            api_token: None,
             tls: None,
             closed_findings_kept: 10_000,
             limits: ConnLimits::default(),
@@ -153,7 +159,9 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
         }
         .run(),
     );
-    let mut ingest = ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone());
+    let push_token = cfg.token.as_deref().and_then(auth::Token::new);
+    let api_token = cfg.api_token.as_deref().and_then(auth::Token::new).or_else(|| push_token.clone());
+    let mut ingest = ingest::Ingest::new(queue, cfg.max_body, push_token.clone(), counters.clone());
     ingest.body_read_timeout = limits.body_read_timeout;
     ingest.limits = decode::Limits {
         now_ms: 0,
@@ -163,7 +171,14 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
     };
     let ingest = Arc::new(ingest);
     let conns = counters.connections.clone();
-    let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader, forget });
+    let api_ctx = Arc::new(api::Api {
+        state: state.clone(),
+        events: events.clone(),
+        counters,
+        store: reader,
+        forget,
+        token: api_token.clone(),
+    });
     let server = |listener, which| listener::Server {
         listener,
         which,
@@ -187,6 +202,15 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
             .serve(),
     );
     tracing::info!(%grpc, %http, %api, "collector listening (OTLP gRPC, OTLP HTTP, API)");
+    let on_off = |t: &Option<auth::Token>| {
+        if t.is_some() { "bearer token required" } else { "OFF (anyone who reaches the port)" }
+    };
+    tracing::info!(
+        "authentication: OTLP pushes {}; API {}; TLS {}",
+        on_off(&push_token),
+        on_off(&api_token),
+        if cfg.tls.is_some() { "on" } else { "off (plain text)" }
+    );
     Ok(Running { grpc, http, api, state, events })
 }
 

@@ -65,9 +65,19 @@ pub struct CollectorLayer {
     /// SQLite database for findings history and node inventory, kept across restarts ("" = memory only).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE", value_name = "PATH")]
     pub store: Option<Blankable<PathBuf>>,
-    /// Require this bearer token on OTLP pushes ("" = no authentication).
+    /// Require this bearer token on OTLP pushes and, without api_token, on the API ("" = no
+    /// authentication). Visible to `ps` as a flag: prefer token_file.
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<Blankable<String>>,
+    /// Read the bearer token (see token) from this file.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<Blankable<PathBuf>>,
+    /// Require this bearer token on the API instead of token ("" = the same as token).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Blankable<String>>,
+    /// Read the API's bearer token (see api_token) from this file.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_API_TOKEN_FILE", value_name = "PATH")]
+    pub api_token_file: Option<Blankable<PathBuf>>,
     /// Serve OTLP and the API over TLS: PEM certificate chain (with tls_key).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<Blankable<PathBuf>>,
@@ -145,9 +155,21 @@ pub struct CollectorSettings {
     /// Findings database (`None`: memory only).
     #[serde(serialize_with = "super::blank_if_none")]
     pub store: Option<PathBuf>,
-    /// Bearer token pushes must present (printed hidden).
+    /// Bearer token pushes (and the API, without an API token) must present (printed hidden).
     #[serde(serialize_with = "hidden")]
     pub token: Option<String>,
+    /// File holding `token`.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub token_file: Option<PathBuf>,
+    /// Bearer token the API must be given instead of `token` (printed hidden).
+    #[serde(serialize_with = "hidden")]
+    pub api_token: Option<String>,
+    /// File holding `api_token`.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub api_token_file: Option<PathBuf>,
+    /// The tokens read from the files, pushes' then the API's.
+    #[serde(skip)]
+    pub file_tokens: (Option<String>, Option<String>),
     /// TLS certificate chain.
     #[serde(serialize_with = "super::blank_if_none")]
     pub tls_cert: Option<PathBuf>,
@@ -157,6 +179,29 @@ pub struct CollectorSettings {
     /// The rules' settings (opaque here; printed as where they came from).
     #[serde(skip)]
     pub analysis: AnalysisConfig,
+}
+
+/// The token in `file` (one line; surrounding white space ignored) when `file` is set; an error
+/// naming the key when the token is also set directly, or the file is unreadable or empty.
+fn read_token(
+    at: &Origins,
+    (key, direct): (&str, &Option<String>),
+    (file_key, file): (&str, &Option<PathBuf>),
+) -> Result<Option<String>, UsageError> {
+    let Some(path) = file else { return Ok(None) };
+    if direct.is_some() {
+        return Err(at.error(file_key, format!("set {key} or {file_key}, not both")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| at.error(file_key, format!("cannot read {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(at.error(file_key, format!("{} is empty: an empty token would admit anyone", path.display())));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(at.error(file_key, format!("{} holds more than one token (white space inside)", path.display())));
+    }
+    Ok(Some(token.to_string()))
 }
 
 fn hidden<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -185,6 +230,10 @@ impl Default for CollectorSettings {
             max_processes_per_node: c.max_processes_per_node,
             store: c.store,
             token: c.token,
+            token_file: None,
+            api_token: c.api_token,
+            api_token_file: None,
+            file_tokens: (None, None),
             tls_cert: None,
             tls_key: None,
             analysis: c.analysis,
@@ -199,6 +248,8 @@ pub struct Loaded {
     pub settings: CollectorSettings,
     /// Where `[analysis]` came from, for `--check-config`.
     pub analysis_from: String,
+    /// What to warn about once logging is on.
+    pub warnings: Vec<String>,
 }
 
 impl CollectorSettings {
@@ -266,6 +317,10 @@ impl CollectorSettings {
             ),
             store: l.get("store", |s| &s.store, Blankable(d.store)).0,
             token: l.get("token", |s| &s.token, Blankable(d.token)).0,
+            token_file: l.get("token_file", |s| &s.token_file, Blankable(None)).0,
+            api_token: l.get("api_token", |s| &s.api_token, Blankable(d.api_token)).0,
+            api_token_file: l.get("api_token_file", |s| &s.api_token_file, Blankable(None)).0,
+            file_tokens: (None, None),
             tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
             tls_key: l.get("tls_key", |s| &s.tls_key, Blankable(d.tls_key)).0,
             analysis,
@@ -280,7 +335,20 @@ impl CollectorSettings {
             return Err(at.error("stale_after_s", format!("must be a positive number of seconds, not {stale_after_s}")));
         }
         settings.validate(at)?;
-        Ok(Loaded { settings, analysis_from })
+        let mut settings = settings;
+        settings.file_tokens = (
+            read_token(at, ("token", &settings.token), ("token_file", &settings.token_file))?,
+            read_token(at, ("api_token", &settings.api_token), ("api_token_file", &settings.api_token_file))?,
+        );
+        let warnings = ["token", "api_token"]
+            .into_iter()
+            .filter(|key| matches!(at.origin(key), super::Origin::Flag(_)))
+            .map(|key| {
+                let flag = key.replace('_', "-");
+                format!("--{flag} is visible to every user of this host (ps): prefer --{flag}-file")
+            })
+            .collect();
+        Ok(Loaded { settings, analysis_from, warnings })
     }
 
     fn validate(&self, at: &Origins) -> Result<(), UsageError> {
@@ -307,6 +375,16 @@ impl CollectorSettings {
         }
     }
 
+    /// The push token: the key's or the file's.
+    pub fn push_token(&self) -> Option<String> {
+        self.token.clone().or_else(|| self.file_tokens.0.clone())
+    }
+
+    /// The API's own token: the key's or the file's.
+    pub fn api_only_token(&self) -> Option<String> {
+        self.api_token.clone().or_else(|| self.file_tokens.1.clone())
+    }
+
     /// The collector crate's configuration.
     // The update stays for settings the collector crate adds later: they keep their defaults.
     #[allow(clippy::needless_update)]
@@ -321,7 +399,8 @@ impl CollectorSettings {
             stale_after_ms: u64::try_from(self.stale_after.as_millis()).unwrap_or(u64::MAX),
             analysis: self.analysis.clone(),
             store: self.store.clone(),
-            token: self.token.clone(),
+            token: self.push_token(),
+            api_token: self.api_only_token(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             limits: gpuscope_collector::ConnLimits {
                 max_connections: self.max_connections,

@@ -13,7 +13,7 @@ use crate::state::{State, now_ms};
 use crate::store::Store;
 use gpuscope_core::api::{FindingEvent, FindingRecord, JobView, NodeDetail, NodeView};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue};
+use hyper::header::{ALLOW, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, StatusCode};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +34,8 @@ pub struct Api {
     pub counters: Arc<Counters>,
     /// A read connection to the store, for closed findings no longer in memory.
     pub store: Option<Arc<Mutex<Store>>>,
+    /// Bearer token every request but `/healthz` must present (`None`: open).
+    pub token: Option<crate::auth::Token>,
     /// Nodes to forget, to the analysis loop (the state's only writer).
     pub forget: tokio::sync::mpsc::Sender<crate::analyze::Forget>,
 }
@@ -50,6 +52,14 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Resp {
     let q = req.uri().query().unwrap_or("");
     let now = now_ms();
     let method = req.method().clone();
+    // Node names, GPU serials, PIDs, users, pods: everything but liveness needs the token.
+    if path != "/healthz"
+        && !crate::auth::admitted(api.token.as_ref(), req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
+    {
+        let mut r = text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+        r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
     let node_path = path.strip_prefix("/api/v1/nodes/");
     if method == Method::DELETE
         && let Some(raw) = node_path
