@@ -115,6 +115,10 @@ pub struct AgentLayer {
     /// Prometheus endpoint address [default: 0.0.0.0:9466].
     #[arg(long, env = "GPUSCOPE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Prometheus exporter-toolkit web configuration file (TLS, client certificates, bcrypt
+    /// basic-auth users), as node_exporter's --web.config.file; re-read when it changes.
+    #[arg(long = "web.config.file", alias = "web-config-file", env = "GPUSCOPE_WEB_CONFIG_FILE", value_name = "PATH")]
+    pub web_config_file: Option<Blankable<PathBuf>>,
     /// Fast sampling interval in milliseconds, at least 100 [default: 1000].
     #[arg(long, env = "GPUSCOPE_INTERVAL_MS", value_parser = trimmed::<u64>, value_name = "MS")]
     pub interval_ms: Option<u64>,
@@ -195,6 +199,9 @@ pub struct AgentArgs {
 pub struct AgentConfig {
     /// Prometheus endpoint address.
     pub listen: SocketAddr,
+    /// Web configuration file of the Prometheus endpoint.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub web_config_file: Option<PathBuf>,
     /// Fast sampling interval.
     #[serde(rename = "interval_ms", serialize_with = "super::as_millis")]
     pub interval: Duration,
@@ -270,6 +277,7 @@ impl Default for AgentConfig {
             otlp_spill_dir: None,
             otlp_spill_max_bytes: 256 << 20,
             otlp_ca_file: None,
+            web_config_file: None,
             otlp_headers: BTreeMap::new(),
             labels: BTreeMap::new(),
         }
@@ -325,6 +333,7 @@ impl AgentConfig {
             otlp_spill_dir: l.get("otlp_spill_dir", |s| &s.otlp_spill_dir, Blankable(d.otlp_spill_dir)).0,
             otlp_spill_max_bytes: l.get("otlp_spill_max_bytes", |s| &s.otlp_spill_max_bytes, d.otlp_spill_max_bytes),
             otlp_ca_file: l.get("otlp_ca_file", |s| &s.otlp_ca_file, Blankable(d.otlp_ca_file)).0,
+            web_config_file: l.get("web_config_file", |s| &s.web_config_file, Blankable(d.web_config_file)).0,
             otlp_headers: l.pairs("otlp_headers", |s| &s.otlp_headers),
             labels: l.pairs("labels", |s| &s.labels),
         };

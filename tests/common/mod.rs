@@ -159,17 +159,20 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
     });
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let addr = loop {
+    let (addr, https) = loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("agent did not start: {log:?}"));
         log.push(line.clone());
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim_end_matches("/metrics").trim().to_string();
+        if let Some((scheme, rest)) = line.split_once("listening on ").and_then(|(_, r)| r.split_once("://")) {
+            break (rest.trim_end_matches("/metrics").trim().to_string(), scheme == "https");
         }
     };
     let node = Node { root, addr, writer, agent: Proc(child), stderr: rx, log };
-    node.wait_ready();
+    // Over TLS (a web configuration file) the caller knows how to ask.
+    if !https {
+        node.wait_ready();
+    }
     node
 }
 
