@@ -477,3 +477,110 @@ fn a_bad_token_file_is_a_start_up_error_naming_the_key() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("set token or token_file, not both"), "{err}");
 }
+
+/// A CA, a server certificate for localhost signed by it, and a client certificate signed by
+/// it, as files in `dir`: (ca, server cert, server key, client cert, client key).
+fn mtls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+    let (client, client_key) = leaf(vec!["agent-1".into()]);
+    let files = ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"].map(|f| dir.join(f));
+    for (path, pem) in files.iter().zip([ca_cert.pem(), server, server_key, client, client_key]) {
+        std::fs::write(path, pem).unwrap();
+    }
+    files
+}
+
+/// Issue 13, item 4: mutual TLS for OTLP. With a client CA, the collector's receivers take
+/// pushes only from agents presenting a certificate it signed, over HTTP and gRPC; an agent
+/// without one delivers nothing.
+#[test]
+fn otlp_over_mutual_tls_on_both_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client_cert, client_key] = mtls_certificates(dir.path());
+    let c = collector_with(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+        ],
+        ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        |_| {},
+    );
+    assert!(c.log.iter().any(|l| l.contains("TLS on, client certificates required")), "{:?}", c.log);
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    let agent = |protocol: &str, addr: &str, host: &str, with_cert: bool| {
+        let mut s =
+            common::NodeSpec::new("healthy-inference", common::Clock::Running { start: common::unix_now() - 30.0 });
+        s.extra_args = [
+            "--otlp-endpoint",
+            &format!("https://localhost:{}", port(addr)),
+            "--otlp-protocol",
+            protocol,
+            "--otlp-interval-ms",
+            "200",
+            "--hostname",
+            host,
+            "--otlp-ca-file",
+            ca.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if with_cert {
+            s.extra_args.extend(
+                [
+                    "--otlp-client-cert",
+                    client_cert.to_str().unwrap(),
+                    "--otlp-client-key",
+                    client_key.to_str().unwrap(),
+                ]
+                .map(String::from),
+            );
+        }
+        common::start(s)
+    };
+    let good = [agent("http/protobuf", &c.http, "mtls-http", true), agent("grpc", &c.grpc, "mtls-grpc", true)];
+    let bad = [agent("http/protobuf", &c.http, "no-cert-http", false), agent("grpc", &c.grpc, "no-cert-grpc", false)];
+    let sent = |n: &common::Node| n.metrics().one("gpuscope_otlp_batches_sent_total", &[]);
+    eventually(20, || good.iter().all(|n| sent(n) >= 2.0).then_some(()));
+    let failures = |n: &common::Node| n.metrics().one("gpuscope_otlp_retryable_failures_total", &[]);
+    eventually(20, || bad.iter().all(|n| failures(n) >= 2.0).then_some(()));
+    for n in &bad {
+        assert_eq!(sent(n), 0.0, "no client certificate, nothing delivered");
+    }
+}
+
+/// A client certificate without its key, or one that cannot be read, stops the agent at start.
+#[test]
+fn a_client_certificate_without_its_key_is_a_start_up_error() {
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            "https://localhost:1",
+            "--otlp-ca-file",
+            "/nonexistent/ca.pem",
+        ])
+        .args(["--otlp-client-cert", "/nonexistent/client.pem"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("key `otlp_client_cert`: needs otlp_client_key"), "{err}");
+}

@@ -58,6 +58,8 @@ pub struct CollectorConfig {
     pub api_token: Option<String>,
     /// Serve OTLP and the API over TLS with this PEM certificate chain and key.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// With TLS, require every client (OTLP and API) to present a certificate signed by this CA.
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Closed findings kept in memory (default 10,000, about 10 MB); older ones are dropped
     /// from memory first (lowest id) and, with a store, still listed from it.
     pub closed_findings_kept: usize,
@@ -87,6 +89,7 @@ impl Default for CollectorConfig {
             token: None,
             api_token: None,
             tls: None,
+            tls_client_ca: None,
             closed_findings_kept: 10_000,
             limits: ConnLimits::default(),
             nodes: NodeLimits::default(),
@@ -125,7 +128,13 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
     let (grpc_l, grpc) = listener::bind("OTLP/gRPC", cfg.grpc).await?;
     let (http_l, http) = listener::bind("OTLP/HTTP", cfg.http).await?;
     let (api_l, api) = listener::bind("the API", cfg.api).await?;
-    let tls = cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?;
+    let tls = match (
+        cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?,
+        &cfg.tls_client_ca,
+    ) {
+        (Some(files), Some(ca)) => Some(files.with_client_ca(ca)?),
+        (tls, _) => tls,
+    };
     let acceptor = tls.as_ref().map(listener::TlsFiles::acceptor).transpose()?;
 
     let (state, writer, reader) = match &cfg.store {
@@ -209,7 +218,11 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
         "authentication: OTLP pushes {}; API {}; TLS {}",
         on_off(&push_token),
         on_off(&api_token),
-        if cfg.tls.is_some() { "on" } else { "off (plain text)" }
+        match (&cfg.tls, &cfg.tls_client_ca) {
+            (Some(_), Some(_)) => "on, client certificates required",
+            (Some(_), None) => "on",
+            _ => "off (plain text)",
+        }
     );
     Ok(Running { grpc, http, api, state, events })
 }

@@ -46,6 +46,8 @@ pub struct TlsFiles {
     key_path: PathBuf,
     cert: Vec<u8>,
     key: Vec<u8>,
+    /// The CA client certificates must be signed by (mTLS), with its path.
+    client_ca: Option<(PathBuf, Vec<u8>)>,
 }
 
 impl TlsFiles {
@@ -59,27 +61,52 @@ impl TlsFiles {
             key: read("key", key)?,
             cert_path: cert.to_path_buf(),
             key_path: key.to_path_buf(),
+            client_ca: None,
         })
+    }
+
+    /// Requires clients to present a certificate signed by the CA in `path` (mTLS).
+    pub fn with_client_ca(mut self, path: &Path) -> Result<TlsFiles, StartError> {
+        let pem = std::fs::read(path).map_err(|source| StartError::TlsFile {
+            what: "client CA",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.client_ca = Some((path.to_path_buf(), pem));
+        Ok(self)
     }
 
     /// The rustls acceptor for the HTTP listeners (ALPN: h2, then HTTP/1.1).
     pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, StartError> {
-        let pem = |what, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StartError::TlsPem { what, path, source }
-        };
+        let pem = pem;
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert)
             .collect::<Result<_, _>>()
             .map_err(pem("certificate", &self.cert_path))?;
         let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(pem("key", &self.key_path))?;
         let config_err =
             |source| StartError::TlsConfig { cert: self.cert_path.clone(), key: self.key_path.clone(), source };
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(config_err)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
             .map_err(config_err)?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some((path, pem)) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(pem) {
+                    let c = c.map_err(self::pem("client CA", path))?;
+                    roots.add(c).map_err(|source| StartError::TlsClientCa { path: path.clone(), source })?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| StartError::TlsClientCa {
+                        path: path.clone(),
+                        source: rustls::Error::General(e.to_string()),
+                    })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut cfg = builder.with_single_cert(certs, key).map_err(config_err)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
     }
@@ -432,6 +459,12 @@ where
             });
         }
     }
+}
+
+/// Maps a PEM error of the `what` file at `path`.
+fn pem(what: &'static str, path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> StartError {
+    let path = path.to_path_buf();
+    move |source| StartError::TlsPem { what, path, source }
 }
 
 /// Serves one connection until it ends.

@@ -84,6 +84,9 @@ pub struct CollectorLayer {
     /// Serve OTLP and the API over TLS: PEM private key (with tls_cert).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<Blankable<PathBuf>>,
+    /// With TLS, require client certificates signed by this PEM CA on every listener (mTLS).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_CLIENT_CA", value_name = "PATH")]
+    pub tls_client_ca: Option<Blankable<PathBuf>>,
     /// Rule thresholds and timing from this TOML file (eval_span_s, time_scale, [rules.<id>]) instead of [analysis].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_ANALYSIS_CONFIG", value_name = "FILE")]
     #[serde(skip)]
@@ -176,6 +179,9 @@ pub struct CollectorSettings {
     /// TLS private key.
     #[serde(serialize_with = "super::blank_if_none")]
     pub tls_key: Option<PathBuf>,
+    /// CA of the clients' certificates (mTLS).
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub tls_client_ca: Option<PathBuf>,
     /// The rules' settings (opaque here; printed as where they came from).
     #[serde(skip)]
     pub analysis: AnalysisConfig,
@@ -236,6 +242,7 @@ impl Default for CollectorSettings {
             file_tokens: (None, None),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             analysis: c.analysis,
         }
     }
@@ -323,6 +330,7 @@ impl CollectorSettings {
             file_tokens: (None, None),
             tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
             tls_key: l.get("tls_key", |s| &s.tls_key, Blankable(d.tls_key)).0,
+            tls_client_ca: l.get("tls_client_ca", |s| &s.tls_client_ca, Blankable(d.tls_client_ca)).0,
             analysis,
         };
         let at = l.origins();
@@ -368,6 +376,9 @@ impl CollectorSettings {
                 return Err(at.error(key, "must be at least 1"));
             }
         }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(at.error("tls_client_ca", "needs tls_cert and tls_key: client certificates are a TLS feature"));
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => Err(at.error("tls_cert", "needs tls_key, the certificate's private key")),
             (None, Some(_)) => Err(at.error("tls_key", "needs tls_cert, the certificate chain it belongs to")),
@@ -402,6 +413,7 @@ impl CollectorSettings {
             token: self.push_token(),
             api_token: self.api_only_token(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            tls_client_ca: self.tls_client_ca.clone(),
             limits: gpuscope_collector::ConnLimits {
                 max_connections: self.max_connections,
                 header_read_timeout: self.header_read_timeout,

@@ -66,6 +66,14 @@ pub enum PushError {
         source: rustls::Error,
     },
     /// The TLS client could not be configured.
+    /// The client certificate or its key cannot be used.
+    #[error("OTLP client certificate {}: {message} (otlp_client_cert and otlp_client_key must be a PEM certificate chain and its private key)", path.display())]
+    ClientCert {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     #[error("cannot set up the OTLP client's TLS: {0} (a build of gpuscope without TLS 1.2/1.3 support?)")]
     ClientSetup(#[source] rustls::Error),
 }
@@ -91,6 +99,9 @@ pub struct PushConfig {
     pub timeout: Duration,
     /// PEM file of the CA that signed the collector's certificate (for `https://` endpoints).
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain and key presented to a collector that requires client
+    /// certificates (mTLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Counters of the pusher (exported as self metrics).
@@ -160,7 +171,7 @@ impl Pusher {
         }
         let transport = match cfg.protocol {
             Protocol::HttpProtobuf => {
-                let tls = tls_client_config(cfg.ca_file.as_deref())?;
+                let tls = tls_client_config(cfg.ca_file.as_deref(), cfg.client_cert.as_ref())?;
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(tls)
                     .https_or_http()
@@ -168,7 +179,11 @@ impl Pusher {
                     .build();
                 Transport::Http(Client::builder(TokioExecutor::new()).build(https))
             }
-            Protocol::Grpc => Transport::Grpc(None),
+            Protocol::Grpc => {
+                // Checked now, so that a bad file is a start-up error rather than every batch refused.
+                tls_client_config(cfg.ca_file.as_deref(), cfg.client_cert.as_ref())?;
+                Transport::Grpc(None)
+            }
         };
         let mut p = Pusher {
             cfg,
@@ -309,6 +324,13 @@ impl Pusher {
                                 .map_err(|e| Failure::Reject(format!("cannot read {}: {e}", ca.display())))?;
                             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
                         }
+                        if let Some((cert, key)) = &self.cfg.client_cert {
+                            let read = |p: &PathBuf| {
+                                std::fs::read(p)
+                                    .map_err(|e| Failure::Reject(format!("cannot read {}: {e}", p.display())))
+                            };
+                            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+                        }
                         ep = ep.tls_config(tls).map_err(|e| Failure::Reject(format!("TLS setup: {e}")))?;
                     }
                     let ch = ep.connect_lazy();
@@ -423,10 +445,14 @@ impl Pusher {
 }
 
 /// rustls client settings trusting the CA in `ca_file` (none: no server can be verified, so
-/// `https://` fails with a clear error while `http://` works).
-fn tls_client_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, PushError> {
-    use rustls::pki_types::CertificateDer;
+/// `https://` fails with a clear error while `http://` works), presenting `client_cert` (chain
+/// and key files) to a collector that asks for one.
+fn tls_client_config(
+    ca_file: Option<&std::path::Path>,
+    client_cert: Option<&(PathBuf, PathBuf)>,
+) -> Result<rustls::ClientConfig, PushError> {
     use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca_file {
         let unreadable = |source| PushError::CaFile { path: ca.to_path_buf(), source };
@@ -436,11 +462,24 @@ fn tls_client_config(ca_file: Option<&std::path::Path>) -> Result<rustls::Client
                 .map_err(|source| PushError::CaCertificate { path: ca.to_path_buf(), source })?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(PushError::ClientSetup)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some((cert, key)) = client_cert else { return Ok(builder.with_no_client_auth()) };
+    let bad = |path: &PathBuf| {
+        let path = path.clone();
+        move |e: &dyn std::fmt::Display| PushError::ClientCert { path, message: e.to_string() }
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert)(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert)(&e))?;
+    if chain.is_empty() {
+        return Err(bad(cert)(&"no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key)(&e))?;
+    builder.with_client_auth_cert(chain, key_der).map_err(|e| bad(key)(&e))
 }
 
 #[cfg(test)]
@@ -460,6 +499,7 @@ mod tests {
             spill_max_bytes: 1 << 20,
             timeout: Duration::from_secs(10),
             ca_file: None,
+            client_cert: None,
         }
     }
 
