@@ -584,3 +584,35 @@ fn a_client_certificate_without_its_key_is_a_start_up_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("key `otlp_client_cert`: needs otlp_client_key"), "{err}");
 }
+
+/// Issue 13, item 7: an unknown Content-Encoding is refused with 415 instead of being read as
+/// none; an OTLP header value with a line break is a start-up error instead of every batch
+/// dropped later.
+#[test]
+fn an_unknown_encoding_is_415_and_a_header_with_a_line_break_stops_the_agent() {
+    let c = collector_with(&[], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"), |_| {});
+    let body = push_body("enc", now_ms(), 1.0);
+    let post = |encoding: &str| {
+        request(
+            &c.http,
+            "POST",
+            "/v1/metrics",
+            &[("Content-Type", "application/json"), ("Content-Encoding", encoding)],
+            &body,
+        )
+        .0
+    };
+    assert_eq!(post("br"), 415);
+    assert_eq!(post("deflate"), 415);
+    assert_eq!(post("identity"), 200);
+    assert_eq!(metric(&c, "gpuscope_collector_refused_total{reason=\"http_unsupported_type\"}"), 2.0);
+
+    let out = std::process::Command::new(common::bin())
+        .args(["agent", "--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:1"])
+        .env("GPUSCOPE_OTLP_HEADERS", "authorization=Bearer abc\r\nX-Injected: 1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("key `otlp_headers`") && err.contains("control character"), "{err}");
+}

@@ -382,6 +382,19 @@ impl AgentConfig {
             let (otlp, fast) = (ms(self.otlp_interval), ms(self.interval));
             return Err(at.error("otlp_interval_ms", format!("must be at least interval_ms ({otlp} < {fast})")));
         }
+        // A header the transports cannot send would drop every batch, one by one, at run time.
+        for (k, v) in &self.otlp_headers {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if k.is_empty() || !k.chars().all(token) {
+                return Err(at.error("otlp_headers", format!("{k:?} is not an HTTP header name")));
+            }
+            if v.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(at.error(
+                    "otlp_headers",
+                    format!("the value of {k:?} holds a control character (CR, LF, …): it cannot be sent"),
+                ));
+            }
+        }
         match (&self.otlp_client_cert, &self.otlp_client_key) {
             (Some(_), None) => {
                 return Err(at.error("otlp_client_cert", "needs otlp_client_key, the certificate's private key"));

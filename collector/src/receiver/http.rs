@@ -41,7 +41,19 @@ async fn export(ingest: &Ingest, req: Request<Incoming>) -> Resp {
             format!("unsupported content type {ctype:?}: use application/x-protobuf or application/json\n"),
         );
     }
-    let gzip = req.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()) == Some("gzip");
+    // Reading an encoding it does not know as none would hand the decoder compressed bytes.
+    let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str().map(|s| s.trim().to_ascii_lowercase())) {
+        None => false,
+        Some(Ok(e)) if e == "gzip" || e == "x-gzip" => true,
+        Some(Ok(e)) if e == "identity" || e.is_empty() => false,
+        Some(e) => {
+            return refuse(
+                Refusal::HttpUnsupportedType,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content encoding {:?}: send gzip or none\n", e.unwrap_or_default()),
+            );
+        }
+    };
     let collected =
         tokio::time::timeout(ingest.body_read_timeout, Limited::new(req.into_body(), ingest.max_body).collect());
     let Ok(collected) = collected.await else {
