@@ -616,3 +616,45 @@ fn an_unknown_encoding_is_415_and_a_header_with_a_line_break_stops_the_agent() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("key `otlp_headers`") && err.contains("control character"), "{err}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits for a log line of `node` containing `text`.
+fn log_line(node: &mut common::Node, text: &str, secs: u64) -> String {
+    eventually(secs, || node.drain_log().into_iter().find(|l| l.contains(text)))
+}
+
+/// Issue 13, item 5: an outage of the collector is in the agent's log — one warning when pushes
+/// start failing, with the reason, and one line when they work again with how much was queued,
+/// replayed and dropped; an endpoint that does not resolve says so.
+#[test]
+fn the_agent_logs_an_outage_once_and_its_recovery_with_what_it_cost() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut spec =
+        common::NodeSpec::new("healthy-inference", common::Clock::Running { start: common::unix_now() - 30.0 });
+    spec.extra_args = ["--otlp-endpoint", &endpoint, "--otlp-interval-ms", "200"].map(String::from).to_vec();
+    let mut node = common::start(spec);
+    let failing = log_line(&mut node, "OTLP push to", 20);
+    assert!(failing.contains(&format!("OTLP push to {endpoint} failing:")) && failing.contains("refused"), "{failing}");
+    std::thread::sleep(Duration::from_secs(2));
+    let log = node.drain_log();
+    assert_eq!(log.iter().filter(|l| l.contains("failing")).count(), 1, "one line per outage, not per batch: {log:?}");
+    let addr = format!("127.0.0.1:{port}");
+    let _c = collector_with(&[], ("127.0.0.1:0", &addr, "127.0.0.1:0"), |_| {});
+    let recovered = log_line(&mut node, "recovered after", 20);
+    let numbers: Vec<u64> =
+        recovered.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    // "... recovered after S s: Q batches were queued at most, R replayed, D dropped"
+    let [.., queued, replayed, dropped] = numbers[..] else { panic!("{recovered}") };
+    assert!(queued >= 5 && replayed >= queued && dropped == 0, "{recovered}");
+
+    let mut spec =
+        common::NodeSpec::new("healthy-inference", common::Clock::Running { start: common::unix_now() - 30.0 });
+    spec.extra_args = ["--otlp-endpoint", "http://no-such-host.invalid:4318"].map(String::from).to_vec();
+    let mut node = common::start(spec);
+    let failing = log_line(&mut node, "OTLP push to", 30);
+    assert!(failing.contains("no-such-host.invalid") && failing.contains("dns"), "{failing}");
+}

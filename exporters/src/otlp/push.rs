@@ -120,9 +120,24 @@ pub struct PushStats {
 }
 
 enum Failure {
-    Retry(Option<Duration>),
+    /// Worth retrying: after the collector's Retry-After when it gave one; why, for the log.
+    Retry(Option<Duration>, String),
     Reject(String),
 }
+
+/// An outage as the log tells it: one warning when it starts, a reminder at most every
+/// [`OUTAGE_REMINDER`], one line when it ends with what it cost.
+struct Outage {
+    since: tokio::time::Instant,
+    last_warned: tokio::time::Instant,
+    /// Counters when it began: queued now minus these is what the outage queued.
+    sent_before: u64,
+    dropped_before: u64,
+    peak_queued: u64,
+}
+
+/// How often a continuing outage is logged again.
+const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 
 enum Transport {
     Http(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>),
@@ -267,10 +282,9 @@ impl Pusher {
                 let url = format!("{}/v1/metrics", self.cfg.endpoint.trim_end_matches('/'));
                 let payload = if self.cfg.gzip {
                     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    gz.write_all(body).and_then(|()| gz.finish()).map_err(|e| {
-                        tracing::warn!("cannot gzip a batch: {e}");
-                        Failure::Retry(None)
-                    })?
+                    gz.write_all(body)
+                        .and_then(|()| gz.finish())
+                        .map_err(|e| Failure::Retry(None, format!("cannot gzip a batch: {e}")))?
                 } else {
                     body.to_vec()
                 };
@@ -286,11 +300,8 @@ impl Pusher {
                     .map_err(|e| Failure::Reject(format!("bad request: {e}")))?;
                 let resp = tokio::time::timeout(self.cfg.timeout, client.request(req))
                     .await
-                    .map_err(|_| Failure::Retry(None))?
-                    .map_err(|e| {
-                        tracing::debug!("OTLP/HTTP to {url}: {e}");
-                        Failure::Retry(None)
-                    })?;
+                    .map_err(|_| Failure::Retry(None, format!("no answer within {:?}", self.cfg.timeout)))?
+                    .map_err(|e| Failure::Retry(None, error_chain(&e)))?;
                 let status = resp.status();
                 let retry_after = resp
                     .headers()
@@ -308,7 +319,7 @@ impl Pusher {
                     .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                     .unwrap_or_default();
                 match status.as_u16() {
-                    429 | 502 | 503 | 504 => Err(Failure::Retry(retry_after)),
+                    429 | 502 | 503 | 504 => Err(Failure::Retry(retry_after, format!("{status}: {}", text.trim()))),
                     _ => Err(Failure::Reject(format!("{status}: {}", text.trim()))),
                 }
             }
@@ -340,7 +351,7 @@ impl Pusher {
                     }
                     *client = Some(c);
                 }
-                let Some(c) = client.as_mut() else { return Err(Failure::Retry(None)) };
+                let Some(c) = client.as_mut() else { return Err(Failure::Retry(None, "no gRPC channel".into())) };
                 let msg = ExportMetricsServiceRequest::decode(body).map_err(|e| Failure::Reject(e.to_string()))?;
                 let mut req = tonic::Request::new(msg);
                 for (k, v) in &self.cfg.headers {
@@ -359,7 +370,13 @@ impl Pusher {
                         | tonic::Code::Aborted
                         | tonic::Code::Cancelled
                         | tonic::Code::OutOfRange
-                        | tonic::Code::DataLoss => Err(Failure::Retry(None)),
+                        | tonic::Code::DataLoss => {
+                            let why = match std::error::Error::source(&s) {
+                                Some(cause) => format!("{:?}: {} ({})", s.code(), s.message(), error_chain(cause)),
+                                None => format!("{:?}: {}", s.code(), s.message()),
+                            };
+                            Err(Failure::Retry(None, why))
+                        }
                         _ => Err(Failure::Reject(format!("{:?}: {}", s.code(), s.message()))),
                     },
                 }
@@ -367,8 +384,9 @@ impl Pusher {
         }
     }
 
-    /// Delivers the queue in order; returns false while the collector is not taking data.
-    async fn drain(&mut self) -> Result<(), Option<Duration>> {
+    /// Delivers the queue in order; while the collector is not taking data, the wait it asked
+    /// for (if any) and why.
+    async fn drain(&mut self) -> Result<(), (Option<Duration>, String)> {
         while let Some(front) = self.queue.front() {
             let body = match front {
                 Queued::Memory(b) => Ok(b.clone()),
@@ -380,9 +398,9 @@ impl Pusher {
             };
             match outcome {
                 Ok(()) => self.stats.sent.fetch_add(1, Ordering::Relaxed),
-                Err(Failure::Retry(after)) => {
+                Err(Failure::Retry(after, why)) => {
                     self.stats.retryable_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(after);
+                    return Err((after, why));
                 }
                 Err(Failure::Reject(why)) => {
                     // Resending an invalid (or unreadable) batch would fail forever.
@@ -399,6 +417,52 @@ impl Pusher {
         Ok(())
     }
 
+    /// Logs a failed delivery: at once when the collector stops taking data, then at most every
+    /// [`OUTAGE_REMINDER`] while it stays so.
+    fn log_failure(&self, outage: &mut Option<Outage>, why: &str) {
+        let now = tokio::time::Instant::now();
+        let queued = self.stats.queued.load(Ordering::Relaxed);
+        match outage {
+            None => {
+                tracing::warn!(
+                    "OTLP push to {} failing: {why}; batches are queued ({queued} now) and retried",
+                    self.cfg.endpoint
+                );
+                *outage = Some(Outage {
+                    since: now,
+                    last_warned: now,
+                    sent_before: self.stats.sent.load(Ordering::Relaxed),
+                    dropped_before: self.stats.dropped.load(Ordering::Relaxed),
+                    peak_queued: queued,
+                });
+            }
+            Some(o) => {
+                o.peak_queued = o.peak_queued.max(queued);
+                if now.duration_since(o.last_warned) >= OUTAGE_REMINDER {
+                    o.last_warned = now;
+                    tracing::warn!(
+                        "OTLP push to {} still failing after {} s: {why}; {queued} batches queued, {} dropped so far",
+                        self.cfg.endpoint,
+                        now.duration_since(o.since).as_secs(),
+                        self.stats.dropped.load(Ordering::Relaxed) - o.dropped_before
+                    );
+                }
+            }
+        }
+    }
+
+    /// One line when deliveries work again: how long they did not and what that cost.
+    fn log_recovery(&self, o: &Outage) {
+        tracing::info!(
+            "OTLP push to {} recovered after {} s: {} batches were queued at most, {} replayed, {} dropped",
+            self.cfg.endpoint,
+            o.since.elapsed().as_secs(),
+            o.peak_queued,
+            self.stats.sent.load(Ordering::Relaxed) - o.sent_before,
+            self.stats.dropped.load(Ordering::Relaxed) - o.dropped_before
+        );
+    }
+
     /// Runs until `rx` closes: buffers every new snapshot and pushes each interval.
     pub async fn run(mut self, mut rx: watch::Receiver<Arc<NodeSnapshot>>) {
         let mut buf: Vec<NodeSnapshot> = Vec::new();
@@ -406,6 +470,7 @@ impl Pusher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff_until: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(500);
+        let mut outage: Option<Outage> = None;
         loop {
             tokio::select! {
                 changed = rx.changed() => {
@@ -430,18 +495,37 @@ impl Pusher {
                         Ok(()) => {
                             backoff_until = None;
                             backoff = Duration::from_millis(500);
+                            if let Some(o) = outage.take() {
+                                self.log_recovery(&o);
+                            }
                         }
-                        Err(after) => {
+                        Err((after, why)) => {
                             // Honour Retry-After; else back off exponentially up to 30 s.
                             let wait = after.unwrap_or(backoff);
                             backoff = (backoff * 2).min(Duration::from_secs(30));
                             backoff_until = Some(tokio::time::Instant::now() + wait);
+                            self.log_failure(&mut outage, &why);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// An error and its causes on one line ("connection refused" is a cause, not the error's text).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// rustls client settings trusting the CA in `ca_file` (none: no server can be verified, so
