@@ -658,3 +658,61 @@ fn the_agent_logs_an_outage_once_and_its_recovery_with_what_it_cost() {
     let failing = log_line(&mut node, "OTLP push to", 30);
     assert!(failing.contains("no-such-host.invalid") && failing.contains("dns"), "{failing}");
 }
+
+/// Issue 13, item 6: spilled batches are stored compressed (a fraction of their encoded size),
+/// a write that failed or a crash left leaves no `.tmp` file behind, and the compressed batches
+/// replay to the collector once it is back. Prints the figures the documentation states.
+#[test]
+fn spilled_batches_are_compressed_and_replay_and_no_tmp_file_is_left() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    std::fs::write(spill.join("00000000000000000007.tmp"), b"half a batch from a crash").unwrap();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // 8 GPUs at 1 s, one batch a second: the case the documentation sizes the bound for.
+    let mut spec =
+        common::NodeSpec::new("healthy-bf16-training", common::Clock::Running { start: common::unix_now() - 100.0 });
+    spec.interval_ms = 1000;
+    spec.extra_args =
+        ["--otlp-endpoint", &endpoint, "--otlp-interval-ms", "1000", "--otlp-spill-dir", spill.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+    let node = common::start(spec);
+    let files = || {
+        let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(&spill).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    };
+    eventually(30, || (files().len() >= 4).then_some(()));
+    let spilled = files();
+    assert!(spilled.iter().all(|p| p.to_string_lossy().ends_with(".otlp.gz")), "{spilled:?}");
+    let (mut stored, mut encoded) = (0usize, 0usize);
+    for p in &spilled[..4] {
+        let gz = std::fs::read(p).unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+        let req =
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(&raw[..]).unwrap();
+        assert!(!req.resource_metrics.is_empty());
+        stored += gz.len();
+        encoded += raw.len();
+    }
+    let ratio = encoded as f64 / stored as f64;
+    let per_batch = stored as f64 / 4.0;
+    eprintln!(
+        "8-GPU batch: {:.0} bytes encoded, {per_batch:.0} stored ({ratio:.1}x); 256 MiB holds {:.1} h at one batch a second",
+        encoded as f64 / 4.0,
+        (256u64 << 20) as f64 / per_batch / 3600.0
+    );
+    assert!(ratio >= 5.0, "compressed {ratio:.1}x");
+
+    let addr = format!("127.0.0.1:{port}");
+    let c = collector_with(&[], ("127.0.0.1:0", &addr, "127.0.0.1:0"), |_| {});
+    eventually(30, || files().is_empty().then_some(()));
+    let n = c.api_json("/api/v1/nodes");
+    assert_eq!(n.as_array().unwrap().len(), 1, "{n}");
+    assert!(n[0]["samples_total"].as_u64().unwrap() >= 4, "{n}");
+    drop(node);
+}
