@@ -716,3 +716,35 @@ fn spilled_batches_are_compressed_and_replay_and_no_tmp_file_is_left() {
     assert!(n[0]["samples_total"].as_u64().unwrap() >= 4, "{n}");
     drop(node);
 }
+
+/// Issue 13, item 1: pushes are rate-limited per client address: past its burst a client gets
+/// 429 with Retry-After (counted), and its bucket refills with time.
+#[test]
+fn pushes_beyond_a_clients_rate_are_answered_429() {
+    let c =
+        collector_with(&["--max-pushes-per-client-per-s", "5"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"), |_| {});
+    let t = Instant::now();
+    let statuses: Vec<u16> = (0..40)
+        .map(|i| {
+            let (status, headers, _) = request(
+                &c.http,
+                "POST",
+                "/v1/metrics",
+                &[("Content-Type", "application/json")],
+                &push_body("fast", now_ms() + i, 1.0),
+            );
+            if status == 429 {
+                assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"), "{headers:?}");
+            }
+            status
+        })
+        .collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count() as f64;
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    // A burst of 10, then 5 a second for as long as the loop took.
+    assert!(ok <= 10.0 + 5.0 * t.elapsed().as_secs_f64() + 1.0, "{statuses:?}");
+    assert!(limited > 0 && ok as usize + limited == 40, "{statuses:?}");
+    assert_eq!(metric(&c, "gpuscope_collector_refused_total{reason=\"http_rate_limited\"}"), limited as f64);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(push(&c, &push_body("fast", now_ms() + 100, 1.0)).0, 200, "the bucket refills");
+}

@@ -38,6 +38,8 @@ impl Transport {
 pub enum Refusal {
     /// gRPC: the analysis queue was full.
     GrpcBusy,
+    /// gRPC: the client pushed faster than its rate limit.
+    GrpcRateLimited,
     /// gRPC: missing or wrong bearer token.
     GrpcUnauthorized,
     /// HTTP: malformed body (protobuf, JSON or gzip).
@@ -46,6 +48,8 @@ pub enum Refusal {
     HttpBodyTimeout,
     /// HTTP: the analysis queue was full.
     HttpBusy,
+    /// HTTP: the client pushed faster than its rate limit.
+    HttpRateLimited,
     /// HTTP: body over the limit (before or after decompression).
     HttpTooLarge,
     /// HTTP: missing or wrong bearer token.
@@ -56,12 +60,14 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every reason, in label order (the order `/metrics` lists them).
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::GrpcBusy,
+        Refusal::GrpcRateLimited,
         Refusal::GrpcUnauthorized,
         Refusal::HttpBadRequest,
         Refusal::HttpBodyTimeout,
         Refusal::HttpBusy,
+        Refusal::HttpRateLimited,
         Refusal::HttpTooLarge,
         Refusal::HttpUnauthorized,
         Refusal::HttpUnsupportedType,
@@ -71,10 +77,12 @@ impl Refusal {
     pub fn label(self) -> &'static str {
         match self {
             Refusal::GrpcBusy => "grpc_busy",
+            Refusal::GrpcRateLimited => "grpc_rate_limited",
             Refusal::GrpcUnauthorized => "grpc_unauthorized",
             Refusal::HttpBadRequest => "http_bad_request",
             Refusal::HttpBodyTimeout => "http_body_timeout",
             Refusal::HttpBusy => "http_busy",
+            Refusal::HttpRateLimited => "http_rate_limited",
             Refusal::HttpTooLarge => "http_too_large",
             Refusal::HttpUnauthorized => "http_unauthorized",
             Refusal::HttpUnsupportedType => "http_unsupported_type",
@@ -152,6 +160,47 @@ impl Counters {
     }
 }
 
+/// A token bucket per client address: `per_s` pushes a second, bursts of twice that (at least
+/// 10). One agent pushes once per interval (1–10 s), or faster while it replays a spill queue.
+pub struct RateLimit {
+    per_s: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (f64, std::time::Instant)>>,
+}
+
+/// Client addresses tracked at most; beyond, the full (idle) buckets are forgotten first.
+const RATE_BUCKETS: usize = 65_536;
+
+impl RateLimit {
+    /// `per_s` pushes a second per client (infinite: no limit).
+    pub fn new(per_s: f64) -> RateLimit {
+        RateLimit { per_s, burst: (per_s * 2.0).max(10.0), buckets: Default::default() }
+    }
+
+    /// Whether `client` may push now (and takes one token if so).
+    pub fn allow(&self, client: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = client.filter(|_| self.per_s.is_finite()) else { return true };
+        let now = std::time::Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= RATE_BUCKETS && !b.contains_key(&ip) {
+            let (per_s, burst) = (self.per_s, self.burst);
+            b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * per_s < burst);
+            if b.len() >= RATE_BUCKETS {
+                b.clear();
+            }
+        }
+        let (tokens, at) = b.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_s).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// What an export came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -175,6 +224,8 @@ pub struct Ingest {
     pub body_read_timeout: std::time::Duration,
     /// What one push may carry (the receive time is filled in per request).
     pub limits: Limits,
+    /// Pushes per second and client address.
+    pub rate: RateLimit,
     token: Option<crate::auth::Token>,
     /// The counters `/metrics` shows.
     pub counters: Arc<Counters>,
@@ -193,6 +244,7 @@ impl Ingest {
             max_body,
             body_read_timeout: std::time::Duration::from_secs(30),
             limits: Limits::NONE,
+            rate: RateLimit::new(f64::INFINITY),
             token,
             counters,
         }
@@ -241,6 +293,17 @@ mod tests {
         assert!(r.is_sorted(), "{r:?}");
         assert!(Transport::ALL.iter().enumerate().all(|(i, t)| *t as usize == i));
         assert!(Refusal::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_its_rate() {
+        let r = RateLimit::new(5.0);
+        let a = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        let allowed = (0..30).filter(|_| r.allow(a)).count();
+        assert!((10..=11).contains(&allowed), "a burst of 10: {allowed}");
+        assert!(r.allow(Some(std::net::IpAddr::from([10, 0, 0, 2]))), "another client has its own bucket");
+        assert!(RateLimit::new(f64::INFINITY).allow(a));
+        assert!(r.allow(None), "no address known (in-process): not limited");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct CollectorConfig {
     pub max_gpus_per_node: usize,
     /// GPU processes kept per node sample.
     pub max_processes_per_node: usize,
+    /// Pushes a second one client address may make (bursts of twice that); infinite: no limit.
+    pub max_pushes_per_client_per_s: f64,
 }
 
 impl Default for CollectorConfig {
@@ -96,6 +98,7 @@ impl Default for CollectorConfig {
             max_clock_skew_ms: 60_000,
             max_gpus_per_node: 64,
             max_processes_per_node: 1024,
+            max_pushes_per_client_per_s: 50.0,
         }
     }
 }
@@ -172,6 +175,7 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
     let api_token = cfg.api_token.as_deref().and_then(auth::Token::new).or_else(|| push_token.clone());
     let mut ingest = ingest::Ingest::new(queue, cfg.max_body, push_token.clone(), counters.clone());
     ingest.body_read_timeout = limits.body_read_timeout;
+    ingest.rate = ingest::RateLimit::new(cfg.max_pushes_per_client_per_s);
     ingest.limits = decode::Limits {
         now_ms: 0,
         max_future_ms: cfg.max_clock_skew_ms,
@@ -214,6 +218,12 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
     let on_off = |t: &Option<auth::Token>| {
         if t.is_some() { "bearer token required" } else { "OFF (anyone who reaches the port)" }
     };
+    let everywhere = [grpc, http, api].iter().any(|a| a.ip().is_unspecified());
+    if everywhere && (push_token.is_none() || api_token.is_none()) && cfg.tls_client_ca.is_none() {
+        tracing::warn!(
+            "listening on every interface without authentication: anyone who reaches these ports can push, and read node names, serials, PIDs and users; set token_file (and tls_cert/tls_key), or listen on 127.0.0.1"
+        );
+    }
     tracing::info!(
         "authentication: OTLP pushes {}; API {}; TLS {}",
         on_off(&push_token),

@@ -112,6 +112,10 @@ impl TlsFiles {
     }
 }
 
+/// The address a request came from (a request extension), for per-client limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Which listener a connection came to (the `listener` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {
@@ -426,8 +430,8 @@ where
         let Server { listener, which, tls, limits, counters, handler } = self;
         let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(listener = which.label(), "accept failed: {e}");
@@ -447,7 +451,7 @@ where
                 counters.open[which as usize].fetch_add(1, Relaxed);
                 let activity = Arc::new(Activity::new());
                 let why = tokio::select! {
-                    () = connection(stream, tls, handler, activity.clone()) => None,
+                    () = connection(stream, peer.ip(), tls, handler, activity.clone()) => None,
                     why = activity.expired(&limits) => Some(why),
                 };
                 // Dropping the connection's future closed it.
@@ -470,6 +474,7 @@ fn pem(what: &'static str, path: &Path) -> impl FnOnce(rustls::pki_types::pem::E
 /// Serves one connection until it ends.
 async fn connection<H, F, B>(
     stream: TcpStream,
+    peer: std::net::IpAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handler: H,
     activity: Arc<Activity>,
@@ -480,8 +485,9 @@ async fn connection<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let svc_activity = activity.clone();
-    let svc = service_fn(move |req: Request<Incoming>| {
+    let svc = service_fn(move |mut req: Request<Incoming>| {
         let in_flight = svc_activity.request_started();
+        req.extensions_mut().insert(Peer(peer));
         let resp = handler(req);
         async move {
             let resp = resp.await;

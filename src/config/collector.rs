@@ -47,6 +47,10 @@ pub struct CollectorLayer {
     /// Close a connection with no request for this long [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_IDLE_TIMEOUT_S", value_name = "SECONDS")]
     pub idle_timeout_s: Option<f64>,
+    /// Pushes a second one client address may make, in bursts of twice that; more get 429 /
+    /// RESOURCE_EXHAUSTED and are retried [default: 50].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_PUSHES_PER_CLIENT_PER_S", value_name = "PUSHES")]
+    pub max_pushes_per_client_per_s: Option<f64>,
     /// Drop samples timestamped more than this ahead of the receive time [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_CLOCK_SKEW_S", value_name = "SECONDS")]
     pub max_clock_skew_s: Option<f64>,
@@ -143,6 +147,8 @@ pub struct CollectorSettings {
     /// Time a connection may sit without a request.
     #[serde(rename = "idle_timeout_s", serialize_with = "super::as_secs")]
     pub idle_timeout: Duration,
+    /// Pushes a second per client address.
+    pub max_pushes_per_client_per_s: f64,
     /// How far ahead of the receive time a sample may be.
     #[serde(rename = "max_clock_skew_s", serialize_with = "super::as_secs")]
     pub max_clock_skew: Duration,
@@ -230,6 +236,7 @@ impl Default for CollectorSettings {
             body_read_timeout: c.limits.body_read_timeout,
             idle_timeout: c.limits.idle_timeout,
             max_clock_skew: Duration::from_millis(c.max_clock_skew_ms),
+            max_pushes_per_client_per_s: c.max_pushes_per_client_per_s,
             max_nodes: c.nodes.max_nodes,
             evict_after: Duration::from_millis(c.nodes.evict_after_ms),
             max_gpus_per_node: c.max_gpus_per_node,
@@ -314,6 +321,11 @@ impl CollectorSettings {
             body_read_timeout,
             idle_timeout,
             max_clock_skew,
+            max_pushes_per_client_per_s: l.get(
+                "max_pushes_per_client_per_s",
+                |s| &s.max_pushes_per_client_per_s,
+                d.max_pushes_per_client_per_s,
+            ),
             max_nodes: l.get("max_nodes", |s| &s.max_nodes, d.max_nodes),
             evict_after,
             max_gpus_per_node: l.get("max_gpus_per_node", |s| &s.max_gpus_per_node, d.max_gpus_per_node),
@@ -365,6 +377,10 @@ impl CollectorSettings {
         }
         if self.queue_batches == 0 {
             return Err(at.error("queue_batches", "must be at least 1"));
+        }
+        let rate = self.max_pushes_per_client_per_s;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(at.error("max_pushes_per_client_per_s", format!("must be a positive number, not {rate}")));
         }
         for (key, v) in [
             ("max_connections", self.max_connections),
@@ -425,6 +441,7 @@ impl CollectorSettings {
                 evict_after_ms: u64::try_from(self.evict_after.as_millis()).unwrap_or(u64::MAX),
             },
             max_clock_skew_ms: u64::try_from(self.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+            max_pushes_per_client_per_s: self.max_pushes_per_client_per_s,
             max_gpus_per_node: self.max_gpus_per_node,
             max_processes_per_node: self.max_processes_per_node,
             ..CollectorConfig::default()

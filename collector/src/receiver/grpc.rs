@@ -24,6 +24,10 @@ impl MetricsService for Receiver {
             self.0.counters.refused(Refusal::GrpcUnauthorized);
             return Err(Status::unauthenticated("a bearer token is required"));
         }
+        if !self.0.rate.allow(request.extensions().get::<crate::listener::Peer>().map(|p| p.0)) {
+            self.0.counters.refused(Refusal::GrpcRateLimited);
+            return Err(Status::resource_exhausted("too many pushes from this address, retry later"));
+        }
         match self.0.accept(Transport::Grpc, request.get_ref()) {
             Outcome::Accepted { rejected, message } => Ok(Response::new(ExportMetricsServiceResponse {
                 partial_success: (rejected > 0)

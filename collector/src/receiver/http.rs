@@ -1,6 +1,7 @@
 //! The OTLP/HTTP receiver: `POST /v1/metrics`, protobuf or JSON, optionally gzip.
 
 use crate::ingest::{Ingest, Outcome, Refusal, Transport};
+use crate::listener::Peer;
 use crate::respond::{Resp, busy, full, json, text};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -31,6 +32,15 @@ async fn export(ingest: &Ingest, req: Request<Incoming>) -> Resp {
     }
     if !ingest.authorized(req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok())) {
         return refuse(Refusal::HttpUnauthorized, StatusCode::UNAUTHORIZED, "a bearer token is required\n".into());
+    }
+    if !ingest.rate.allow(req.extensions().get::<Peer>().map(|p| p.0)) {
+        let mut r = refuse(
+            Refusal::HttpRateLimited,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many pushes from this address\n".into(),
+        );
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
     }
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let is_json = ctype.starts_with("application/json");
