@@ -123,7 +123,9 @@ fn bad_requests_are_refused_and_the_collector_keeps_serving() {
 fn a_gzip_body_of_several_members_is_read_to_the_end() {
     use prost::Message;
     use std::io::Write;
-    let c = collector(&[], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    // The simulator's snapshots are stamped from its fixed epoch (2027-01-15), which may be ahead
+    // of the clock: allow ten years of skew.
+    let c = collector(&["--max-clock-skew-s", "315360000"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
     let sim = gpuscope_sim::Simulation::new(gpuscope_sim::Scenario::load("healthy-bf16-training").unwrap(), 0).unwrap();
     let mut body = Vec::new();
     for host in ["gz-a", "gz-b"] {
