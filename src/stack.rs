@@ -64,14 +64,23 @@ impl RunningAgent {
             labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             otlp: pusher.as_ref().map(|p| p.stats()),
         };
+        let web = match &cfg.web_config_file {
+            Some(path) => {
+                let w = prometheus::web_config::Watched::new(path.clone())?;
+                tracing::info!("web configuration {}: {}", path.display(), w.current().describe());
+                Some(Arc::new(w))
+            }
+            None => None,
+        };
+        let scheme = if web.as_ref().is_some_and(|w| w.current().tls.is_some()) { "https" } else { "http" };
         let engine = Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
         let snapshots = engine.subscribe();
         let pushing = pusher.map(|p| runtime.spawn(p.run(snapshots.clone())));
         let (stop_serving, stopped) = oneshot::channel::<()>();
-        let serving = runtime.spawn(prometheus::serve(listener, snapshots, endpoint, async {
+        let serving = runtime.spawn(prometheus::serve(listener, snapshots, endpoint, web, async {
             let _ = stopped.await;
         }));
-        tracing::info!("listening on http://{metrics}/metrics");
+        tracing::info!("listening on {scheme}://{metrics}/metrics");
         Ok(RunningAgent { runtime, engine, metrics, stop_serving, serving, pushing })
     }
 

@@ -111,7 +111,9 @@ fn bad_requests_are_refused_and_the_collector_keeps_serving() {
     // An empty, valid request is accepted.
     assert_eq!(post(&[proto, auth], b""), 200);
     assert_eq!(common::get(&c.api, "/healthz", &[]).0, 200, "still serving");
-    let m = String::from_utf8(common::get(&c.api, "/metrics", &[]).2).unwrap();
+    // The token guards the API too.
+    assert_eq!(common::get(&c.api, "/metrics", &[]).0, 401);
+    let m = String::from_utf8(common::get(&c.api, "/metrics", &[auth]).2).unwrap();
     assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_bad_request\"} 4"), "{m}");
     assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_unauthorized\"} 2"));
     assert!(m.contains("gpuscope_collector_refused_total{reason=\"http_too_large\"} 1"));
@@ -124,7 +126,9 @@ fn bad_requests_are_refused_and_the_collector_keeps_serving() {
 fn a_gzip_body_of_several_members_is_read_to_the_end() {
     use prost::Message;
     use std::io::Write;
-    let c = collector(&[], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
+    // The simulator's snapshots are stamped from its fixed epoch (2027-01-15), which may be ahead
+    // of the clock: allow ten years of skew.
+    let c = collector(&["--max-clock-skew-s", "315360000"], ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"));
     let sim = gpuscope_sim::Simulation::new(gpuscope_sim::Scenario::load("healthy-bf16-training").unwrap(), 0).unwrap();
     let mut body = Vec::new();
     for host in ["gz-a", "gz-b"] {
@@ -262,7 +266,7 @@ fn grpc_push_with_a_bearer_token_and_the_agents_own_counters() {
     let good = start(spec("t0ken"));
     let bad = start(spec("wrong"));
     let n = eventually(20, || {
-        let (status, _, body) = common::get(&c.api, "/api/v1/nodes/t0ken", &[]);
+        let (status, _, body) = common::get(&c.api, "/api/v1/nodes/t0ken", &[("Authorization", "Bearer t0ken")]);
         (status == 200).then(|| serde_json::from_slice::<serde_json::Value>(&body).unwrap())
     });
     assert_eq!(n["latest"]["gpus"][0]["model"], "NVIDIA L4");
@@ -280,7 +284,7 @@ fn grpc_push_with_a_bearer_token_and_the_agents_own_counters() {
             .then_some(m)
     });
     assert_eq!(mb.one("gpuscope_otlp_batches_sent_total", &[]), 0.0);
-    assert_eq!(common::get(&c.api, "/api/v1/nodes/wrong", &[]).0, 404);
+    assert_eq!(common::get(&c.api, "/api/v1/nodes/wrong", &[("Authorization", "Bearer t0ken")]).0, 404);
 }
 
 #[test]

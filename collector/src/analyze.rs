@@ -22,7 +22,12 @@ pub struct Analysis {
     pub counters: Arc<Counters>,
     /// The store's writer, when there is a store.
     pub writer: Option<StoreWriter>,
+    /// Nodes to forget (the API's DELETE), each with where to say whether it was known.
+    pub forget: mpsc::Receiver<Forget>,
 }
+
+/// A request to forget a node, and where to answer whether it was known.
+pub type Forget = (String, tokio::sync::oneshot::Sender<bool>);
 
 impl Analysis {
     /// Runs until every receiver is gone.
@@ -33,13 +38,19 @@ impl Analysis {
         let mut last_eval = Instant::now();
         let mut cadence = Duration::from_millis(250);
         loop {
-            let batch = match tokio::time::timeout(cadence, self.queue.recv()).await {
-                Ok(Some(b)) => Some(b),
-                Ok(None) => return,
-                Err(_) => None,
+            let (batch, forget) = tokio::select! {
+                b = self.queue.recv() => match b {
+                    Some(b) => (Some(b), None),
+                    None => return,
+                },
+                Some(f) = self.forget.recv() => (None, Some(f)),
+                () = tokio::time::sleep(cadence) => (None, None),
             };
             let writes = {
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((node, answer)) = forget {
+                    let _ = answer.send(s.forget(&node));
+                }
                 if let Some(b) = batch {
                     self.counters.snapshots_ingested(b.len());
                     s.ingest_only(b);

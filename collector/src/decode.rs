@@ -21,10 +21,103 @@ pub struct Decoded {
     pub rejected: i64,
     /// Why, for the first rejected points.
     pub reasons: Vec<String>,
+    /// What the limits refused, by [`Limit`].
+    pub limited: [u64; Limit::ALL.len()],
+}
+
+/// A limit on what one push can make the collector hold (the `reason` label of
+/// `gpuscope_collector_limited_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// An attribute value longer than [`MAX_ATTRIBUTE_BYTES`], ignored (a point it identifies is rejected).
+    AttributeTooLong,
+    /// A sample timestamped further ahead of the receive time than the allowed clock skew: dropped.
+    FutureTimestamp,
+    /// A resource whose host name is not a host name (too long, control characters): its points are dropped.
+    InvalidHostName,
+    /// GPUs of a sample beyond the per-node limit (the highest indexes): dropped.
+    TooManyGpus,
+    /// Node labels beyond [`MAX_NODE_LABELS`]: dropped.
+    TooManyLabels,
+    /// A sample of a new node while the collector already knows its maximum of nodes: dropped.
+    TooManyNodes,
+    /// GPU processes of a sample beyond the per-node limit: dropped.
+    TooManyProcesses,
+}
+
+impl Limit {
+    /// Every limit, in label order.
+    pub const ALL: [Limit; 7] = [
+        Limit::AttributeTooLong,
+        Limit::FutureTimestamp,
+        Limit::InvalidHostName,
+        Limit::TooManyGpus,
+        Limit::TooManyLabels,
+        Limit::TooManyNodes,
+        Limit::TooManyProcesses,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::AttributeTooLong => "attribute_too_long",
+            Limit::FutureTimestamp => "future_timestamp",
+            Limit::InvalidHostName => "invalid_host_name",
+            Limit::TooManyGpus => "too_many_gpus",
+            Limit::TooManyLabels => "too_many_labels",
+            Limit::TooManyNodes => "too_many_nodes",
+            Limit::TooManyProcesses => "too_many_processes",
+        }
+    }
+}
+
+/// Longest attribute value used, bytes: names, identifiers, labels (a Kubernetes label value is at
+/// most 63 characters, a pod name 253; a megabyte-long one is an attack, not a name).
+pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
+/// Longest host name, bytes (DNS allows 253).
+pub const MAX_HOST_NAME_BYTES: usize = 253;
+/// Node labels (`gpuscope.label.*` resource attributes) kept per node.
+pub const MAX_NODE_LABELS: usize = 64;
+
+/// What a push may carry, and the receive time its timestamps are judged against.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The receive time, ms since the epoch.
+    pub now_ms: u64,
+    /// How far ahead of `now_ms` a sample may be timestamped (clock skew), ms.
+    pub max_future_ms: u64,
+    /// GPUs kept per sample.
+    pub max_gpus: usize,
+    /// GPU processes kept per sample.
+    pub max_processes: usize,
+}
+
+impl Limits {
+    /// No limit but the fixed ones on attribute sizes (tests and benchmarks).
+    pub const NONE: Limits =
+        Limits { now_ms: 0, max_future_ms: u64::MAX, max_gpus: usize::MAX, max_processes: usize::MAX };
+}
+
+thread_local! {
+    /// Attribute values found too long by the decode running on this thread.
+    static TOO_LONG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
-    attrs.iter().find(|a| a.key == key).and_then(|a| a.value.as_ref()).and_then(|v| v.value.as_ref())
+    let v = attrs.iter().find(|a| a.key == key).and_then(|a| a.value.as_ref()).and_then(|v| v.value.as_ref())?;
+    if let any_value::Value::StringValue(s) = v
+        && s.len() > MAX_ATTRIBUTE_BYTES
+    {
+        TOO_LONG.with(|n| n.set(n.get() + 1));
+        return None;
+    }
+    Some(v)
+}
+
+/// Whether `name` can be a node's name: a host name's length, no control characters (a name
+/// goes into log lines and terminals).
+fn valid_host_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_HOST_NAME_BYTES && !name.chars().any(char::is_control)
 }
 
 /// A string attribute (numbers and booleans as text), borrowed when it is a string: most points
@@ -150,8 +243,14 @@ fn identity<'a>(
     Some(Identity { owner, label })
 }
 
-/// Decodes a request.
+/// Decodes a request with no limit but the fixed ones.
 pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
+    decode_with(req, &Limits::NONE)
+}
+
+/// Decodes a request received at `limits.now_ms`, keeping within `limits`.
+pub fn decode_with(req: &ExportMetricsServiceRequest, limits: &Limits) -> Decoded {
+    TOO_LONG.with(|n| n.set(0));
     let mut out = Decoded::default();
     let reject = |out: &mut Decoded, n: usize, why: String| {
         out.rejected += n as i64;
@@ -166,7 +265,21 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
             reject(&mut out, n, "resource has no host.name".into());
             continue;
         };
+        if !valid_host_name(&hostname) {
+            let n: usize = rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(point_count).sum();
+            out.limited[Limit::InvalidHostName as usize] += 1;
+            reject(
+                &mut out,
+                n,
+                format!(
+                    "host.name {:?} is not a host name (at most {MAX_HOST_NAME_BYTES} bytes, no control characters)",
+                    hostname.chars().take(64).collect::<String>()
+                ),
+            );
+            continue;
+        }
         let mut by_time: BTreeMap<u64, NodeSnapshot> = BTreeMap::new();
+        let mut points_at: BTreeMap<u64, usize> = BTreeMap::new();
         let mut scratch = String::new();
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
             let pts: &[NumberDataPoint] = match &m.data {
@@ -193,6 +306,7 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
                     reject(&mut out, 1, format!("{}: point without a value", m.name));
                     continue;
                 };
+                *points_at.entry(p.time_unix_nano).or_default() += 1;
                 let snap = by_time.entry(p.time_unix_nano).or_default();
                 let placed = match identity(def, &p.attributes, snap, &mut scratch) {
                     Some(id) => def.set(snap, &id, v),
@@ -203,15 +317,41 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
                 }
             }
         }
-        let labels: BTreeMap<String, String> = rattrs
+        let mut labels: BTreeMap<String, String> = rattrs
             .iter()
             .filter_map(|a| {
                 let key = a.key.strip_prefix(k::LABEL_PREFIX)?;
                 Some((key.to_string(), str_attr(rattrs, &a.key)?))
             })
             .collect();
+        if labels.len() > MAX_NODE_LABELS {
+            out.limited[Limit::TooManyLabels as usize] += (labels.len() - MAX_NODE_LABELS) as u64;
+            labels = labels.into_iter().take(MAX_NODE_LABELS).collect();
+        }
         for (t, mut snap) in by_time {
             snap.timestamp_ms = t / 1_000_000;
+            // One sample from the future would make every later one of its node "out of order".
+            if snap.timestamp_ms > limits.now_ms.saturating_add(limits.max_future_ms) {
+                out.limited[Limit::FutureTimestamp as usize] += 1;
+                let ahead_s = (snap.timestamp_ms - limits.now_ms) as f64 / 1000.0;
+                reject(
+                    &mut out,
+                    points_at.get(&t).copied().unwrap_or(0),
+                    format!(
+                        "sample timestamped {ahead_s:.0} s ahead of the collector's clock (more than the allowed skew)"
+                    ),
+                );
+                continue;
+            }
+            if snap.gpus.len() > limits.max_gpus {
+                out.limited[Limit::TooManyGpus as usize] += (snap.gpus.len() - limits.max_gpus) as u64;
+                snap.gpus.sort_by_key(|g| g.index);
+                snap.gpus.truncate(limits.max_gpus);
+            }
+            if snap.processes.len() > limits.max_processes {
+                out.limited[Limit::TooManyProcesses as usize] += (snap.processes.len() - limits.max_processes) as u64;
+                snap.processes.truncate(limits.max_processes);
+            }
             snap.node.hostname = hostname.clone();
             snap.node.machine_id = str_attr(rattrs, k::HOST_ID);
             snap.node.job = str_attr(rattrs, k::JOB);
@@ -223,6 +363,7 @@ pub fn decode(req: &ExportMetricsServiceRequest) -> Decoded {
             out.snapshots.push(snap);
         }
     }
+    out.limited[Limit::AttributeTooLong as usize] += TOO_LONG.with(|n| n.take());
     out
 }
 

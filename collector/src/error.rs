@@ -46,6 +46,14 @@ pub enum StartError {
         /// What rustls said.
         source: rustls::Error,
     },
+    /// The client CA file holds a certificate that cannot be a trust anchor.
+    #[error("TLS client CA {}: {source} — expected the PEM certificate of the CA that signs the clients' certificates", path.display())]
+    TlsClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        source: rustls::Error,
+    },
     /// The findings store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

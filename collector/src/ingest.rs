@@ -2,7 +2,7 @@
 //! a full queue answers "busy" instead of growing), and count the outcome. Counters are atomics,
 //! so a request never waits on the state the analysis and the API use.
 
-use crate::decode::decode;
+use crate::decode::{Limit, Limits, decode_with};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -38,12 +38,18 @@ impl Transport {
 pub enum Refusal {
     /// gRPC: the analysis queue was full.
     GrpcBusy,
+    /// gRPC: the client pushed faster than its rate limit.
+    GrpcRateLimited,
     /// gRPC: missing or wrong bearer token.
     GrpcUnauthorized,
     /// HTTP: malformed body (protobuf, JSON or gzip).
     HttpBadRequest,
+    /// HTTP: the body did not arrive within the body-read timeout.
+    HttpBodyTimeout,
     /// HTTP: the analysis queue was full.
     HttpBusy,
+    /// HTTP: the client pushed faster than its rate limit.
+    HttpRateLimited,
     /// HTTP: body over the limit (before or after decompression).
     HttpTooLarge,
     /// HTTP: missing or wrong bearer token.
@@ -54,11 +60,14 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every reason, in label order (the order `/metrics` lists them).
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::GrpcBusy,
+        Refusal::GrpcRateLimited,
         Refusal::GrpcUnauthorized,
         Refusal::HttpBadRequest,
+        Refusal::HttpBodyTimeout,
         Refusal::HttpBusy,
+        Refusal::HttpRateLimited,
         Refusal::HttpTooLarge,
         Refusal::HttpUnauthorized,
         Refusal::HttpUnsupportedType,
@@ -68,9 +77,12 @@ impl Refusal {
     pub fn label(self) -> &'static str {
         match self {
             Refusal::GrpcBusy => "grpc_busy",
+            Refusal::GrpcRateLimited => "grpc_rate_limited",
             Refusal::GrpcUnauthorized => "grpc_unauthorized",
             Refusal::HttpBadRequest => "http_bad_request",
+            Refusal::HttpBodyTimeout => "http_body_timeout",
             Refusal::HttpBusy => "http_busy",
+            Refusal::HttpRateLimited => "http_rate_limited",
             Refusal::HttpTooLarge => "http_too_large",
             Refusal::HttpUnauthorized => "http_unauthorized",
             Refusal::HttpUnsupportedType => "http_unsupported_type",
@@ -86,6 +98,9 @@ pub struct Counters {
     points_rejected: AtomicU64,
     snapshots: AtomicU64,
     store_writes_dropped: AtomicU64,
+    limited: [AtomicU64; Limit::ALL.len()],
+    /// Connections per listener.
+    pub connections: Arc<crate::listener::ConnCounters>,
 }
 
 impl Counters {
@@ -129,9 +144,60 @@ impl Counters {
         self.store_writes_dropped.fetch_add(1, Relaxed);
     }
 
+    /// Counts what a limit refused.
+    pub fn limited(&self, why: Limit, n: u64) {
+        self.limited[why as usize].fetch_add(n, Relaxed);
+    }
+
+    /// What `why` refused so far.
+    pub fn limited_total(&self, why: Limit) -> u64 {
+        self.limited[why as usize].load(Relaxed)
+    }
+
     /// Findings-store writes dropped.
     pub fn store_writes_dropped(&self) -> u64 {
         self.store_writes_dropped.load(Relaxed)
+    }
+}
+
+/// A token bucket per client address: `per_s` pushes a second, bursts of twice that (at least
+/// 10). One agent pushes once per interval (1–10 s), or faster while it replays a spill queue.
+pub struct RateLimit {
+    per_s: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (f64, std::time::Instant)>>,
+}
+
+/// Client addresses tracked at most; beyond, the full (idle) buckets are forgotten first.
+const RATE_BUCKETS: usize = 65_536;
+
+impl RateLimit {
+    /// `per_s` pushes a second per client (infinite: no limit).
+    pub fn new(per_s: f64) -> RateLimit {
+        RateLimit { per_s, burst: (per_s * 2.0).max(10.0), buckets: Default::default() }
+    }
+
+    /// Whether `client` may push now (and takes one token if so).
+    pub fn allow(&self, client: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = client.filter(|_| self.per_s.is_finite()) else { return true };
+        let now = std::time::Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= RATE_BUCKETS && !b.contains_key(&ip) {
+            let (per_s, burst) = (self.per_s, self.burst);
+            b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * per_s < burst);
+            if b.len() >= RATE_BUCKETS {
+                b.clear();
+            }
+        }
+        let (tokens, at) = b.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_s).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -154,31 +220,50 @@ pub struct Ingest {
     queue: mpsc::Sender<Batch>,
     /// Largest accepted request body (after decompression), bytes.
     pub max_body: usize,
-    token: Option<String>,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
+    /// What one push may carry (the receive time is filled in per request).
+    pub limits: Limits,
+    /// Pushes per second and client address.
+    pub rate: RateLimit,
+    token: Option<crate::auth::Token>,
     /// The counters `/metrics` shows.
     pub counters: Arc<Counters>,
 }
 
 impl Ingest {
     /// An ingest path into `queue`, requiring `token` when set.
-    pub fn new(queue: mpsc::Sender<Batch>, max_body: usize, token: Option<String>, counters: Arc<Counters>) -> Ingest {
-        Ingest { queue, max_body, token, counters }
+    pub fn new(
+        queue: mpsc::Sender<Batch>,
+        max_body: usize,
+        token: Option<crate::auth::Token>,
+        counters: Arc<Counters>,
+    ) -> Ingest {
+        Ingest {
+            queue,
+            max_body,
+            body_read_timeout: std::time::Duration::from_secs(30),
+            limits: Limits::NONE,
+            rate: RateLimit::new(f64::INFINITY),
+            token,
+            counters,
+        }
     }
 
     /// Whether an `authorization` header value satisfies the configured token.
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        match &self.token {
-            None => true,
-            Some(t) => header.and_then(|h| h.strip_prefix("Bearer ")).is_some_and(|h| h.trim() == t),
-        }
+        crate::auth::admitted(self.token.as_ref(), header)
     }
 
     /// Decodes and queues one export, counting the request as accepted over `transport` or
     /// refused as busy.
     pub fn accept(&self, transport: Transport, req: &ExportMetricsServiceRequest) -> Outcome {
-        let d = decode(req);
+        let d = decode_with(req, &Limits { now_ms: crate::state::now_ms(), ..self.limits });
         match self.queue.try_send(d.snapshots) {
             Ok(()) => {
+                for why in Limit::ALL {
+                    self.counters.limited(why, d.limited[why as usize]);
+                }
                 self.counters.points_rejected.fetch_add(d.rejected.max(0) as u64, Relaxed);
                 self.counters.request(transport);
                 Outcome::Accepted { rejected: d.rejected, message: d.reasons.join("; ") }
@@ -211,9 +296,20 @@ mod tests {
     }
 
     #[test]
+    fn a_client_gets_its_burst_then_its_rate() {
+        let r = RateLimit::new(5.0);
+        let a = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        let allowed = (0..30).filter(|_| r.allow(a)).count();
+        assert!((10..=11).contains(&allowed), "a burst of 10: {allowed}");
+        assert!(r.allow(Some(std::net::IpAddr::from([10, 0, 0, 2]))), "another client has its own bucket");
+        assert!(RateLimit::new(f64::INFINITY).allow(a));
+        assert!(r.allow(None), "no address known (in-process): not limited");
+    }
+
+    #[test]
     fn a_full_queue_answers_busy_and_both_outcomes_are_counted() {
         let (tx, mut rx) = mpsc::channel(1);
-        let ingest = Ingest::new(tx, 1 << 20, Some("s3cret".into()), Arc::default());
+        let ingest = Ingest::new(tx, 1 << 20, crate::auth::Token::new("s3cret"), Arc::default());
         let req = ExportMetricsServiceRequest::default();
         assert!(matches!(ingest.accept(Transport::Http, &req), Outcome::Accepted { rejected: 0, .. }));
         assert_eq!(ingest.accept(Transport::Grpc, &req), Outcome::Busy);

@@ -9,6 +9,7 @@
 
 mod analyze;
 mod api;
+pub mod auth;
 pub mod decode;
 mod error;
 pub mod history;
@@ -20,6 +21,8 @@ pub mod state;
 pub mod store;
 
 pub use error::StartError;
+pub use listener::ConnLimits;
+pub use state::NodeLimits;
 
 use gpuscope_analysis::AnalysisConfig;
 use gpuscope_core::api::FindingEvent;
@@ -47,13 +50,31 @@ pub struct CollectorConfig {
     pub analysis: AnalysisConfig,
     /// SQLite database for findings history and node inventory (`None`: memory only).
     pub store: Option<std::path::PathBuf>,
-    /// Bearer token OTLP pushes must present (`None`: no authentication).
+    /// Bearer token OTLP pushes must present, and API requests too unless `api_token` is set
+    /// (`None`: no authentication).
     pub token: Option<String>,
+    /// Bearer token API requests (findings, nodes, the event stream, `/metrics`) must present
+    /// instead of `token`; `/healthz` stays open for liveness probes.
+    pub api_token: Option<String>,
     /// Serve OTLP and the API over TLS with this PEM certificate chain and key.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// With TLS, require every client (OTLP and API) to present a certificate signed by this CA.
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Closed findings kept in memory (default 10,000, about 10 MB); older ones are dropped
     /// from memory first (lowest id) and, with a store, still listed from it.
     pub closed_findings_kept: usize,
+    /// What a client may hold on each listener (connections, timeouts).
+    pub limits: ConnLimits,
+    /// Nodes held and how long a silent one is kept in memory.
+    pub nodes: NodeLimits,
+    /// How far ahead of the receive time a sample may be timestamped, ms (clock skew).
+    pub max_clock_skew_ms: u64,
+    /// GPUs kept per node sample.
+    pub max_gpus_per_node: usize,
+    /// GPU processes kept per node sample.
+    pub max_processes_per_node: usize,
+    /// Pushes a second one client address may make (bursts of twice that); infinite: no limit.
+    pub max_pushes_per_client_per_s: f64,
 }
 
 impl Default for CollectorConfig {
@@ -68,8 +89,16 @@ impl Default for CollectorConfig {
             analysis: AnalysisConfig::default(),
             store: None,
             token: None,
+            api_token: None,
             tls: None,
+            tls_client_ca: None,
             closed_findings_kept: 10_000,
+            limits: ConnLimits::default(),
+            nodes: NodeLimits::default(),
+            max_clock_skew_ms: 60_000,
+            max_gpus_per_node: 64,
+            max_processes_per_node: 1024,
+            max_pushes_per_client_per_s: 50.0,
         }
     }
 }
@@ -98,12 +127,18 @@ impl Running {
 
 /// Binds every listener and starts the receivers and the analysis on the current runtime.
 pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
+    let limits = connection_limits(cfg.limits);
     let (grpc_l, grpc) = listener::bind("OTLP/gRPC", cfg.grpc).await?;
     let (http_l, http) = listener::bind("OTLP/HTTP", cfg.http).await?;
     let (api_l, api) = listener::bind("the API", cfg.api).await?;
-    let tls = cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?;
+    let tls = match (
+        cfg.tls.as_ref().map(|(cert, key)| listener::TlsFiles::read(cert, key)).transpose()?,
+        &cfg.tls_client_ca,
+    ) {
+        (Some(files), Some(ca)) => Some(files.with_client_ca(ca)?),
+        (tls, _) => tls,
+    };
     let acceptor = tls.as_ref().map(listener::TlsFiles::acceptor).transpose()?;
-    let grpc_tls = tls.as_ref().map(listener::TlsFiles::grpc);
 
     let (state, writer, reader) = match &cfg.store {
         Some(path) => {
@@ -117,6 +152,8 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
         }
         None => (State::new(cfg.analysis.clone(), cfg.stale_after_ms, cfg.closed_findings_kept), None, None),
     };
+    let state = state.with_node_limits(cfg.nodes);
+    let (forget, forget_rx) = mpsc::channel(16);
     let state = Arc::new(Mutex::new(state));
     let counters = Arc::new(ingest::Counters::default());
     let (queue, batches) = mpsc::channel::<ingest::Batch>(cfg.queue.max(1));
@@ -130,21 +167,100 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, StartError> {
             events: events.clone(),
             counters: counters.clone(),
             writer,
+            forget: forget_rx,
         }
         .run(),
     );
-    let ingest = Arc::new(ingest::Ingest::new(queue, cfg.max_body, cfg.token.clone(), counters.clone()));
-    let api_ctx = Arc::new(api::Api { state: state.clone(), events: events.clone(), counters, store: reader });
-    let http_ingest = ingest.clone();
-    tokio::spawn(listener::serve(http_l, acceptor.clone(), move |req| {
-        receiver::http::handle(http_ingest.clone(), req)
-    }));
-    tokio::spawn(listener::serve(api_l, acceptor, move |req| api::handle(api_ctx.clone(), req)));
-    tokio::spawn(async move {
-        if let Err(e) = receiver::grpc::serve(grpc_l, ingest, grpc_tls).await {
-            tracing::error!("OTLP/gRPC receiver stopped: {e}");
-        }
+    let push_token = cfg.token.as_deref().and_then(auth::Token::new);
+    let api_token = cfg.api_token.as_deref().and_then(auth::Token::new).or_else(|| push_token.clone());
+    let mut ingest = ingest::Ingest::new(queue, cfg.max_body, push_token.clone(), counters.clone());
+    ingest.body_read_timeout = limits.body_read_timeout;
+    ingest.rate = ingest::RateLimit::new(cfg.max_pushes_per_client_per_s);
+    ingest.limits = decode::Limits {
+        now_ms: 0,
+        max_future_ms: cfg.max_clock_skew_ms,
+        max_gpus: cfg.max_gpus_per_node,
+        max_processes: cfg.max_processes_per_node,
+    };
+    let ingest = Arc::new(ingest);
+    let conns = counters.connections.clone();
+    let api_ctx = Arc::new(api::Api {
+        state: state.clone(),
+        events: events.clone(),
+        counters,
+        store: reader,
+        forget,
+        token: api_token.clone(),
     });
+    let server = |listener, which| listener::Server {
+        listener,
+        which,
+        tls: acceptor.clone(),
+        limits,
+        counters: conns.clone(),
+        handler: (),
+    };
+    let http_ingest = ingest.clone();
+    tokio::spawn(
+        server(http_l, listener::Listener::OtlpHttp)
+            .with(move |req| receiver::http::handle(http_ingest.clone(), req))
+            .serve(),
+    );
+    tokio::spawn(server(api_l, listener::Listener::Api).with(move |req| api::handle(api_ctx.clone(), req)).serve());
+    let grpc_svc = receiver::grpc::service(ingest);
+    let body_read_timeout = limits.body_read_timeout;
+    tokio::spawn(
+        server(grpc_l, listener::Listener::OtlpGrpc)
+            .with(move |req| receiver::grpc::handle(grpc_svc.clone(), body_read_timeout, req))
+            .serve(),
+    );
     tracing::info!(%grpc, %http, %api, "collector listening (OTLP gRPC, OTLP HTTP, API)");
+    let on_off = |t: &Option<auth::Token>| {
+        if t.is_some() { "bearer token required" } else { "OFF (anyone who reaches the port)" }
+    };
+    let everywhere = [grpc, http, api].iter().any(|a| a.ip().is_unspecified());
+    if everywhere && (push_token.is_none() || api_token.is_none()) && cfg.tls_client_ca.is_none() {
+        tracing::warn!(
+            "listening on every interface without authentication: anyone who reaches these ports can push, and read node names, serials, PIDs and users; set token_file (and tls_cert/tls_key), or listen on 127.0.0.1"
+        );
+    }
+    tracing::info!(
+        "authentication: OTLP pushes {}; API {}; TLS {}",
+        on_off(&push_token),
+        on_off(&api_token),
+        match (&cfg.tls, &cfg.tls_client_ca) {
+            (Some(_), Some(_)) => "on, client certificates required",
+            (Some(_), None) => "on",
+            _ => "off (plain text)",
+        }
+    );
     Ok(Running { grpc, http, api, state, events })
+}
+
+/// The configured limits, with the connection cap lowered where the open-files limit could not
+/// hold three full listeners (the store, the log and the runtime keep a few files of their own).
+/// The soft limit is raised to the hard limit first.
+fn connection_limits(mut limits: ConnLimits) -> ConnLimits {
+    const RESERVED_FILES: u64 = 128;
+    let files = match listener::raise_open_files_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("open files limit raised from {before} to {after}");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open files limit: {e}");
+            return limits;
+        }
+    };
+    let fit = (files.saturating_sub(RESERVED_FILES) / 3).max(1);
+    if limits.max_connections as u64 > fit {
+        tracing::warn!(
+            "max_connections {} per listener does not fit the open files limit {files}: lowered to {fit}",
+            limits.max_connections
+        );
+        limits.max_connections = fit as usize;
+    }
+    limits
 }

@@ -39,7 +39,13 @@ pub struct Node {
     pub latest: Arc<NodeSnapshot>,
     /// Whether the analysis loop has already logged it as stale.
     reported_stale: bool,
+    /// Timestamps of its newest samples, to recognise a batch received twice.
+    recent: std::collections::VecDeque<u64>,
 }
+
+/// Sample timestamps remembered per node to recognise one received twice: a minute at 1 s, or a
+/// spilled batch replayed after its first send timed out.
+const RECENT_TIMESTAMPS: usize = 64;
 
 /// Everything the API reads.
 pub struct State {
@@ -61,6 +67,34 @@ pub struct State {
     xids: BTreeMap<String, XidTrack>,
     /// Values dropped as physically impossible, by reason.
     pub impossible: BTreeMap<Impossible, u64>,
+    /// Nodes held in memory at most; samples of more are refused.
+    max_nodes: usize,
+    /// A node silent this long is dropped from memory (its history stays in the store), ms.
+    evict_after_ms: u64,
+    /// Samples refused because they would have made a node beyond `max_nodes`.
+    pub nodes_refused: u64,
+    /// Nodes dropped from memory after `evict_after_ms` of silence.
+    pub nodes_evicted: u64,
+    /// Samples whose node and timestamp were already received (a batch sent again after a
+    /// timeout whose answer was lost): not counted or analysed twice.
+    pub duplicates: u64,
+}
+
+/// How many nodes the collector holds and how long it keeps a silent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// Nodes held in memory at most; samples of more are refused.
+    pub max_nodes: usize,
+    /// A node silent this long is dropped from memory, ms.
+    pub evict_after_ms: u64,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        // 10,000 nodes is the fleet one collector is built for; twice that leaves room for
+        // renames and replaced hosts until the silent ones are evicted a day later.
+        NodeLimits { max_nodes: 20_000, evict_after_ms: 24 * 3600 * 1000 }
+    }
 }
 
 /// XID counts seen per (GPU, code), and the events derived from their increases.
@@ -85,7 +119,67 @@ impl State {
             started_ms: now_ms(),
             persisted_nodes: BTreeMap::new(),
             xids: BTreeMap::new(),
+            max_nodes: NodeLimits::default().max_nodes,
+            evict_after_ms: NodeLimits::default().evict_after_ms,
+            nodes_refused: 0,
+            nodes_evicted: 0,
+            duplicates: 0,
         }
+    }
+
+    /// The same state holding at most `limits.max_nodes` nodes and evicting silent ones.
+    pub fn with_node_limits(mut self, limits: NodeLimits) -> State {
+        self.max_nodes = limits.max_nodes.max(1);
+        self.evict_after_ms = limits.evict_after_ms;
+        let wall = now_ms();
+        // Nodes restored from the store: only those seen recently enough, the newest first.
+        self.nodes.retain(|_, v| wall.saturating_sub(v.last_seen_ms) <= self.evict_after_ms);
+        if self.nodes.len() > self.max_nodes {
+            let mut seen: Vec<u64> = self.nodes.values().map(|v| v.last_seen_ms).collect();
+            seen.sort_unstable_by(|a, b| b.cmp(a));
+            let cutoff = seen[self.max_nodes - 1];
+            self.nodes.retain(|_, v| v.last_seen_ms >= cutoff);
+            let mut extra = self.nodes.len().saturating_sub(self.max_nodes);
+            self.nodes.retain(|_, v| {
+                let drop = extra > 0 && v.last_seen_ms == cutoff;
+                extra -= usize::from(drop);
+                !drop
+            });
+        }
+        self
+    }
+
+    /// Drops `name` from memory: its window, its newest sample, its XID tracking; its open
+    /// findings close at `now_ms` (their history stays). Whether it was known.
+    fn drop_node(&mut self, name: &str, now_ms: u64) -> bool {
+        let known = self.nodes.remove(name).is_some();
+        self.analyzer.remove_node(name);
+        self.xids.remove(name);
+        self.persisted_nodes.remove(name);
+        let open: Vec<i64> = self
+            .findings
+            .active()
+            .filter(|r| r.finding.scope.node.as_deref() == Some(name))
+            .filter_map(|r| self.findings.open_id(&r.finding))
+            .collect();
+        for id in open {
+            self.restored.remove(&id);
+            if let Some(r) = self.findings.close(id, now_ms, None) {
+                self.write(StoreWrite::Update { id, record: r });
+            }
+        }
+        known
+    }
+
+    /// Forgets `name` (the API's `DELETE /api/v1/nodes/{node}`): dropped from memory and from the
+    /// store's inventory, so that it is not listed again unless it reports again. Its findings
+    /// history stays. Whether it was known.
+    pub fn forget(&mut self, name: &str) -> bool {
+        let known = self.drop_node(name, now_ms());
+        if known {
+            self.write(StoreWrite::ForgetNode { node: name.to_string() });
+        }
+        known
     }
 
     /// State restored from `store` (open findings, the newest closed ones, known nodes); from
@@ -118,6 +212,7 @@ impl State {
                 latest: Arc::new(NodeSnapshot::default()),
                 // Known from before the restart: silent until it reports again, not news.
                 reported_stale: true,
+                recent: std::collections::VecDeque::new(),
             };
             st.nodes.insert(name, node);
         }
@@ -169,6 +264,16 @@ impl State {
             for why in sanitize(&mut s, self.analyzer.config().scale()) {
                 *self.impossible.entry(why).or_default() += 1;
             }
+            if !self.nodes.contains_key(&s.node.hostname) && self.nodes.len() >= self.max_nodes {
+                self.nodes_refused += 1;
+                continue;
+            }
+            if let Some(v) = self.nodes.get(&s.node.hostname)
+                && v.recent.contains(&s.timestamp_ms)
+            {
+                self.duplicates += 1;
+                continue;
+            }
             self.derive_xid_events(&mut s);
             touched.push(s.node.hostname.clone());
             self.newest_sample_ms = self.newest_sample_ms.max(s.timestamp_ms);
@@ -183,7 +288,12 @@ impl State {
                 out_of_order_total: 0,
                 latest: s.clone(),
                 reported_stale: false,
+                recent: std::collections::VecDeque::new(),
             });
+            if v.recent.len() == RECENT_TIMESTAMPS {
+                v.recent.pop_front();
+            }
+            v.recent.push_back(s.timestamp_ms);
             v.last_seen_ms = wall;
             v.samples_total += 1;
             v.reported_stale = false;
@@ -216,7 +326,7 @@ impl State {
         for c in self.analyzer.evaluate(self.newest_sample_ms) {
             match c {
                 Change::Opened(f) => {
-                    tracing::info!(rule = %f.rule, node = ?f.scope.node, gpus = ?f.scope.gpus, "finding opened: {}", f.summary);
+                    tracing::info!(rule = %f.rule, node = ?f.scope.node, gpus = ?f.scope.gpus, "finding opened: {}", f.summary.escape_debug());
                     // A finding that was open before a restart continues as the same record.
                     let record = match self.findings.open_id(&f) {
                         Some(id) => {
@@ -267,9 +377,21 @@ impl State {
         for (name, v) in &mut self.nodes {
             let stale = now_ms.saturating_sub(v.last_seen_ms) > self.stale_after_ms;
             if stale && !v.reported_stale {
-                tracing::warn!(node = %name, "node stopped reporting");
+                // Debug-quoted: a name is whatever a client sent.
+                tracing::warn!(node = ?name, "node stopped reporting");
             }
             v.reported_stale = stale;
+        }
+        let evict: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, v)| now_ms.saturating_sub(v.last_seen_ms) > self.evict_after_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in evict {
+            tracing::info!(node = ?name, "node evicted from memory after {} s of silence", self.evict_after_ms / 1000);
+            self.drop_node(&name, now_ms);
+            self.nodes_evicted += 1;
         }
     }
 

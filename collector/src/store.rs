@@ -55,6 +55,11 @@ pub enum StoreWrite {
         /// Inventory JSON.
         inventory: String,
     },
+    /// A node was forgotten (through the API): its inventory row goes; its findings stay.
+    ForgetNode {
+        /// Host name.
+        node: String,
+    },
 }
 
 /// Findings read back at start: the open ones and the newest closed ones.
@@ -227,6 +232,7 @@ impl Store {
                 StoreWrite::Node { node, job, seen_ms, inventory } => {
                     self.upsert_node(node, job.as_deref(), *seen_ms, inventory)
                 }
+                StoreWrite::ForgetNode { node } => self.forget_node(node),
             };
             if let Err(e) = done {
                 tracing::error!("{e}");
@@ -244,6 +250,12 @@ impl Store {
                 params![node, job, seen_ms as i64, inventory],
             )
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Removes `node`'s inventory row, so that a restart does not bring it back.
+    pub fn forget_node(&self, node: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM nodes WHERE node = ?1", params![node]).map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -13,6 +13,9 @@ pub fn run(a: &CollectorArgs) -> Result<()> {
         return Ok(());
     }
     crate::logging::init("info");
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
     let collector = RunningCollector::start(&loaded.settings)?;
     tracing::info!(
         "OTLP gRPC on {}, OTLP HTTP on {}, API on http://{}/api/v1/findings",

@@ -136,6 +136,10 @@ pub struct AgentLayer {
     /// Prometheus endpoint address [default: 0.0.0.0:9466].
     #[arg(long, env = "GPUSCOPE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Prometheus exporter-toolkit web configuration file (TLS, client certificates, bcrypt
+    /// basic-auth users), as node_exporter's --web.config.file; re-read when it changes.
+    #[arg(long = "web.config.file", alias = "web-config-file", env = "GPUSCOPE_WEB_CONFIG_FILE", value_name = "PATH")]
+    pub web_config_file: Option<Blankable<PathBuf>>,
     /// Fast sampling interval in milliseconds, at least 100 [default: 1000].
     #[arg(long, env = "GPUSCOPE_INTERVAL_MS", value_parser = trimmed::<u64>, value_name = "MS")]
     pub interval_ms: Option<u64>,
@@ -191,6 +195,12 @@ pub struct AgentLayer {
     /// PEM file of the CA that signed the collector's certificate (needed for https://).
     #[arg(long, env = "GPUSCOPE_OTLP_CA_FILE", value_name = "PATH")]
     pub otlp_ca_file: Option<Blankable<PathBuf>>,
+    /// PEM certificate chain presented to a collector that requires client certificates (with otlp_client_key).
+    #[arg(long, env = "GPUSCOPE_OTLP_CLIENT_CERT", value_name = "PATH")]
+    pub otlp_client_cert: Option<Blankable<PathBuf>>,
+    /// PEM private key of otlp_client_cert.
+    #[arg(long, env = "GPUSCOPE_OTLP_CLIENT_KEY", value_name = "PATH")]
+    pub otlp_client_key: Option<Blankable<PathBuf>>,
     /// Extra OTLP request header (repeatable; the variable takes k=v,k2=v2).
     #[arg(long = "otlp-header", env = "GPUSCOPE_OTLP_HEADERS", value_name = "KEY=VALUE", hide_env_values = true)]
     #[serde(default, deserialize_with = "super::table_of_pairs")]
@@ -220,6 +230,9 @@ pub struct AgentArgs {
 pub struct AgentConfig {
     /// Prometheus endpoint address.
     pub listen: SocketAddr,
+    /// Web configuration file of the Prometheus endpoint.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub web_config_file: Option<PathBuf>,
     /// Fast sampling interval.
     #[serde(rename = "interval_ms", serialize_with = "super::as_millis")]
     pub interval: Duration,
@@ -265,6 +278,12 @@ pub struct AgentConfig {
     /// CA of the collector's certificate.
     #[serde(serialize_with = "super::blank_if_none")]
     pub otlp_ca_file: Option<PathBuf>,
+    /// Client certificate chain for mTLS.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub otlp_client_cert: Option<PathBuf>,
+    /// Its private key.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub otlp_client_key: Option<PathBuf>,
     /// Extra OTLP request headers (printed with their values hidden: they carry tokens).
     #[serde(serialize_with = "hidden_values")]
     pub otlp_headers: BTreeMap<String, String>,
@@ -298,6 +317,9 @@ impl Default for AgentConfig {
             otlp_spill_dir: None,
             otlp_spill_max_bytes: 256 << 20,
             otlp_ca_file: None,
+            otlp_client_cert: None,
+            otlp_client_key: None,
+            web_config_file: None,
             otlp_headers: BTreeMap::new(),
             labels: BTreeMap::new(),
         }
@@ -354,6 +376,9 @@ impl AgentConfig {
             otlp_spill_dir: l.get("otlp_spill_dir", |s| &s.otlp_spill_dir, Blankable(d.otlp_spill_dir)).0,
             otlp_spill_max_bytes: l.get("otlp_spill_max_bytes", |s| &s.otlp_spill_max_bytes, d.otlp_spill_max_bytes),
             otlp_ca_file: l.get("otlp_ca_file", |s| &s.otlp_ca_file, Blankable(d.otlp_ca_file)).0,
+            otlp_client_cert: l.get("otlp_client_cert", |s| &s.otlp_client_cert, Blankable(d.otlp_client_cert)).0,
+            otlp_client_key: l.get("otlp_client_key", |s| &s.otlp_client_key, Blankable(d.otlp_client_key)).0,
+            web_config_file: l.get("web_config_file", |s| &s.web_config_file, Blankable(d.web_config_file)).0,
             otlp_headers: l.pairs("otlp_headers", |s| &s.otlp_headers),
             labels: l.pairs("labels", |s| &s.labels),
         };
@@ -386,6 +411,28 @@ impl AgentConfig {
             let (otlp, fast) = (ms(self.otlp_interval), ms(self.interval));
             return Err(at.error("otlp_interval_ms", format!("must be at least interval_ms ({otlp} < {fast})")));
         }
+        // A header the transports cannot send would drop every batch, one by one, at run time.
+        for (k, v) in &self.otlp_headers {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if k.is_empty() || !k.chars().all(token) {
+                return Err(at.error("otlp_headers", format!("{k:?} is not an HTTP header name")));
+            }
+            if v.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(at.error(
+                    "otlp_headers",
+                    format!("the value of {k:?} holds a control character (CR, LF, …): it cannot be sent"),
+                ));
+            }
+        }
+        match (&self.otlp_client_cert, &self.otlp_client_key) {
+            (Some(_), None) => {
+                return Err(at.error("otlp_client_cert", "needs otlp_client_key, the certificate's private key"));
+            }
+            (None, Some(_)) => {
+                return Err(at.error("otlp_client_key", "needs otlp_client_cert, the certificate it belongs to"));
+            }
+            _ => {}
+        }
         for k in self.labels.keys() {
             let mut c = k.chars();
             let ok = c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -412,6 +459,7 @@ impl AgentConfig {
             spill_max_bytes: self.otlp_spill_max_bytes,
             timeout: Duration::from_secs(10),
             ca_file: self.otlp_ca_file.clone(),
+            client_cert: self.otlp_client_cert.clone().zip(self.otlp_client_key.clone()),
         })
     }
 

@@ -35,18 +35,62 @@ pub struct CollectorLayer {
     /// Flag a node that has not reported for this many seconds [default: 60].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STALE_AFTER_S", value_name = "SECONDS")]
     pub stale_after_s: Option<f64>,
+    /// Connections each listener holds at once; more are closed as they arrive [default: 4096].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_CONNECTIONS", value_name = "CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Close a connection whose request head takes longer than this to arrive [default: 10].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_HEADER_READ_TIMEOUT_S", value_name = "SECONDS")]
+    pub header_read_timeout_s: Option<f64>,
+    /// Answer 408 / DEADLINE_EXCEEDED to a request whose body takes longer than this [default: 30].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_BODY_READ_TIMEOUT_S", value_name = "SECONDS")]
+    pub body_read_timeout_s: Option<f64>,
+    /// Close a connection with no request for this long [default: 60].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_IDLE_TIMEOUT_S", value_name = "SECONDS")]
+    pub idle_timeout_s: Option<f64>,
+    /// Pushes a second one client address may make, in bursts of twice that; more get 429 /
+    /// RESOURCE_EXHAUSTED and are retried [default: 50].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_PUSHES_PER_CLIENT_PER_S", value_name = "PUSHES")]
+    pub max_pushes_per_client_per_s: Option<f64>,
+    /// Drop samples timestamped more than this ahead of the receive time [default: 60].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_CLOCK_SKEW_S", value_name = "SECONDS")]
+    pub max_clock_skew_s: Option<f64>,
+    /// Nodes held in memory; samples of more are refused and counted [default: 20000].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_NODES", value_name = "NODES")]
+    pub max_nodes: Option<usize>,
+    /// Drop a node silent this long from memory; its history stays in the store [default: 86400].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_EVICT_AFTER_S", value_name = "SECONDS")]
+    pub evict_after_s: Option<f64>,
+    /// GPUs kept per node sample (the highest indexes beyond it are dropped) [default: 64].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_GPUS_PER_NODE", value_name = "GPUS")]
+    pub max_gpus_per_node: Option<usize>,
+    /// GPU processes kept per node sample [default: 1024].
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_MAX_PROCESSES_PER_NODE", value_name = "PROCESSES")]
+    pub max_processes_per_node: Option<usize>,
     /// SQLite database for findings history and node inventory, kept across restarts ("" = memory only).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_STORE", value_name = "PATH")]
     pub store: Option<Blankable<PathBuf>>,
-    /// Require this bearer token on OTLP pushes ("" = no authentication).
+    /// Require this bearer token on OTLP pushes and, without api_token, on the API ("" = no
+    /// authentication). Visible to `ps` as a flag: prefer token_file.
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<Blankable<String>>,
+    /// Read the bearer token (see token) from this file.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<Blankable<PathBuf>>,
+    /// Require this bearer token on the API instead of token ("" = the same as token).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Blankable<String>>,
+    /// Read the API's bearer token (see api_token) from this file.
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_API_TOKEN_FILE", value_name = "PATH")]
+    pub api_token_file: Option<Blankable<PathBuf>>,
     /// Serve OTLP and the API over TLS: PEM certificate chain (with tls_key).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<Blankable<PathBuf>>,
     /// Serve OTLP and the API over TLS: PEM private key (with tls_cert).
     #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<Blankable<PathBuf>>,
+    /// With TLS, require client certificates signed by this PEM CA on every listener (mTLS).
+    #[arg(long, env = "GPUSCOPE_COLLECTOR_TLS_CLIENT_CA", value_name = "PATH")]
+    pub tls_client_ca: Option<Blankable<PathBuf>>,
     /// Rule thresholds and timing from this TOML file (eval_span_s, time_scale, [rules.<id>]) instead of [analysis].
     #[arg(long, env = "GPUSCOPE_COLLECTOR_ANALYSIS_CONFIG", value_name = "FILE")]
     #[serde(skip)]
@@ -92,21 +136,84 @@ pub struct CollectorSettings {
     /// A node silent this long is stale.
     #[serde(rename = "stale_after_s", serialize_with = "super::as_secs")]
     pub stale_after: Duration,
+    /// Connections per listener.
+    pub max_connections: usize,
+    /// Time for a request head to arrive.
+    #[serde(rename = "header_read_timeout_s", serialize_with = "super::as_secs")]
+    pub header_read_timeout: Duration,
+    /// Time for a request body to arrive.
+    #[serde(rename = "body_read_timeout_s", serialize_with = "super::as_secs")]
+    pub body_read_timeout: Duration,
+    /// Time a connection may sit without a request.
+    #[serde(rename = "idle_timeout_s", serialize_with = "super::as_secs")]
+    pub idle_timeout: Duration,
+    /// Pushes a second per client address.
+    pub max_pushes_per_client_per_s: f64,
+    /// How far ahead of the receive time a sample may be.
+    #[serde(rename = "max_clock_skew_s", serialize_with = "super::as_secs")]
+    pub max_clock_skew: Duration,
+    /// Nodes held in memory.
+    pub max_nodes: usize,
+    /// Silence after which a node leaves memory.
+    #[serde(rename = "evict_after_s", serialize_with = "super::as_secs")]
+    pub evict_after: Duration,
+    /// GPUs kept per node sample.
+    pub max_gpus_per_node: usize,
+    /// GPU processes kept per node sample.
+    pub max_processes_per_node: usize,
     /// Findings database (`None`: memory only).
     #[serde(serialize_with = "super::blank_if_none")]
     pub store: Option<PathBuf>,
-    /// Bearer token pushes must present (printed hidden).
+    /// Bearer token pushes (and the API, without an API token) must present (printed hidden).
     #[serde(serialize_with = "hidden")]
     pub token: Option<String>,
+    /// File holding `token`.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub token_file: Option<PathBuf>,
+    /// Bearer token the API must be given instead of `token` (printed hidden).
+    #[serde(serialize_with = "hidden")]
+    pub api_token: Option<String>,
+    /// File holding `api_token`.
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub api_token_file: Option<PathBuf>,
+    /// The tokens read from the files, pushes' then the API's.
+    #[serde(skip)]
+    pub file_tokens: (Option<String>, Option<String>),
     /// TLS certificate chain.
     #[serde(serialize_with = "super::blank_if_none")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key.
     #[serde(serialize_with = "super::blank_if_none")]
     pub tls_key: Option<PathBuf>,
+    /// CA of the clients' certificates (mTLS).
+    #[serde(serialize_with = "super::blank_if_none")]
+    pub tls_client_ca: Option<PathBuf>,
     /// The rules' settings (opaque here; printed as where they came from).
     #[serde(skip)]
     pub analysis: AnalysisConfig,
+}
+
+/// The token in `file` (one line; surrounding white space ignored) when `file` is set; an error
+/// naming the key when the token is also set directly, or the file is unreadable or empty.
+fn read_token(
+    at: &Origins,
+    (key, direct): (&str, &Option<String>),
+    (file_key, file): (&str, &Option<PathBuf>),
+) -> Result<Option<String>, UsageError> {
+    let Some(path) = file else { return Ok(None) };
+    if direct.is_some() {
+        return Err(at.error(file_key, format!("set {key} or {file_key}, not both")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| at.error(file_key, format!("cannot read {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(at.error(file_key, format!("{} is empty: an empty token would admit anyone", path.display())));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(at.error(file_key, format!("{} holds more than one token (white space inside)", path.display())));
+    }
+    Ok(Some(token.to_string()))
 }
 
 fn hidden<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -124,10 +231,25 @@ impl Default for CollectorSettings {
             queue_batches: c.queue,
             closed_findings_kept: c.closed_findings_kept,
             stale_after: Duration::from_millis(c.stale_after_ms),
+            max_connections: c.limits.max_connections,
+            header_read_timeout: c.limits.header_read_timeout,
+            body_read_timeout: c.limits.body_read_timeout,
+            idle_timeout: c.limits.idle_timeout,
+            max_clock_skew: Duration::from_millis(c.max_clock_skew_ms),
+            max_pushes_per_client_per_s: c.max_pushes_per_client_per_s,
+            max_nodes: c.nodes.max_nodes,
+            evict_after: Duration::from_millis(c.nodes.evict_after_ms),
+            max_gpus_per_node: c.max_gpus_per_node,
+            max_processes_per_node: c.max_processes_per_node,
             store: c.store,
             token: c.token,
+            token_file: None,
+            api_token: c.api_token,
+            api_token_file: None,
+            file_tokens: (None, None),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             analysis: c.analysis,
         }
     }
@@ -140,6 +262,8 @@ pub struct Loaded {
     pub settings: CollectorSettings,
     /// Where `[analysis]` came from, for `--check-config`.
     pub analysis_from: String,
+    /// What to warn about once logging is on.
+    pub warnings: Vec<String>,
 }
 
 impl CollectorSettings {
@@ -171,6 +295,19 @@ impl CollectorSettings {
             analysis_from.push_str(&format!(", time_scale {s} from {}", l.origins().origin("time_scale")));
         }
         let stale_after_s = l.get("stale_after_s", |s| &s.stale_after_s, d.stale_after.as_secs_f64());
+        let mut seconds = |key: &'static str, field: fn(&CollectorLayer) -> &Option<f64>, default: Duration| {
+            let v = l.get(key, field, default.as_secs_f64());
+            match Duration::try_from_secs_f64(v) {
+                Ok(d) if v > 0.0 => Ok(d),
+                _ => Err(l.origins().error(key, format!("must be a positive number of seconds, not {v}"))),
+            }
+        };
+        let header_read_timeout =
+            seconds("header_read_timeout_s", |s| &s.header_read_timeout_s, d.header_read_timeout)?;
+        let body_read_timeout = seconds("body_read_timeout_s", |s| &s.body_read_timeout_s, d.body_read_timeout)?;
+        let idle_timeout = seconds("idle_timeout_s", |s| &s.idle_timeout_s, d.idle_timeout)?;
+        let max_clock_skew = seconds("max_clock_skew_s", |s| &s.max_clock_skew_s, d.max_clock_skew)?;
+        let evict_after = seconds("evict_after_s", |s| &s.evict_after_s, d.evict_after)?;
         let settings = CollectorSettings {
             grpc: l.get("grpc", |s| &s.grpc, d.grpc),
             http: l.get("http", |s| &s.http, d.http),
@@ -179,10 +316,33 @@ impl CollectorSettings {
             queue_batches: l.get("queue_batches", |s| &s.queue_batches, d.queue_batches),
             closed_findings_kept: l.get("closed_findings_kept", |s| &s.closed_findings_kept, d.closed_findings_kept),
             stale_after: Duration::try_from_secs_f64(stale_after_s).unwrap_or_default(),
+            max_connections: l.get("max_connections", |s| &s.max_connections, d.max_connections),
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            max_clock_skew,
+            max_pushes_per_client_per_s: l.get(
+                "max_pushes_per_client_per_s",
+                |s| &s.max_pushes_per_client_per_s,
+                d.max_pushes_per_client_per_s,
+            ),
+            max_nodes: l.get("max_nodes", |s| &s.max_nodes, d.max_nodes),
+            evict_after,
+            max_gpus_per_node: l.get("max_gpus_per_node", |s| &s.max_gpus_per_node, d.max_gpus_per_node),
+            max_processes_per_node: l.get(
+                "max_processes_per_node",
+                |s| &s.max_processes_per_node,
+                d.max_processes_per_node,
+            ),
             store: l.get("store", |s| &s.store, Blankable(d.store)).0,
             token: l.get("token", |s| &s.token, Blankable(d.token)).0,
+            token_file: l.get("token_file", |s| &s.token_file, Blankable(None)).0,
+            api_token: l.get("api_token", |s| &s.api_token, Blankable(d.api_token)).0,
+            api_token_file: l.get("api_token_file", |s| &s.api_token_file, Blankable(None)).0,
+            file_tokens: (None, None),
             tls_cert: l.get("tls_cert", |s| &s.tls_cert, Blankable(d.tls_cert)).0,
             tls_key: l.get("tls_key", |s| &s.tls_key, Blankable(d.tls_key)).0,
+            tls_client_ca: l.get("tls_client_ca", |s| &s.tls_client_ca, Blankable(d.tls_client_ca)).0,
             analysis,
         };
         let at = l.origins();
@@ -195,7 +355,20 @@ impl CollectorSettings {
             return Err(at.error("stale_after_s", format!("must be a positive number of seconds, not {stale_after_s}")));
         }
         settings.validate(at)?;
-        Ok(Loaded { settings, analysis_from })
+        let mut settings = settings;
+        settings.file_tokens = (
+            read_token(at, ("token", &settings.token), ("token_file", &settings.token_file))?,
+            read_token(at, ("api_token", &settings.api_token), ("api_token_file", &settings.api_token_file))?,
+        );
+        let warnings = ["token", "api_token"]
+            .into_iter()
+            .filter(|key| matches!(at.origin(key), super::Origin::Flag(_)))
+            .map(|key| {
+                let flag = key.replace('_', "-");
+                format!("--{flag} is visible to every user of this host (ps): prefer --{flag}-file")
+            })
+            .collect();
+        Ok(Loaded { settings, analysis_from, warnings })
     }
 
     fn validate(&self, at: &Origins) -> Result<(), UsageError> {
@@ -205,11 +378,38 @@ impl CollectorSettings {
         if self.queue_batches == 0 {
             return Err(at.error("queue_batches", "must be at least 1"));
         }
+        let rate = self.max_pushes_per_client_per_s;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(at.error("max_pushes_per_client_per_s", format!("must be a positive number, not {rate}")));
+        }
+        for (key, v) in [
+            ("max_connections", self.max_connections),
+            ("max_nodes", self.max_nodes),
+            ("max_gpus_per_node", self.max_gpus_per_node),
+            ("max_processes_per_node", self.max_processes_per_node),
+        ] {
+            if v == 0 {
+                return Err(at.error(key, "must be at least 1"));
+            }
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(at.error("tls_client_ca", "needs tls_cert and tls_key: client certificates are a TLS feature"));
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => Err(at.error("tls_cert", "needs tls_key, the certificate's private key")),
             (None, Some(_)) => Err(at.error("tls_key", "needs tls_cert, the certificate chain it belongs to")),
             _ => Ok(()),
         }
+    }
+
+    /// The push token: the key's or the file's.
+    pub fn push_token(&self) -> Option<String> {
+        self.token.clone().or_else(|| self.file_tokens.0.clone())
+    }
+
+    /// The API's own token: the key's or the file's.
+    pub fn api_only_token(&self) -> Option<String> {
+        self.api_token.clone().or_else(|| self.file_tokens.1.clone())
     }
 
     /// The collector crate's configuration.
@@ -226,8 +426,24 @@ impl CollectorSettings {
             stale_after_ms: u64::try_from(self.stale_after.as_millis()).unwrap_or(u64::MAX),
             analysis: self.analysis.clone(),
             store: self.store.clone(),
-            token: self.token.clone(),
+            token: self.push_token(),
+            api_token: self.api_only_token(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            tls_client_ca: self.tls_client_ca.clone(),
+            limits: gpuscope_collector::ConnLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout,
+                body_read_timeout: self.body_read_timeout,
+                idle_timeout: self.idle_timeout,
+            },
+            nodes: gpuscope_collector::NodeLimits {
+                max_nodes: self.max_nodes,
+                evict_after_ms: u64::try_from(self.evict_after.as_millis()).unwrap_or(u64::MAX),
+            },
+            max_clock_skew_ms: u64::try_from(self.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+            max_pushes_per_client_per_s: self.max_pushes_per_client_per_s,
+            max_gpus_per_node: self.max_gpus_per_node,
+            max_processes_per_node: self.max_processes_per_node,
             ..CollectorConfig::default()
         }
     }

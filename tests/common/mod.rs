@@ -160,17 +160,20 @@ pub fn start(spec: NodeSpec<'_>) -> Node {
     });
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let addr = loop {
+    let (addr, https) = loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("agent did not start: {log:?}"));
         log.push(line.clone());
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim_end_matches("/metrics").trim().to_string();
+        if let Some((scheme, rest)) = line.split_once("listening on ").and_then(|(_, r)| r.split_once("://")) {
+            break (rest.trim_end_matches("/metrics").trim().to_string(), scheme == "https");
         }
     };
     let node = Node { root, addr, writer, agent: Proc(child), stderr: rx, log };
-    node.wait_ready();
+    // Over TLS (a web configuration file) the caller knows how to ask.
+    if !https {
+        node.wait_ready();
+    }
     node
 }
 
@@ -365,12 +368,20 @@ pub struct Collector {
     pub http: String,
     pub api: String,
     pub stderr: mpsc::Receiver<String>,
+    /// What it logged until it was listening.
+    pub log: Vec<String>,
 }
 
 /// Starts a collector on the given addresses (use 127.0.0.1:0 for any port).
 pub fn collector(args: &[&str], addrs: (&str, &str, &str)) -> Collector {
+    collector_with(args, addrs, |_| {})
+}
+
+/// Starts a collector as [`collector`] does, with `adjust` applied to its command first.
+pub fn collector_with(args: &[&str], addrs: (&str, &str, &str), adjust: impl FnOnce(&mut Command)) -> Collector {
     let mut c = Command::new(bin());
     c.args(["collector", "--grpc", addrs.0, "--http", addrs.1, "--api", addrs.2]).args(args);
+    adjust(&mut c);
     c.env_remove("GPUSCOPE_COLLECTOR_TOKEN").env_remove("GPUSCOPE_COLLECTOR_STORE");
     // Owned by Proc from the start, so a failed start still reaps it.
     let mut proc = Proc(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
@@ -394,7 +405,7 @@ pub fn collector(args: &[&str], addrs: (&str, &str, &str)) -> Collector {
             let grpc = rest.split(',').next().unwrap().trim().to_string();
             let http = rest.split("OTLP HTTP on ").nth(1).unwrap().split(',').next().unwrap().trim().to_string();
             let api = rest.split("API on http://").nth(1).unwrap().split('/').next().unwrap().trim().to_string();
-            return Collector { proc, grpc, http, api, stderr: rx };
+            return Collector { proc, grpc, http, api, stderr: rx, log };
         }
     }
 }

@@ -17,6 +17,15 @@ fn parse_err(path: &Path, e: impl std::fmt::Display) -> SampleError {
     SampleError::Parse { path: path.display().to_string(), message: e.to_string() }
 }
 
+/// A procfs-core parse error in words for the user: the crate calls a file it cannot parse (a
+/// truncated or foreign /proc file) an internal bug and asks to report it, which misleads here.
+fn proc_err(path: &Path, e: procfs_core::ProcError) -> SampleError {
+    match e {
+        procfs_core::ProcError::InternalError(_) => parse_err(path, "truncated or malformed"),
+        e => parse_err(path, e),
+    }
+}
+
 /// (busy, iowait, steal, total) ticks of one CPU line.
 type Ticks = (u64, u64, u64, u64);
 
@@ -69,7 +78,7 @@ impl Sampler for CpuSampler {
             page_size: 4096,
             is_little_endian: true,
         };
-        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si).map_err(|e| parse_err(&path, e))?;
+        let ks = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si).map_err(|e| proc_err(&path, e))?;
         let total = ticks(&ks.total);
         let cores: Vec<Ticks> = ks.cpu_time.iter().map(ticks).collect();
         let h = host(snap);
@@ -92,7 +101,7 @@ impl Sampler for CpuSampler {
         }
         self.prev = Some((total, cores));
         let lpath = self.root.join("loadavg");
-        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| parse_err(&lpath, e))?;
+        let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| proc_err(&lpath, e))?;
         host(snap).load1 = Some(f64::from(load.one));
         let upath = self.root.join("uptime");
         host(snap).uptime_seconds =
@@ -120,7 +129,7 @@ impl Sampler for MemorySampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
         let path = self.root.join("meminfo");
-        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| proc_err(&path, e))?;
         let h = host(snap);
         h.memory_total_bytes = Some(m.mem_total);
         h.memory_available_bytes = m.mem_available;
@@ -193,7 +202,7 @@ impl Sampler for NetworkSampler {
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         let path = self.procfs_root.join("net/dev");
         let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes())
-            .map_err(|e| parse_err(&path, e))?;
+            .map_err(|e| proc_err(&path, e))?;
         if pass.slow {
             self.links.clear();
             self.list_ib_ports();
@@ -292,7 +301,7 @@ impl Sampler for StorageSampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
         let path = self.procfs_root.join("diskstats");
-        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes()).map_err(|e| parse_err(&path, e))?;
+        let stats = procfs_core::DiskStats::from_buf_read(read(&path)?.as_bytes()).map_err(|e| proc_err(&path, e))?;
         let mut disks = Vec::new();
         for d in stats.0.iter().filter(|d| is_nvme_namespace(&d.name)) {
             let ctrl = d.name.rsplit_once('n').map_or(d.name.as_str(), |(c, _)| c);
@@ -328,6 +337,29 @@ impl Sampler for StorageSampler {
 #[cfg(test)]
 mod tests {
     use super::parse_uptime;
+
+    /// A /proc file cut short (read while written, or a foreign format) is an error in words, not
+    /// the parser library's "please report this bug".
+    #[test]
+    fn a_truncated_proc_file_is_not_called_a_bug() {
+        use procfs_core::{FromBufRead, FromBufReadSI};
+        let path = std::path::Path::new("/proc/stat");
+        let si = procfs_core::ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: true,
+        };
+        for text in ["cpu  1 2", "cpu", "intr 1\n"] {
+            let Err(e) = procfs_core::KernelStats::from_buf_read(text.as_bytes(), &si) else { continue };
+            let msg = super::proc_err(path, e).to_string();
+            assert!(!msg.contains("report"), "{msg}");
+            assert!(msg.contains("/proc/stat"), "{msg}");
+        }
+        let e = procfs_core::Meminfo::from_buf_read("MemTotal: 12".as_bytes()).err().unwrap();
+        let msg = super::proc_err(std::path::Path::new("/proc/meminfo"), e).to_string();
+        assert!(!msg.contains("report") && msg.contains("/proc/meminfo"), "{msg}");
+    }
 
     #[test]
     fn uptime_is_the_first_field() {

@@ -282,6 +282,10 @@ fn main() -> Result<()> {
     // The collector under test, alone in its process.
     let mut child = Command::new(&a.gpuscope)
         .args(["collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        // Thousands of simulated nodes share one address here; the per-client limit is for real ones.
+        .args(["--max-pushes-per-client-per-s", "1000000000"])
+        // The batches are stamped from the simulator's fixed epoch, which may be ahead of the clock.
+        .args(["--max-clock-skew-s", "315360000"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

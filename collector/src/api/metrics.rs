@@ -1,7 +1,9 @@
 //! `GET /metrics`: open findings and the collector's own health, in Prometheus text format
 //! (through the shared writer in `gpuscope_core::exposition`).
 
+use crate::decode::Limit;
 use crate::ingest::{Counters, Refusal, Transport};
+use crate::listener::{Closed, Listener};
 use crate::state::State;
 use gpuscope_core::exposition::{Format, Kind, Writer};
 
@@ -43,10 +45,54 @@ pub fn render(st: &State, counters: &Counters, stored: bool, now_ms: u64) -> Str
             w.sample("gpuscope_collector_refused_total", &[("reason", r.label().into())], v as f64);
         }
     }
+    w.header("gpuscope_collector_connections", Kind::Gauge, "Connections open, by listener.");
+    for l in Listener::ALL {
+        w.sample(
+            "gpuscope_collector_connections",
+            &[("listener", l.label().into())],
+            counters.connections.open(l) as f64,
+        );
+    }
+    w.header(
+        "gpuscope_collector_connections_closed_total",
+        Kind::Counter,
+        "Connections the collector closed before its client did (over the listener's cap, or past a timeout), by listener and reason.",
+    );
+    for l in Listener::ALL {
+        for why in Closed::ALL {
+            let v = counters.connections.closed(l, why) as f64;
+            w.sample(
+                "gpuscope_collector_connections_closed_total",
+                &[("listener", l.label().into()), ("reason", why.label().into())],
+                v,
+            );
+        }
+    }
     w.header("gpuscope_collector_snapshots_total", Kind::Counter, "Node snapshots ingested.");
     w.sample("gpuscope_collector_snapshots_total", &[], counters.snapshots() as f64);
     w.header("gpuscope_collector_rejected_points_total", Kind::Counter, "Data points that could not be used.");
     w.sample("gpuscope_collector_rejected_points_total", &[], counters.points_rejected() as f64);
+    w.header(
+        "gpuscope_collector_limited_total",
+        Kind::Counter,
+        "What the collector's limits refused, by reason: samples (future_timestamp, too_many_nodes), resources (invalid_host_name), GPUs, processes, labels, attribute values.",
+    );
+    for why in Limit::ALL {
+        let v = counters.limited_total(why) + if why == Limit::TooManyNodes { st.nodes_refused } else { 0 };
+        w.sample("gpuscope_collector_limited_total", &[("reason", why.label().into())], v as f64);
+    }
+    w.header(
+        "gpuscope_collector_nodes_evicted_total",
+        Kind::Counter,
+        "Nodes dropped from memory after the eviction time of silence.",
+    );
+    w.sample("gpuscope_collector_nodes_evicted_total", &[], st.nodes_evicted as f64);
+    w.header(
+        "gpuscope_collector_duplicate_samples_total",
+        Kind::Counter,
+        "Samples received again (same node and timestamp), e.g. a batch re-sent after a timeout: used once.",
+    );
+    w.sample("gpuscope_collector_duplicate_samples_total", &[], st.duplicates as f64);
     w.header(
         "gpuscope_collector_impossible_values_total",
         Kind::Counter,

@@ -13,7 +13,8 @@ use crate::state::{State, now_ms};
 use crate::store::Store;
 use gpuscope_core::api::{FindingEvent, FindingRecord, JobView, NodeDetail, NodeView};
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::header::{ALLOW, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Method, Request, StatusCode};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -33,6 +34,10 @@ pub struct Api {
     pub counters: Arc<Counters>,
     /// A read connection to the store, for closed findings no longer in memory.
     pub store: Option<Arc<Mutex<Store>>>,
+    /// Bearer token every request but `/healthz` must present (`None`: open).
+    pub token: Option<crate::auth::Token>,
+    /// Nodes to forget, to the analysis loop (the state's only writer).
+    pub forget: tokio::sync::mpsc::Sender<crate::analyze::Forget>,
 }
 
 impl Api {
@@ -46,22 +51,53 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let q = req.uri().query().unwrap_or("");
     let now = now_ms();
+    let method = req.method().clone();
+    // Node names, GPU serials, PIDs, users, pods: everything but liveness needs the token.
+    if path != "/healthz"
+        && !crate::auth::admitted(api.token.as_ref(), req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
+    {
+        let mut r = text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+        r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let node_path = path.strip_prefix("/api/v1/nodes/");
+    if method == Method::DELETE
+        && let Some(raw) = node_path
+    {
+        let Some(name) = percent_decode(raw) else {
+            return text(StatusCode::BAD_REQUEST, "the node name is not valid percent-encoded UTF-8\n");
+        };
+        return forget(&api, name).await;
+    }
+    // Everything else only reads.
+    if method != Method::GET && method != Method::HEAD {
+        let allow = if node_path.is_some() { "GET, HEAD, DELETE" } else { "GET, HEAD" };
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed here; use {allow}\n"));
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        return r;
+    }
     match path {
         "/api/v1/stream" => stream::stream(api.events.subscribe()),
         "/api/v1/nodes" => json(StatusCode::OK, &nodes(&api.state(), now)),
-        p if p.starts_with("/api/v1/nodes/") => {
-            let name = &p["/api/v1/nodes/".len()..];
-            match node(&api.state(), name, now) {
+        _ if node_path.is_some() => {
+            let Some(name) = node_path.and_then(percent_decode) else {
+                return text(StatusCode::BAD_REQUEST, "the node name is not valid percent-encoded UTF-8\n");
+            };
+            match node(&api.state(), &name, now) {
                 Some(d) => json(StatusCode::OK, &d),
                 None => text(StatusCode::NOT_FOUND, format!("no node {name:?}\n")),
             }
         }
         "/api/v1/findings" => {
-            let filter = FindingFilter {
-                active: query_param(q, "active").map(|v| v == "true" || v == "1"),
-                node: query_param(q, "node").map(String::from),
-                rule: query_param(q, "rule").map(String::from),
+            let param = |key| query_param(q, key).map(|v| percent_decode(v).ok_or(key)).transpose();
+            let (node, rule) = match (param("node"), param("rule")) {
+                (Ok(node), Ok(rule)) => (node, rule),
+                (Err(key), _) | (_, Err(key)) => {
+                    return text(StatusCode::BAD_REQUEST, format!("{key} is not valid percent-encoded UTF-8\n"));
+                }
             };
+            let filter =
+                FindingFilter { active: query_param(q, "active").map(|v| v == "true" || v == "1"), node, rule };
             let limit = match query_param(q, "limit").map(str::parse::<usize>) {
                 None => DEFAULT_LIMIT,
                 Some(Ok(n)) => n.min(MAX_LIMIT),
@@ -77,6 +113,43 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Resp {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `DELETE /api/v1/nodes/{node}`: 204 once forgotten, 404 when unknown.
+async fn forget(api: &Api, name: String) -> Resp {
+    let (answer, known) = tokio::sync::oneshot::channel();
+    if api.forget.send((name.clone(), answer)).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the analysis has stopped\n");
+    }
+    match known.await {
+        Ok(true) => {
+            tracing::info!(node = ?name, "node forgotten through the API");
+            let mut r = text(StatusCode::NO_CONTENT, "");
+            *r.body_mut() = crate::respond::full(bytes::Bytes::new());
+            r
+        }
+        Ok(false) => text(StatusCode::NOT_FOUND, format!("no node {name:?}\n")),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "the analysis has stopped\n"),
+    }
+}
+
+/// `%XX` escapes decoded (a node called `rack/1` is `/api/v1/nodes/rack%2F1`); `None` when an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn query_param<'a>(q: &'a str, key: &str) -> Option<&'a str> {
@@ -183,6 +256,16 @@ mod tests {
         let closed = FindingFilter { active: Some(false), ..Default::default() };
         let two = merge(memory, stored, &closed, 2);
         assert_eq!(two.iter().map(|r| r.finding.scope.gpus[0]).collect::<Vec<_>>(), vec![2, 3]);
+    }
+
+    #[test]
+    fn names_are_percent_decoded() {
+        assert_eq!(percent_decode("rack%2F1").as_deref(), Some("rack/1"));
+        assert_eq!(percent_decode("n%C3%A9").as_deref(), Some("né"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-struct Receiver(Arc<Ingest>);
+/// The OTLP metrics service over the shared ingest path.
+pub struct Receiver(Arc<Ingest>);
 
 #[tonic::async_trait]
 impl MetricsService for Receiver {
@@ -23,6 +24,10 @@ impl MetricsService for Receiver {
             self.0.counters.refused(Refusal::GrpcUnauthorized);
             return Err(Status::unauthenticated("a bearer token is required"));
         }
+        if !self.0.rate.allow(request.extensions().get::<crate::listener::Peer>().map(|p| p.0)) {
+            self.0.counters.refused(Refusal::GrpcRateLimited);
+            return Err(Status::resource_exhausted("too many pushes from this address, retry later"));
+        }
         match self.0.accept(Transport::Grpc, request.get_ref()) {
             Outcome::Accepted { rejected, message } => Ok(Response::new(ExportMetricsServiceResponse {
                 partial_success: (rejected > 0)
@@ -33,25 +38,28 @@ impl MetricsService for Receiver {
     }
 }
 
-/// Serves OTLP/gRPC on `listener` (gzip accepted, messages up to the ingest's body limit).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    ingest: Arc<Ingest>,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-) -> Result<(), tonic::transport::Error> {
+/// The OTLP/gRPC service (gzip accepted, messages up to the ingest's body limit), served by the
+/// same accept loop as the HTTP listeners, so the same connection limits and timeouts hold.
+pub fn service(ingest: Arc<Ingest>) -> MetricsServiceServer<Receiver> {
     let max = ingest.max_body;
-    let svc = MetricsServiceServer::new(Receiver(ingest))
+    MetricsServiceServer::new(Receiver(ingest))
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
+        .max_decoding_message_size(max)
+}
+
+/// Answers one request to the OTLP/gRPC listener: a request whose message has not arrived within
+/// the body-read timeout gets DEADLINE_EXCEEDED.
+pub async fn handle(
+    mut svc: MetricsServiceServer<Receiver>,
+    body_read_timeout: std::time::Duration,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<tonic::body::Body> {
+    use tower::Service;
+    match tokio::time::timeout(body_read_timeout, svc.call(req)).await {
+        Ok(Ok(resp)) => invalid_argument(resp),
+        Ok(Err(never)) => match never {},
+        Err(_) => Status::deadline_exceeded("the request was not received within the body-read timeout").into_http(),
     }
-    builder
-        .layer(tower::util::MapResponseLayer::new(invalid_argument))
-        .add_service(svc)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-        .await
 }
 
 /// tonic answers a request it cannot decode with INTERNAL; for a client that is INVALID_ARGUMENT

@@ -1,6 +1,7 @@
 //! The OTLP/HTTP receiver: `POST /v1/metrics`, protobuf or JSON, optionally gzip.
 
 use crate::ingest::{Ingest, Outcome, Refusal, Transport};
+use crate::listener::Peer;
 use crate::respond::{Resp, busy, full, json, text};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -32,6 +33,15 @@ async fn export(ingest: &Ingest, req: Request<Incoming>) -> Resp {
     if !ingest.authorized(req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok())) {
         return refuse(Refusal::HttpUnauthorized, StatusCode::UNAUTHORIZED, "a bearer token is required\n".into());
     }
+    if !ingest.rate.allow(req.extensions().get::<Peer>().map(|p| p.0)) {
+        let mut r = refuse(
+            Refusal::HttpRateLimited,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many pushes from this address\n".into(),
+        );
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let is_json = ctype.starts_with("application/json");
     if !is_json && !ctype.starts_with("application/x-protobuf") {
@@ -41,8 +51,29 @@ async fn export(ingest: &Ingest, req: Request<Incoming>) -> Resp {
             format!("unsupported content type {ctype:?}: use application/x-protobuf or application/json\n"),
         );
     }
-    let gzip = req.headers().get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()) == Some("gzip");
-    let body = match Limited::new(req.into_body(), ingest.max_body).collect().await {
+    // Reading an encoding it does not know as none would hand the decoder compressed bytes.
+    let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str().map(|s| s.trim().to_ascii_lowercase())) {
+        None => false,
+        Some(Ok(e)) if e == "gzip" || e == "x-gzip" => true,
+        Some(Ok(e)) if e == "identity" || e.is_empty() => false,
+        Some(e) => {
+            return refuse(
+                Refusal::HttpUnsupportedType,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content encoding {:?}: send gzip or none\n", e.unwrap_or_default()),
+            );
+        }
+    };
+    let collected =
+        tokio::time::timeout(ingest.body_read_timeout, Limited::new(req.into_body(), ingest.max_body).collect());
+    let Ok(collected) = collected.await else {
+        return refuse(
+            Refusal::HttpBodyTimeout,
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} s\n", ingest.body_read_timeout.as_secs_f64()),
+        );
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let status = if e.is::<http_body_util::LengthLimitError>() {

@@ -66,6 +66,14 @@ pub enum PushError {
         source: rustls::Error,
     },
     /// The TLS client could not be configured.
+    /// The client certificate or its key cannot be used.
+    #[error("OTLP client certificate {}: {message} (otlp_client_cert and otlp_client_key must be a PEM certificate chain and its private key)", path.display())]
+    ClientCert {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     #[error("cannot set up the OTLP client's TLS: {0} (a build of gpuscope without TLS 1.2/1.3 support?)")]
     ClientSetup(#[source] rustls::Error),
 }
@@ -91,6 +99,9 @@ pub struct PushConfig {
     pub timeout: Duration,
     /// PEM file of the CA that signed the collector's certificate (for `https://` endpoints).
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain and key presented to a collector that requires client
+    /// certificates (mTLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Counters of the pusher (exported as self metrics).
@@ -109,9 +120,24 @@ pub struct PushStats {
 }
 
 enum Failure {
-    Retry(Option<Duration>),
+    /// Worth retrying: after the collector's Retry-After when it gave one; why, for the log.
+    Retry(Option<Duration>, String),
     Reject(String),
 }
+
+/// An outage as the log tells it: one warning when it starts, a reminder at most every
+/// [`OUTAGE_REMINDER`], one line when it ends with what it cost.
+struct Outage {
+    since: tokio::time::Instant,
+    last_warned: tokio::time::Instant,
+    /// Counters when it began: queued now minus these is what the outage queued.
+    sent_before: u64,
+    dropped_before: u64,
+    peak_queued: u64,
+}
+
+/// How often a continuing outage is logged again.
+const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 
 enum Transport {
     Http(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>),
@@ -130,10 +156,28 @@ pub struct Pusher {
     transport: Transport,
 }
 
-/// One waiting batch.
+/// One waiting batch, gzip-compressed: an encoded batch repeats its attribute names and values
+/// on every point and shrinks about twentyfold, and so many more minutes of outage fit the bound.
 enum Queued {
     Memory(Vec<u8>),
     File(PathBuf, u64),
+}
+
+/// Suffix of a spilled, compressed batch (`<seq>.otlp.gz`); `.otlp` files (uncompressed, from
+/// earlier versions) are still replayed.
+const SPILL_SUFFIX: &str = ".otlp.gz";
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
+    gz.write_all(body)?;
+    gz.finish()
+}
+
+fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(data.len() * 8);
+    flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 impl Queued {
@@ -160,7 +204,7 @@ impl Pusher {
         }
         let transport = match cfg.protocol {
             Protocol::HttpProtobuf => {
-                let tls = tls_client_config(cfg.ca_file.as_deref())?;
+                let tls = tls_client_config(cfg.ca_file.as_deref(), cfg.client_cert.as_ref())?;
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(tls)
                     .https_or_http()
@@ -168,7 +212,11 @@ impl Pusher {
                     .build();
                 Transport::Http(Client::builder(TokioExecutor::new()).build(https))
             }
-            Protocol::Grpc => Transport::Grpc(None),
+            Protocol::Grpc => {
+                // Checked now, so that a bad file is a start-up error rather than every batch refused.
+                tls_client_config(cfg.ca_file.as_deref(), cfg.client_cert.as_ref())?;
+                Transport::Grpc(None)
+            }
         };
         let mut p = Pusher {
             cfg,
@@ -179,7 +227,15 @@ impl Pusher {
             seq: 0,
             transport,
         };
-        // Batches a previous run left behind go first; the directory is read only here.
+        // Batches a previous run left behind go first; the directory is read only here. A
+        // write a crash interrupted left a .tmp file: never a batch, removed.
+        if let Some(d) = &p.cfg.spill_dir {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         for (seq, path) in p.spilled() {
             let len = std::fs::metadata(&path).map_or(0, |m| m.len());
             p.queued_bytes += len;
@@ -202,7 +258,10 @@ impl Pusher {
                 rd.filter_map(|e| e.ok())
                     .filter_map(|e| {
                         let n = e.file_name().to_string_lossy().into_owned();
-                        n.strip_suffix(".otlp").and_then(|s| s.parse::<u64>().ok()).map(|s| (s, e.path()))
+                        n.strip_suffix(SPILL_SUFFIX)
+                            .or_else(|| n.strip_suffix(".otlp"))
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .map(|s| (s, e.path()))
                     })
                     .collect()
             })
@@ -213,17 +272,27 @@ impl Pusher {
 
     /// Queues a batch behind the ones already waiting, dropping the oldest beyond the bound.
     fn enqueue(&mut self, body: Vec<u8>) {
+        let body = match gzip(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cannot compress a batch: {e}; dropped");
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
         let entry = match &self.cfg.spill_dir {
             Some(d) => {
-                let path = d.join(format!("{:020}.otlp", self.seq));
+                let path = d.join(format!("{:020}{SPILL_SUFFIX}", self.seq));
                 self.seq += 1;
-                let tmp = path.with_extension("tmp");
+                let tmp = d.join(format!("{:020}.tmp", self.seq - 1));
                 let written = std::fs::File::create(&tmp)
                     .and_then(|mut f| f.write_all(&body))
                     .and_then(|()| std::fs::rename(&tmp, &path));
                 match written {
                     Ok(()) => Some(Queued::File(path, body.len() as u64)),
                     Err(e) => {
+                        // A full disk must not fill up with halves of batches.
+                        let _ = std::fs::remove_file(&tmp);
                         tracing::warn!("cannot spill a batch to {}: {e}; dropped", path.display());
                         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         None
@@ -252,10 +321,9 @@ impl Pusher {
                 let url = format!("{}/v1/metrics", self.cfg.endpoint.trim_end_matches('/'));
                 let payload = if self.cfg.gzip {
                     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    gz.write_all(body).and_then(|()| gz.finish()).map_err(|e| {
-                        tracing::warn!("cannot gzip a batch: {e}");
-                        Failure::Retry(None)
-                    })?
+                    gz.write_all(body)
+                        .and_then(|()| gz.finish())
+                        .map_err(|e| Failure::Retry(None, format!("cannot gzip a batch: {e}")))?
                 } else {
                     body.to_vec()
                 };
@@ -271,11 +339,8 @@ impl Pusher {
                     .map_err(|e| Failure::Reject(format!("bad request: {e}")))?;
                 let resp = tokio::time::timeout(self.cfg.timeout, client.request(req))
                     .await
-                    .map_err(|_| Failure::Retry(None))?
-                    .map_err(|e| {
-                        tracing::debug!("OTLP/HTTP to {url}: {e}");
-                        Failure::Retry(None)
-                    })?;
+                    .map_err(|_| Failure::Retry(None, format!("no answer within {:?}", self.cfg.timeout)))?
+                    .map_err(|e| Failure::Retry(None, error_chain(&e)))?;
                 let status = resp.status();
                 let retry_after = resp
                     .headers()
@@ -293,7 +358,7 @@ impl Pusher {
                     .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                     .unwrap_or_default();
                 match status.as_u16() {
-                    429 | 502 | 503 | 504 => Err(Failure::Retry(retry_after)),
+                    429 | 502 | 503 | 504 => Err(Failure::Retry(retry_after, format!("{status}: {}", text.trim()))),
                     _ => Err(Failure::Reject(format!("{status}: {}", text.trim()))),
                 }
             }
@@ -309,6 +374,13 @@ impl Pusher {
                                 .map_err(|e| Failure::Reject(format!("cannot read {}: {e}", ca.display())))?;
                             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
                         }
+                        if let Some((cert, key)) = &self.cfg.client_cert {
+                            let read = |p: &PathBuf| {
+                                std::fs::read(p)
+                                    .map_err(|e| Failure::Reject(format!("cannot read {}: {e}", p.display())))
+                            };
+                            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+                        }
                         ep = ep.tls_config(tls).map_err(|e| Failure::Reject(format!("TLS setup: {e}")))?;
                     }
                     let ch = ep.connect_lazy();
@@ -318,7 +390,7 @@ impl Pusher {
                     }
                     *client = Some(c);
                 }
-                let Some(c) = client.as_mut() else { return Err(Failure::Retry(None)) };
+                let Some(c) = client.as_mut() else { return Err(Failure::Retry(None, "no gRPC channel".into())) };
                 let msg = ExportMetricsServiceRequest::decode(body).map_err(|e| Failure::Reject(e.to_string()))?;
                 let mut req = tonic::Request::new(msg);
                 for (k, v) in &self.cfg.headers {
@@ -337,7 +409,13 @@ impl Pusher {
                         | tonic::Code::Aborted
                         | tonic::Code::Cancelled
                         | tonic::Code::OutOfRange
-                        | tonic::Code::DataLoss => Err(Failure::Retry(None)),
+                        | tonic::Code::DataLoss => {
+                            let why = match std::error::Error::source(&s) {
+                                Some(cause) => format!("{:?}: {} ({})", s.code(), s.message(), error_chain(cause)),
+                                None => format!("{:?}: {}", s.code(), s.message()),
+                            };
+                            Err(Failure::Retry(None, why))
+                        }
                         _ => Err(Failure::Reject(format!("{:?}: {}", s.code(), s.message()))),
                     },
                 }
@@ -345,12 +423,15 @@ impl Pusher {
         }
     }
 
-    /// Delivers the queue in order; returns false while the collector is not taking data.
-    async fn drain(&mut self) -> Result<(), Option<Duration>> {
+    /// Delivers the queue in order; while the collector is not taking data, the wait it asked
+    /// for (if any) and why.
+    async fn drain(&mut self) -> Result<(), (Option<Duration>, String)> {
         while let Some(front) = self.queue.front() {
             let body = match front {
-                Queued::Memory(b) => Ok(b.clone()),
-                Queued::File(p, _) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+                Queued::Memory(b) => gunzip(b).map_err(|e| format!("in memory: {e}")),
+                Queued::File(p, _) => std::fs::read(p)
+                    .and_then(|b| if p.to_string_lossy().ends_with(".gz") { gunzip(&b) } else { Ok(b) })
+                    .map_err(|e| format!("{}: {e}", p.display())),
             };
             let outcome = match body {
                 Ok(body) => self.send(&body).await,
@@ -358,9 +439,9 @@ impl Pusher {
             };
             match outcome {
                 Ok(()) => self.stats.sent.fetch_add(1, Ordering::Relaxed),
-                Err(Failure::Retry(after)) => {
+                Err(Failure::Retry(after, why)) => {
                     self.stats.retryable_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(after);
+                    return Err((after, why));
                 }
                 Err(Failure::Reject(why)) => {
                     // Resending an invalid (or unreadable) batch would fail forever.
@@ -377,6 +458,52 @@ impl Pusher {
         Ok(())
     }
 
+    /// Logs a failed delivery: at once when the collector stops taking data, then at most every
+    /// [`OUTAGE_REMINDER`] while it stays so.
+    fn log_failure(&self, outage: &mut Option<Outage>, why: &str) {
+        let now = tokio::time::Instant::now();
+        let queued = self.stats.queued.load(Ordering::Relaxed);
+        match outage {
+            None => {
+                tracing::warn!(
+                    "OTLP push to {} failing: {why}; batches are queued ({queued} now) and retried",
+                    self.cfg.endpoint
+                );
+                *outage = Some(Outage {
+                    since: now,
+                    last_warned: now,
+                    sent_before: self.stats.sent.load(Ordering::Relaxed),
+                    dropped_before: self.stats.dropped.load(Ordering::Relaxed),
+                    peak_queued: queued,
+                });
+            }
+            Some(o) => {
+                o.peak_queued = o.peak_queued.max(queued);
+                if now.duration_since(o.last_warned) >= OUTAGE_REMINDER {
+                    o.last_warned = now;
+                    tracing::warn!(
+                        "OTLP push to {} still failing after {} s: {why}; {queued} batches queued, {} dropped so far",
+                        self.cfg.endpoint,
+                        now.duration_since(o.since).as_secs(),
+                        self.stats.dropped.load(Ordering::Relaxed) - o.dropped_before
+                    );
+                }
+            }
+        }
+    }
+
+    /// One line when deliveries work again: how long they did not and what that cost.
+    fn log_recovery(&self, o: &Outage) {
+        tracing::info!(
+            "OTLP push to {} recovered after {} s: {} batches were queued at most, {} replayed, {} dropped",
+            self.cfg.endpoint,
+            o.since.elapsed().as_secs(),
+            o.peak_queued,
+            self.stats.sent.load(Ordering::Relaxed) - o.sent_before,
+            self.stats.dropped.load(Ordering::Relaxed) - o.dropped_before
+        );
+    }
+
     /// Runs until `rx` closes: buffers every new snapshot and pushes each interval.
     pub async fn run(mut self, mut rx: watch::Receiver<Arc<NodeSnapshot>>) {
         let mut buf: Vec<NodeSnapshot> = Vec::new();
@@ -384,6 +511,7 @@ impl Pusher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff_until: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(500);
+        let mut outage: Option<Outage> = None;
         loop {
             tokio::select! {
                 changed = rx.changed() => {
@@ -408,12 +536,16 @@ impl Pusher {
                         Ok(()) => {
                             backoff_until = None;
                             backoff = Duration::from_millis(500);
+                            if let Some(o) = outage.take() {
+                                self.log_recovery(&o);
+                            }
                         }
-                        Err(after) => {
+                        Err((after, why)) => {
                             // Honour Retry-After; else back off exponentially up to 30 s.
                             let wait = after.unwrap_or(backoff);
                             backoff = (backoff * 2).min(Duration::from_secs(30));
                             backoff_until = Some(tokio::time::Instant::now() + wait);
+                            self.log_failure(&mut outage, &why);
                         }
                     }
                 }
@@ -422,11 +554,30 @@ impl Pusher {
     }
 }
 
+/// An error and its causes on one line ("connection refused" is a cause, not the error's text).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// rustls client settings trusting the CA in `ca_file` (none: no server can be verified, so
-/// `https://` fails with a clear error while `http://` works).
-fn tls_client_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, PushError> {
-    use rustls::pki_types::CertificateDer;
+/// `https://` fails with a clear error while `http://` works), presenting `client_cert` (chain
+/// and key files) to a collector that asks for one.
+fn tls_client_config(
+    ca_file: Option<&std::path::Path>,
+    client_cert: Option<&(PathBuf, PathBuf)>,
+) -> Result<rustls::ClientConfig, PushError> {
     use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca_file {
         let unreadable = |source| PushError::CaFile { path: ca.to_path_buf(), source };
@@ -436,11 +587,24 @@ fn tls_client_config(ca_file: Option<&std::path::Path>) -> Result<rustls::Client
                 .map_err(|source| PushError::CaCertificate { path: ca.to_path_buf(), source })?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(PushError::ClientSetup)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some((cert, key)) = client_cert else { return Ok(builder.with_no_client_auth()) };
+    let bad = |path: &PathBuf| {
+        let path = path.clone();
+        move |e: &dyn std::fmt::Display| PushError::ClientCert { path, message: e.to_string() }
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert)(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert)(&e))?;
+    if chain.is_empty() {
+        return Err(bad(cert)(&"no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key)(&e))?;
+    builder.with_client_auth_cert(chain, key_der).map_err(|e| bad(key)(&e))
 }
 
 #[cfg(test)]
@@ -460,6 +624,7 @@ mod tests {
             spill_max_bytes: 1 << 20,
             timeout: Duration::from_secs(10),
             ca_file: None,
+            client_cert: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod encode;
 pub mod server;
+pub mod web_config;
 
 pub use encode::{Format, Names, encode};
 pub use server::{Endpoint, serve};

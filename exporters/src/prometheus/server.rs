@@ -4,6 +4,7 @@
 //! scrape does not depend on how often Prometheus scrapes.
 
 use super::encode::{Format, Names, write};
+use super::web_config::WebConfig;
 use bytes::Bytes;
 use gpuscope_core::NodeSnapshot;
 use gpuscope_core::exposition::{Kind, Writer};
@@ -142,11 +143,13 @@ fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves the endpoint on `listener` until `shutdown` resolves.
+/// Serves the endpoint on `listener` until `shutdown` resolves; with `web`, TLS and basic
+/// authentication as its web configuration file says.
 pub async fn serve(
     listener: TcpListener,
     rx: watch::Receiver<Arc<NodeSnapshot>>,
     endpoint: Endpoint,
+    web: Option<Arc<super::web_config::Watched>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let state = Arc::new(State { endpoint, rx, scrapes: AtomicU64::new(0), encode_nanos: AtomicU64::new(0) });
@@ -165,14 +168,55 @@ pub async fn serve(
             () = &mut shutdown => return Ok(()),
         };
         let state = state.clone();
+        // TLS and HTTP/2 as the configuration says when the connection opens; who may ask, at
+        // each request (a scraper keeps its connection open for hours).
+        let watched = web.clone();
+        let web = web.as_ref().map(|w| w.current());
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&state, req)) }
+                let cfg = watched.as_ref().map(|w| w.current());
+                async move {
+                    let Some(cfg) = cfg else {
+                        return Ok::<_, std::convert::Infallible>(route(&state, req));
+                    };
+                    if cfg.requires_auth() {
+                        let header = WebConfig::credentials(&req);
+                        let check = cfg.clone();
+                        // bcrypt blocks for tens of milliseconds: off the runtime.
+                        let ok =
+                            tokio::task::spawn_blocking(move || check.admits(header.as_deref())).await.unwrap_or(false);
+                        if !ok {
+                            let mut r = WebConfig::unauthorized();
+                            cfg.decorate(&mut r);
+                            return Ok(r);
+                        }
+                    }
+                    let mut r = route(&state, req);
+                    cfg.decorate(&mut r);
+                    Ok(r)
+                }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if web.as_ref().is_some_and(|w| !w.http2) {
+                builder = builder.http1_only();
+            }
+            match web.as_ref().and_then(|w| w.tls.clone()) {
+                Some(acceptor) => {
+                    // A client that never finishes its handshake does not hold the task forever.
+                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }

@@ -1,0 +1,173 @@
+//! The agent's Prometheus endpoint behind an exporter-toolkit web configuration file: a real
+//! Prometheus (Debian's package) scrapes it over TLS with basic authentication, exactly as it
+//! scrapes node_exporter; a wrong password is refused; a changed file takes effect without a
+//! restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Clock, NodeSpec, Proc, eventually, get, start};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) file names in `dir`.
+fn certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
+}
+
+/// The web configuration: TLS with the files next to it (relative paths, as exporter-toolkit
+/// resolves them) and one user, `prom`, with `password` (bcrypt, `$2y$` as htpasswd writes it).
+fn web_config(password: &str) -> String {
+    let hash = bcrypt::hash(password, 10).unwrap().replacen("$2b$", "$2y$", 1);
+    format!(
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS12\nbasic_auth_users:\n  prom: {hash}\n"
+    )
+}
+
+/// `up` of each job, by job name.
+fn up(prom: &str) -> Vec<(String, f64)> {
+    let (status, _, body) = get(prom, "/api/v1/query?query=up", &[]);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut out: Vec<(String, f64)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["metric"]["job"].as_str().unwrap().to_string(), r["value"][1].as_str().unwrap().parse().unwrap()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn last_error(prom: &str, job: &str) -> String {
+    let (_, _, body) = get(prom, "/api/v1/targets", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["labels"]["job"] == job)
+        .map(|t| t["lastError"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, web_config("first-pass")).unwrap();
+    let mut spec = NodeSpec::new("healthy-bf16-training", Clock::Frozen(100.0));
+    spec.extra_args = vec!["--web.config.file".into(), web.to_str().unwrap().into()];
+    let node = start(spec);
+    assert!(node.log.iter().any(|l| l.contains("TLS on, basic authentication on (1 users)")), "{:?}", node.log);
+    assert!(node.log.iter().any(|l| l.contains(&format!("listening on https://{}/metrics", node.addr))));
+
+    // Plain HTTP gets no metrics.
+    let mut s = std::net::TcpStream::connect(&node.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("gpuscope_"), "metrics over plain HTTP");
+
+    let port = free_port();
+    let ca = dir.path().join("ca.pem");
+    let job = |name: &str, password: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      username: prom\n      password: {password}\n    static_configs:\n      - targets: ['{}']\n",
+            ca.display(),
+            node.addr
+        )
+    };
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
+            job("first", "first-pass"),
+            job("second", "second-pass")
+        ),
+    )
+    .unwrap();
+    let prom = format!("127.0.0.1:{port}");
+    let _prom = Proc(
+        Command::new("prometheus")
+            .args([
+                &format!("--config.file={}", cfg.display()),
+                &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                &format!("--web.listen-address={prom}"),
+                "--log.level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (scripts/test installs the Debian package)"),
+    );
+    eventually(30, || std::net::TcpStream::connect(&prom).ok().filter(|_| get(&prom, "/-/ready", &[]).0 == 200));
+    let want = |first: f64, second: f64| vec![("first".to_string(), first), ("second".to_string(), second)];
+    let settled = |first, second| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = up(&prom);
+            if now == want(first, second) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "up: {now:?}; errors: {:?}, {:?}",
+                last_error(&prom, "first"),
+                last_error(&prom, "second")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    settled(1.0, 0.0);
+    assert!(last_error(&prom, "second").contains("401"), "{}", last_error(&prom, "second"));
+    // The scraped series are the agent's (the scenario's node, through TLS).
+    let (_, _, body) = get(&prom, "/api/v1/query?query=gpuscope_exporter_scrapes_total%7Bjob%3D%22first%22%7D", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
+
+    // A new password: the file is read again at the next connections, no restart.
+    std::fs::write(&web, web_config("second-pass")).unwrap();
+    settled(0.0, 1.0);
+    // A broken file is refused and the previous configuration stays.
+    std::fs::write(&web, "basic_auth_users:\n  prom: not-a-hash\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(up(&prom), want(0.0, 1.0));
+}
+
+/// A web configuration file that cannot be used stops the agent at start, naming the key.
+#[test]
+fn a_bad_web_configuration_file_stops_the_agent_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n").unwrap();
+    let out = Command::new(common::bin())
+        .args(["agent", "--listen", "127.0.0.1:0", "--web.config.file", web.to_str().unwrap()])
+        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("tls_server_config.cert_file") && err.contains("missing.pem"), "{err}");
+}
