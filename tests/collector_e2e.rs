@@ -313,30 +313,10 @@ fn finding_changes_stream_as_server_sent_events() {
     assert_eq!(f["severity"], "critical");
 }
 
-/// A CA and a server certificate for localhost / 127.0.0.1 signed by it, as PEM files.
-fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    (ca, cert, key)
-}
-
 /// A collector serving OTLP and its API over TLS with a certificate from `certificates`; with
 /// the CA's and the server certificate's files.
 fn tls_collector(dir: &std::path::Path) -> (common::Collector, std::path::PathBuf, std::path::PathBuf) {
-    let (ca, cert, key) = certificates(dir);
+    let (ca, cert, key) = common::certificates(dir);
     let c = collector(
         &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
         ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),

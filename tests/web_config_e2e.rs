@@ -8,29 +8,10 @@
 mod common;
 
 use common::{Clock, NodeSpec, Proc, eventually, get, start};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) file names in `dir`.
-fn certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
 }
 
 /// The web configuration: TLS with the files next to it (relative paths, as exporter-toolkit
@@ -72,7 +53,7 @@ fn last_error(prom: &str, job: &str) -> String {
 #[test]
 fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_applies() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    common::certificates(dir.path());
     let web = dir.path().join("web.yml");
     std::fs::write(&web, web_config("first-pass")).unwrap();
     let mut spec = NodeSpec::new("healthy-bf16-training", Clock::Frozen(100.0));
