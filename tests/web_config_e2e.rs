@@ -7,12 +7,8 @@
 
 mod common;
 
-use common::{Clock, NodeSpec, Proc, eventually, get, start};
-use std::process::{Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::{Clock, NodeSpec, Prometheus, start};
+use std::process::Command;
 
 /// The web configuration: TLS with the files next to it (relative paths, as exporter-toolkit
 /// resolves them) and one user, `prom`, with `password` (bcrypt, `$2y$` as htpasswd writes it).
@@ -24,24 +20,15 @@ fn web_config(password: &str) -> String {
 }
 
 /// `up` of each job, by job name.
-fn up(prom: &str) -> Vec<(String, f64)> {
-    let (status, _, body) = get(prom, "/api/v1/query?query=up", &[]);
-    assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let mut out: Vec<(String, f64)> = v["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["metric"]["job"].as_str().unwrap().to_string(), r["value"][1].as_str().unwrap().parse().unwrap()))
-        .collect();
+fn up(prom: &Prometheus) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> =
+        prom.query("up").into_iter().map(|(m, v)| (m["job"].as_str().unwrap().to_string(), v)).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
-fn last_error(prom: &str, job: &str) -> String {
-    let (_, _, body) = get(prom, "/api/v1/targets", &[]);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    v["data"]["activeTargets"]
+fn last_error(prom: &Prometheus, job: &str) -> String {
+    prom.api("targets")["activeTargets"]
         .as_array()
         .unwrap()
         .iter()
@@ -70,7 +57,6 @@ fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_appl
     let _ = std::io::Read::read_to_end(&mut s, &mut buf);
     assert!(!String::from_utf8_lossy(&buf).contains("gpuscope_"), "metrics over plain HTTP");
 
-    let port = free_port();
     let ca = dir.path().join("ca.pem");
     let job = |name: &str, password: &str| {
         format!(
@@ -79,31 +65,14 @@ fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_appl
             node.addr
         )
     };
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let prom = Prometheus::start(
+        &format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
             job("first", "first-pass"),
             job("second", "second-pass")
         ),
-    )
-    .unwrap();
-    let prom = format!("127.0.0.1:{port}");
-    let _prom = Proc(
-        Command::new("prometheus")
-            .args([
-                &format!("--config.file={}", cfg.display()),
-                &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-                &format!("--web.listen-address={prom}"),
-                "--log.level=warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus is installed (scripts/test installs the Debian package)"),
+        &[],
     );
-    eventually(30, || std::net::TcpStream::connect(&prom).ok().filter(|_| get(&prom, "/-/ready", &[]).0 == 200));
     let want = |first: f64, second: f64| vec![("first".to_string(), first), ("second".to_string(), second)];
     let settled = |first, second| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -124,9 +93,8 @@ fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_appl
     settled(1.0, 0.0);
     assert!(last_error(&prom, "second").contains("401"), "{}", last_error(&prom, "second"));
     // The scraped series are the agent's (the scenario's node, through TLS).
-    let (_, _, body) = get(&prom, "/api/v1/query?query=gpuscope_exporter_scrapes_total%7Bjob%3D%22first%22%7D", &[]);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
+    let scrapes = prom.query("gpuscope_exporter_scrapes_total{job=\"first\"}");
+    assert_eq!(scrapes.len(), 1, "{scrapes:?}");
 
     // A new password: the file is read again at the next connections, no restart.
     std::fs::write(&web, web_config("second-pass")).unwrap();
