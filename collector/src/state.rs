@@ -135,16 +135,12 @@ impl State {
         // Nodes restored from the store: only those seen recently enough, the newest first.
         self.nodes.retain(|_, v| wall.saturating_sub(v.last_seen_ms) <= self.evict_after_ms);
         if self.nodes.len() > self.max_nodes {
-            let mut seen: Vec<u64> = self.nodes.values().map(|v| v.last_seen_ms).collect();
-            seen.sort_unstable_by(|a, b| b.cmp(a));
-            let cutoff = seen[self.max_nodes - 1];
-            self.nodes.retain(|_, v| v.last_seen_ms >= cutoff);
-            let mut extra = self.nodes.len().saturating_sub(self.max_nodes);
-            self.nodes.retain(|_, v| {
-                let drop = extra > 0 && v.last_seen_ms == cutoff;
-                extra -= usize::from(drop);
-                !drop
-            });
+            // Newest first; among nodes last seen at the same time, the later names first.
+            let mut by_age: Vec<(u64, String)> = self.nodes.iter().map(|(n, v)| (v.last_seen_ms, n.clone())).collect();
+            by_age.sort_unstable_by(|a, b| b.cmp(a));
+            for (_, name) in by_age.into_iter().skip(self.max_nodes) {
+                self.nodes.remove(&name);
+            }
         }
         self
     }
@@ -414,14 +410,8 @@ impl State {
             out_of_order_total: v.out_of_order_total,
             stale: self.is_stale(v, now_ms),
             gpus: v.latest.gpus.len(),
-            sm_active_mean: {
-                let sm: Vec<f64> = v.latest.gpus.iter().filter_map(|g| g.sm_active_ratio).collect();
-                (!sm.is_empty()).then(|| sm.iter().sum::<f64>() / sm.len() as f64)
-            },
-            power_watts: {
-                let w: Vec<f64> = v.latest.gpus.iter().filter_map(|g| g.power_watts).collect();
-                (!w.is_empty()).then(|| w.iter().sum())
-            },
+            sm_active_mean: v.latest.sm_active_mean(),
+            power_watts: v.latest.gpu_power_watts(),
         })
     }
 

@@ -29,6 +29,20 @@ pub struct NodeSnapshot {
     pub agent: AgentStats,
 }
 
+impl NodeSnapshot {
+    /// Mean SM activity over the GPUs that reported it; absent when none did.
+    pub fn sm_active_mean(&self) -> Option<f64> {
+        let v: Vec<f64> = self.gpus.iter().filter_map(|g| g.sm_active_ratio).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Power drawn by the GPUs that reported it, together; absent when none did.
+    pub fn gpu_power_watts(&self) -> Option<f64> {
+        let v: Vec<f64> = self.gpus.iter().filter_map(|g| g.power_watts).collect();
+        (!v.is_empty()).then(|| v.iter().sum())
+    }
+}
+
 /// One XID event as the agent received it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XidEvent {

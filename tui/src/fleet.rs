@@ -525,22 +525,14 @@ impl Fleet {
                     findings[f.finding.severity as usize] += 1;
                 }
                 let latest = self.latest.get(&n.node);
-                let mean = |f: fn(&gpuscope_core::GpuSample) -> Option<f64>| {
-                    let v: Vec<f64> = latest?.gpus.iter().filter_map(f).collect();
-                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-                };
-                let power = latest.and_then(|s| {
-                    let v: Vec<f64> = s.gpus.iter().filter_map(|g| g.power_watts).collect();
-                    (!v.is_empty()).then(|| v.iter().sum())
-                });
                 NodeRow {
                     node: n.node.clone(),
                     job: n.job.clone(),
                     gpus: n.gpus,
                     // The node list carries both; a collector from before it did comes with
                     // the details fetched in turn.
-                    sm_active: n.sm_active_mean.or_else(|| mean(|g| g.sm_active_ratio)),
-                    power_watts: n.power_watts.or(power),
+                    sm_active: n.sm_active_mean.or_else(|| latest?.sm_active_mean()),
+                    power_watts: n.power_watts.or_else(|| latest?.gpu_power_watts()),
                     findings,
                     stale: n.stale,
                     straggler: mine.iter().any(|f| f.finding.rule == "straggler"),
