@@ -561,14 +561,14 @@ impl ProcessTable {
 /// kept in sort order.
 pub fn tree(rows: Vec<ProcessRow>) -> Vec<ProcessRow> {
     let mut rows = rows;
-    let present: std::collections::HashSet<u32> = rows.iter().map(|r| r.pid).collect();
+    let mut pids: std::collections::HashSet<u32> = rows.iter().map(|r| r.pid).collect();
     // Parents outside the list: a launcher row each, named from what its children read. Init
     // (1) and the kernel (0) are not launchers.
     let mut launchers: BTreeMap<u32, ProcessRow> = BTreeMap::new();
     for r in &rows {
         if let Some(pp) = r.ppid
             && pp > 1
-            && !present.contains(&pp)
+            && !pids.contains(&pp)
         {
             launchers.entry(pp).or_insert_with(|| ProcessRow {
                 pid: pp,
@@ -589,8 +589,8 @@ pub fn tree(rows: Vec<ProcessRow>) -> Vec<ProcessRow> {
         }
     }
     let order: HashMap<u32, usize> = rows.iter().enumerate().map(|(i, r)| (r.pid, i)).collect();
+    pids.extend(launchers.keys());
     rows.extend(launchers.into_values());
-    let pids: std::collections::HashSet<u32> = rows.iter().map(|r| r.pid).collect();
     let parent = |r: &ProcessRow| r.ppid.filter(|pp| *pp != r.pid && pids.contains(pp));
     let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();

@@ -58,6 +58,16 @@ pub fn parse_stat(text: &str) -> Option<(&str, StatFields)> {
     Some((comm, StatFields { cpu_ticks: utime + stime, start_ticks, rss_pages, ppid }))
 }
 
+/// The name of process `ppid` under `procfs_root`; none for PID 0 (a process with no parent:
+/// init, kernel threads). Init itself is named (`systemd`, a container's init).
+fn parent_name(procfs_root: &std::path::Path, ppid: u32) -> Option<String> {
+    if ppid == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(procfs_root.join(ppid.to_string()).join("stat")).ok()?;
+    parse_stat(&text).map(|(comm, _)| comm.to_string())
+}
+
 /// Enriches the processes the NVML sampler found.
 pub struct ProcessSampler {
     procfs_root: PathBuf,
@@ -110,21 +120,11 @@ impl ProcessSampler {
             .unwrap_or_default();
     }
 
-    /// The name of process `ppid`; none for the kernel's PIDs 0 (no parent) and init's children
-    /// are still named (`systemd`, a container's init).
-    fn parent_name(&self, ppid: u32) -> Option<String> {
-        if ppid == 0 {
-            return None;
-        }
-        let text = std::fs::read_to_string(self.procfs_root.join(ppid.to_string()).join("stat")).ok()?;
-        parse_stat(&text).map(|(comm, _)| comm.to_string())
-    }
-
     fn identity(&self, dir: &std::path::Path, comm: &str, f: StatFields) -> Identity {
         let mut id = Identity {
             start_ticks: f.start_ticks,
             ppid: f.ppid,
-            parent_name: self.parent_name(f.ppid),
+            parent_name: parent_name(&self.procfs_root, f.ppid),
             ..Identity::default()
         };
         // The command line is read here only to classify the workload; it is never exported
@@ -194,15 +194,12 @@ impl Sampler for ProcessSampler {
             if fresh {
                 let id = self.identity(&dir, &p.name, f);
                 self.identities.insert(p.pid, id);
-            } else if let Some(id) = self.identities.get(&p.pid)
+            } else if let Some(id) = self.identities.get_mut(&p.pid)
                 && id.ppid != f.ppid
             {
                 // Re-parented (its launcher exited): name the new parent.
-                let name = self.parent_name(f.ppid);
-                if let Some(id) = self.identities.get_mut(&p.pid) {
-                    id.ppid = f.ppid;
-                    id.parent_name = name;
-                }
+                id.ppid = f.ppid;
+                id.parent_name = parent_name(&self.procfs_root, f.ppid);
             }
             p.ppid = (f.ppid != 0).then_some(f.ppid);
             if let Some(id) = self.identities.get(&p.pid) {
