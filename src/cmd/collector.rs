@@ -17,8 +17,10 @@ pub fn run(a: &CollectorArgs) -> Result<()> {
         tracing::warn!("{w}");
     }
     let collector = RunningCollector::start(&loaded.settings)?;
+    // The API is served over TLS with the OTLP receivers: the address printed is the one to use.
+    let scheme = if loaded.settings.tls_cert.is_some() { "https" } else { "http" };
     tracing::info!(
-        "OTLP gRPC on {}, OTLP HTTP on {}, API on http://{}/api/v1/findings",
+        "OTLP gRPC on {}, OTLP HTTP on {}, API on {scheme}://{}/api/v1/findings",
         collector.grpc_addr(),
         collector.http_addr(),
         collector.api_addr()

@@ -404,7 +404,8 @@ pub fn collector_with(args: &[&str], addrs: (&str, &str, &str), adjust: impl FnO
         if let Some(rest) = line.split("OTLP gRPC on ").nth(1) {
             let grpc = rest.split(',').next().unwrap().trim().to_string();
             let http = rest.split("OTLP HTTP on ").nth(1).unwrap().split(',').next().unwrap().trim().to_string();
-            let api = rest.split("API on http://").nth(1).unwrap().split('/').next().unwrap().trim().to_string();
+            let api = rest.split("API on ").nth(1).unwrap().split("://").nth(1).unwrap().split('/').next().unwrap();
+            let api = api.trim().to_string();
             return Collector { proc, grpc, http, api, stderr: rx, log };
         }
     }

@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -66,3 +67,30 @@ def nvml(libdir):
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+def start_collector(extra=(), host=None):
+    """Starts `gpuscope collector` on free loopback ports with `extra` arguments; returns the
+    process and its addresses as its start-up line gives them (with `host` in place of the IP
+    when given: the name a TLS certificate carries)."""
+    proc = subprocess.Popen(
+        [str(_find("gpuscope")), "collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0",
+         *extra],
+        stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GPUSCOPE_COLLECTOR")},
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if "OTLP gRPC on " in line:
+            rest = line.split("OTLP gRPC on ")[1]
+            addrs = {
+                "grpc": rest.split(",")[0].strip(),
+                "http": rest.split("OTLP HTTP on ")[1].split(",")[0].strip(),
+                "api": rest.split("API on ")[1].split("://")[1].split("/")[0].strip(),
+            }
+            if host:
+                addrs = {k: host + ":" + a.rsplit(":", 1)[1] for k, a in addrs.items()}
+            return proc, addrs
+    proc.kill()
+    raise AssertionError("collector did not start")

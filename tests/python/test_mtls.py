@@ -4,7 +4,6 @@ collector refuses the same exporter without one. Certificates come from the open
 another implementation than the one the collector uses."""
 
 import json
-import os
 import ssl
 import subprocess
 import time
@@ -12,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import TARGET
+from conftest import start_collector
 from test_otel_interop import meter_provider
 
 
@@ -35,27 +34,11 @@ def certs(tmp_path):
 
 @pytest.fixture()
 def collector(certs):
-    proc = subprocess.Popen(
-        [str(TARGET / "gpuscope"), "collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0",
-         "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
+    proc, addrs = start_collector(
+        ["--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
          "--tls-client-ca", str(certs / "ca.pem")],
-        stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("GPUSCOPE_COLLECTOR")},
+        host="localhost",
     )
-    addrs = None
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if "OTLP gRPC on " in line:
-            rest = line.split("OTLP gRPC on ")[1]
-            port = lambda a: a.strip().rsplit(":", 1)[1]
-            addrs = {
-                "grpc": "localhost:" + port(rest.split(",")[0]),
-                "http": "localhost:" + port(rest.split("OTLP HTTP on ")[1].split(",")[0]),
-                "api": "localhost:" + port(rest.split("API on http://")[1].split("/")[0]),
-            }
-            break
-    assert addrs, "collector did not start"
     yield addrs
     proc.terminate()
     proc.wait(10)

@@ -3,8 +3,6 @@ real collector over gRPC, HTTP/protobuf and HTTP/JSON; the points the catalogue 
 node data, the others are reported back as a partial success."""
 
 import json
-import os
-import subprocess
 import time
 import urllib.request
 
@@ -16,28 +14,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from conftest import TARGET
+from conftest import start_collector
 
 
 @pytest.fixture()
 def collector():
-    proc = subprocess.Popen(
-        [str(TARGET / "gpuscope"), "collector", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0"],
-        stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("GPUSCOPE_COLLECTOR")},
-    )
-    addrs = None
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if "OTLP gRPC on " in line:
-            rest = line.split("OTLP gRPC on ")[1]
-            grpc = rest.split(",")[0].strip()
-            http = rest.split("OTLP HTTP on ")[1].split(",")[0].strip()
-            api = rest.split("API on http://")[1].split("/")[0].strip()
-            addrs = {"grpc": grpc, "http": http, "api": api}
-            break
-    assert addrs, "collector did not start"
+    proc, addrs = start_collector()
     yield addrs
     proc.terminate()
     proc.wait(10)
