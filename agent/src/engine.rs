@@ -5,7 +5,7 @@ use crate::options::AgentOptions;
 use crate::sampler::host::{CpuSampler, MemorySampler, NetworkSampler, StorageSampler};
 use crate::sampler::nvml::NvmlSampler;
 use crate::sampler::process::ProcessSampler;
-use crate::sampler::{Pass, Sampler};
+use crate::sampler::{Pass, SampleError, Sampler};
 use gpuscope_core::{AgentStats, NodeInfo, NodeSnapshot};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +26,14 @@ pub fn system_hostname(procfs_root: &std::path::Path) -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The message a panic carried (`panic!` gives a `&str` or a `String`).
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Every sampler, in the order a pass runs them (processes after NVML, which finds them).
@@ -80,7 +88,11 @@ impl Samplers {
         snap.agent.nvml_errors = std::mem::take(&mut self.stats.nvml_errors);
         for (i, s) in self.list.iter_mut().enumerate() {
             let entry = self.stats.samplers.entry(s.name().to_string()).or_default();
-            match s.sample(&mut snap, &pass) {
+            // A bug in one sampler (a panic) costs its own signals for this pass, not the thread
+            // that samples everything.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.sample(&mut snap, &pass)))
+                .unwrap_or_else(|p| Err(SampleError::Panicked(panic_message(p.as_ref()))));
+            match outcome {
                 Ok(()) => {
                     entry.last_success_ms = Some(pass.unix_ms);
                     entry.last_error = None;
@@ -173,4 +185,55 @@ pub fn sample_once(opts: &AgentOptions, gap: Duration) -> NodeSnapshot {
     std::thread::sleep(gap);
     samplers.last_slow = None;
     samplers.pass()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panics on its first pass only.
+    struct Flaky(u32);
+
+    impl Sampler for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
+            self.0 += 1;
+            if self.0 == 1 {
+                panic!("boom on pass {}", self.0);
+            }
+            snap.host.get_or_insert_with(Default::default).load1 = Some(f64::from(self.0));
+            Ok(())
+        }
+    }
+
+    /// A panicking sampler is counted and named; the others run in the same pass, and it runs
+    /// again in the next.
+    #[test]
+    fn a_panicking_sampler_costs_only_its_own_pass() {
+        let dir = std::env::temp_dir().join(format!("gpuscope-engine-panic-{}", std::process::id()));
+        let opts = AgentOptions {
+            nvml_lib: Some(dir.join("no-such-libnvidia-ml.so")),
+            procfs_root: dir.join("proc"),
+            sysfs_root: dir.join("sys"),
+            hostname: "n1".into(),
+            ..AgentOptions::default()
+        };
+        let mut s = Samplers::new(&opts);
+        s.list.insert(0, Box::new(Flaky(0)));
+        s.last_logged.insert(0, None);
+        s.suppressed.insert(0, 0);
+        let first = s.pass();
+        let flaky = &first.agent.samplers["flaky"];
+        assert_eq!(flaky.errors_total, 1);
+        assert_eq!(flaky.last_error.as_deref(), Some("sampler panicked: boom on pass 1"));
+        // The NVML sampler after it still ran (and failed on its own, for a missing library).
+        assert_eq!(first.agent.samplers["nvml"].errors_total, 1);
+        let second = s.pass();
+        assert_eq!(second.agent.samplers["flaky"].errors_total, 1);
+        assert_eq!(second.agent.samplers["flaky"].last_error, None);
+        assert_eq!(second.host.and_then(|h| h.load1), Some(2.0));
+    }
 }

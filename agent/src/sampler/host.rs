@@ -32,8 +32,29 @@ type Ticks = (u64, u64, u64, u64);
 fn ticks(c: &procfs_core::CpuTime) -> Ticks {
     let iowait = c.iowait.unwrap_or(0);
     let steal = c.steal.unwrap_or(0);
-    let total = c.user + c.nice + c.system + c.idle + iowait + c.irq.unwrap_or(0) + c.softirq.unwrap_or(0) + steal;
-    (total - c.idle - iowait - steal, iowait, steal, total)
+    // Saturating: counters past u64 are no real kernel's, and must not panic the sampler.
+    let total = [c.user, c.nice, c.system, c.idle, iowait, c.irq.unwrap_or(0), c.softirq.unwrap_or(0), steal]
+        .into_iter()
+        .fold(0u64, u64::saturating_add);
+    (total.saturating_sub(c.idle).saturating_sub(iowait).saturating_sub(steal), iowait, steal, total)
+}
+
+/// `/proc/meminfo` as bytes by key. Parsed here rather than by procfs-core, whose unit
+/// conversion overflows (a panic in debug builds) on values no kernel writes.
+fn parse_meminfo(text: &str) -> HashMap<&str, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (key, rest) = l.split_once(':')?;
+            let mut f = rest.split_whitespace();
+            let n: u64 = f.next()?.parse().ok()?;
+            let bytes = match f.next() {
+                None => Some(n),
+                Some("kB") => n.checked_mul(1024),
+                Some(_) => None,
+            }?;
+            Some((key.trim(), bytes))
+        })
+        .collect()
 }
 
 fn fractions(prev: Ticks, now: Ticks) -> Option<(f64, f64, f64)> {
@@ -129,10 +150,12 @@ impl Sampler for MemorySampler {
 
     fn sample(&mut self, snap: &mut NodeSnapshot, _pass: &Pass) -> Result<(), SampleError> {
         let path = self.root.join("meminfo");
-        let m = procfs_core::Meminfo::from_buf_read(read(&path)?.as_bytes()).map_err(|e| proc_err(&path, e))?;
+        let text = read(&path)?;
+        let m = parse_meminfo(&text);
+        let total = *m.get("MemTotal").ok_or_else(|| parse_err(&path, "no MemTotal line"))?;
         let h = host(snap);
-        h.memory_total_bytes = Some(m.mem_total);
-        h.memory_available_bytes = m.mem_available;
+        h.memory_total_bytes = Some(total);
+        h.memory_available_bytes = m.get("MemAvailable").copied();
         Ok(())
     }
 }
@@ -245,7 +268,7 @@ impl Sampler for NetworkSampler {
         for (name, p, speed) in self.ib_ports.clone() {
             let c = p.join("counters");
             // Data counters count 4-byte words.
-            let words = |f: &str| read_u64(&c.join(f)).map(|w| w * 4);
+            let words = |f: &str| read_u64(&c.join(f)).and_then(|w| w.checked_mul(4));
             let mut nic = NicSample {
                 name,
                 kind: NicKind::Infiniband,
@@ -308,8 +331,9 @@ impl Sampler for StorageSampler {
             let model = std::fs::read_to_string(self.sysfs_root.join("class/nvme").join(ctrl).join("model"))
                 .ok()
                 .map(|m| m.trim().to_string());
-            let read_b = d.sectors_read * 512;
-            let write_b = d.sectors_written * 512;
+            // Past u64 is no real disk: the counter restarts from 0, as a wrapped one would.
+            let read_b = d.sectors_read.wrapping_mul(512);
+            let write_b = d.sectors_written.wrapping_mul(512);
             let busy_ms = d.time_in_progress;
             let prev = self.prev.get(&d.name).copied();
             // Not clamped here: under an accelerated simulation the wall-time fraction exceeds 1;
@@ -342,7 +366,7 @@ mod tests {
     /// the parser library's "please report this bug".
     #[test]
     fn a_truncated_proc_file_is_not_called_a_bug() {
-        use procfs_core::{FromBufRead, FromBufReadSI};
+        use procfs_core::FromBufReadSI;
         let path = std::path::Path::new("/proc/stat");
         let si = procfs_core::ExplicitSystemInfo {
             boot_time_secs: 0,
@@ -356,9 +380,18 @@ mod tests {
             assert!(!msg.contains("report"), "{msg}");
             assert!(msg.contains("/proc/stat"), "{msg}");
         }
-        let e = procfs_core::Meminfo::from_buf_read("MemTotal: 12".as_bytes()).err().unwrap();
-        let msg = super::proc_err(std::path::Path::new("/proc/meminfo"), e).to_string();
-        assert!(!msg.contains("report") && msg.contains("/proc/meminfo"), "{msg}");
+    }
+
+    /// Found by the `procfs` fuzz target: a value past u64 in kB panicked procfs-core.
+    #[test]
+    fn meminfo_values_in_bytes_and_no_overflow() {
+        let m = super::parse_meminfo("MemTotal:       2113472 kB\nMemAvailable:   1000 kB\nHugePages_Total:  4\n");
+        assert_eq!(m.get("MemTotal"), Some(&(2113472 * 1024)));
+        assert_eq!(m.get("MemAvailable"), Some(&(1000 * 1024)));
+        assert_eq!(m.get("HugePages_Total"), Some(&4));
+        let m = super::parse_meminfo("MemTotal: 18446744073709551615 kB\nMemFree: 1 MB\n");
+        assert_eq!(m.get("MemTotal"), None);
+        assert_eq!(m.get("MemFree"), None);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum SampleError {
     /// NVML could not be loaded or initialised.
     #[error("{0}")]
     Nvml(String),
+    /// The sampler panicked; the pass went on without its signals.
+    #[error("sampler panicked: {0}")]
+    Panicked(String),
 }
 
 /// One sampling pass: when it runs and whether slow signals are due.

@@ -55,7 +55,8 @@ pub fn parse_stat(text: &str) -> Option<(&str, StatFields)> {
     let stime: u64 = f.next()?.parse().ok()?;
     let start_ticks: u64 = f.nth(6)?.parse().ok()?;
     let rss_pages: u64 = f.nth(1)?.parse().ok()?;
-    Some((comm, StatFields { cpu_ticks: utime + stime, start_ticks, rss_pages, ppid }))
+    // A sum past u64 is no real process: malformed, like a missing field.
+    Some((comm, StatFields { cpu_ticks: utime.checked_add(stime)?, start_ticks, rss_pages, ppid }))
 }
 
 /// The name of process `ppid` under `procfs_root`; none for PID 0 (a process with no parent:
@@ -189,7 +190,7 @@ impl Sampler for ProcessSampler {
             // comm is the process name; command lines stay private (they can hold secrets).
             p.name = comm;
             p.cpu_seconds_total = Some(f.cpu_ticks as f64 / USER_HZ);
-            p.rss_bytes = Some(f.rss_pages * PAGE_SIZE);
+            p.rss_bytes = f.rss_pages.checked_mul(PAGE_SIZE);
             let fresh = self.identities.get(&p.pid).is_none_or(|id| id.start_ticks != f.start_ticks);
             if fresh {
                 let id = self.identity(&dir, &p.name, f);
@@ -239,5 +240,7 @@ mod tests {
         assert_eq!(comm, "my (odd) proc");
         assert_eq!(f, StatFields { cpu_ticks: 1750, start_ticks: 360000, rss_pages: 2048, ppid: 1 });
         assert!(parse_stat("garbage").is_none());
+        let huge = line.replace(" 1500 250 ", " 18446744073709551615 1 ");
+        assert!(parse_stat(&huge).is_none(), "utime + stime past u64 is malformed");
     }
 }
