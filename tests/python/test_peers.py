@@ -325,3 +325,87 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
 
 NVML_NVLINK_DEVICE_TYPE_GPU = 0
 NVML_NVLINK_DEVICE_TYPE_SWITCH = 2
+
+
+def test_applications_clocks_follow_the_scenario(nvml, expected):
+    got = nvml(
+        """
+nvmlInit()
+h = nvmlDeviceGetHandleByIndex(0)
+result = dict(
+    target=nvmlDeviceGetClock(h, NVML_CLOCK_SM, NVML_CLOCK_ID_APP_CLOCK_TARGET),
+    default=nvmlDeviceGetClock(h, NVML_CLOCK_SM, NVML_CLOCK_ID_APP_CLOCK_DEFAULT),
+    app=nvmlDeviceGetApplicationsClock(h, NVML_CLOCK_GRAPHICS),
+    current=nvmlDeviceGetClock(h, NVML_CLOCK_SM, NVML_CLOCK_ID_CURRENT),
+    reasons=nvmlDeviceGetCurrentClocksEventReasons(h),
+)
+""",
+        scenario="app-clocks-capped",
+        time=100,
+    )
+    s = expected("app-clocks-capped", 100)["gpus"][0]["state"]
+    assert s["throttle"] & 0x2, "the scenario's applications-clocks-setting clock event"
+    assert got["target"] == got["app"] == got["current"] == round(s["sm_clock_mhz"]) == 1410
+    assert got["default"] == 1980, "H100 SXM5 default applications clock"
+
+
+ABI = """
+import ctypes
+lib = ctypes.CDLL("libnvidia-ml.so.1")
+u = lambda v=0: ctypes.c_uint(v)
+r = {}
+assert lib.nvmlInit_v2() == 0
+h, lost = ctypes.c_void_p(), ctypes.c_void_p()
+lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(h))
+lib.nvmlDeviceGetHandleByIndex_v2(3, ctypes.byref(lost))
+bad = ctypes.c_void_p(12345)
+r["clock_null"] = lib.nvmlDeviceGetClock(h, 0, 0, None)
+r["clock_bad_handle"] = lib.nvmlDeviceGetClock(bad, 0, 0, ctypes.byref(u()))
+r["brand_null"] = lib.nvmlDeviceGetBrand(h, None)
+r["gsp_version_null"] = lib.nvmlDeviceGetGspFirmwareVersion(h, None)
+buf = ctypes.create_string_buffer(64)
+r["gsp_version"] = lib.nvmlDeviceGetGspFirmwareVersion(h, buf)
+r["gsp_version_value"] = buf.value.decode()
+r["remote_null"] = lib.nvmlDeviceGetNvLinkRemoteDeviceType(h, 0, None)
+r["remote_past_end"] = lib.nvmlDeviceGetNvLinkRemoteDeviceType(h, 18, ctypes.byref(u()))
+class TempV1(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint), ("sensorType", ctypes.c_uint), ("temperature", ctypes.c_int)]
+t = TempV1(version=1, sensorType=0)
+r["temp_v_wrong_version"] = lib.nvmlDeviceGetTemperatureV(h, ctypes.byref(t))
+r["temp_v_null"] = lib.nvmlDeviceGetTemperatureV(h, None)
+class Detail(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong), ("gpuInstanceId", ctypes.c_uint),
+                ("computeInstanceId", ctypes.c_uint), ("usedGpuCcProtectedMemory", ctypes.c_ulonglong)]
+class DetailList(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint), ("mode", ctypes.c_uint), ("numProcArrayEntries", ctypes.c_uint),
+                ("procArray", ctypes.POINTER(Detail))]
+dl = DetailList(version=0x1000018, mode=0, numProcArrayEntries=0)
+r["details_count_query"] = lib.nvmlDeviceGetRunningProcessDetailList(h, ctypes.byref(dl))
+r["details_count"] = dl.numProcArrayEntries
+dl.mode = 9
+r["details_bad_mode"] = lib.nvmlDeviceGetRunningProcessDetailList(h, ctypes.byref(dl))
+dl.version, dl.mode = 0x1000010, 0
+r["details_wrong_version"] = lib.nvmlDeviceGetRunningProcessDetailList(h, ctypes.byref(dl))
+r["lost_clock"] = lib.nvmlDeviceGetClock(lost, 0, 0, ctypes.byref(u()))
+r["lost_brand"] = lib.nvmlDeviceGetBrand(lost, ctypes.byref(u()))
+r["lost_display"] = lib.nvmlDeviceGetDisplayActive(lost, ctypes.byref(u()))
+r["lost_driver_model"] = lib.nvmlDeviceGetDriverModel_v2(lost, ctypes.byref(u()), ctypes.byref(u()))
+r["lost_numa"] = lib.nvmlDeviceGetNumaNodeId(lost, ctypes.byref(u()))
+assert lib.nvmlShutdown() == 0
+r["after_shutdown"] = lib.nvmlDeviceGetBrand(h, ctypes.byref(u()))
+result = r
+"""
+
+
+def test_c_abi_conventions_of_the_added_entry_points(nvml):
+    r = nvml(ABI, scenario="gpu-lost", time=300)
+    assert r["clock_null"] == r["clock_bad_handle"] == r["brand_null"] == r["gsp_version_null"] == 2, "INVALID_ARGUMENT"
+    assert (r["gsp_version"], r["gsp_version_value"]) == (0, "550.54.15")
+    assert r["remote_null"] == 2 and r["remote_past_end"] == 2, "18 links: 0..17"
+    assert r["temp_v_wrong_version"] == 25, "ARGUMENT_VERSION_MISMATCH"
+    assert r["temp_v_null"] == 2
+    assert (r["details_count_query"], r["details_count"]) == (7, 1), "NULL array: INSUFFICIENT_SIZE with the count"
+    assert r["details_bad_mode"] == 2
+    assert r["details_wrong_version"] == 25
+    assert {r[k] for k in r if k.startswith("lost_")} == {15}, "GPU_IS_LOST before any other answer"
+    assert r["after_shutdown"] == 1, "UNINITIALIZED"

@@ -19,6 +19,8 @@ const CLOCK_ID_CURRENT: c_uint = 0;
 const CLOCK_ID_APP_CLOCK_TARGET: c_uint = 1;
 const CLOCK_ID_APP_CLOCK_DEFAULT: c_uint = 2;
 const CLOCK_ID_CUSTOMER_BOOST_MAX: c_uint = 3;
+/// `nvmlClocksEventReasonApplicationsClocksSetting`.
+const CLOCK_EVENT_APPLICATIONS_CLOCKS_SETTING: c_ulonglong = 0x2;
 /// `nvmlIntNvLinkDeviceType_t`.
 const NVLINK_DEVICE_TYPE_GPU: c_uint = 0;
 const NVLINK_DEVICE_TYPE_SWITCH: c_uint = 2;
@@ -98,11 +100,18 @@ fn clock(dev: *mut c_void, kind: c_uint, id: c_uint) -> Result<c_uint, Ret> {
     let (_, g, _) = live(dev)?;
     let p = g.preset;
     match (id, kind) {
-        // Applications clocks exist for graphics/SM and memory; nothing sets them in a scenario,
-        // so the target is the default.
-        (CLOCK_ID_APP_CLOCK_TARGET | CLOCK_ID_APP_CLOCK_DEFAULT, CLOCK_GRAPHICS | CLOCK_SM) => {
-            Ok(p.default_app_sm_clock_mhz)
+        // Applications clocks exist for graphics/SM and memory. Where the scenario says they cap
+        // the clock (the applications-clocks-setting clock event), the target is that clock;
+        // else it is the default.
+        (CLOCK_ID_APP_CLOCK_TARGET, CLOCK_GRAPHICS | CLOCK_SM) => {
+            let (_, _, s) = state(dev)?;
+            Ok(if s.throttle & CLOCK_EVENT_APPLICATIONS_CLOCKS_SETTING != 0 {
+                s.sm_clock_mhz.round() as c_uint
+            } else {
+                p.default_app_sm_clock_mhz
+            })
         }
+        (CLOCK_ID_APP_CLOCK_DEFAULT, CLOCK_GRAPHICS | CLOCK_SM) => Ok(p.default_app_sm_clock_mhz),
         (CLOCK_ID_APP_CLOCK_TARGET | CLOCK_ID_APP_CLOCK_DEFAULT, CLOCK_MEM) => Ok(p.max_mem_clock_mhz),
         // The customer boost limit is defined for the graphics clock domain only.
         (CLOCK_ID_CUSTOMER_BOOST_MAX, CLOCK_GRAPHICS | CLOCK_SM) => Ok(p.max_sm_clock_mhz),
