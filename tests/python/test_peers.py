@@ -259,6 +259,12 @@ for i in range(nvmlDeviceGetCount()):
         power=q(nvmlDeviceGetPowerUsage, h), limit=q(nvmlDeviceGetEnforcedPowerLimit, h),
         pcie_gen=q(nvmlDeviceGetMaxPcieLinkGeneration, h), pcie_width=q(nvmlDeviceGetMaxPcieLinkWidth, h),
         vbios=q(nvmlDeviceGetVbiosVersion, h), arch=q(nvmlDeviceGetArchitecture, h),
+        graphics_v2=q(nvmlDeviceGetGraphicsRunningProcesses_v2, h), mps_v2=q(nvmlDeviceGetMPSComputeRunningProcesses_v2, h),
+        inventory=[q(f, h) for f in (nvmlDeviceGetPowerState, nvmlDeviceGetPowerManagementMode, nvmlDeviceGetDefaultEccMode,
+                                     nvmlDeviceGetMultiGpuBoard, nvmlDeviceGetBusType, nvmlDeviceGetVirtualizationMode,
+                                     nvmlDeviceGetAccountingMode, nvmlDeviceGetAccountingBufferSize)],
+        board_id=q(nvmlDeviceGetBoardId, h), bus=nvmlDeviceGetPciInfo(h).bus,
+        auto_boost=q(nvmlDeviceGetAutoBoostedClocksEnabled, h),
     ))
 result = devs
 nvmlShutdown()
@@ -321,6 +327,12 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         assert d["limit"] == p["power_default_w"] * 1000
         assert (d["pcie_gen"], d["pcie_width"]) == (p["pcie_gen"], p["pcie_width"])
         assert isinstance(d["vbios"], str) and isinstance(d["arch"], int)
+        assert d["graphics_v2"] == d["mps_v2"] == []
+        # P0, power management on, ECC on by default, single-GPU board on PCIe, bare metal,
+        # accounting off with its 4000-record buffer.
+        assert d["inventory"] == [0, 1, [1], 0, 2, 0, 0, 4000]  # the bindings wrap the default ECC mode in a list
+        assert d["board_id"] == d["bus"] << 8
+        assert d["auto_boost"] == NOT_SUPPORTED, "Pascal and later: applications clocks govern boost"
 
 
 NVML_NVLINK_DEVICE_TYPE_GPU = 0

@@ -1,14 +1,23 @@
 //! Entry points that monitoring tools call beyond what gpuscope's agent reads (nvitop, gpustat,
 //! all-smi, NVIDIA's Python bindings): clocks by clock id, customer boost and applications clocks,
 //! brand, display, driver model, NUMA node, GSP firmware, BAR1 memory, NVLink remote device type,
-//! confidential-computing memory sizes, the versioned temperature query and the running-process
-//! detail list. Values come from the GPU model preset and the scenario; what the real driver
+//! confidential-computing memory sizes, the versioned temperature query, the running-process
+//! detail list and the v2 process lists, and the inventory `nvidia-smi -q` shows (power state and
+//! management mode, default ECC mode, board id, multi-GPU board, bus type, virtualization and
+//! accounting modes, auto boost). Values come from the GPU model preset and the scenario; what the real driver
 //! answers NOT_SUPPORTED on Linux for these models is NOT_SUPPORTED here too.
 
 use super::*;
 
-/// `NVML_FEATURE_DISABLED` (`nvmlEnableState_t`).
+/// `nvmlEnableState_t`.
 const FEATURE_DISABLED: c_uint = 0;
+const FEATURE_ENABLED: c_uint = 1;
+/// `NVML_BUS_TYPE_PCIE` (SXM modules are PCIe devices to the host too).
+const BUS_TYPE_PCIE: c_uint = 2;
+/// `NVML_GPU_VIRTUALIZATION_MODE_NONE`: bare metal.
+const VIRTUALIZATION_MODE_NONE: c_uint = 0;
+/// Processes the driver keeps accounting records for (`nvidia-smi -q`: 4000).
+const ACCOUNTING_BUFFER_SIZE: c_uint = 4000;
 /// `nvmlClockType_t`: graphics, SM, memory, video.
 const CLOCK_GRAPHICS: c_uint = 0;
 const CLOCK_SM: c_uint = 1;
@@ -235,6 +244,35 @@ nvml! {
     }
 
     fn nvmlDeviceGetRunningProcessDetailList(dev: *mut c_void, list: *mut ProcessDetailList) { process_detail_list(dev, list) }
+    // The v2 process lists of older bindings: no graphics or MPS processes in a scenario.
+    fn nvmlDeviceGetGraphicsRunningProcesses_v2(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
+        live(dev)?;
+        out_array::<ProcessInfo>(count, infos, Vec::new())
+    }
+    fn nvmlDeviceGetMPSComputeRunningProcesses_v2(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
+        live(dev)?;
+        out_array::<ProcessInfo>(count, infos, Vec::new())
+    }
+
+    // Inventory that `nvidia-smi -q` shows for these boards on a bare-metal Linux host.
+    fn nvmlDeviceGetPowerState(dev: *mut c_void, pstate: *mut c_uint) { live(dev)?; out(pstate, 0) }
+    fn nvmlDeviceGetPowerManagementMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, FEATURE_ENABLED) }
+    fn nvmlDeviceGetDefaultEccMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, FEATURE_ENABLED) }
+    fn nvmlDeviceGetMultiGpuBoard(dev: *mut c_void, multi: *mut c_uint) { live(dev)?; out(multi, 0) }
+    fn nvmlDeviceGetBoardId(dev: *mut c_void, id: *mut c_uint) {
+        // The board id is the PCI location: bus in bits 8..16, device in bits 3..8 (here 0).
+        let (_, g, _) = live(dev)?;
+        out(id, g.pci_bus << 8)
+    }
+    fn nvmlDeviceGetBusType(dev: *mut c_void, bus: *mut c_uint) { live(dev)?; out(bus, BUS_TYPE_PCIE) }
+    fn nvmlDeviceGetVirtualizationMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, VIRTUALIZATION_MODE_NONE) }
+    fn nvmlDeviceGetAccountingMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, FEATURE_DISABLED) }
+    fn nvmlDeviceGetAccountingBufferSize(dev: *mut c_void, size: *mut c_uint) { live(dev)?; out(size, ACCOUNTING_BUFFER_SIZE) }
+    // Since Pascal, auto boost is governed by applications clocks; the query is not supported.
+    fn nvmlDeviceGetAutoBoostedClocksEnabled(dev: *mut c_void, enabled: *mut c_uint, default_enabled: *mut c_uint) {
+        live(dev)?;
+        Err(NOT_SUPPORTED)
+    }
 }
 
 #[cfg(test)]
