@@ -1,16 +1,20 @@
 """Real monitoring tools read the simulated node cleanly, for every GPU model preset: nvitop
-(`nvitop -1` and its Device API), gpustat (`--json`) and NVIDIA's own bindings (nvidia-ml-py)
-calling each device query. No traceback, no missing entry point, and the values they show are the
+(`nvitop -1` and its Device API), nvitop-exporter (a /metrics scrape), gpustat (`--json`) and
+NVIDIA's own bindings (nvidia-ml-py) calling each device query. No traceback, no missing entry point, and the values they show are the
 preset's (parsed from sim/src/presets.rs, the simulator's source of truth) and the scenario's
 (from `gpuscope sim show --json` at the same frozen second)."""
 
 import ast
 import json
 import os
+import math
 import re
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 
 import pytest
 
@@ -76,11 +80,16 @@ def scenario(tmp_path, p, pid):
     return str(path)
 
 
+def peer_env(libdir, scen):
+    env = {k: v for k, v in os.environ.items() if k not in SIM_VARS}
+    env.update(LD_LIBRARY_PATH=str(libdir), GPUSCOPE_SIM_SCENARIO=scen, GPUSCOPE_SIM_TIME=str(T), COLUMNS="120")
+    return env
+
+
 def peer(libdir, scen, *argv, clean=True, timeout=60):
     """Runs a peer under the venv's Python against the scenario at second T; with `clean`, its
     output holds no traceback and no trace of an entry point the library lacks."""
-    env = {k: v for k, v in os.environ.items() if k not in SIM_VARS}
-    env.update(LD_LIBRARY_PATH=str(libdir), GPUSCOPE_SIM_SCENARIO=scen, GPUSCOPE_SIM_TIME=str(T), COLUMNS="120")
+    env = peer_env(libdir, scen)
     proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{argv}: rc {proc.returncode}\n{proc.stderr}"
     for bad in ("Traceback", "FunctionNotFound", "Function Not Found", "undefined symbol")[0 if clean else 1:]:
@@ -421,3 +430,75 @@ def test_c_abi_conventions_of_the_added_entry_points(nvml):
     assert r["details_wrong_version"] == 25
     assert {r[k] for k in r if k.startswith("lost_")} == {15}, "GPU_IS_LOST before any other answer"
     assert r["after_shutdown"] == 1, "UNINITIALIZED"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape(libdir, scen):
+    """Starts nvitop-exporter on the scenario, returns its first /metrics page with a complete
+    collection, and everything it wrote on stderr."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nvitop_exporter", "--bind-address", "127.0.0.1", "--port", str(port)],
+        env=peer_env(libdir, scen), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    body = None
+    try:
+        deadline = time.time() + 60
+        while body is None and time.time() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            except OSError:
+                page = ""
+            # The exporter fills each GPU's series and then its processes', in GPU order: the last
+            # GPU's process series completes a collection.
+            if re.search(r'^process_gpu_memory_MiB\{[^}]*index="%d"' % (GPUS - 1), page, re.M):
+                body = page
+            else:
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert body is not None, f"nvitop-exporter served no GPU series:\n{err}"
+    return body, err
+
+
+@pytest.mark.parametrize("p", PRESETS, ids=[p["key"] for p in PRESETS])
+def test_nvitop_exporter_scrape(p, libdir, expected, holder, tmp_path):
+    scen = scenario(tmp_path, p, holder)
+    want = expected(scen, T)["gpus"]
+    body, err = scrape(libdir, scen)
+    assert [line for line in err.splitlines() if line and not line.startswith("INFO: ")] == [], err
+    series = {}
+    for name, labels, value in re.findall(r"^(\w+)\{([^}]*)\} (\S+)$", body, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        series.setdefault((name, labels.get("index")), []).append((labels, float(value)))
+
+    def one(name, index):
+        (values,) = [[v for _, v in series[(name, str(index))]]]
+        assert len(values) == 1, (name, values)
+        return values[0]
+
+    for w in want:
+        s, i = w["state"], w["index"]
+        sm = round(s["sm_clock_mhz"])
+        assert one("gpu_clock_sm_MHz", i) == one("gpu_clock_graphics_MHz", i) == sm > 0
+        assert one("gpu_clock_memory_MHz", i) == round(s["mem_clock_mhz"])
+        assert one("gpu_clock_video_MHz", i) == round(s["sm_clock_mhz"] * 0.9)
+        assert one("gpu_temperature_C", i) == round(s["temp_c"])
+        assert one("gpu_power_usage_W", i) == round(s["power_w"] * 1000) / 1000
+        assert one("gpu_power_limit_W", i) == p["power_default_w"]
+        assert one("gpu_utilization_Percentage", i) == pct(s["util"])
+        assert one("gpu_memory_total_MiB", i) == p["memory_mib"]
+        assert one("gpu_memory_used_MiB", i) == MEMORY_GIB * 1024
+        assert math.isnan(one("gpu_fan_speed_Percentage", i)), "no fan: NaN, not 0"
+        enc = one("gpu_encoder_utilization_Percentage", i)
+        assert enc == pct(s["enc_util"]) if p["encoder"] else math.isnan(enc)
+        links = sorted(int(labels["link"]) for labels, _ in series.get(("gpu_nvlink_tx_throughput_MiBps", str(i)), []))
+        assert links == list(range(p["nvlinks"]))
+        procs = [(labels["pid"], v) for labels, v in series[("process_gpu_memory_MiB", str(i))]]
+        assert procs == [(str(holder), MEMORY_GIB * 1024)]
