@@ -1,8 +1,9 @@
 """Real monitoring tools read the simulated node cleanly, for every GPU model preset: nvitop
 (`nvitop -1` and its Device API), nvitop-exporter (a /metrics scrape), gpustat (`--json`) and
-NVIDIA's own bindings (nvidia-ml-py) calling each device query. No traceback, no missing entry point, and the values they show are the
-preset's (parsed from sim/src/presets.rs, the simulator's source of truth) and the scenario's
-(from `gpuscope sim show --json` at the same frozen second)."""
+NVIDIA's own bindings (nvidia-ml-py) calling each device query. No traceback, no missing entry
+point, and the values they show are the preset's (parsed from sim/src/presets.rs, the
+simulator's source of truth) and the scenario's (from `gpuscope sim show --json` at the same
+frozen second)."""
 
 import ast
 import json
@@ -132,7 +133,8 @@ def test_gpustat_json(p, libdir, expected, holder, tmp_path):
     # gpustat logs every NVML error it met under --debug: only what the model lacks.
     debug = peer(libdir, scen, "-m", "gpustat", "--json", "--debug", clean=False).stderr
     errors = set(re.findall(r"^> An error while retrieving `(\w+)`: ([^\n]+?)(?: -> Total.*)?$", debug, re.M))
-    assert errors == {("fan_speed", "Not Supported")} | (set() if p["encoder"] else {("utilization_enc", "Not Supported")})
+    lacking = {"fan_speed"} | (set() if p["encoder"] else {"utilization_enc"})
+    assert errors == {(key, "Not Supported") for key in lacking}
 
 
 @pytest.mark.parametrize("p", PRESETS, ids=[p["key"] for p in PRESETS])
@@ -154,7 +156,8 @@ def test_nvitop_once(p, libdir, expected, holder, tmp_path):
     assert len(rows) == GPUS, out
     for row, w in zip(rows, want):
         s = w["state"]
-        index, name, persistence, bus_id, disp_a, mig, ecc, fan, temp, perf, power, limit, used, total, util, mode, mhz = row
+        index, name, persistence, bus_id, disp_a, mig, ecc = row[:7]
+        fan, temp, perf, power, limit, used, total, util, mode, mhz = row[7:]
         # nvitop drops "NVIDIA " and elides the start of a long name with "..".
         assert int(index) == w["index"] and name.lstrip(".") in p["name"] and persistence == "On"
         assert bus_id == w["pci_bus_id"]
@@ -231,7 +234,8 @@ nvmlInit()
 devs = []
 for i in range(nvmlDeviceGetCount()):
     h = nvmlDeviceGetHandleByIndex(i)
-    clock = {f"{t}/{c}": q(nvmlDeviceGetClock, h, t, c) for t in range(NVML_CLOCK_COUNT) for c in range(NVML_CLOCK_ID_COUNT)}
+    clock = {f"{t}/{c}": q(nvmlDeviceGetClock, h, t, c)
+             for t in range(NVML_CLOCK_COUNT) for c in range(NVML_CLOCK_ID_COUNT)}
     links = nvmlDeviceGetFieldValues(h, [NVML_FI_DEV_NVLINK_LINK_COUNT])[0]
     n_links = links.value.uiVal if links.nvmlReturn == NVML_SUCCESS else 0
     details = nvmlDeviceGetRunningProcessDetailList(h, nvmlProcessDetailList_v1, NVML_PROCESS_MODE_COMPUTE)
@@ -244,7 +248,8 @@ for i in range(nvmlDeviceGetCount()):
         bad_clock=[q(nvmlDeviceGetClock, h, NVML_CLOCK_COUNT, 0), q(nvmlDeviceGetClock, h, 0, NVML_CLOCK_ID_COUNT)],
         brand=q(nvmlDeviceGetBrand, h),
         display=[q(nvmlDeviceGetDisplayMode, h), q(nvmlDeviceGetDisplayActive, h)],
-        driver_model=[q(nvmlDeviceGetDriverModel, h), q(nvmlDeviceGetDriverModel_v1, h), q(nvmlDeviceGetDriverModel_v2, h)],
+        driver_model=[q(f, h) for f in
+                      (nvmlDeviceGetDriverModel, nvmlDeviceGetDriverModel_v1, nvmlDeviceGetDriverModel_v2)],
         numa=q(nvmlDeviceGetNumaNodeId, h),
         gsp_mode=q(nvmlDeviceGetGspFirmwareMode, h),
         gsp_version=q(nvmlDeviceGetGspFirmwareVersion, h),
@@ -268,10 +273,12 @@ for i in range(nvmlDeviceGetCount()):
         power=q(nvmlDeviceGetPowerUsage, h), limit=q(nvmlDeviceGetEnforcedPowerLimit, h),
         pcie_gen=q(nvmlDeviceGetMaxPcieLinkGeneration, h), pcie_width=q(nvmlDeviceGetMaxPcieLinkWidth, h),
         vbios=q(nvmlDeviceGetVbiosVersion, h), arch=q(nvmlDeviceGetArchitecture, h),
-        graphics_v2=q(nvmlDeviceGetGraphicsRunningProcesses_v2, h), mps_v2=q(nvmlDeviceGetMPSComputeRunningProcesses_v2, h),
-        inventory=[q(f, h) for f in (nvmlDeviceGetPowerState, nvmlDeviceGetPowerManagementMode, nvmlDeviceGetDefaultEccMode,
-                                     nvmlDeviceGetMultiGpuBoard, nvmlDeviceGetBusType, nvmlDeviceGetVirtualizationMode,
-                                     nvmlDeviceGetAccountingMode, nvmlDeviceGetAccountingBufferSize)],
+        graphics_v2=q(nvmlDeviceGetGraphicsRunningProcesses_v2, h),
+        mps_v2=q(nvmlDeviceGetMPSComputeRunningProcesses_v2, h),
+        inventory=[q(f, h) for f in (
+            nvmlDeviceGetPowerState, nvmlDeviceGetPowerManagementMode, nvmlDeviceGetDefaultEccMode,
+            nvmlDeviceGetMultiGpuBoard, nvmlDeviceGetBusType, nvmlDeviceGetVirtualizationMode,
+            nvmlDeviceGetAccountingMode, nvmlDeviceGetAccountingBufferSize)],
         board_id=q(nvmlDeviceGetBoardId, h), bus=nvmlDeviceGetPciInfo(h).bus,
         auto_boost=q(nvmlDeviceGetAutoBoostedClocksEnabled, h),
     ))
@@ -295,7 +302,8 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         s = w["state"]
         sm, mem = round(s["sm_clock_mhz"]), round(s["mem_clock_mhz"])
         # Current clocks by clock id are exactly nvmlDeviceGetClockInfo's.
-        assert [d["clock"][f"{t}/0"] for t in range(4)] == d["clock_info"] == [sm, sm, mem, round(s["sm_clock_mhz"] * 0.9)]
+        video = round(s["sm_clock_mhz"] * 0.9)
+        assert [d["clock"][f"{t}/0"] for t in range(4)] == d["clock_info"] == [sm, sm, mem, video]
         assert sm > 0
         for cid in (1, 2):  # applications clock target and default
             assert [d["clock"][f"{t}/{cid}"] for t in range(4)] == [app_sm, app_sm, max_mem, NOT_SUPPORTED]
@@ -320,7 +328,8 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         assert d["temp_v_bad_sensor"] == INVALID_ARGUMENT
         assert d["n_links"] == p["nvlinks"]
         if p["nvlinks"]:
-            assert d["remote"] == [NVML_NVLINK_DEVICE_TYPE_SWITCH if p["nvswitch"] else NVML_NVLINK_DEVICE_TYPE_GPU] * p["nvlinks"]
+            remote = NVML_NVLINK_DEVICE_TYPE_SWITCH if p["nvswitch"] else NVML_NVLINK_DEVICE_TYPE_GPU
+            assert d["remote"] == [remote] * p["nvlinks"]
             assert d["remote_past_end"] == INVALID_ARGUMENT
         else:
             assert d["remote_no_link"] == NOT_SUPPORTED, "no NVLink on this board"

@@ -4,8 +4,8 @@
 //! confidential-computing memory sizes, the versioned temperature query, the running-process
 //! detail list and the v2 process lists, and the inventory `nvidia-smi -q` shows (power state and
 //! management mode, default ECC mode, board id, multi-GPU board, bus type, virtualization and
-//! accounting modes, auto boost). Values come from the GPU model preset and the scenario; what the real driver
-//! answers NOT_SUPPORTED on Linux for these models is NOT_SUPPORTED here too.
+//! accounting modes, auto boost). Values come from the GPU model preset and the scenario; what
+//! the real driver answers NOT_SUPPORTED on Linux for these models is NOT_SUPPORTED here too.
 
 use super::*;
 
@@ -193,8 +193,14 @@ nvml! {
     fn nvmlDeviceGetDisplayMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, FEATURE_DISABLED) }
     fn nvmlDeviceGetDisplayActive(dev: *mut c_void, active: *mut c_uint) { live(dev)?; out(active, FEATURE_DISABLED) }
     // Driver models (WDDM/TCC/MCDM) are Windows-only; the Linux driver answers NOT_SUPPORTED.
-    fn nvmlDeviceGetDriverModel(dev: *mut c_void, current: *mut c_uint, pending: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
-    fn nvmlDeviceGetDriverModel_v2(dev: *mut c_void, current: *mut c_uint, pending: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
+    fn nvmlDeviceGetDriverModel(dev: *mut c_void, current: *mut c_uint, pending: *mut c_uint) {
+        live(dev)?;
+        Err(NOT_SUPPORTED)
+    }
+    fn nvmlDeviceGetDriverModel_v2(dev: *mut c_void, current: *mut c_uint, pending: *mut c_uint) {
+        live(dev)?;
+        Err(NOT_SUPPORTED)
+    }
     // Only GPUs that are NUMA nodes themselves (coherent Grace platforms) have a NUMA node id;
     // on x86 hosts (`nvidia-smi topo -m`: "GPU NUMA ID N/A") the driver answers NOT_SUPPORTED.
     fn nvmlDeviceGetNumaNodeId(dev: *mut c_void, node: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
@@ -243,7 +249,9 @@ nvml! {
         Ok(())
     }
 
-    fn nvmlDeviceGetRunningProcessDetailList(dev: *mut c_void, list: *mut ProcessDetailList) { process_detail_list(dev, list) }
+    fn nvmlDeviceGetRunningProcessDetailList(dev: *mut c_void, list: *mut ProcessDetailList) {
+        process_detail_list(dev, list)
+    }
     // The v2 process lists of older bindings: no graphics or MPS processes in a scenario.
     fn nvmlDeviceGetGraphicsRunningProcesses_v2(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
         live(dev)?;
@@ -265,9 +273,15 @@ nvml! {
         out(id, g.pci_bus << 8)
     }
     fn nvmlDeviceGetBusType(dev: *mut c_void, bus: *mut c_uint) { live(dev)?; out(bus, BUS_TYPE_PCIE) }
-    fn nvmlDeviceGetVirtualizationMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, VIRTUALIZATION_MODE_NONE) }
+    fn nvmlDeviceGetVirtualizationMode(dev: *mut c_void, mode: *mut c_uint) {
+        live(dev)?;
+        out(mode, VIRTUALIZATION_MODE_NONE)
+    }
     fn nvmlDeviceGetAccountingMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, FEATURE_DISABLED) }
-    fn nvmlDeviceGetAccountingBufferSize(dev: *mut c_void, size: *mut c_uint) { live(dev)?; out(size, ACCOUNTING_BUFFER_SIZE) }
+    fn nvmlDeviceGetAccountingBufferSize(dev: *mut c_void, size: *mut c_uint) {
+        live(dev)?;
+        out(size, ACCOUNTING_BUFFER_SIZE)
+    }
     // Since Pascal, auto boost is governed by applications clocks; the query is not supported.
     fn nvmlDeviceGetAutoBoostedClocksEnabled(dev: *mut c_void, enabled: *mut c_uint, default_enabled: *mut c_uint) {
         live(dev)?;
