@@ -53,6 +53,15 @@ pub struct GpuPreset {
     pub row_remapping: bool,
     /// PCI device id (upper 16 bits of `pciDeviceId`).
     pub pci_device_id: u32,
+    /// `nvmlBrandType_t` NVML reports: 2 (Tesla) for Tesla-named boards, 14 (NVIDIA) after them.
+    pub brand: u32,
+    /// Default applications clock for graphics and SM, MHz (`nvidia-smi -q`'s "Default
+    /// Applications Clocks"); the memory one is the maximum memory clock.
+    pub default_app_sm_clock_mhz: u32,
+    /// BAR1 aperture size, MiB.
+    pub bar1_mib: u64,
+    /// The NVLink links go to NVSwitches (HGX baseboards), not directly to peer GPUs.
+    pub nvswitch: bool,
 }
 
 impl GpuPreset {
@@ -96,6 +105,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: true,
         pci_device_id: 0x2330,
+        brand: 14,
+        default_app_sm_clock_mhz: 1980,
+        bar1_mib: 131072,
+        nvswitch: true,
     },
     GpuPreset {
         key: "A100-SXM4-80GB",
@@ -122,6 +135,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: true,
         pci_device_id: 0x20B2,
+        brand: 14,
+        default_app_sm_clock_mhz: 1275,
+        bar1_mib: 131072,
+        nvswitch: true,
     },
     GpuPreset {
         key: "A100-PCIE-40GB",
@@ -148,6 +165,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: true,
         pci_device_id: 0x20F1,
+        brand: 14,
+        default_app_sm_clock_mhz: 765,
+        bar1_mib: 65536,
+        nvswitch: false,
     },
     GpuPreset {
         key: "L4",
@@ -174,6 +195,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: true,
         pci_device_id: 0x27B8,
+        brand: 14,
+        default_app_sm_clock_mhz: 2040,
+        bar1_mib: 32768,
+        nvswitch: false,
     },
     GpuPreset {
         key: "V100-SXM2-32GB",
@@ -200,6 +225,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: false,
         pci_device_id: 0x1DB5,
+        brand: 2,
+        default_app_sm_clock_mhz: 1290,
+        bar1_mib: 32768,
+        nvswitch: false,
     },
     GpuPreset {
         key: "T4",
@@ -226,6 +255,10 @@ pub static PRESETS: &[GpuPreset] = &[
         decoder: true,
         row_remapping: false,
         pci_device_id: 0x1EB8,
+        brand: 2,
+        default_app_sm_clock_mhz: 585,
+        bar1_mib: 256,
+        nvswitch: false,
     },
 ];
 
@@ -246,6 +279,8 @@ mod tests {
             assert!(p.slowdown_temp_c < p.shutdown_temp_c, "{}", p.key);
             assert_eq!(p.gpm, p.compute_capability.0 >= 9, "GPM is Hopper+ only: {}", p.key);
             assert_eq!(preset(&p.key.to_lowercase()), Some(p));
+            assert!(p.default_app_sm_clock_mhz <= p.max_sm_clock_mhz, "{}", p.key);
+            assert!(!p.nvswitch || p.nvlinks > 0, "NVSwitch without NVLink: {}", p.key);
         }
         assert!(
             (preset("H100-SXM5-80GB").map(GpuPreset::pcie_max_bytes_per_second).unwrap_or(0.0) - 63.0e9).abs() < 0.1e9

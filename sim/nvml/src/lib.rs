@@ -1086,3 +1086,4 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
     };
     s.as_ptr()
 }
+mod compat;
