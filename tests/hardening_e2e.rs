@@ -496,36 +496,13 @@ fn a_bad_token_file_is_a_start_up_error_naming_the_key() {
     assert!(err.contains("set token or token_file, not both"), "{err}");
 }
 
-/// A CA, a server certificate for localhost signed by it, and a client certificate signed by
-/// it, as files in `dir`: (ca, server cert, server key, client cert, client key).
-fn mtls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
-    let (client, client_key) = leaf(vec!["agent-1".into()]);
-    let files = ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"].map(|f| dir.join(f));
-    for (path, pem) in files.iter().zip([ca_cert.pem(), server, server_key, client, client_key]) {
-        std::fs::write(path, pem).unwrap();
-    }
-    files
-}
-
 /// Issue 13, item 4: mutual TLS for OTLP. With a client CA, the collector's receivers take
 /// pushes only from agents presenting a certificate it signed, over HTTP and gRPC; an agent
 /// without one delivers nothing.
 #[test]
 fn otlp_over_mutual_tls_on_both_transports() {
     let dir = tempfile::tempdir().unwrap();
-    let [ca, cert, key, client_cert, client_key] = mtls_certificates(dir.path());
+    let [ca, cert, key, client_cert, client_key] = common::mtls_certificates(dir.path());
     let c = collector_with(
         &[
             "--tls-cert",

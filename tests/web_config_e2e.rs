@@ -1,7 +1,7 @@
 //! The agent's Prometheus endpoint behind an exporter-toolkit web configuration file: a real
 //! Prometheus (Debian's package) scrapes it over TLS with basic authentication, exactly as it
 //! scrapes node_exporter; a wrong password is refused; a changed file takes effect without a
-//! restart.
+//! restart; with a client CA, only a Prometheus presenting a certificate it signed gets in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
@@ -103,6 +103,57 @@ fn prometheus_scrapes_the_agent_over_tls_with_basic_auth_and_a_changed_file_appl
     std::fs::write(&web, "basic_auth_users:\n  prom: not-a-hash\n").unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(up(&prom), want(0.0, 1.0));
+}
+
+/// Mutual TLS as exporter-toolkit configures it (`client_auth_type: RequireAndVerifyClientCert`):
+/// a real Prometheus presenting a certificate the client CA signed scrapes the agent; the same
+/// Prometheus without a client certificate is refused at the handshake.
+#[test]
+fn prometheus_with_a_client_certificate_scrapes_and_one_without_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, _, _, client_cert, client_key] = common::mtls_certificates(dir.path());
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+    )
+    .unwrap();
+    let mut spec = NodeSpec::new("healthy-bf16-training", Clock::Frozen(100.0));
+    spec.extra_args = vec!["--web.config.file".into(), web.to_str().unwrap().into()];
+    let node = start(spec);
+    assert!(node.log.iter().any(|l| l.contains("client certificates required")), "{:?}", node.log);
+    let job = |name: &str, client: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n{client}    static_configs:\n      - targets: ['{}']\n",
+            ca.display(),
+            node.addr
+        )
+    };
+    let with_cert = format!("      cert_file: {}\n      key_file: {}\n", client_cert.display(), client_key.display());
+    let prom = Prometheus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
+            job("with_cert", &with_cert),
+            job("without_cert", "")
+        ),
+        &[],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let want = vec![("with_cert".to_string(), 1.0), ("without_cert".to_string(), 0.0)];
+    while up(&prom) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up: {:?}; errors: {:?}, {:?}",
+            up(&prom),
+            last_error(&prom, "with_cert"),
+            last_error(&prom, "without_cert")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let scrapes = prom.query("gpuscope_exporter_scrapes_total{job=\"with_cert\"}");
+    assert_eq!(scrapes.len(), 1, "{scrapes:?}");
+    assert!(!last_error(&prom, "without_cert").is_empty());
 }
 
 /// A web configuration file that cannot be used stops the agent at start, naming the key.

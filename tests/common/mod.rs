@@ -529,22 +529,31 @@ impl Prometheus {
     }
 }
 
-/// A CA and a server certificate for localhost / 127.0.0.1 signed by it, as PEM files.
+/// A CA and a server certificate for localhost signed by it, as files in `dir`: (ca, cert, key).
 pub fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let [ca, cert, key, _, _] = mtls_certificates(dir);
+    (ca, cert, key)
+}
+
+/// A CA, a server certificate for localhost signed by it, and a client certificate signed by
+/// it, as files in `dir`: (ca, server cert, server key, client cert, client key).
+pub fn mtls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    (ca, cert, key)
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+    let (client, client_key) = leaf(vec!["agent-1".into()]);
+    let files = ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"].map(|f| dir.join(f));
+    for (path, pem) in files.iter().zip([ca_cert.pem(), server, server_key, client, client_key]) {
+        std::fs::write(path, pem).unwrap();
+    }
+    files
 }

@@ -82,6 +82,8 @@ pub struct WebConfig {
     pub http2: bool,
     users: BTreeMap<String, String>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// `tls_server_config.client_auth_type`, for the start-up line.
+    client_auth: Option<String>,
     /// (user, password) pairs already verified against this configuration: bcrypt costs tens
     /// of milliseconds on purpose, and Prometheus presents the same pair every scrape.
     verified: Mutex<Vec<(String, String)>>,
@@ -116,6 +118,7 @@ impl WebConfig {
             serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?
         };
         let dir = path.parent().unwrap_or(Path::new("."));
+        let client_auth = file.tls_server_config.as_ref().and_then(|t| t.client_auth_type.clone());
         let tls = file.tls_server_config.map(|t| tls_acceptor(t, dir, &invalid)).transpose()?;
         for (user, hash) in &file.basic_auth_users {
             // Checked now, so that a typo is a start-up error and not a locked-out Prometheus.
@@ -139,6 +142,7 @@ impl WebConfig {
             http2: http.and_then(|h| h.http2).unwrap_or(true),
             users: file.basic_auth_users,
             headers,
+            client_auth,
             verified: Mutex::new(Vec::new()),
         })
     }
@@ -193,8 +197,13 @@ impl WebConfig {
 
     /// One line for the start-up log: what the configuration protects.
     pub fn describe(&self) -> String {
+        let clients = match self.client_auth.as_deref() {
+            Some("RequireAndVerifyClientCert") => " (client certificates required)",
+            Some("VerifyClientCertIfGiven") => " (client certificates verified when given)",
+            _ => "",
+        };
         format!(
-            "TLS {}, basic authentication {}",
+            "TLS {}{clients}, basic authentication {}",
             if self.tls.is_some() { "on" } else { "off" },
             if self.users.is_empty() { "off".to_string() } else { format!("on ({} users)", self.users.len()) }
         )
