@@ -47,7 +47,7 @@ def sim_env(gpuscope, root):
 
 def measure(name, argv, env, seconds, warmup):
     sock = f"gpuscope-bench-{os.getpid()}-{name}"
-    # stderr away from the pane: nvitop logs every NVML entry point the simulator lacks.
+    # stderr away from the pane, which is measured: only the UI draws there.
     cmd = " ".join(["exec"] + [f"'{a}'" for a in argv]) + " 2>/dev/null"
     subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "b", "-x", "200", "-y", "50", cmd], check=True, env=env)
     try:

@@ -38,7 +38,9 @@ const FILES: &[&str] = &[
 fn root() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let r = std::env::temp_dir().join(format!("gpuscope-fuzz-procfs-{}", std::process::id()));
+        // In memory where there is a tmpfs: each input writes every file.
+        let base = Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
+        let r = base.join(format!("gpuscope-fuzz-procfs-{}", std::process::id()));
         for f in FILES {
             if let Some(dir) = r.join(f).parent() {
                 std::fs::create_dir_all(dir).expect("scratch tree");
