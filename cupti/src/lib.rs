@@ -1,9 +1,14 @@
 //! gpuscope's kernel-level profiling core, shared by the CUPTI injection library, the simulated
 //! CUPTI and the agent's receiver: the kernel-name classifier (kind, tensor/SIMT pipe,
-//! precision).
+//! precision) and the versioned wire format that carries one summary per profiling window from
+//! the profiled process to the local agent (`docs/cupti-protocol.md`).
 //!
 //! Nothing here talks to CUPTI or to a socket; it is pure logic, tested without a GPU.
 
 pub mod classify;
+pub mod summary;
+pub mod wire;
 
 pub use classify::{CollectiveKind, KernelClass, KernelKind, MathPipe, Precision, classify};
+pub use summary::WindowSummary;
+pub use wire::{WireError, decode, encode};
