@@ -924,6 +924,33 @@ mod tests {
     }
 
     #[test]
+    fn any_single_byte_change_is_rejected_or_round_trips_to_the_same_bytes() {
+        let frame = encode(&sample()).unwrap();
+        for at in 0..frame.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut changed = frame.clone();
+                changed[at] = value;
+                if let Ok(summary) = decode(&changed) {
+                    assert_eq!(encode(&summary).unwrap(), changed, "byte {at} set to {value:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_worst_case_payload_fits_the_payload_limit() {
+        let fixed = 4 + 6 * 8 + 5 * 2 + 3 * 16 + 24 + HISTOGRAM_BUCKETS * 8 + 5 * 8;
+        let classes = MAX_CLASSES * (4 + 16);
+        let top = MAX_TOP_KERNELS * (2 + MAX_NAME_BYTES + 4 + 24 + 24);
+        let memcpy = MAX_MEMCPY_ENTRIES * (4 + 24);
+        let sync = MAX_SYNC_ENTRIES * (1 + 16);
+        let gaps = MAX_DEVICES * (4 + 5 * 8);
+        let worst = fixed + classes + top + memcpy + sync + gaps;
+        assert_eq!(worst, 111_218, "docs/cupti-protocol.md says about 110 KiB");
+        assert!(worst <= MAX_PAYLOAD_BYTES);
+    }
+
+    #[test]
     fn the_largest_summary_the_limits_allow_fits_the_payload_limit() {
         let mut summary = sample();
         summary.top_kernels = (0..MAX_TOP_KERNELS)
