@@ -114,7 +114,8 @@ pub struct WindowMeta {
     pub pid: u32,
     /// Window start, Unix ns.
     pub window_start_unix_ns: u64,
-    /// Window end, Unix ns.
+    /// Window end, Unix ns. An end before the start (the wall clock stepped back) is taken as
+    /// the start: the summary says a zero-length window rather than being lost.
     pub window_end_unix_ns: u64,
     /// Period in effect, ns.
     pub period_ns: u64,

@@ -269,6 +269,22 @@ impl WindowSummary {
             })
     }
 
+    /// The lower bound, in ns, of the histogram bucket holding the median kernel duration (the
+    /// `short-kernels` rule compares it with its threshold); `None` when no kernel ran.
+    pub fn median_kernel_duration_floor_ns(&self) -> Option<u64> {
+        let total = self.duration_histogram.iter().fold(0u64, |acc, n| acc.saturating_add(*n));
+        if total == 0 {
+            return None;
+        }
+        // The lower median: the bucket holding the ceil(total / 2)-th shortest kernel.
+        let rank = total.div_ceil(2);
+        let mut seen = 0u64;
+        self.duration_histogram.iter().enumerate().find_map(|(bucket, n)| {
+            seen = seen.saturating_add(*n);
+            (seen >= rank).then(|| histogram_bucket_floor_ns(bucket))
+        })
+    }
+
     /// Host time in synchronization calls, in ns.
     pub fn sync_ns(&self) -> u64 {
         self.sync.iter().fold(0u64, |acc, s| acc.saturating_add(s.time.total_ns))
@@ -292,6 +308,19 @@ mod tests {
             assert_eq!(histogram_bucket(histogram_bucket_floor_ns(bucket)), bucket);
             assert_eq!(histogram_bucket(histogram_bucket_floor_ns(bucket) - 1), bucket - 1);
         }
+    }
+
+    #[test]
+    fn the_median_comes_from_the_histogram() {
+        let mut summary = WindowSummary::empty(1, 0, 10, 10);
+        assert_eq!(summary.median_kernel_duration_floor_ns(), None);
+        summary.duration_histogram[histogram_bucket(3_000)] = 2; // 2048..4095 ns
+        summary.duration_histogram[histogram_bucket(50_000)] = 1; // 32768..65535 ns
+        assert_eq!(summary.median_kernel_duration_floor_ns(), Some(2_048));
+        summary.duration_histogram[histogram_bucket(50_000)] = 2;
+        assert_eq!(summary.median_kernel_duration_floor_ns(), Some(2_048), "lower median of 4");
+        summary.duration_histogram[histogram_bucket(50_000)] = 3;
+        assert_eq!(summary.median_kernel_duration_floor_ns(), Some(32_768), "3rd of 5");
     }
 
     #[test]

@@ -335,6 +335,11 @@ fn sync_kind_from(code: u8) -> Result<SyncKind, WireError> {
     })
 }
 
+fn class_key(class: &KernelClass) -> (u8, u8, u8, u8) {
+    let (kind, op) = kind_code(class.kind);
+    (kind, op, pipe_code(class.pipe), precision_code(class.precision))
+}
+
 fn memcpy_key(m: &MemcpyStats) -> (u8, u8, u8, bool) {
     (memcpy_kind_code(m.kind), memory_kind_code(m.src), memory_kind_code(m.dst), m.is_async)
 }
@@ -367,9 +372,10 @@ pub fn validate(summary: &WindowSummary) -> Result<(), WireError> {
             return Err(WireError::NameTooLong { len: kernel.name.len(), max: MAX_NAME_BYTES });
         }
     }
-    strictly_ascending(&summary.classes, |c| c.class, "kernel class")?;
+    // Order by the codes on the wire, not by Rust's enum order, so the format owns its order.
+    strictly_ascending(&summary.classes, |c| class_key(&c.class), "kernel class")?;
     strictly_ascending(&summary.memcpy, memcpy_key, "memcpy")?;
-    strictly_ascending(&summary.sync, |s| s.kind, "sync")?;
+    strictly_ascending(&summary.sync, |s| sync_kind_code(s.kind), "sync")?;
     strictly_ascending(&summary.gpu_gaps, |g| g.device, "device gaps")?;
     Ok(())
 }
@@ -396,11 +402,8 @@ impl Writer {
         self.u16(n as u16);
     }
     fn class(&mut self, class: &KernelClass) {
-        let (kind, op) = kind_code(class.kind);
-        self.u8(kind);
-        self.u8(op);
-        self.u8(pipe_code(class.pipe));
-        self.u8(precision_code(class.precision));
+        let (kind, op, pipe, precision) = class_key(class);
+        self.bytes.extend_from_slice(&[kind, op, pipe, precision]);
     }
     fn time(&mut self, t: &TimeStats) {
         self.u64(t.count);
@@ -935,6 +938,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rust_enum_order_matches_wire_code_order() {
+        // The aggregator emits classes in `KernelClass` order (a BTreeMap); the wire wants code
+        // order. Both must agree for every class the classifier can produce.
+        use crate::classify::{CollectiveKind, KernelKind, MathPipe, Precision};
+        let kinds = [
+            KernelKind::Gemm,
+            KernelKind::Conv,
+            KernelKind::Attention,
+            KernelKind::Elementwise,
+            KernelKind::Reduction,
+            KernelKind::Normalization,
+            KernelKind::Collective(CollectiveKind::AllReduce),
+            KernelKind::Collective(CollectiveKind::AllGather),
+            KernelKind::Collective(CollectiveKind::ReduceScatter),
+            KernelKind::Collective(CollectiveKind::Broadcast),
+            KernelKind::Collective(CollectiveKind::Reduce),
+            KernelKind::Collective(CollectiveKind::SendRecv),
+            KernelKind::Collective(CollectiveKind::AllToAll),
+            KernelKind::Collective(CollectiveKind::Other),
+            KernelKind::Memcpy,
+            KernelKind::Memset,
+            KernelKind::Other,
+        ];
+        let pipes = [MathPipe::TensorCore, MathPipe::Simt, MathPipe::Unknown];
+        let precisions = [
+            Precision::Fp64,
+            Precision::Fp32,
+            Precision::Tf32,
+            Precision::Fp16,
+            Precision::Bf16,
+            Precision::Fp8,
+            Precision::Fp4,
+            Precision::Int8,
+            Precision::Unknown,
+        ];
+        let mut classes = Vec::new();
+        for kind in kinds {
+            for pipe in pipes {
+                for precision in precisions {
+                    classes.push(KernelClass { kind, pipe, precision });
+                }
+            }
+        }
+        assert!(classes.len() <= MAX_CLASSES);
+        let mut by_rust = classes.clone();
+        by_rust.sort();
+        let mut by_code = classes;
+        by_code.sort_by_key(class_key);
+        assert_eq!(by_rust, by_code);
+        let syncs = [SyncKind::StreamWaitEvent, SyncKind::Event, SyncKind::Stream, SyncKind::Device];
+        let mut by_rust = syncs;
+        by_rust.sort();
+        let mut by_code = syncs;
+        by_code.sort_by_key(|k| sync_kind_code(*k));
+        assert_eq!(by_rust, by_code);
     }
 
     #[test]
