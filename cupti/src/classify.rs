@@ -610,6 +610,28 @@ mod tests {
     }
 
     #[test]
+    fn nccl_operations_are_told_apart() {
+        // NCCL >= 2.19 names its kernels ncclDevKernel_<Coll>[_<RedOp>_<type>]_<ALGO>_<PROTO>;
+        // `reducescatter` and `allreduce` must not fall to the `reduce` token.
+        for (name, op) in [
+            ("ncclDevKernel_AllGather_RING_LL", "allgather"),
+            ("ncclDevKernel_ReduceScatter_Sum_f32_RING_LL", "reducescatter"),
+            ("ncclDevKernel_AllReduce_Sum_bf16_TREE_LL", "allreduce"),
+            ("ncclDevKernel_Broadcast_RING_LL", "broadcast"),
+            ("ncclDevKernel_Reduce_Sum_f32_RING_LL", "reduce"),
+            ("ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)", "sendrecv"),
+            ("ncclDevKernel_Generic", "other"),
+        ] {
+            assert_eq!(classify(name).label(), format!("collective/{op}"), "{name}");
+        }
+    }
+
+    #[test]
+    fn inductor_casts_are_not_convolutions() {
+        assert_eq!(classify("triton_poi_fused__to_copy_convert_element_type_0").label(), "elementwise");
+    }
+
+    #[test]
     fn grouped_gemm_is_not_a_double_precision_gemm() {
         assert_eq!(classify("Sm100W4A16GroupedGemmKernel").label(), "gemm/unknown/unknown");
         assert_eq!(classify("volta_dgemm_64x64_nn").label(), "gemm/simt/fp64");
