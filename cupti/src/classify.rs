@@ -250,6 +250,7 @@ pub struct Rule {
 }
 
 /// The kind table, first match wins. Order matters and is explained per row.
+#[rustfmt::skip]
 pub const KIND_RULES: &[Rule] = &[
     // Copies and memsets as profilers print them (`[CUDA memcpy HtoD]`, `Memcpy DtoD (Device ->
     // Device)`, `Memset (Device)`): CUPTI reports them as memcpy/memset records, not kernels, but
@@ -267,10 +268,16 @@ pub const KIND_RULES: &[Rule] = &[
         pipe: PipeRule::None,
     },
     // NCCL before anything else: its names carry `reduce`, `bf16`, `sum`…
-    Rule { any: &["nccl"], unless: &[], kind: KindRule::Collective, pipe: PipeRule::None },
+    Rule {
+        any: &["nccl"],
+        unless: &[],
+        kind: KindRule::Collective,
+        pipe: PipeRule::None,
+    },
     // Collectives outside NCCL (TensorRT-LLM's and vLLM's custom all-reduce, MSCCL++).
     Rule {
-        any: &["allreduce", "all_reduce", "allgather", "all_gather", "reducescatter", "reduce_scatter", "alltoall"],
+        any: &["allreduce", "all_reduce", "allgather", "all_gather", "reducescatter", "reduce_scatter",
+            "alltoall"],
         unless: &[],
         kind: KindRule::Collective,
         pipe: PipeRule::None,
@@ -278,24 +285,8 @@ pub const KIND_RULES: &[Rule] = &[
     // Fused attention before GEMM: FlashAttention-3 runs inside `cutlass::device_kernel<…>` and
     // cuDNN's SDPA kernels carry `cudnn` and `gemm`-like tile shapes.
     Rule {
-        any: &[
-            "flash_fwd",
-            "flash_bwd",
-            "flashattn",
-            "flash_attn",
-            "flash::",
-            "fmha",
-            "sdpa",
-            "attention",
-            "_attn_fwd",
-            "_attn_bwd",
-            "attn_fwd",
-            "attn_bwd",
-            "mha_fwd",
-            "mha_bwd",
-            "flashinfer",
-            "mqa_logits",
-        ],
+        any: &["flash_fwd", "flash_bwd", "flashattn", "flash_attn", "flash::", "fmha", "sdpa", "attention",
+            "_attn_fwd", "_attn_bwd", "attn_fwd", "attn_bwd", "mha_fwd", "mha_bwd", "flashinfer", "mqa_logits"],
         unless: &[],
         kind: KindRule::Fixed(KernelKind::Attention),
         pipe: PipeRule::TensorCoreUnlessWide,
@@ -304,54 +295,27 @@ pub const KIND_RULES: &[Rule] = &[
     // Softmax is counted here: like layer norm it is a row-wise reduce-then-scale pass, memory
     // bound and a fusion candidate; softmax inside a fused attention kernel is attention (above).
     Rule {
-        any: &[
-            "layer_norm",
-            "layernorm",
-            "rms_norm",
-            "rmsnorm",
-            "batch_norm",
-            "batchnorm",
-            "group_norm",
-            "groupnorm",
-            "instance_norm",
-            "bn_fw",
-            "bn_bw",
-            "bn_fwd",
-            "bn_bwd",
-            "ln_fwd",
-            "ln_bwd",
-            "rowwisemoments",
-            "gammabetabackward",
-            "compute_stats",
-            "welford",
-            "softmax",
-        ],
+        any: &["layer_norm", "layernorm", "rms_norm", "rmsnorm", "batch_norm", "batchnorm", "group_norm",
+            "groupnorm", "instance_norm", "bn_fw", "bn_bw", "bn_fwd", "bn_bwd", "ln_fwd", "ln_bwd",
+            "rowwisemoments", "gammabetabackward", "compute_stats", "welford", "softmax"],
         unless: &[],
         kind: KindRule::Fixed(KernelKind::Normalization),
         pipe: PipeRule::None,
     },
     // cuBLAS split-K reduction: the second pass of a split-K GEMM, a pure reduction.
-    Rule { any: &["splitkreduce"], unless: &[], kind: KindRule::Fixed(KernelKind::Reduction), pipe: PipeRule::None },
+    Rule {
+        any: &["splitkreduce"],
+        unless: &[],
+        kind: KindRule::Fixed(KernelKind::Reduction),
+        pipe: PipeRule::None,
+    },
     // SIMT matrix math before the tensor-core row: `sm80_xmma_gemm_f32f32_f32f32_f32_…_ffma` is
     // an xmma-family kernel doing FP32 FFMA (TF32 disabled), and cuDNN's `scudnn` kernels are SIMT
     // even in fp16 (`volta_fp16_scudnn_fp16_…`).
     Rule {
-        any: &[
-            // `_dgemm`, not `dgemm`: `GroupedGemm` contains `dgemm`.
-            "sgemm",
-            "_dgemm",
-            "_cgemm",
-            "_zgemm",
-            "hgemm_simt",
-            "simt",
-            "_ffma",
-            "scudnn",
-            "implicit_convolve",
-            "wgrad_alg",
-            "dgrad_alg",
-            "gemv",
-            "_direct_kernel",
-        ],
+        // `_dgemm`, not `dgemm`: `GroupedGemm` contains `dgemm`.
+        any: &["sgemm", "_dgemm", "_cgemm", "_zgemm", "hgemm_simt", "simt", "_ffma", "scudnn",
+            "implicit_convolve", "wgrad_alg", "dgrad_alg", "gemv", "_direct_kernel"],
         unless: &["tensorop", "hmma", "wgmma"],
         kind: KindRule::ConvOrGemm,
         pipe: PipeRule::Simt,
@@ -359,10 +323,8 @@ pub const KIND_RULES: &[Rule] = &[
     // Tensor cores: instruction shapes in cuBLAS/cuDNN names (`s1688`, `h884`, `i8816`, `16816`),
     // CUTLASS `tensorop`, the xmma/gmma families, Hopper `wgmma`, cuBLASLt's Hopper+ `nvjet`.
     Rule {
-        any: &[
-            "hmma", "h884", "h1688", "h16816", "s884", "s1688", "s16816", "i8816", "i16832", "16816", "imma", "xmma",
-            "wgmma", "gmma", "tensorop", "nvjet", "tcgen05", "umma",
-        ],
+        any: &["hmma", "h884", "h1688", "h16816", "s884", "s1688", "s16816", "i8816", "i16832", "16816", "imma",
+            "xmma", "wgmma", "gmma", "tensorop", "nvjet", "tcgen05", "umma"],
         unless: &[],
         kind: KindRule::ConvOrGemm,
         pipe: PipeRule::TensorCore,
@@ -370,18 +332,8 @@ pub const KIND_RULES: &[Rule] = &[
     // Matmuls and convolutions whose name says nothing about the pipe: Triton matmuls and
     // Inductor templates, DeepGEMM, other cuDNN engines.
     Rule {
-        any: &[
-            "gemm",
-            "matmul",
-            "mul_mat",
-            "triton_tem_",
-            "bmm_",
-            "_bmm",
-            "conv",
-            "winograd",
-            "cudnn",
-            "implicit_gemm",
-        ],
+        any: &["gemm", "matmul", "mul_mat", "triton_tem_", "bmm_", "_bmm", "conv", "winograd", "cudnn",
+            "implicit_gemm"],
         // `conv` is also in `convert_element_type` (Inductor pointwise casts).
         unless: &["convert", "triton_poi_", "triton_red_", "triton_per_"],
         kind: KindRule::ConvOrGemm,
@@ -390,57 +342,20 @@ pub const KIND_RULES: &[Rule] = &[
     // Reductions, including Triton's `triton_red_` (looped) and `triton_per_` (persistent), and
     // pooling (each window reduced to one value).
     Rule {
-        any: &[
-            "reduce",
-            "reduction",
-            "triton_red_",
-            "triton_per_",
-            "argmax",
-            "argmin",
-            "topk",
-            "cumsum",
-            "scan_kernel",
-            "sum_kernel",
-            "norm_kernel",
-            "maxpool",
-            "avgpool",
-            "max_pool",
-            "avg_pool",
-        ],
+        any: &["reduce", "reduction", "triton_red_", "triton_per_", "argmax", "argmin", "topk", "cumsum",
+            "scan_kernel", "sum_kernel", "norm_kernel", "maxpool", "avgpool", "max_pool", "avg_pool"],
         unless: &[],
         kind: KindRule::Fixed(KernelKind::Reduction),
         pipe: PipeRule::None,
     },
-    // Pointwise: ATen's elementwise launchers, Triton pointwise, copies, fills, Eigen (TensorFlow),
-    // multi-tensor optimizer steps, dropout, layout transposes, activations.
+    // Pointwise: ATen's elementwise launchers (and THC's older `kernelPointwiseApply`), Triton
+    // pointwise, copies, fills, Eigen (TensorFlow), multi-tensor optimizer steps, dropout, layout
+    // transposes, activations.
     Rule {
-        any: &[
-            "elementwise",
-            "triton_poi_",
-            "copy_kernel",
-            "catarraybatchedcopy",
-            "fill_kernel",
-            "eigenmetakernel",
-            "multi_tensor_apply",
-            "dropout",
-            "nchwtonhwc",
-            "nhwctonchw",
-            "transpose",
-            "act_and_mul",
-            "silu",
-            "gelu",
-            "relu",
-            "index_select",
-            "indexselect",
-            "gather_kernel",
-            "scatter_kernel",
-            "rotary",
-            "adam",
-            "optimizer",
-            "axpy",
-            "im2col",
-            "col2im",
-        ],
+        any: &["elementwise", "triton_poi_", "copy_kernel", "catarraybatchedcopy", "fill_kernel",
+            "eigenmetakernel", "multi_tensor_apply", "dropout", "nchwtonhwc", "nhwctonchw", "transpose",
+            "act_and_mul", "silu", "gelu", "relu", "index_select", "indexselect", "gather_kernel",
+            "scatter_kernel", "rotary", "adam", "optimizer", "axpy", "im2col", "col2im", "pointwise"],
         unless: &[],
         kind: KindRule::Fixed(KernelKind::Elementwise),
         pipe: PipeRule::None,
