@@ -16,4 +16,4 @@ pub use aggregate::{
 };
 pub use classify::{CollectiveKind, KernelClass, KernelKind, MathPipe, Precision, classify};
 pub use summary::WindowSummary;
-pub use wire::{WireError, decode, encode};
+pub use wire::{ReadError, WireError, decode, encode, read_frame};

@@ -541,6 +541,29 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Why a frame could not be read from a stream.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The stream failed or ended (`UnexpectedEof` inside a frame: the peer went away mid-frame).
+    #[error("reading a cupti summary: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not a valid frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Reads exactly one frame from a blocking stream (a Unix socket): the header first, checked
+/// before the payload is read, so an oversize or foreign frame costs no allocation. After an
+/// error the stream's position inside the frame is unknown: the caller drops the connection.
+pub fn read_frame(reader: &mut impl std::io::Read) -> Result<WindowSummary, ReadError> {
+    let mut header = [0u8; HEADER_BYTES];
+    reader.read_exact(&mut header)?;
+    let header = Header::parse(&header)?;
+    let mut payload = vec![0u8; header.payload_len];
+    reader.read_exact(&mut payload)?;
+    Ok(decode_payload(&payload)?)
+}
+
 /// Decodes one whole frame (header + payload, nothing after it).
 pub fn decode(frame: &[u8]) -> Result<WindowSummary, WireError> {
     let header_bytes: &[u8; HEADER_BYTES] = frame
@@ -996,6 +1019,36 @@ mod tests {
         let mut by_code = syncs;
         by_code.sort_by_key(|k| sync_kind_code(*k));
         assert_eq!(by_rust, by_code);
+    }
+
+    #[test]
+    fn frames_travel_over_a_real_unix_socket_one_after_another() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut library, mut agent) = UnixStream::pair().unwrap();
+        let first = sample();
+        let second = WindowSummary { pid: 7, ..WindowSummary::empty(7, 1, 2, 3) };
+        library.write_all(&encode(&first).unwrap()).unwrap();
+        library.write_all(&encode(&second).unwrap()).unwrap();
+        drop(library);
+        assert_eq!(read_frame(&mut agent).unwrap(), first);
+        assert_eq!(read_frame(&mut agent).unwrap(), second);
+        let end = read_frame(&mut agent).unwrap_err();
+        assert!(matches!(&end, ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{end}");
+    }
+
+    #[test]
+    fn a_stream_reader_stops_at_the_header_of_a_bad_frame() {
+        let mut frame = encode(&sample()).unwrap();
+        frame[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut reader = std::io::Cursor::new(frame);
+        let err = read_frame(&mut reader).unwrap_err();
+        assert!(matches!(err, ReadError::Wire(WireError::Oversize { .. })), "{err}");
+        assert_eq!(reader.position(), HEADER_BYTES as u64, "the payload was not read");
+        let frame = encode(&sample()).unwrap();
+        let cut = &frame[..frame.len() - 1];
+        let err = read_frame(&mut std::io::Cursor::new(cut)).unwrap_err();
+        assert!(matches!(&err, ReadError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
     }
 
     #[test]
