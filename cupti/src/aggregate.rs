@@ -7,6 +7,7 @@
 //! window for the gap computation, and keyed tables whose keys are small enums.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::classify::{KernelClass, classify};
 use crate::summary::{
@@ -145,8 +146,9 @@ struct Interval {
 #[derive(Debug)]
 pub struct Aggregator {
     config: AggregatorConfig,
-    ids: HashMap<Box<str>, u32>,
-    names: Vec<(Box<str>, KernelClass)>,
+    // One allocation per name, shared by the lookup map and the id-indexed table.
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<(Arc<str>, KernelClass)>,
     // Per-window state below; `finish_window` resets it and keeps the allocations.
     per_name: Vec<NameStats>,
     classes: BTreeMap<KernelClass, TimeStats>,
@@ -234,8 +236,9 @@ impl Aggregator {
             return KernelRef { id: None, class };
         }
         let id = self.names.len() as u32;
-        self.ids.insert(name.into(), id);
-        self.names.push((name.into(), class));
+        let name: Arc<str> = name.into();
+        self.ids.insert(Arc::clone(&name), id);
+        self.names.push((name, class));
         KernelRef { id: Some(id), class }
     }
 
