@@ -145,6 +145,9 @@ pub struct GpuState {
     pub temp_c: f64,
     /// Memory temperature, °C.
     pub mem_temp_c: f64,
+    /// Duty of each of the board's fans, percent (one value: the fans share one curve); `None`
+    /// on passively cooled boards.
+    pub fan_speed_pct: Option<u32>,
     /// SM clock, MHz.
     pub sm_clock_mhz: f64,
     /// Memory clock, MHz.
@@ -722,6 +725,7 @@ impl Simulation {
             energy_j: integral[G::Power as usize],
             temp_c: now[G::Temp as usize],
             mem_temp_c: now[G::MemTemp as usize],
+            fan_speed_pct: p.fan_speed_pct(now[G::Temp as usize]),
             sm_clock_mhz: now[G::SmClock as usize],
             mem_clock_mhz: now[G::MemClock as usize],
             throttle: self.throttle_at(gpu, k, util),

@@ -53,7 +53,8 @@ pub struct GpuPreset {
     pub row_remapping: bool,
     /// PCI device id (upper 16 bits of `pciDeviceId`).
     pub pci_device_id: u32,
-    /// `nvmlBrandType_t` NVML reports: 2 (Tesla) for Tesla-named boards, 14 (NVIDIA) after them.
+    /// `nvmlBrandType_t` NVML reports: 2 (Tesla) for Tesla-named boards, 14 (NVIDIA) after them,
+    /// 13 (NVIDIA RTX) for the RTX workstation boards.
     pub brand: u32,
     /// Default applications clock for graphics and SM, MHz (`nvidia-smi -q`'s "Default
     /// Applications Clocks"); the memory one is the maximum memory clock.
@@ -62,12 +63,28 @@ pub struct GpuPreset {
     pub bar1_mib: u64,
     /// The NVLink links go to NVSwitches (HGX baseboards), not directly to peer GPUs.
     pub nvswitch: bool,
+    /// Fans on the board (0: passively cooled by the chassis, as every data-center board is).
+    pub fans: u32,
 }
 
 impl GpuPreset {
     /// Bandwidth of the PCIe link at its maximum generation and width, bytes/s per direction.
     pub fn pcie_max_bytes_per_second(&self) -> f64 {
         pcie_bytes_per_second(self.pcie_gen, self.pcie_width)
+    }
+
+    /// The fan duty the board's fan curve sets at `temp_c`, percent; `None` without fans.
+    /// The curve holds its floor (30 %, what an idle board shows) up to 45 °C and rises linearly
+    /// to 100 % at the slowdown temperature, where the board needs all the air it can move.
+    pub fn fan_speed_pct(&self, temp_c: f64) -> Option<u32> {
+        const FLOOR: f64 = 30.0;
+        const KNEE_C: f64 = 45.0;
+        if self.fans == 0 {
+            return None;
+        }
+        let span = (f64::from(self.slowdown_temp_c) - KNEE_C).max(1.0);
+        let x = ((temp_c - KNEE_C) / span).clamp(0.0, 1.0);
+        Some((FLOOR + (100.0 - FLOOR) * x).round() as u32)
     }
 
     /// The GPU has tensor cores (compute capability 7.0 or newer).
@@ -109,6 +126,7 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 1980,
         bar1_mib: 131072,
         nvswitch: true,
+        fans: 0,
     },
     GpuPreset {
         key: "A100-SXM4-80GB",
@@ -139,6 +157,7 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 1275,
         bar1_mib: 131072,
         nvswitch: true,
+        fans: 0,
     },
     GpuPreset {
         key: "A100-PCIE-40GB",
@@ -169,6 +188,7 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 765,
         bar1_mib: 65536,
         nvswitch: false,
+        fans: 0,
     },
     GpuPreset {
         key: "L4",
@@ -199,6 +219,7 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 2040,
         bar1_mib: 32768,
         nvswitch: false,
+        fans: 0,
     },
     GpuPreset {
         key: "V100-SXM2-32GB",
@@ -229,6 +250,7 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 1290,
         bar1_mib: 32768,
         nvswitch: false,
+        fans: 0,
     },
     GpuPreset {
         key: "T4",
@@ -259,6 +281,38 @@ pub static PRESETS: &[GpuPreset] = &[
         default_app_sm_clock_mhz: 585,
         bar1_mib: 256,
         nvswitch: false,
+        fans: 0,
+    },
+    GpuPreset {
+        key: "RTX6000-ADA",
+        name: "NVIDIA RTX 6000 Ada Generation",
+        memory_mib: 49140,
+        reserved_mib: 542,
+        power_default_w: 300.0,
+        power_min_w: 100.0,
+        power_max_w: 300.0,
+        idle_power_w: 23.0,
+        max_sm_clock_mhz: 3105,
+        max_mem_clock_mhz: 10001,
+        idle_sm_clock_mhz: 210,
+        slowdown_temp_c: 95,
+        shutdown_temp_c: 98,
+        pcie_gen: 4,
+        pcie_width: 16,
+        nvlinks: 0,
+        nvlink_link_bytes_per_second: 0.0,
+        compute_capability: (8, 9),
+        gpm: false,
+        memory_temperature: false,
+        encoder: true,
+        decoder: true,
+        row_remapping: true,
+        pci_device_id: 0x26B1,
+        brand: 13,
+        default_app_sm_clock_mhz: 2505,
+        bar1_mib: 65536,
+        nvswitch: false,
+        fans: 1,
     },
 ];
 
@@ -281,7 +335,13 @@ mod tests {
             assert_eq!(preset(&p.key.to_lowercase()), Some(p));
             assert!(p.default_app_sm_clock_mhz <= p.max_sm_clock_mhz, "{}", p.key);
             assert!(!p.nvswitch || p.nvlinks > 0, "NVSwitch without NVLink: {}", p.key);
+            assert_eq!(p.fan_speed_pct(60.0).is_some(), p.fans > 0, "{}", p.key);
         }
+        let ada = preset("RTX6000-ADA").expect("the workstation preset");
+        assert_eq!(ada.fan_speed_pct(32.0), Some(30), "idle board: the curve's floor");
+        assert_eq!(ada.fan_speed_pct(70.0), Some(65));
+        assert_eq!(ada.fan_speed_pct(95.0), Some(100));
+        assert_eq!(ada.fan_speed_pct(120.0), Some(100));
         assert!(
             (preset("H100-SXM5-80GB").map(GpuPreset::pcie_max_bytes_per_second).unwrap_or(0.0) - 63.0e9).abs() < 0.1e9
         );

@@ -669,6 +669,7 @@ fn one_u64() -> u64 {
 pub static BUILTIN: &[(&str, &str)] = &[
     ("healthy-bf16-training", include_str!("../scenarios/healthy-bf16-training.toml")),
     ("healthy-inference", include_str!("../scenarios/healthy-inference.toml")),
+    ("workstation-inference", include_str!("../scenarios/workstation-inference.toml")),
     ("dataloader-stall", include_str!("../scenarios/dataloader-stall.toml")),
     ("no-tensor-cores", include_str!("../scenarios/no-tensor-cores.toml")),
     ("fp64-heavy", include_str!("../scenarios/fp64-heavy.toml")),

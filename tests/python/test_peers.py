@@ -103,6 +103,12 @@ def has_mig(p):
     return p["compute_capability"] == (8, 0) or p["compute_capability"][0] >= 9
 
 
+def mhz(x):
+    """A clock in whole MHz as the driver reports it: rounded half up (Python's round() would
+    round 2794.5 to even)."""
+    return math.floor(x + 0.5)
+
+
 def pct(x):
     return int(round(x * 100))
 
@@ -118,7 +124,8 @@ def test_gpustat_json(p, libdir, expected, holder, tmp_path):
         s = w["state"]
         assert (g["index"], g["uuid"], g["name"]) == (w["index"], w["uuid"], p["name"])
         assert g["temperature.gpu"] == round(s["temp_c"])
-        assert g["fan.speed"] is None, "passively cooled boards: no fan"
+        # Passively cooled boards have no fan; fan-cooled ones show the curve's duty.
+        assert g["fan.speed"] == (s["fan_speed_pct"] if p["fans"] else None)
         assert g["utilization.gpu"] == pct(s["util"]) == 60
         assert g["utilization.enc"] == (pct(s["enc_util"]) if p["encoder"] else None)
         assert g["utilization.dec"] == pct(s["dec_util"])
@@ -133,7 +140,7 @@ def test_gpustat_json(p, libdir, expected, holder, tmp_path):
     # gpustat logs every NVML error it met under --debug: only what the model lacks.
     debug = peer(libdir, scen, "-m", "gpustat", "--json", "--debug", clean=False).stderr
     errors = set(re.findall(r"^> An error while retrieving `(\w+)`: ([^\n]+?)(?: -> Total.*)?$", debug, re.M))
-    lacking = {"fan_speed"} | (set() if p["encoder"] else {"utilization_enc"})
+    lacking = (set() if p["fans"] else {"fan_speed"}) | (set() if p["encoder"] else {"utilization_enc"})
     assert errors == {(key, "Not Supported") for key in lacking}
 
 
@@ -164,7 +171,7 @@ def test_nvitop_once(p, libdir, expected, holder, tmp_path):
         assert disp_a == "Off", "display active: a real answer (Disabled), not N/A"
         assert mig == ("Disabled" if has_mig(p) else ""), "no MIG column where the model has no MIG"
         assert int(ecc) == s["ecc_uncorrected_volatile"] == 0
-        assert fan == "N/A"
+        assert fan == (f"{s['fan_speed_pct']}%" if p["fans"] else "N/A")
         assert int(temp) == round(s["temp_c"])
         assert perf == "P0"
         assert int(power) == round(s["power_w"]) and int(limit) == p["power_default_w"]
@@ -202,18 +209,20 @@ def test_nvitop_device_api(p, libdir, expected, holder, tmp_path):
     got = json.loads(proc.stdout)
     for d, w in zip(got, want):
         s = w["state"]
-        sm, mem, video = round(s["sm_clock_mhz"]), round(s["mem_clock_mhz"]), round(s["sm_clock_mhz"] * 0.9)
+        sm, mem, video = round(s["sm_clock_mhz"]), round(s["mem_clock_mhz"]), mhz(s["sm_clock_mhz"] * 0.9)
         assert d["clocks"] == [sm, sm, mem, video] and sm > 0
         assert d["max_clocks"] == [p["max_sm_clock_mhz"], p["max_sm_clock_mhz"], p["max_mem_clock_mhz"],
-                                   p["max_sm_clock_mhz"] * 9 // 10]
+                                   mhz(p["max_sm_clock_mhz"] * 0.9)]
         assert (d["display_active"], d["display_mode"]) == ("Disabled", "Disabled")
         assert d["driver_model"] == "N/A", "driver models are Windows-only: NOT_SUPPORTED on Linux"
         assert d["bar1"] == [p["bar1_mib"] * 2**20, p["bar1_mib"] * 2**20 - 2**20, 2**20]
         assert d["temperature"] == round(s["temp_c"])
         assert d["nvlinks"] == p["nvlinks"]
         assert d["procs"] == [[holder, MEMORY_GIB * 2**30]]
-        # N/A in nvitop's snapshot only for what these passively cooled Linux boards lack.
-        na = {"fan_speed", "current_driver_model"} | (set() if p["encoder"] else {"encoder_utilization"})
+        # N/A in nvitop's snapshot only for what the board lacks on Linux: no fan on passively
+        # cooled boards, no Windows driver model, no encoder on some.
+        na = {"current_driver_model"} | (set() if p["fans"] else {"fan_speed"})
+        na |= set() if p["encoder"] else {"encoder_utilization"}
         na |= set() if has_mig(p) else {"mig_mode"}
         assert set(d["snapshot_na"]) == na
 
@@ -269,6 +278,7 @@ for i in range(nvmlDeviceGetCount()):
         name=q(nvmlDeviceGetName, h), power_state=q(nvmlDeviceGetPerformanceState, h),
         persistence=q(nvmlDeviceGetPersistenceMode, h), compute_mode=q(nvmlDeviceGetComputeMode, h),
         mig=q(nvmlDeviceGetMigMode, h), ecc=q(nvmlDeviceGetEccMode, h), fan=q(nvmlDeviceGetFanSpeed, h),
+        n_fans=q(nvmlDeviceGetNumFans, h), fans=[q(nvmlDeviceGetFanSpeed_v2, h, f) for f in range(3)],
         enc=q(nvmlDeviceGetEncoderUtilization, h), dec=q(nvmlDeviceGetDecoderUtilization, h),
         power=q(nvmlDeviceGetPowerUsage, h), limit=q(nvmlDeviceGetEnforcedPowerLimit, h),
         pcie_gen=q(nvmlDeviceGetMaxPcieLinkGeneration, h), pcie_width=q(nvmlDeviceGetMaxPcieLinkWidth, h),
@@ -302,7 +312,7 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         s = w["state"]
         sm, mem = round(s["sm_clock_mhz"]), round(s["mem_clock_mhz"])
         # Current clocks by clock id are exactly nvmlDeviceGetClockInfo's.
-        video = round(s["sm_clock_mhz"] * 0.9)
+        video = mhz(s["sm_clock_mhz"] * 0.9)
         assert [d["clock"][f"{t}/0"] for t in range(4)] == d["clock_info"] == [sm, sm, mem, video]
         assert sm > 0
         for cid in (1, 2):  # applications clock target and default
@@ -338,7 +348,14 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         assert d["graphics_details"] == []
         assert d["name"] == p["name"]
         assert d["power_state"] == 0 and d["persistence"] == 1 and d["compute_mode"] == 0
-        assert d["fan"] == NOT_SUPPORTED
+        if p["fans"]:
+            # Every fan follows the board's curve; a fan index past the board's fans is invalid.
+            assert d["n_fans"] == p["fans"]
+            assert d["fan"] == s["fan_speed_pct"] > 0
+            assert d["fans"] == [s["fan_speed_pct"]] * p["fans"] + [INVALID_ARGUMENT] * (3 - p["fans"])
+        else:
+            assert d["fan"] == d["n_fans"] == NOT_SUPPORTED
+            assert d["fans"] == [NOT_SUPPORTED] * 3
         assert d["enc"] == ([pct(s["enc_util"]), 1_000_000] if p["encoder"] else NOT_SUPPORTED)
         assert d["dec"] == [pct(s["dec_util"]), 1_000_000]
         assert d["power"] == round(s["power_w"] * 1000)
@@ -497,14 +514,15 @@ def test_nvitop_exporter_scrape(p, libdir, expected, holder, tmp_path):
         sm = round(s["sm_clock_mhz"])
         assert one("gpu_clock_sm_MHz", i) == one("gpu_clock_graphics_MHz", i) == sm > 0
         assert one("gpu_clock_memory_MHz", i) == round(s["mem_clock_mhz"])
-        assert one("gpu_clock_video_MHz", i) == round(s["sm_clock_mhz"] * 0.9)
+        assert one("gpu_clock_video_MHz", i) == mhz(s["sm_clock_mhz"] * 0.9)
         assert one("gpu_temperature_C", i) == round(s["temp_c"])
         assert one("gpu_power_usage_W", i) == round(s["power_w"] * 1000) / 1000
         assert one("gpu_power_limit_W", i) == p["power_default_w"]
         assert one("gpu_utilization_Percentage", i) == pct(s["util"])
         assert one("gpu_memory_total_MiB", i) == p["memory_mib"]
         assert one("gpu_memory_used_MiB", i) == MEMORY_GIB * 1024
-        assert math.isnan(one("gpu_fan_speed_Percentage", i)), "no fan: NaN, not 0"
+        fan = one("gpu_fan_speed_Percentage", i)
+        assert fan == s["fan_speed_pct"] if p["fans"] else math.isnan(fan), "no fan: NaN, not 0"
         enc = one("gpu_encoder_utilization_Percentage", i)
         assert enc == pct(s["enc_util"]) if p["encoder"] else math.isnan(enc)
         links = sorted(int(labels["link"]) for labels, _ in series.get(("gpu_nvlink_tx_throughput_MiBps", str(i)), []))

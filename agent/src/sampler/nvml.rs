@@ -91,6 +91,7 @@ struct GpuSlot {
     gpm_values: [Option<f64>; 8],
     nvlink_prev: Option<(u64, u64, Instant)>,
     slow: GpuSample,
+    fans: super::fan::Fans,
 }
 
 /// The NVML sampler.
@@ -176,6 +177,7 @@ impl NvmlSampler {
                 gpm_values: [None; 8],
                 nvlink_prev: None,
                 slow: GpuSample::default(),
+                fans: Default::default(),
             });
         }
         self.xid = Some(XidWatcher::start(nvml, live));
@@ -285,6 +287,7 @@ impl GpuSlot {
             g.memory_reserved_bytes = Some(m.reserved);
         }
         g.temperature_celsius = o.ok("temperature", d.temperature(TemperatureSensor::Gpu)).map(f64::from);
+        g.fan_speed_ratio = o.ok("fan_speed", self.fans.mean_speed(d));
         g.power_watts = o.ok("power", d.power_usage()).map(|mw| f64::from(mw) / 1000.0);
         g.energy_joules = o.ok("energy", d.total_energy_consumption()).map(|mj| mj as f64 / 1000.0);
         g.sm_clock_hertz = o.ok("sm_clock", d.clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6);

@@ -278,7 +278,8 @@ pub static CATALOGUE: &[MetricDef] = &[
         otlp: "gpuscope.gpu.fan.speed",
         unit: Ratio,
         kind: Gauge,
-        help: "Fan speed as a fraction of its maximum.",
+        help: "Fan speed as a fraction of its maximum (the mean over the board's fans).",
+        dcgm: dcgm("DCGM_FI_DEV_FAN_SPEED", "DCGM_FI_DEV_FAN_SPEED_RATIO", Gauge, 100.0),
         accessor: field!(Gpu, fan_speed_ratio),
         ..base(Group::Thermal)
     },
@@ -1135,8 +1136,8 @@ mod tests {
         // The eleven unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
         assert_eq!(
             aliases.iter().filter(|a| a.scale != 1.0).count(),
-            10,
-            "our ten of NVIDIA's eleven (no NVLink total)"
+            11,
+            "our ten of NVIDIA's eleven (no NVLink total), and the fan speed (% → ratio), outside its default set"
         );
         assert!(aliases.iter().all(|a| a.scale_in(DcgmProfile::V4_9) == 1.0));
     }

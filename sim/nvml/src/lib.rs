@@ -537,9 +537,9 @@ nvml! {
         };
         out(temp, v)
     }
-    fn nvmlDeviceGetFanSpeed(dev: *mut c_void, speed: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
-    fn nvmlDeviceGetFanSpeed_v2(dev: *mut c_void, fan: c_uint, speed: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
-    fn nvmlDeviceGetNumFans(dev: *mut c_void, n: *mut c_uint) { live(dev)?; Err(NOT_SUPPORTED) }
+    fn nvmlDeviceGetFanSpeed(dev: *mut c_void, speed: *mut c_uint) { fan::speed(dev, 0, speed) }
+    fn nvmlDeviceGetFanSpeed_v2(dev: *mut c_void, fan: c_uint, speed: *mut c_uint) { fan::speed(dev, fan, speed) }
+    fn nvmlDeviceGetNumFans(dev: *mut c_void, n: *mut c_uint) { fan::count(dev, n) }
 
     fn nvmlDeviceGetPowerUsage(dev: *mut c_void, mw: *mut c_uint) {
         let (_, _, s) = state(dev)?;
@@ -582,7 +582,8 @@ nvml! {
         let v = match kind {
             0 | 1 => g.preset.max_sm_clock_mhz,
             2 => g.preset.max_mem_clock_mhz,
-            3 => g.preset.max_sm_clock_mhz * 9 / 10,
+            // 0.9 × the SM clock, rounded as the current video clock is: never below it.
+            3 => (g.preset.max_sm_clock_mhz * 9 + 5) / 10,
             _ => return Err(INVALID_ARGUMENT),
         };
         out(mhz, v)
@@ -1087,3 +1088,4 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
     s.as_ptr()
 }
 mod compat;
+mod fan;
