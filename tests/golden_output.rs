@@ -119,7 +119,12 @@ fn settled_agent(scenario: &str, t: f64, args: &[&str]) -> common::Node {
 
 #[test]
 fn metrics_endpoint_matches_the_golden_files() {
-    for (scenario, t) in [("healthy-bf16-training", 300.0), ("nccl-over-tcp", 200.0), ("gpu-lost", 400.0)] {
+    for (scenario, t) in [
+        ("healthy-bf16-training", 300.0),
+        ("nccl-over-tcp", 200.0),
+        ("gpu-lost", 400.0),
+        ("workstation-inference", 120.0),
+    ] {
         let node = settled_agent(scenario, t, &[]);
         check(&format!("metrics-{scenario}.txt"), &masked_metrics(&scrape(&node.addr, &[])));
     }
@@ -243,7 +248,12 @@ fn render_otlp(req: &ExportMetricsServiceRequest) -> String {
 
 #[test]
 fn otlp_payload_matches_the_golden_files() {
-    for (scenario, t) in [("healthy-bf16-training", 300.0), ("nccl-over-tcp", 200.0), ("gpu-lost", 400.0)] {
+    for (scenario, t) in [
+        ("healthy-bf16-training", 300.0),
+        ("nccl-over-tcp", 200.0),
+        ("gpu-lost", 400.0),
+        ("workstation-inference", 120.0),
+    ] {
         let (sink, bodies) = otlp_sink();
         let mut spec = NodeSpec::new(scenario, Clock::Frozen(t));
         spec.extra_args = ["--otlp-endpoint", &format!("http://{sink}"), "--otlp-interval-ms", "400"]

@@ -57,3 +57,73 @@ fn fan_speed_follows_the_board_curve_and_is_absent_on_passive_boards() {
     let q = query_json(&node, "healthy-bf16-training", t);
     assert!(q["gpus"].as_array().unwrap().iter().all(|g| g["fan_speed_ratio"].is_null()));
 }
+
+#[test]
+fn topology_numa_and_vbios_as_nvidia_smi_topo_shows_them() {
+    // 8×H100 SXM on an HGX board with two sockets: GPUs 0–3 on NUMA node 0 (CPUs 0–111), 4–7 on
+    // node 1 (CPUs 112–223); every pair NV18 through the NVSwitches; PCIe meets at the NUMA node
+    // (NODE, 40) within a socket and across the sockets (SYS, 50) between them.
+    let t = 120.0;
+    let node = start(NodeSpec::new("healthy-bf16-training", Clock::Frozen(t)));
+    let m = node.metrics();
+    for gpu in 0..8u32 {
+        let g = gpu.to_string();
+        let numa = u32::from(gpu >= 4);
+        assert_eq!(m.one("gpuscope_gpu_numa_node", &[("gpu", &g)]), f64::from(numa));
+        let cpus = if numa == 0 { "0-111" } else { "112-223" };
+        assert_eq!(
+            m.labels_of(
+                "gpuscope_gpu_info",
+                &[("gpu", &g), ("cpu_affinity", cpus), ("vbios_version", "96.00.30.00.01")]
+            )
+            .len(),
+            1
+        );
+        for peer in (0..8u32).filter(|p| *p != gpu) {
+            let p = peer.to_string();
+            assert_eq!(m.one("gpuscope_gpu_peer_nvlinks", &[("gpu", &g), ("peer_gpu", &p)]), 18.0);
+            let level = if (peer >= 4) == (gpu >= 4) { 40.0 } else { 50.0 };
+            assert_eq!(m.one("gpuscope_gpu_peer_pcie_topology_level", &[("gpu", &g), ("peer_gpu", &p)]), level);
+        }
+        assert!(m.find("gpuscope_gpu_peer_nvlinks", &[("gpu", &g), ("peer_gpu", &g)]).is_empty(), "no self link");
+    }
+    let q = query_json(&node, "healthy-bf16-training", t);
+    let g0 = &q["gpus"][0];
+    assert_eq!((g0["numa_node"].as_u64(), g0["cpu_affinity"].as_str()), (Some(0), Some("0-111")));
+    let peers: Vec<(u64, u64, u64)> = g0["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["peer_gpu"].as_u64().unwrap(),
+                p["nvlinks"].as_u64().unwrap(),
+                p["pcie_topology_level"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(peers, [(1, 18, 40), (2, 18, 40), (3, 18, 40), (4, 18, 50), (5, 18, 50), (6, 18, 50), (7, 18, 50)]);
+
+    // Four V100 SXM2 without NVSwitches: each GPU's six links go straight to its peers, two to
+    // each (NV2).
+    let node = start(NodeSpec::new("retired-pages", Clock::Frozen(t)));
+    let m = node.metrics();
+    for gpu in 0..4u32 {
+        for peer in (0..4u32).filter(|p| *p != gpu) {
+            let (g, p) = (gpu.to_string(), peer.to_string());
+            assert_eq!(m.one("gpuscope_gpu_peer_nvlinks", &[("gpu", &g), ("peer_gpu", &p)]), 2.0);
+        }
+    }
+
+    // Two PCIe workstation cards on one socket: no NVLink, so no NVLink series (not 0); PCIe
+    // meets at the NUMA node.
+    let node = start(NodeSpec::new("workstation-inference", Clock::Frozen(t)));
+    let m = node.metrics();
+    assert!(m.find("gpuscope_gpu_peer_nvlinks", &[]).is_empty());
+    assert_eq!(m.one("gpuscope_gpu_peer_pcie_topology_level", &[("gpu", "0"), ("peer_gpu", "1")]), 40.0);
+    assert_eq!(m.find("gpuscope_gpu_numa_node", &[]), [0.0, 0.0]);
+    assert_eq!(
+        m.labels_of("gpuscope_gpu_info", &[("cpu_affinity", "0-31"), ("vbios_version", "96.00.B1.00.01")]).len(),
+        2
+    );
+}

@@ -168,6 +168,8 @@ fn gpu_id<'a>(attrs: &'a [KeyValue], with_identity: bool) -> Option<GpuId<'a>> {
         g.compute_capability = str_attr_cow(attrs, k::GPU_CC);
         g.serial = str_attr_cow(attrs, k::GPU_SERIAL);
         g.pci_bus_id = str_attr_cow(attrs, k::GPU_PCI);
+        g.vbios_version = str_attr_cow(attrs, k::GPU_VBIOS);
+        g.cpu_affinity = str_attr_cow(attrs, k::GPU_CPU_AFFINITY);
     }
     Some(g)
 }

@@ -104,6 +104,38 @@ pub struct DriverInfo {
     pub nvml_version: Option<String>,
 }
 
+/// How one GPU reaches another GPU of the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuPeer {
+    /// NVML index of the other GPU.
+    pub peer_gpu: u32,
+    /// NVLink links between the two, directly or through NVSwitches (`NV18` in
+    /// `nvidia-smi topo -m`); absent when the GPU has no NVLink.
+    pub nvlinks: Option<u32>,
+    /// Their nearest common PCIe ancestor, NVML's `nvmlGpuTopologyLevel_t`: 0 same board,
+    /// 10 one PCIe switch (PIX), 20 several switches (PXB), 30 one host bridge (PHB), 40 one NUMA
+    /// node (NODE), 50 across NUMA nodes (SYS).
+    pub pcie_topology_level: Option<u32>,
+}
+
+impl GpuPeer {
+    /// The link as `nvidia-smi topo -m` names it: `NV<n>` over NVLink, else the PCIe path.
+    pub fn link_name(&self) -> Option<String> {
+        if let Some(n) = self.nvlinks.filter(|n| *n > 0) {
+            return Some(format!("NV{n}"));
+        }
+        let name = match self.pcie_topology_level? {
+            0 | 10 => "PIX",
+            20 => "PXB",
+            30 => "PHB",
+            40 => "NODE",
+            50 => "SYS",
+            _ => return None,
+        };
+        Some(name.to_string())
+    }
+}
+
 /// One GPU's reading.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuSample {
@@ -125,6 +157,15 @@ pub struct GpuSample {
     pub mig_enabled: Option<bool>,
     /// Persistence mode enabled.
     pub persistence_mode: Option<bool>,
+    /// VBIOS version, e.g. `96.00.30.00.01`.
+    pub vbios_version: Option<String>,
+    /// NUMA node of the memory nearest the GPU (absent where the host reports none).
+    pub numa_node: Option<u32>,
+    /// CPUs nearest the GPU, as a Linux CPU list (`0-55,112-167`).
+    pub cpu_affinity: Option<String>,
+    /// How this GPU reaches each other GPU of the node (`nvidia-smi topo -m`).
+    #[serde(default)]
+    pub peers: Vec<GpuPeer>,
 
     /// Total framebuffer memory.
     pub memory_total_bytes: Option<u64>,

@@ -4,6 +4,7 @@ mod fan;
 pub mod host;
 pub mod nvml;
 pub mod process;
+mod topology;
 pub mod xid;
 
 use gpuscope_core::NodeSnapshot;

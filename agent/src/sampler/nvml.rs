@@ -92,6 +92,7 @@ struct GpuSlot {
     nvlink_prev: Option<(u64, u64, Instant)>,
     slow: GpuSample,
     fans: super::fan::Fans,
+    inventory: super::topology::Inventory,
 }
 
 /// The NVML sampler.
@@ -178,7 +179,13 @@ impl NvmlSampler {
                 nvlink_prev: None,
                 slow: GpuSample::default(),
                 fans: Default::default(),
+                inventory: Default::default(),
             });
+        }
+        let gpus: Vec<_> =
+            self.slots.iter().map(|s| (s.index, &s.device, s.info.pci_bus_id.as_deref(), s.info.nvlinks)).collect();
+        for (slot, inventory) in (0..).zip(super::topology::read(nvml, &gpus)) {
+            self.slots[slot].inventory = inventory;
         }
         self.xid = Some(XidWatcher::start(nvml, live));
         self.nvml = Some(nvml);
@@ -288,6 +295,7 @@ impl GpuSlot {
         }
         g.temperature_celsius = o.ok("temperature", d.temperature(TemperatureSensor::Gpu)).map(f64::from);
         g.fan_speed_ratio = o.ok("fan_speed", self.fans.mean_speed(d));
+        self.inventory.fill(&mut g);
         g.power_watts = o.ok("power", d.power_usage()).map(|mw| f64::from(mw) / 1000.0);
         g.energy_joules = o.ok("energy", d.total_energy_consumption()).map(|mj| mj as f64 / 1000.0);
         g.sm_clock_hertz = o.ok("sm_clock", d.clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6);

@@ -417,6 +417,10 @@ pub mod otlp_keys {
     pub const GPU_SERIAL: &str = "gpuscope.gpu.serial";
     /// PCI bus id (on `gpuscope.gpu.up` points).
     pub const GPU_PCI: &str = "gpuscope.gpu.pci_bus_id";
+    /// VBIOS version (on `gpuscope.gpu.up` points).
+    pub const GPU_VBIOS: &str = "gpuscope.gpu.vbios_version";
+    /// CPUs nearest the GPU (on `gpuscope.gpu.up` points).
+    pub const GPU_CPU_AFFINITY: &str = "gpuscope.gpu.cpu_affinity";
     /// Process id.
     pub const PID: &str = "process.pid";
     /// Process name.
@@ -462,6 +466,7 @@ pub mod otlp_keys {
             "reason" => "gpuscope.clock_event.reason",
             "xid" => "gpuscope.xid.code",
             "link" => "gpuscope.nvlink.link",
+            "peer_gpu" => "gpuscope.gpu.peer.index",
             "cpu" => CPU,
             _ => "gpuscope.label",
         }

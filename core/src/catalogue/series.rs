@@ -32,6 +32,10 @@ pub struct GpuId<'a> {
     pub pci_bus_id: Option<Cow<'a, str>>,
     /// CUDA compute capability.
     pub compute_capability: Option<Cow<'a, str>>,
+    /// VBIOS version.
+    pub vbios_version: Option<Cow<'a, str>>,
+    /// CPUs nearest the GPU (a Linux CPU list).
+    pub cpu_affinity: Option<Cow<'a, str>>,
 }
 
 impl<'a> GpuId<'a> {
@@ -44,6 +48,8 @@ impl<'a> GpuId<'a> {
             serial: g.serial.as_deref().map(Cow::Borrowed),
             pci_bus_id: g.pci_bus_id.as_deref().map(Cow::Borrowed),
             compute_capability: g.compute_capability.as_deref().map(Cow::Borrowed),
+            vbios_version: g.vbios_version.as_deref().map(Cow::Borrowed),
+            cpu_affinity: g.cpu_affinity.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -64,6 +70,8 @@ impl<'a> GpuId<'a> {
         refresh_option(&mut g.serial, &self.serial);
         refresh_option(&mut g.pci_bus_id, &self.pci_bus_id);
         refresh_option(&mut g.compute_capability, &self.compute_capability);
+        refresh_option(&mut g.vbios_version, &self.vbios_version);
+        refresh_option(&mut g.cpu_affinity, &self.cpu_affinity);
         g
     }
 }
@@ -624,7 +632,11 @@ mod tests {
         };
         let label = m.label().map(|key| Label {
             key,
-            value: if key == "xid" { LabelValue::Number(79) } else { LabelValue::Text("sw_power_cap") },
+            value: match key {
+                "xid" => LabelValue::Number(79),
+                "peer_gpu" => LabelValue::Number(5),
+                _ => LabelValue::Text("sw_power_cap"),
+            },
         });
         Identity { owner, label }
     }

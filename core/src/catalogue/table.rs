@@ -48,6 +48,18 @@ const fn base(group: Group) -> MetricDef {
 }
 
 const MIB: f64 = 1.0 / 1_048_576.0;
+
+/// The GPU's record of `peer`, added (in peer order) when absent.
+fn peer_of(g: &mut crate::model::GpuSample, peer: u32) -> &mut crate::model::GpuPeer {
+    let at = match g.peers.binary_search_by_key(&peer, |p| p.peer_gpu) {
+        Ok(i) => i,
+        Err(i) => {
+            g.peers.insert(i, crate::model::GpuPeer { peer_gpu: peer, ..Default::default() });
+            i
+        }
+    };
+    &mut g.peers[at]
+}
 use MetricKind::{Counter, Gauge, UpDownCounter};
 use Unit::{Bytes, BytesPerSecond, Celsius, Count, Hertz, Joules, Ratio, Seconds, State, Watts};
 
@@ -495,6 +507,30 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::Pcie)
     },
     MetricDef {
+        prometheus: "gpuscope_gpu_peer_pcie_topology_level",
+        otlp: "gpuscope.gpu.peer.pcie.topology_level",
+        unit: State,
+        kind: Gauge,
+        help: "Nearest common PCIe ancestor of this GPU and the peer GPU (NVML topology level: 10 PIX, 20 PXB, 30 PHB, 40 NODE, 50 SYS).",
+        accessor: Accessor::GpuLabelled {
+            label: "peer_gpu",
+            get: |g, n| {
+                g.peers
+                    .iter()
+                    .filter_map(|p| {
+                        Some((LabelValue::Number(u64::from(p.peer_gpu)), f64::from(p.pcie_topology_level?)))
+                    })
+                    .nth(n)
+            },
+            set: |g, peer, v| {
+                if let Some(peer) = peer.as_u64().and_then(|p| u32::try_from(p).ok()) {
+                    peer_of(g, peer).pcie_topology_level = Some(MetricValue::from_f64(v));
+                }
+            },
+        },
+        ..base(Group::Pcie)
+    },
+    MetricDef {
         prometheus: "gpuscope_gpu_nvlink_tx_bytes_per_second",
         otlp: "gpuscope.gpu.nvlink.throughput",
         otlp_attributes: &[("network.io.direction", "transmit")],
@@ -551,6 +587,28 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Counter,
         help: "NVLink recovery errors.",
         accessor: field!(NvLink, recovery_errors_total),
+        ..base(Group::NvLink)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_peer_nvlinks",
+        otlp: "gpuscope.gpu.peer.nvlinks",
+        unit: Count,
+        kind: Gauge,
+        help: "NVLink links between this GPU and the peer GPU, directly or through NVSwitches (NV<n> in nvidia-smi topo -m).",
+        accessor: Accessor::GpuLabelled {
+            label: "peer_gpu",
+            get: |g, n| {
+                g.peers
+                    .iter()
+                    .filter_map(|p| Some((LabelValue::Number(u64::from(p.peer_gpu)), f64::from(p.nvlinks?))))
+                    .nth(n)
+            },
+            set: |g, peer, v| {
+                if let Some(peer) = peer.as_u64().and_then(|p| u32::try_from(p).ok()) {
+                    peer_of(g, peer).nvlinks = Some(MetricValue::from_f64(v));
+                }
+            },
+        },
         ..base(Group::NvLink)
     },
     // ---- health
@@ -703,6 +761,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when persistence mode is enabled.",
         accessor: field!(Gpu, persistence_mode),
+        ..base(Group::State)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_numa_node",
+        otlp: "gpuscope.gpu.numa.node",
+        unit: State,
+        kind: Gauge,
+        help: "NUMA node of the memory nearest the GPU (place its host threads and buffers there).",
+        accessor: field!(Gpu, numa_node),
         ..base(Group::State)
     },
     // ---- GPU processes

@@ -51,9 +51,13 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
         Owner::Gpu(g) => {
             gpu_attrs(&mut a, g);
             if carries_gpu_identity {
-                for (key, val) in
-                    [(k::GPU_CC, &g.compute_capability), (k::GPU_SERIAL, &g.serial), (k::GPU_PCI, &g.pci_bus_id)]
-                {
+                for (key, val) in [
+                    (k::GPU_CC, &g.compute_capability),
+                    (k::GPU_SERIAL, &g.serial),
+                    (k::GPU_PCI, &g.pci_bus_id),
+                    (k::GPU_VBIOS, &g.vbios_version),
+                    (k::GPU_CPU_AFFINITY, &g.cpu_affinity),
+                ] {
                     if let Some(val) = val {
                         a.push(s(key, &**val));
                     }

@@ -82,6 +82,8 @@ fn native(w: &mut Writer<'_>, snap: &NodeSnapshot) {
                 .label("pci_bus_id", g.pci_bus_id.as_deref().unwrap_or_default())
                 .label("compute_capability", g.compute_capability.as_deref().unwrap_or_default())
                 .label("driver_version", driver)
+                .label("vbios_version", g.vbios_version.as_deref().unwrap_or_default())
+                .label("cpu_affinity", g.cpu_affinity.as_deref().unwrap_or_default())
                 .value(1.0);
         }
     }

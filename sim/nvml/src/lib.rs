@@ -14,7 +14,7 @@ use gpuscope_sim::SimClock;
 use gpuscope_sim::clock::{self, unix_now};
 use gpuscope_sim::engine::{G, GpuInfo, GpuState, Simulation};
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
+use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong, c_ulonglong, c_void};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
@@ -1089,3 +1089,4 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
 }
 mod compat;
 mod fan;
+mod topo;
