@@ -228,11 +228,15 @@ def test_nvitop_device_api(p, libdir, expected, holder, tmp_path):
 
 
 NVML_WALK = """
+import ctypes
+
 def q(f, *a, **k):
     try:
         v = f(*a, **k)
     except NVMLError as e:
         return ["error", e.value]
+    if isinstance(v, ctypes._SimpleCData):  # some bindings hand back the ctypes out-parameter
+        v = v.value
     if isinstance(v, bytes):
         v = v.decode()
     if hasattr(v, "_fields_"):
@@ -291,6 +295,21 @@ for i in range(nvmlDeviceGetCount()):
             nvmlDeviceGetAccountingMode, nvmlDeviceGetAccountingBufferSize)],
         board_id=q(nvmlDeviceGetBoardId, h), bus=nvmlDeviceGetPciInfo(h).bus,
         auto_boost=q(nvmlDeviceGetAutoBoostedClocksEnabled, h),
+        # Topology, as `nvidia-smi topo -m` reads it.
+        topo=[q(nvmlDeviceGetTopologyCommonAncestor, h, nvmlDeviceGetHandleByIndex(j))
+              for j in range(nvmlDeviceGetCount())],
+        nearest=[[nvmlDeviceGetIndex(x) for x in q(nvmlDeviceGetTopologyNearestGpus, h, lvl)]
+                 for lvl in (NVML_TOPOLOGY_HOSTBRIDGE, NVML_TOPOLOGY_NODE)],
+        cpus=list(q(nvmlDeviceGetCpuAffinity, h, 2)),
+        cpus_socket=list(q(nvmlDeviceGetCpuAffinityWithinScope, h, 2, NVML_AFFINITY_SCOPE_SOCKET)),
+        mem_nodes=list(q(nvmlDeviceGetMemoryAffinity, h, 1, NVML_AFFINITY_SCOPE_NODE)),
+        remote_pci=[(lambda r: r if isinstance(r, list) else r["busId"])(q(nvmlDeviceGetNvLinkRemotePciInfo, h, l))
+                    for l in range(n_links)],
+        # MIG off: full GPUs only.
+        is_mig=q(nvmlDeviceIsMigDeviceHandle, h), max_mig=q(nvmlDeviceGetMaxMigDeviceCount, h),
+        mig_handle=q(nvmlDeviceGetMigDeviceHandleByIndex, h, 0),
+        gi=q(nvmlDeviceGetGpuInstanceId, h), ci=q(nvmlDeviceGetComputeInstanceId, h),
+        parent=q(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, h),
     ))
 result = devs
 nvmlShutdown()
@@ -368,10 +387,29 @@ def test_nvidia_ml_py_walk(p, nvml, expected, holder, tmp_path):
         assert d["inventory"] == [0, 1, [1], 0, 2, 0, 0, 4000]  # the bindings wrap the default ECC mode in a list
         assert d["board_id"] == d["bus"] << 8
         assert d["auto_boost"] == NOT_SUPPORTED, "Pascal and later: applications clocks govern boost"
+        # Two GPUs on one socket (a node with fewer than four GPUs has one NUMA node): they meet
+        # at the NUMA node; the scenario's 32 CPUs (the default) are all near both; one memory node, node 0.
+        i = w["index"]
+        assert d["topo"] == [INVALID_ARGUMENT if j == i else NVML_TOPOLOGY_NODE for j in range(GPUS)]
+        assert d["nearest"] == [[], [j for j in range(GPUS) if j != i]]
+        assert d["cpus"] == d["cpus_socket"] == [2**32 - 1, 0]
+        assert d["mem_nodes"] == [1]
+        if p["nvswitch"]:
+            # HGX: every link ends on an NVSwitch (H100: four switches taking 5, 4, 4, 5 links).
+            switches = sorted(set(d["remote_pci"]))
+            assert all(b.endswith(":00.0") and b not in [g["pci_bus_id"] for g in want] for b in switches)
+            assert len(switches) == (4 if p["nvlinks"] == 18 else 6)
+        elif p["nvlinks"]:
+            # No switches: with one peer, every link goes to it.
+            assert d["remote_pci"] == [want[1 - i]["pci_bus_id"]] * p["nvlinks"]
+        assert d["is_mig"] == 0 and d["max_mig"] == 0
+        assert d["mig_handle"] == (["error", 6] if has_mig(p) else NOT_SUPPORTED), "MIG off: no MIG device"
+        assert d["gi"] == d["ci"] == NOT_SUPPORTED and d["parent"] == INVALID_ARGUMENT
 
 
 NVML_NVLINK_DEVICE_TYPE_GPU = 0
 NVML_NVLINK_DEVICE_TYPE_SWITCH = 2
+NVML_TOPOLOGY_NODE = 40
 
 
 def test_applications_clocks_follow_the_scenario(nvml, expected):

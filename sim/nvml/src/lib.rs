@@ -1089,4 +1089,5 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
 }
 mod compat;
 mod fan;
+mod mig;
 mod topo;
