@@ -127,3 +127,20 @@ fn topology_numa_and_vbios_as_nvidia_smi_topo_shows_them() {
         2
     );
 }
+
+#[test]
+fn process_running_time_is_the_uptime_less_the_process_start() {
+    // Both servers started with the scenario: at second 120 they have run 120 s (the simulated
+    // host had been up for a while before; a sampler that reported the uptime itself, or the
+    // start time, would be far off).
+    let t = 120.0;
+    let node = start(NodeSpec::new("workstation-inference", Clock::Frozen(t)));
+    let m = node.metrics();
+    for pid in ["9120", "9121"] {
+        assert_eq!(m.one("gpuscope_process_running_seconds", &[("pid", pid)]), 120.0);
+    }
+    let q = query_json(&node, "workstation-inference", t);
+    let running: Vec<f64> =
+        q["processes"].as_array().unwrap().iter().map(|p| p["running_seconds"].as_f64().unwrap()).collect();
+    assert_eq!(running, [120.0, 120.0]);
+}

@@ -331,6 +331,8 @@ pub struct ProcessSample {
     pub pod_uid: Option<String>,
     /// CPU time the process used.
     pub cpu_seconds_total: Option<f64>,
+    /// Time since the process started (`ps`'s elapsed time).
+    pub running_seconds: Option<f64>,
     /// Resident set size.
     pub rss_bytes: Option<u64>,
     /// What the process does (training, inference server, notebook), classified on the node

@@ -66,6 +66,11 @@ fn fractions(prev: Ticks, now: Ticks) -> Option<(f64, f64, f64)> {
     Some((f(prev.0, now.0), f(prev.1, now.1), f(prev.2, now.2)))
 }
 
+/// Seconds since boot from `<procfs_root>/uptime`; `None` when it cannot be read.
+pub(super) fn read_uptime(procfs_root: &std::path::Path) -> Option<f64> {
+    parse_uptime(&std::fs::read_to_string(procfs_root.join("uptime")).ok()?)
+}
+
 /// Seconds since boot: the first field of `/proc/uptime` ("SECONDS IDLE_SECONDS").
 fn parse_uptime(text: &str) -> Option<f64> {
     text.split_whitespace().next()?.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)

@@ -170,6 +170,9 @@ impl Sampler for ProcessSampler {
             // Attribution is re-read on slow passes (a process can move between cgroups).
             self.identities.clear();
         }
+        // Elapsed time as `ps` computes it: the host's uptime less the process's start after
+        // boot, both from /proc (no wall clock, so a host whose clock steps still agrees).
+        let uptime = super::host::read_uptime(&self.procfs_root);
         // A process on eight GPUs is listed eight times: read its files once.
         let mut read_now: HashMap<u32, Option<(String, StatFields)>> = HashMap::new();
         let mut failures = 0;
@@ -190,6 +193,7 @@ impl Sampler for ProcessSampler {
             // comm is the process name; command lines stay private (they can hold secrets).
             p.name = comm;
             p.cpu_seconds_total = Some(f.cpu_ticks as f64 / USER_HZ);
+            p.running_seconds = uptime.map(|up| (up - f.start_ticks as f64 / USER_HZ).max(0.0));
             p.rss_bytes = f.rss_pages.checked_mul(PAGE_SIZE);
             let fresh = self.identities.get(&p.pid).is_none_or(|id| id.start_ticks != f.start_ticks);
             if fresh {

@@ -812,6 +812,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::Process)
     },
     MetricDef {
+        prometheus: "gpuscope_process_running_seconds",
+        otlp: "process.uptime",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Time since the process started.",
+        accessor: field!(Process, running_seconds),
+        ..base(Group::Process)
+    },
+    MetricDef {
         prometheus: "gpuscope_process_resident_memory_bytes",
         otlp: "process.memory.usage",
         unit: Bytes,
