@@ -87,6 +87,17 @@ fn topology_numa_and_vbios_as_nvidia_smi_topo_shows_them() {
         }
         assert!(m.find("gpuscope_gpu_peer_nvlinks", &[("gpu", &g), ("peer_gpu", &g)]).is_empty(), "no self link");
     }
+    // The simulated /sys agrees with NVML: it is what the agent reads where NVML cannot tell.
+    let pci = node.root.path().join("sys/bus/pci/devices");
+    let read = |dev: &str, file: &str| std::fs::read_to_string(pci.join(dev).join(file)).unwrap();
+    assert_eq!(
+        (read("0000:18:00.0", "numa_node"), read("0000:18:00.0", "local_cpulist")),
+        ("0\n".into(), "0-111\n".into())
+    );
+    assert_eq!(
+        (read("0000:9a:00.0", "numa_node"), read("0000:9a:00.0", "local_cpulist")),
+        ("1\n".into(), "112-223\n".into())
+    );
     let q = query_json(&node, "healthy-bf16-training", t);
     let g0 = &q["gpus"][0];
     assert_eq!((g0["numa_node"].as_u64(), g0["cpu_affinity"].as_str()), (Some(0), Some("0-111")));

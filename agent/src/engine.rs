@@ -50,7 +50,9 @@ struct Samplers {
 impl Samplers {
     fn new(opts: &AgentOptions) -> Samplers {
         let list: Vec<Box<dyn Sampler>> = vec![
-            Box::new(NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval)),
+            Box::new(
+                NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval).with_sysfs_root(opts.sysfs_root.clone()),
+            ),
             Box::new(ProcessSampler::new(
                 opts.procfs_root.clone(),
                 opts.pod_logs_root.clone(),

@@ -12,6 +12,7 @@ pub mod presets;
 pub mod procfs;
 pub mod scenario;
 pub mod snapshot;
+pub mod topology;
 
 pub use clock::SimClock;
 pub use engine::Simulation;

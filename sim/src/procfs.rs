@@ -57,6 +57,15 @@ impl TreeWriter {
         for nic in &host.nics {
             self.write_nic(sim, nic)?;
         }
+        // Each GPU's PCI device: its NUMA node and nearest CPUs, as the NVML library answers.
+        let gpus = sim.gpus().len();
+        for g in sim.gpus() {
+            let base = format!("sys/bus/pci/devices/{}", crate::topology::sysfs_pci_name(&g.pci_bus_id));
+            let node = crate::topology::numa_node(g.index, gpus);
+            let cpus = crate::topology::node_cpus(node, gpus, sim.scenario().node.cpus);
+            self.put(&format!("{base}/numa_node"), &format!("{node}\n"))?;
+            self.put(&format!("{base}/local_cpulist"), &format!("{}\n", crate::topology::cpu_list(&cpus)))?;
+        }
         for (i, d) in host.disks.iter().enumerate() {
             // nvme0n1 → controller nvme0.
             let ctrl = match d.name.rfind('n') {

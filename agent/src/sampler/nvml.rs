@@ -105,6 +105,7 @@ pub struct NvmlSampler {
     init_error: Option<String>,
     last_attempt: Option<Instant>,
     retry: Duration,
+    sysfs_root: Option<PathBuf>,
 }
 
 impl NvmlSampler {
@@ -119,7 +120,14 @@ impl NvmlSampler {
             init_error: None,
             last_attempt: None,
             retry,
+            sysfs_root: None,
         }
+    }
+
+    /// Where to read the PCI devices' NUMA node and CPU list when NVML cannot tell them.
+    pub fn with_sysfs_root(mut self, root: PathBuf) -> NvmlSampler {
+        self.sysfs_root = Some(root);
+        self
     }
 
     /// The XID watcher, once NVML is up.
@@ -184,7 +192,7 @@ impl NvmlSampler {
         }
         let gpus: Vec<_> =
             self.slots.iter().map(|s| (s.index, &s.device, s.info.pci_bus_id.as_deref(), s.info.nvlinks)).collect();
-        for (slot, inventory) in (0..).zip(super::topology::read(nvml, &gpus)) {
+        for (slot, inventory) in (0..).zip(super::topology::read(nvml, &gpus, self.sysfs_root.as_deref())) {
             self.slots[slot].inventory = inventory;
         }
         self.xid = Some(XidWatcher::start(nvml, live));

@@ -1,12 +1,14 @@
 //! What is read once per GPU when NVML comes up, beyond its identity: VBIOS version, NUMA node
 //! and CPU affinity, and how it reaches every other GPU (NVLink links, directly or through
-//! NVSwitches, and the PCIe path), the way `nvidia-smi topo -m` derives them.
+//! NVSwitches, and the PCIe path), the way `nvidia-smi topo -m` derives them. Where NVML cannot
+//! tell the NUMA node or the CPUs, the PCI device's `numa_node` and `local_cpulist` in sysfs can.
 
 use gpuscope_core::{GpuPeer, GpuSample};
 use nvml_wrapper::error::{NvmlError, nvml_try};
 use nvml_wrapper::{Device, Nvml};
 use std::collections::BTreeMap;
 use std::os::raw::c_ulong;
+use std::path::Path;
 
 /// `NVML_AFFINITY_SCOPE_NODE`: affinity to NUMA nodes rather than sockets.
 const AFFINITY_SCOPE_NODE: u32 = nvml_wrapper_sys::bindings::NVML_AFFINITY_SCOPE_NODE;
@@ -47,11 +49,16 @@ struct Links {
 
 /// The inventory of every GPU: `gpus` holds each one's handle, PCI bus id and NVLink link count,
 /// in NVML index order. A query a GPU does not support leaves its value absent.
-pub(super) fn read(nvml: &Nvml, gpus: &[(u32, &Device<'_>, Option<&str>, u32)]) -> Vec<Inventory> {
+pub(super) fn read(
+    nvml: &Nvml,
+    gpus: &[(u32, &Device<'_>, Option<&str>, u32)],
+    sysfs: Option<&Path>,
+) -> Vec<Inventory> {
     let links: Vec<Option<Links>> = gpus.iter().map(|(_, d, _, n)| (*n > 0).then(|| nvlinks(nvml, d, *n))).collect();
     gpus.iter()
         .zip(&links)
-        .map(|((index, d, _, _), mine)| {
+        .map(|((index, d, bus, _), mine)| {
+            let pci_dir = sysfs.zip(*bus).map(|(root, bus)| root.join("bus/pci/devices").join(sysfs_pci_name(bus)));
             let peers = gpus
                 .iter()
                 .zip(&links)
@@ -74,8 +81,16 @@ pub(super) fn read(nvml: &Nvml, gpus: &[(u32, &Device<'_>, Option<&str>, u32)]) 
                 .collect();
             Inventory {
                 vbios_version: d.vbios_version().ok(),
-                numa_node: d.memory_affinity(NODE_SET_WORDS, AFFINITY_SCOPE_NODE).ok().and_then(|set| single_bit(&set)),
-                cpu_affinity: d.cpu_affinity(CPU_SET_WORDS).ok().and_then(|set| cpu_list(&set)),
+                numa_node: d
+                    .memory_affinity(NODE_SET_WORDS, AFFINITY_SCOPE_NODE)
+                    .ok()
+                    .and_then(|set| single_bit(&set))
+                    .or_else(|| pci_dir.as_deref().and_then(sysfs_numa_node)),
+                cpu_affinity: d
+                    .cpu_affinity(CPU_SET_WORDS)
+                    .ok()
+                    .and_then(|set| cpu_list(&set))
+                    .or_else(|| pci_dir.as_deref().and_then(sysfs_cpu_list)),
                 peers,
             }
         })
@@ -130,6 +145,28 @@ fn remote_device_type(nvml: &Nvml, d: &Device<'_>, link: u32) -> Result<u32, Nvm
     Ok(kind)
 }
 
+/// The sysfs name of a PCI device from NVML's bus id (`00000000:18:00.0` → `0000:18:00.0`).
+fn sysfs_pci_name(nvml_bus_id: &str) -> String {
+    let id = nvml_bus_id.to_ascii_lowercase();
+    match id.split_once(':') {
+        Some((domain, rest)) if domain.len() > 4 => format!("{}:{rest}", &domain[domain.len() - 4..]),
+        _ => id,
+    }
+}
+
+/// A PCI device's NUMA node from sysfs; the kernel writes -1 where the platform names none.
+fn sysfs_numa_node(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("numa_node")).ok()?.trim().parse::<i64>().ok().and_then(|n| u32::try_from(n).ok())
+}
+
+/// A PCI device's nearest CPUs from sysfs, already a Linux CPU list.
+fn sysfs_cpu_list(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("local_cpulist")).ok()?;
+    let list = text.trim();
+    let valid = !list.is_empty() && list.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ',');
+    valid.then(|| list.to_string())
+}
+
 /// The one bit set in a bitmask, or `None` when none or several are.
 fn single_bit(set: &[c_ulong]) -> Option<u32> {
     let bits = bits(set);
@@ -174,5 +211,22 @@ mod tests {
         assert_eq!(single_bit(&[0, 0b10]), Some(65));
         assert_eq!(single_bit(&[0b11]), None, "a GPU between two nodes has no single node");
         assert_eq!(single_bit(&[0]), None);
+    }
+
+    #[test]
+    fn sysfs_tells_the_node_and_cpus_when_nvml_cannot() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("bus/pci/devices").join(sysfs_pci_name("00000000:9A:00.0"));
+        assert!(dir.ends_with("0000:9a:00.0"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("numa_node"), "1\n").expect("write");
+        std::fs::write(dir.join("local_cpulist"), "56-111,168-223\n").expect("write");
+        assert_eq!(sysfs_numa_node(&dir), Some(1));
+        assert_eq!(sysfs_cpu_list(&dir).as_deref(), Some("56-111,168-223"));
+        std::fs::write(dir.join("numa_node"), "-1\n").expect("write");
+        std::fs::write(dir.join("local_cpulist"), "garbage\n").expect("write");
+        assert_eq!(sysfs_numa_node(&dir), None, "no NUMA node, not node 0");
+        assert_eq!(sysfs_cpu_list(&dir), None);
+        assert_eq!(sysfs_numa_node(&root.path().join("missing")), None);
     }
 }

@@ -1,9 +1,7 @@
 //! Host topology: where each GPU sits on the host (NUMA node, nearest CPUs, the PCIe path to
-//! every other GPU) and where its NVLink links go.
+//! every other GPU; `gpuscope_sim::topology` places them) and where its NVLink links go.
 //!
-//! A node with four or more GPUs has two NUMA nodes (two sockets, as HGX and most 4- and 8-GPU
-//! servers have), the first half of the GPUs on node 0; a smaller node has one. The CPUs split
-//! evenly between the NUMA nodes. GPUs on one NUMA node meet at it (`NVML_TOPOLOGY_NODE`: each
+//! GPUs on one NUMA node meet at it (`NVML_TOPOLOGY_NODE`: each
 //! GPU hangs off its own root port or PCIe switch), GPUs on different nodes only across the
 //! socket interconnect (`NVML_TOPOLOGY_SYSTEM`). NVLink links of HGX boards go to the NVSwitches
 //! (H100: 18 links over 4 switches, 5/4/4/5; A100: 12 links over 6, 2 each); those of a DGX-1
@@ -33,21 +31,14 @@ const DGX1_MESH: [[u32; 8]; 8] = [
     [0, 0, 0, 1, 2, 1, 2, 0],
 ];
 
-fn numa_nodes(l: &Loaded) -> u32 {
-    if l.devices.len() >= 4 { 2 } else { 1 }
-}
-
 /// The NUMA node GPU `index` is attached to.
-pub(crate) fn numa_node(l: &Loaded, index: u32) -> u32 {
-    let n = l.devices.len().max(1) as u32;
-    index * numa_nodes(l) / n
+fn numa_node(l: &Loaded, index: u32) -> u32 {
+    gpuscope_sim::topology::numa_node(index, l.devices.len())
 }
 
 /// The CPUs of NUMA node `node`.
 fn node_cpus(l: &Loaded, node: u32) -> std::ops::Range<u32> {
-    let cpus = l.sim.scenario().node.cpus;
-    let nodes = numa_nodes(l);
-    node * cpus / nodes..(node + 1) * cpus / nodes
+    gpuscope_sim::topology::node_cpus(node, l.devices.len(), l.sim.scenario().node.cpus)
 }
 
 /// Writes the set bits `bits` into the caller's `size`-word set (bits past it are cut, as the
