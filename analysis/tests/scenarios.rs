@@ -113,6 +113,21 @@ fn findings_name_the_right_gpu_and_node() {
     assert_eq!(xid[0].action, Some(Action::RestartApp), "XID 13 and 43 are application faults");
 }
 
+/// Node 5 of eight has one port trained at 2X 200 Gb/s with symbol errors: one finding, on that
+/// node, naming the port and everything wrong with it; the seven healthy nodes stay quiet.
+#[test]
+fn a_degraded_port_on_one_node_of_eight_is_named() {
+    let f = play("net-link-degraded", 200);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].rule, "net-link-degraded");
+    assert_eq!(f[0].scope.node.as_deref(), Some("dgx-h100-5"));
+    assert_eq!(f[0].scope.job.as_deref(), Some("llm-8node"));
+    assert_eq!(
+        f[0].summary,
+        "Network port mlx5_1/1: trained at 200 of 400 Gb/s, 2X of 4X lanes, 180 symbol/receive errors a minute"
+    );
+}
+
 #[test]
 fn the_phase_changing_scenario_opens_and_closes_with_hysteresis() {
     let sc = Scenario::load("dataloader-stall").unwrap();

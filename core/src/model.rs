@@ -389,6 +389,44 @@ pub struct NicSample {
     pub rx_bytes_per_second: Option<f64>,
     /// Transmit rate over the last interval.
     pub tx_bytes_per_second: Option<f64>,
+    /// The fastest rate the adapter can train at (InfiniBand: from the HCA model).
+    #[serde(default)]
+    pub speed_max_bytes_per_second: Option<f64>,
+    /// Lanes the link trained at (InfiniBand `4X` → 4).
+    #[serde(default)]
+    pub link_width: Option<u32>,
+    /// Lanes the adapter supports (InfiniBand: from the HCA model).
+    #[serde(default)]
+    pub link_width_max: Option<u32>,
+    /// The link carries traffic: Ethernet `operstate` up, InfiniBand port state ACTIVE.
+    #[serde(default)]
+    pub up: Option<bool>,
+    /// InfiniBand logical port state as the kernel numbers it (1 DOWN, 2 INIT, 3 ARMED,
+    /// 4 ACTIVE, 5 ACTIVE_DEFER).
+    #[serde(default)]
+    pub ib_state: Option<u32>,
+    /// InfiniBand physical port state as the kernel numbers it (2 Polling, 3 Disabled,
+    /// 5 LinkUp, 6 LinkErrorRecovery, …).
+    #[serde(default)]
+    pub ib_phys_state: Option<u32>,
+    /// Times the Ethernet carrier went up or down.
+    #[serde(default)]
+    pub carrier_changes_total: Option<u64>,
+    /// InfiniBand symbol errors (bit errors on a lane).
+    #[serde(default)]
+    pub symbol_errors_total: Option<u64>,
+    /// InfiniBand link error recoveries (the link retrained).
+    #[serde(default)]
+    pub link_error_recovery_total: Option<u64>,
+    /// InfiniBand link-down events.
+    #[serde(default)]
+    pub link_downed_total: Option<u64>,
+    /// InfiniBand local link integrity errors.
+    #[serde(default)]
+    pub link_integrity_errors_total: Option<u64>,
+    /// InfiniBand excessive buffer overrun errors.
+    #[serde(default)]
+    pub buffer_overrun_errors_total: Option<u64>,
 }
 
 /// One NVMe block device.

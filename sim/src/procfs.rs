@@ -6,7 +6,7 @@
 
 use crate::clock::SimClock;
 use crate::engine::{HostState, Simulation};
-use crate::scenario::{CgroupDriver, CgroupVersion, NicKindSpec, ProcessSpec, QosClass, Runtime};
+use crate::scenario::{CgroupDriver, CgroupVersion, NicKindSpec, PortState, ProcessSpec, QosClass, Runtime};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
@@ -19,6 +19,24 @@ pub const UPTIME_AT_START_S: f64 = 3600.0;
 const PAGE: u64 = 4096;
 const SECTOR: f64 = 512.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The InfiniBand adapter whose top rate is `speed_gbps`: its `hca_type` (the PCI device id as
+/// the mlx5 driver names it) and a firmware version of its family (ConnectX-5 16.x, ConnectX-6
+/// 20.x, ConnectX-7 28.x, ConnectX-8 40.x); `None` for a speed no ConnectX tops out at.
+pub fn adapter(speed_gbps: f64) -> Option<(&'static str, &'static str)> {
+    match speed_gbps.round() as u64 {
+        800 => Some(("MT4131", "40.44.1036")),
+        400 => Some(("MT4129", "28.39.1002")),
+        200 => Some(("MT4123", "20.39.1002")),
+        100 => Some(("MT4119", "16.35.2000")),
+        _ => None,
+    }
+}
+
+/// An IBTA PortCounters error counter: 16 or 8 bits wide, it stops at its maximum.
+pub fn saturated(n: f64, max: u64) -> u64 {
+    (n.max(0.0).floor() as u64).min(max)
+}
 
 /// Keeps a tree under a root directory current.
 #[derive(Debug)]
@@ -105,38 +123,52 @@ impl TreeWriter {
 
     fn write_nic(&self, sim: &Simulation, nic: &crate::engine::NicState) -> io::Result<()> {
         let base = format!("sys/class/net/{}", nic.name);
-        let mbps = (nic.speed_gbps * 1000.0).round() as u64;
+        let active = nic.state == PortState::Active;
+        // An Ethernet netdev reports -1 with no link; an IPoIB one the port's trained rate.
+        let mbps = if active { ((nic.rate_gbps * 1000.0).round() as i64).to_string() } else { "-1".into() };
         self.put(&format!("{base}/speed"), &format!("{mbps}\n"))?;
-        self.put(&format!("{base}/operstate"), "up\n")?;
+        self.put(&format!("{base}/operstate"), if active { "up\n" } else { "down\n" })?;
+        self.put(&format!("{base}/carrier"), if active { "1\n" } else { "0\n" })?;
+        // Up at boot (one change), then a down and an up per link-down event.
+        let changes = 1 + 2 * nic.link_downed.floor() as u64 + u64::from(!active);
+        self.put(&format!("{base}/carrier_changes"), &format!("{changes}\n"))?;
         self.put(&format!("{base}/mtu"), if nic.kind == NicKindSpec::Infiniband { "4092\n" } else { "9000\n" })?;
         self.put(&format!("{base}/type"), if nic.kind == NicKindSpec::Infiniband { "32\n" } else { "1\n" })?;
         if let Some((dev, port)) = &nic.ib {
-            let pbase = format!("sys/class/infiniband/{dev}/ports/{port}");
-            let gbps = nic.speed_gbps.round() as u64;
-            let width = match gbps {
-                400 => "4X NDR",
-                200 => "4X HDR",
-                100 => "4X EDR",
-                _ => "4X",
+            let dbase = format!("sys/class/infiniband/{dev}");
+            let pbase = format!("{dbase}/ports/{port}");
+            let gbps = nic.rate_gbps.round() as u64;
+            let per_lane = nic.rate_gbps / f64::from(nic.width.max(1));
+            let generation = match per_lane.round() as u64 {
+                200 => " XDR",
+                100 => " NDR",
+                50 => " HDR",
+                25 => " EDR",
+                14 => " FDR",
+                10 => " QDR",
+                _ => "",
             };
-            self.put(&format!("{pbase}/rate"), &format!("{gbps} Gb/sec ({width})\n"))?;
-            self.put(&format!("{pbase}/state"), "4: ACTIVE\n")?;
-            self.put(&format!("{pbase}/phys_state"), "5: LinkUp\n")?;
+            self.put(&format!("{pbase}/rate"), &format!("{gbps} Gb/sec ({}X{generation})\n", nic.width))?;
+            self.put(&format!("{pbase}/state"), &format!("{}\n", nic.state.sysfs_state()))?;
+            self.put(&format!("{pbase}/phys_state"), &format!("{}\n", nic.state.sysfs_phys_state()))?;
             self.put(&format!("{pbase}/link_layer"), "InfiniBand\n")?;
             // Data counters count 4-byte words (the IBTA "octets divided by 4").
             let words = |b: f64| ((b / 4.0).floor() as u64).to_string() + "\n";
             let pkts = |b: f64| ((b / 4096.0).floor() as u64).to_string() + "\n";
+            // The error counters are the IBTA PortCounters ones, 16 or 8 bits wide, and stop at
+            // their maximum rather than wrap.
+            let sat = |n: f64, max: u64| saturated(n, max).to_string() + "\n";
             let c = format!("{pbase}/counters");
             self.put(&format!("{c}/port_rcv_data"), &words(nic.rx_bytes))?;
             self.put(&format!("{c}/port_xmit_data"), &words(nic.tx_bytes))?;
             self.put(&format!("{c}/port_rcv_packets"), &pkts(nic.rx_bytes))?;
             self.put(&format!("{c}/port_xmit_packets"), &pkts(nic.tx_bytes))?;
+            self.put(&format!("{c}/symbol_error"), &sat(nic.symbol_errors, 0xffff))?;
+            self.put(&format!("{c}/link_error_recovery"), &sat(nic.link_error_recovery, 0xff))?;
+            self.put(&format!("{c}/link_downed"), &sat(nic.link_downed, 0xff))?;
+            self.put(&format!("{c}/port_rcv_errors"), &sat(nic.rcv_errors, 0xffff))?;
             for zero in [
-                "port_rcv_errors",
                 "port_xmit_discards",
-                "symbol_error",
-                "link_downed",
-                "link_error_recovery",
                 "local_link_integrity_errors",
                 "excessive_buffer_overrun_errors",
                 "port_rcv_remote_physical_errors",
@@ -148,7 +180,12 @@ impl TreeWriter {
             ] {
                 self.put(&format!("{c}/{zero}"), "0\n")?;
             }
-            self.put(&format!("sys/class/infiniband/{dev}/node_desc"), &format!("{} {dev}\n", sim.hostname()))?;
+            self.put(&format!("{dbase}/node_desc"), &format!("{} {dev}\n", sim.hostname()))?;
+            if let Some((hca, fw)) = adapter(nic.speed_gbps) {
+                self.put(&format!("{dbase}/hca_type"), &format!("{hca}\n"))?;
+                self.put(&format!("{dbase}/fw_ver"), &format!("{fw}\n"))?;
+                self.put(&format!("{dbase}/board_id"), "SIM_0000000001\n")?;
+            }
         }
         Ok(())
     }
