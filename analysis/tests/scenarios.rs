@@ -120,7 +120,7 @@ fn a_degraded_port_on_one_node_of_eight_is_named() {
     let f = play("net-link-degraded", 200);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].rule, "net-link-degraded");
-    assert_eq!(f[0].scope.node.as_deref(), Some("dgx-h100-5"));
+    assert_eq!(f[0].scope.node.as_deref(), Some("hgx-5"));
     assert_eq!(f[0].scope.job.as_deref(), Some("llm-8node"));
     assert_eq!(
         f[0].summary,
