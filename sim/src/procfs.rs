@@ -38,11 +38,18 @@ pub fn saturated(n: f64, max: u64) -> u64 {
     (n.max(0.0).floor() as u64).min(max)
 }
 
+/// How often writers rewrite the traffic counters between whole-tree writes, milliseconds.
+pub const COUNTER_STEP_MS: u64 = 20;
+
 /// Keeps a tree under a root directory current.
 #[derive(Debug)]
 pub struct TreeWriter {
     root: PathBuf,
     written_pids: HashSet<u32>,
+    /// Extension of the temporary files: writers sharing a root must not share them.
+    tmp_ext: &'static str,
+    /// Another writer keeps the traffic counters (see [`TreeWriter::counter_writer`]).
+    counters_elsewhere: bool,
 }
 
 impl TreeWriter {
@@ -50,7 +57,23 @@ impl TreeWriter {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<TreeWriter> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(TreeWriter { root, written_pids: HashSet::new() })
+        Ok(TreeWriter { root, written_pids: HashSet::new(), tmp_ext: "gpuscope-tmp", counters_elsewhere: false })
+    }
+
+    /// A writer of this tree's traffic counters alone, for a thread of its own that calls
+    /// [`TreeWriter::write_counters`] every [`COUNTER_STEP_MS`]: a whole-tree write takes long
+    /// enough on a busy machine (hundreds of files) that counters rewritten only with it move in
+    /// uneven steps, and a reader's rate over half a second is off by tens of percent. From now
+    /// on this writer leaves the counters to the new one (which would otherwise see them go back
+    /// when a slow whole-tree write lands after a newer counter write).
+    pub fn counter_writer(&mut self) -> TreeWriter {
+        self.counters_elsewhere = true;
+        TreeWriter {
+            root: self.root.clone(),
+            written_pids: HashSet::new(),
+            tmp_ext: "gpuscope-counters-tmp",
+            counters_elsewhere: false,
+        }
     }
 
     /// The root directory.
@@ -69,7 +92,9 @@ impl TreeWriter {
 
         self.put("proc/loadavg", &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)))?;
         self.put("proc/uptime", &format!("{:.2} {:.2}\n", UPTIME_AT_START_S + t, (UPTIME_AT_START_S + t) * 0.9))?;
-        self.put("proc/net/dev", &net_dev(&host))?;
+        if !self.counters_elsewhere {
+            self.put("proc/net/dev", &net_dev(&host))?;
+        }
         self.put("proc/diskstats", &diskstats(&host))?;
         self.put("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")?;
         for nic in &host.nics {
@@ -116,7 +141,7 @@ impl TreeWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("gpuscope-tmp");
+        let tmp = path.with_extension(self.tmp_ext);
         std::fs::write(&tmp, content)?;
         std::fs::rename(&tmp, &path)
     }
@@ -152,17 +177,13 @@ impl TreeWriter {
             self.put(&format!("{pbase}/state"), &format!("{}\n", nic.state.sysfs_state()))?;
             self.put(&format!("{pbase}/phys_state"), &format!("{}\n", nic.state.sysfs_phys_state()))?;
             self.put(&format!("{pbase}/link_layer"), "InfiniBand\n")?;
-            // Data counters count 4-byte words (the IBTA "octets divided by 4").
-            let words = |b: f64| ((b / 4.0).floor() as u64).to_string() + "\n";
-            let pkts = |b: f64| ((b / 4096.0).floor() as u64).to_string() + "\n";
+            if !self.counters_elsewhere {
+                self.write_ib_traffic(&pbase, nic)?;
+            }
             // The error counters are the IBTA PortCounters ones, 16 or 8 bits wide, and stop at
             // their maximum rather than wrap.
             let sat = |n: f64, max: u64| saturated(n, max).to_string() + "\n";
             let c = format!("{pbase}/counters");
-            self.put(&format!("{c}/port_rcv_data"), &words(nic.rx_bytes))?;
-            self.put(&format!("{c}/port_xmit_data"), &words(nic.tx_bytes))?;
-            self.put(&format!("{c}/port_rcv_packets"), &pkts(nic.rx_bytes))?;
-            self.put(&format!("{c}/port_xmit_packets"), &pkts(nic.tx_bytes))?;
             self.put(&format!("{c}/symbol_error"), &sat(nic.symbol_errors, 0xffff))?;
             self.put(&format!("{c}/link_error_recovery"), &sat(nic.link_error_recovery, 0xff))?;
             self.put(&format!("{c}/link_downed"), &sat(nic.link_downed, 0xff))?;
@@ -185,6 +206,34 @@ impl TreeWriter {
                 self.put(&format!("{dbase}/hca_type"), &format!("{hca}\n"))?;
                 self.put(&format!("{dbase}/fw_ver"), &format!("{fw}\n"))?;
                 self.put(&format!("{dbase}/board_id"), "SIM_0000000001\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An InfiniBand port's data and packet counters.
+    fn write_ib_traffic(&self, pbase: &str, nic: &crate::engine::NicState) -> io::Result<()> {
+        // Data counters count 4-byte words (the IBTA "octets divided by 4").
+        let words = |b: f64| ((b / 4.0).floor() as u64).to_string() + "\n";
+        let pkts = |b: f64| ((b / 4096.0).floor() as u64).to_string() + "\n";
+        let c = format!("{pbase}/counters");
+        self.put(&format!("{c}/port_rcv_data"), &words(nic.rx_bytes))?;
+        self.put(&format!("{c}/port_xmit_data"), &words(nic.tx_bytes))?;
+        self.put(&format!("{c}/port_rcv_packets"), &pkts(nic.rx_bytes))?;
+        self.put(&format!("{c}/port_xmit_packets"), &pkts(nic.tx_bytes))
+    }
+
+    /// Rewrites only the traffic counters (`proc/net/dev` and the InfiniBand ports' data and
+    /// packet counters) for scenario time `t`. A kernel's counters move continuously; a reader
+    /// that takes a rate over half a second from files rewritten every 100 ms or more is off by
+    /// up to a rewrite interval on each end. Call [`TreeWriter::write`] first: this writes into
+    /// its tree.
+    pub fn write_counters(&self, sim: &Simulation, t: f64) -> io::Result<()> {
+        let host = sim.host(t);
+        self.put("proc/net/dev", &net_dev(&host))?;
+        for nic in &host.nics {
+            if let Some((dev, port)) = &nic.ib {
+                self.write_ib_traffic(&format!("sys/class/infiniband/{dev}/ports/{port}"), nic)?;
             }
         }
         Ok(())

@@ -148,6 +148,25 @@ fn network_infiniband_and_nvme_counters_carry_the_rates() {
     assert!(read(dir.path(), "sys/class/nvme/nvme1/model").starts_with("SAMSUNG"));
 }
 
+/// Once a counter writer keeps the traffic counters, a slow whole-tree write that lands after a
+/// newer counter write leaves them alone: they never go back.
+#[test]
+fn the_counter_writer_owns_the_traffic_counters() {
+    let s = sim("healthy-bf16-training");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut w = write_at(&s, dir.path(), 100.0);
+    let counters = w.counter_writer();
+    counters.write_counters(&s, 110.0).expect("counters");
+    w.write(&s, &CLOCK, 105.0).expect("tree");
+    // 11 GB/s for 110 s, in 4-byte words.
+    let words = read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/counters/port_rcv_data");
+    assert_eq!(words, "302500000000\n");
+    let dev = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(dir.path(), "proc/net/dev").as_bytes())
+        .expect("net/dev");
+    assert_eq!(dev.0["eth0"].recv_bytes, 5_500_000_000, "0.05 GB/s for 110 s");
+    assert_eq!(read(dir.path(), "proc/uptime"), "3705.00 3334.50\n", "the rest is the tree's own time");
+}
+
 /// A node's NIC override: node 5's mlx5_1 port trained at 2X 200 Gb/s with 3 symbol errors a
 /// second, written as the kernel writes them; node 4 of the same job is untouched.
 #[test]
