@@ -317,6 +317,12 @@ pub struct HostSample {
     pub cpu_steal_ratio: Option<f64>,
     /// One-minute load average.
     pub load1: Option<f64>,
+    /// Five-minute load average.
+    #[serde(default)]
+    pub load5: Option<f64>,
+    /// Fifteen-minute load average.
+    #[serde(default)]
+    pub load15: Option<f64>,
     /// Time since the host booted (`/proc/uptime`).
     #[serde(default)]
     pub uptime_seconds: Option<f64>,
@@ -324,6 +330,12 @@ pub struct HostSample {
     pub memory_total_bytes: Option<u64>,
     /// Memory available for new work.
     pub memory_available_bytes: Option<u64>,
+    /// Swap space (0 on a host without swap).
+    #[serde(default)]
+    pub swap_total_bytes: Option<u64>,
+    /// Swap in use.
+    #[serde(default)]
+    pub swap_used_bytes: Option<u64>,
     /// Network interfaces, Ethernet and InfiniBand.
     pub nics: Vec<NicSample>,
     /// NVMe block devices.

@@ -285,6 +285,10 @@ pub struct HostState {
     pub memory_total: u64,
     /// Memory used, bytes.
     pub memory_used: u64,
+    /// Swap space, bytes.
+    pub swap_total: u64,
+    /// Swap in use, bytes.
+    pub swap_used: u64,
     /// NICs.
     pub nics: Vec<NicState>,
     /// NVMe devices.
@@ -976,6 +980,8 @@ impl Simulation {
             core_steal_s: col(&integral, 2),
             memory_total: (node.memory_gib * GIB) as u64,
             memory_used: now[3 * n] as u64,
+            swap_total: (node.swap_gib * GIB) as u64,
+            swap_used: (node.swap_used_gib * GIB) as u64,
             nics,
             disks,
         }

@@ -98,6 +98,12 @@ pub struct NodeSpec {
     /// Memory in GiB.
     #[serde(default = "default_memory")]
     pub memory_gib: f64,
+    /// Swap space in GiB (GPU nodes mostly run without).
+    #[serde(default)]
+    pub swap_gib: f64,
+    /// Swap in use, GiB.
+    #[serde(default)]
+    pub swap_used_gib: f64,
     /// NVIDIA driver version string.
     #[serde(default = "default_driver")]
     pub driver_version: String,
@@ -124,6 +130,8 @@ impl Default for NodeSpec {
             hostname: default_hostname(),
             cpus: default_cpus(),
             memory_gib: default_memory(),
+            swap_gib: 0.0,
+            swap_used_gib: 0.0,
             driver_version: default_driver(),
             cuda_version: default_cuda(),
             cgroup: CgroupVersion::default(),
@@ -925,6 +933,9 @@ impl Scenario {
             if e.at_s < 0.0 {
                 return Err("events.at_s must not be negative".into());
             }
+        }
+        if !(self.node.swap_gib >= 0.0 && (0.0..=self.node.swap_gib).contains(&self.node.swap_used_gib)) {
+            return Err("node.swap_used_gib must be between 0 and node.swap_gib".into());
         }
         for nic in &self.node.nics {
             if nic.kind == NicKindSpec::Infiniband && nic.device.is_none() {

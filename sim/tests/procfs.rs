@@ -141,6 +141,8 @@ fn network_infiniband_and_nvme_counters_carry_the_rates() {
     assert_eq!(read(dir.path(), "sys/class/net/eth0/speed"), "100000\n");
     assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/rate"), "400 Gb/sec (4X NDR)\n");
     assert_eq!(read(dir.path(), "sys/class/net/ib0/type"), "32\n");
+    let mem = procfs_core::Meminfo::from_buf_read(read(dir.path(), "proc/meminfo").as_bytes()).expect("meminfo");
+    assert_eq!((mem.swap_total, mem.swap_free), (16 << 30, (16 << 30) - (1 << 28)), "16 GiB, 0.25 GiB used");
 
     let d = |s: &procfs_core::DiskStats| s.0.iter().find(|d| d.name == "nvme1n1").cloned().expect("nvme1n1");
     let read_rate = (d(&disks_b).sectors_read - d(&disks_a).sectors_read) as f64 * 512.0 / 10.0;

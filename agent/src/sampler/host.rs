@@ -123,7 +123,10 @@ impl Sampler for CpuSampler {
         self.prev = Some((total, cores));
         let lpath = self.root.join("loadavg");
         let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| proc_err(&lpath, e))?;
-        host(snap).load1 = Some(f64::from(load.one));
+        let h = host(snap);
+        h.load1 = Some(f64::from(load.one));
+        h.load5 = Some(f64::from(load.five));
+        h.load15 = Some(f64::from(load.fifteen));
         let upath = self.root.join("uptime");
         host(snap).uptime_seconds =
             Some(parse_uptime(&read(&upath)?).ok_or_else(|| parse_err(&upath, "not \"SECONDS IDLE\""))?);
@@ -156,6 +159,9 @@ impl Sampler for MemorySampler {
         let h = host(snap);
         h.memory_total_bytes = Some(total);
         h.memory_available_bytes = m.get("MemAvailable").copied();
+        // SwapTotal 0 is a host without swap, a value; a missing line is unknown.
+        h.swap_total_bytes = m.get("SwapTotal").copied();
+        h.swap_used_bytes = m.get("SwapTotal").zip(m.get("SwapFree")).map(|(total, free)| total.saturating_sub(*free));
         Ok(())
     }
 }

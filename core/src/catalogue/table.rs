@@ -793,6 +793,24 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::HostCpu)
     },
     MetricDef {
+        prometheus: "gpuscope_host_load5",
+        otlp: "system.cpu.load_average.5m",
+        unit: Count,
+        kind: Gauge,
+        help: "Five-minute load average.",
+        accessor: field!(Host, load5),
+        ..base(Group::HostCpu)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_load15",
+        otlp: "system.cpu.load_average.15m",
+        unit: Count,
+        kind: Gauge,
+        help: "Fifteen-minute load average.",
+        accessor: field!(Host, load15),
+        ..base(Group::HostCpu)
+    },
+    MetricDef {
         prometheus: "gpuscope_host_uptime_seconds",
         otlp: "system.uptime",
         unit: Seconds,
@@ -817,6 +835,25 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: UpDownCounter,
         help: "Memory available for new work.",
         accessor: field!(Host, memory_available_bytes),
+        ..base(Group::HostMemory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_swap_total_bytes",
+        otlp: "gpuscope.host.swap.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Swap space (0 on a host without swap).",
+        accessor: field!(Host, swap_total_bytes),
+        ..base(Group::HostMemory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_swap_used_bytes",
+        otlp: "system.paging.usage",
+        otlp_attributes: &[("system.paging.state", "used")],
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Swap in use.",
+        accessor: field!(Host, swap_used_bytes),
         ..base(Group::HostMemory)
     },
     MetricDef {
