@@ -96,6 +96,9 @@ impl TreeWriter {
             self.put("proc/net/dev", &net_dev(&host))?;
         }
         self.put("proc/diskstats", &diskstats(&host))?;
+        let (snmp, netstat) = ip_counters(&host);
+        self.put("proc/net/snmp", &snmp)?;
+        self.put("proc/net/netstat", &netstat)?;
         self.put("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")?;
         for nic in &host.nics {
             self.write_nic(sim, nic)?;
@@ -548,6 +551,191 @@ fn net_dev(h: &HostState) -> String {
         s.push_str(&line(&nic.name, rx, rx / 1500, tx, tx / 1500));
     }
     s
+}
+
+/// `/proc/net/snmp` and `/proc/net/netstat`: header and value lines per protocol, as the kernel
+/// writes them (Linux 6.x fields; netstat's TcpExt list is the kernel's first forty fields and
+/// TCPSynRetrans). The IP and TCP traffic is the Ethernet interfaces' (RDMA bypasses the stack),
+/// one segment per 1500 bytes.
+fn ip_counters(h: &HostState) -> (String, String) {
+    let (mut rx, mut tx) = (1_048_576u64, 1_048_576u64);
+    for nic in h.nics.iter().filter(|n| n.kind == NicKindSpec::Ethernet) {
+        rx = rx.saturating_add(nic.rx_bytes.floor() as u64);
+        tx = tx.saturating_add(nic.tx_bytes.floor() as u64);
+    }
+    let (rxp, txp) = (rx / 1500, tx / 1500);
+    let table = |out: &mut String, proto: &str, fields: &[(&str, i64)]| {
+        let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        let values: Vec<String> = fields.iter().map(|(_, v)| v.to_string()).collect();
+        let _ = writeln!(out, "{proto}: {}", names.join(" "));
+        let _ = writeln!(out, "{proto}: {}", values.join(" "));
+    };
+    let (rxp_i, txp_i) = (i64::try_from(rxp).unwrap_or(i64::MAX), i64::try_from(txp).unwrap_or(i64::MAX));
+    let mut snmp = String::new();
+    table(
+        &mut snmp,
+        "Ip",
+        &[
+            ("Forwarding", 2),
+            ("DefaultTTL", 64),
+            ("InReceives", rxp_i),
+            ("InHdrErrors", 0),
+            ("InAddrErrors", 0),
+            ("ForwDatagrams", 0),
+            ("InUnknownProtos", 0),
+            ("InDiscards", 0),
+            ("InDelivers", rxp_i),
+            ("OutRequests", txp_i),
+            ("OutDiscards", 0),
+            ("OutNoRoutes", 0),
+            ("ReasmTimeout", 0),
+            ("ReasmReqds", 0),
+            ("ReasmOKs", 0),
+            ("ReasmFails", 0),
+            ("FragOKs", 0),
+            ("FragFails", 0),
+            ("FragCreates", 0),
+            ("OutTransmits", txp_i),
+        ],
+    );
+    let icmp = [
+        "InMsgs",
+        "InErrors",
+        "InCsumErrors",
+        "InDestUnreachs",
+        "InTimeExcds",
+        "InParmProbs",
+        "InSrcQuenchs",
+        "InRedirects",
+        "InEchos",
+        "InEchoReps",
+        "InTimestamps",
+        "InTimestampReps",
+        "InAddrMasks",
+        "InAddrMaskReps",
+        "OutMsgs",
+        "OutErrors",
+        "OutRateLimitGlobal",
+        "OutRateLimitHost",
+        "OutDestUnreachs",
+        "OutTimeExcds",
+        "OutParmProbs",
+        "OutSrcQuenchs",
+        "OutRedirects",
+        "OutEchos",
+        "OutEchoReps",
+        "OutTimestamps",
+        "OutTimestampReps",
+        "OutAddrMasks",
+        "OutAddrMaskReps",
+    ];
+    table(&mut snmp, "Icmp", &icmp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    table(&mut snmp, "IcmpMsg", &[("InType3", 0), ("OutType3", 0)]);
+    table(
+        &mut snmp,
+        "Tcp",
+        &[
+            ("RtoAlgorithm", 1),
+            ("RtoMin", 200),
+            ("RtoMax", 120_000),
+            ("MaxConn", -1),
+            ("ActiveOpens", 120),
+            ("PassiveOpens", 48),
+            ("AttemptFails", 0),
+            ("EstabResets", 0),
+            ("CurrEstab", 24),
+            ("InSegs", rxp_i),
+            ("OutSegs", txp_i),
+            ("RetransSegs", 0),
+            ("InErrs", 0),
+            ("OutRsts", 0),
+            ("InCsumErrors", 0),
+        ],
+    );
+    let udp = [
+        "InDatagrams",
+        "NoPorts",
+        "InErrors",
+        "OutDatagrams",
+        "RcvbufErrors",
+        "SndbufErrors",
+        "InCsumErrors",
+        "IgnoredMulti",
+        "MemErrors",
+    ];
+    table(&mut snmp, "Udp", &udp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    table(&mut snmp, "UdpLite", &udp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    let tcp_ext = [
+        "SyncookiesSent",
+        "SyncookiesRecv",
+        "SyncookiesFailed",
+        "EmbryonicRsts",
+        "PruneCalled",
+        "RcvPruned",
+        "OfoPruned",
+        "OutOfWindowIcmps",
+        "LockDroppedIcmps",
+        "ArpFilter",
+        "TW",
+        "TWRecycled",
+        "TWKilled",
+        "PAWSActive",
+        "PAWSEstab",
+        "DelayedACKs",
+        "DelayedACKLocked",
+        "DelayedACKLost",
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPHPHits",
+        "TCPPureAcks",
+        "TCPHPAcks",
+        "TCPRenoRecovery",
+        "TCPSackRecovery",
+        "TCPSACKReneging",
+        "TCPSACKReorder",
+        "TCPRenoReorder",
+        "TCPTSReorder",
+        "TCPFullUndo",
+        "TCPPartialUndo",
+        "TCPDSACKUndo",
+        "TCPLossUndo",
+        "TCPLostRetransmit",
+        "TCPRenoFailures",
+        "TCPSackFailures",
+        "TCPLossFailures",
+        "TCPFastRetrans",
+        "TCPSlowStartRetrans",
+        "TCPTimeouts",
+        "TCPSynRetrans",
+    ];
+    let mut netstat = String::new();
+    table(&mut netstat, "TcpExt", &tcp_ext.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    let (rx_i, tx_i) = (i64::try_from(rx).unwrap_or(i64::MAX), i64::try_from(tx).unwrap_or(i64::MAX));
+    table(
+        &mut netstat,
+        "IpExt",
+        &[
+            ("InNoRoutes", 0),
+            ("InTruncatedPkts", 0),
+            ("InMcastPkts", 0),
+            ("OutMcastPkts", 0),
+            ("InBcastPkts", 0),
+            ("OutBcastPkts", 0),
+            ("InOctets", rx_i),
+            ("OutOctets", tx_i),
+            ("InMcastOctets", 0),
+            ("OutMcastOctets", 0),
+            ("InBcastOctets", 0),
+            ("OutBcastOctets", 0),
+            ("InCsumErrors", 0),
+            ("InNoECTPkts", rxp_i),
+            ("InECT1Pkts", 0),
+            ("InECT0Pkts", 0),
+            ("InCEPkts", 0),
+            ("ReasmOverlaps", 0),
+        ],
+    );
+    (snmp, netstat)
 }
 
 fn diskstats(h: &HostState) -> String {
