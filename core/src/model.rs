@@ -340,6 +340,28 @@ pub struct HostSample {
     pub nics: Vec<NicSample>,
     /// NVMe block devices.
     pub disks: Vec<DiskSample>,
+    /// Mounted filesystems (real ones: no proc, sysfs, cgroup, overlay…), by mount point.
+    #[serde(default)]
+    pub filesystems: Vec<FsSample>,
+}
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FsSample {
+    /// Mount point, e.g. `/data`.
+    pub mountpoint: String,
+    /// Mounted device or source, e.g. `/dev/nvme0n1p1`.
+    #[serde(default)]
+    pub device: String,
+    /// Filesystem type, e.g. `ext4`.
+    #[serde(default)]
+    pub fstype: String,
+    /// Size.
+    pub size_bytes: Option<u64>,
+    /// Free space, the blocks reserved for root included.
+    pub free_bytes: Option<u64>,
+    /// Space available to unprivileged users.
+    pub avail_bytes: Option<u64>,
 }
 
 /// One CPU core.

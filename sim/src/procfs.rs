@@ -96,6 +96,12 @@ impl TreeWriter {
             self.put("proc/net/dev", &net_dev(&host))?;
         }
         self.put("proc/diskstats", &diskstats(&host))?;
+        self.put("proc/1/mounts", &mounts(sim))?;
+        // The mount points exist under the root, which stands for the host's / (an agent stats
+        // them there): their sizes are those of the filesystem holding the tree.
+        for m in REAL_MOUNTS {
+            std::fs::create_dir_all(self.root.join(m.trim_start_matches('/')))?;
+        }
         let (snmp, netstat) = ip_counters(&host);
         self.put("proc/net/snmp", &snmp)?;
         self.put("proc/net/netstat", &netstat)?;
@@ -736,6 +742,33 @@ fn ip_counters(h: &HostState) -> (String, String) {
         ],
     );
     (snmp, netstat)
+}
+
+/// The real filesystems of the simulated node's mount table: the root and a data volume.
+pub const REAL_MOUNTS: &[&str] = &["/", "/data"];
+
+/// `/proc/1/mounts`: the root on the first NVMe namespace (or a SCSI disk), `/data` on the
+/// second (or the first), and the kernel's and a container runtime's pseudo filesystems, which a
+/// reader leaves out.
+fn mounts(sim: &Simulation) -> String {
+    let nvme: Vec<&str> = sim.scenario().node.nvme.iter().map(|d| d.name.as_str()).collect();
+    let root = nvme.first().map_or("/dev/sda2".to_string(), |n| format!("/dev/{n}p2"));
+    let data = match nvme.as_slice() {
+        [_, second, ..] => format!("/dev/{second}"),
+        [first] => format!("/dev/{first}p3"),
+        [] => "/dev/sdb1".to_string(),
+    };
+    format!(
+        "{root} / ext4 rw,relatime 0 0
+         proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+         sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+         devtmpfs /dev devtmpfs rw,nosuid,size=4096k,mode=755 0 0
+         tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0
+         cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0
+         {data} /data xfs rw,noatime 0 0
+         overlay /var/lib/containerd/io.containerd.runtime.v2.task/k8s.io/3f1c2a9b/rootfs overlay rw,relatime 0 0
+"
+    )
 }
 
 fn diskstats(h: &HostState) -> String {

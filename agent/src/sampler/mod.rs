@@ -1,5 +1,6 @@
 //! Samplers: each fills its part of the node snapshot and fails alone.
 
+pub mod filesystem;
 pub mod host;
 pub mod nvml;
 pub mod process;

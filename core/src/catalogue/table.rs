@@ -1169,6 +1169,35 @@ pub static CATALOGUE: &[MetricDef] = &[
         accessor: field!(Disk, busy_ratio),
         ..base(Group::Disk)
     },
+    // ---- filesystems
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_size_bytes",
+        otlp: "system.filesystem.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Size of the filesystem.",
+        accessor: field!(Fs, size_bytes),
+        ..base(Group::Disk)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_free_bytes",
+        otlp: "gpuscope.host.filesystem.free",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Free space on the filesystem, the blocks reserved for root included.",
+        accessor: field!(Fs, free_bytes),
+        ..base(Group::Disk)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_avail_bytes",
+        otlp: "system.filesystem.usage",
+        otlp_attributes: &[("system.filesystem.state", "free")],
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Space on the filesystem available to unprivileged users.",
+        accessor: field!(Fs, avail_bytes),
+        ..base(Group::Disk)
+    },
 ];
 
 #[cfg(test)]
