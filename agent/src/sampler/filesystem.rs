@@ -1,5 +1,5 @@
 //! Mounted filesystems: size, free and available space per mount point (`statvfs`), for the data
-//! set and checkpoint volumes. The mount table is `<procfs_root>/1/mounts` (init's: the host's
+//! set and checkpoint volumes, read on slow passes. The mount table is `<procfs_root>/1/mounts` (init's: the host's
 //! mounts when the agent runs in a container given the host's /proc), and a mount point is looked
 //! up under the parent of the procfs root (`/` for `/proc`, `/host` for `/host/proc`), as
 //! node_exporter's `--path.rootfs` does.
@@ -127,6 +127,8 @@ pub struct FilesystemSampler {
     procfs_root: PathBuf,
     rootfs: PathBuf,
     mounts: Vec<Mount>,
+    /// The last reading, published again between slow passes.
+    last: Vec<FsSample>,
     /// Mount points whose `statvfs` has not returned yet; skipped until it does.
     stuck: Arc<Mutex<HashSet<String>>>,
 }
@@ -135,7 +137,7 @@ impl FilesystemSampler {
     /// Reads `<procfs_root>/1/mounts` and stats mount points under the procfs root's parent.
     pub fn new(procfs_root: PathBuf) -> FilesystemSampler {
         let rootfs = procfs_root.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-        FilesystemSampler { procfs_root, rootfs, mounts: Vec::new(), stuck: Arc::default() }
+        FilesystemSampler { procfs_root, rootfs, mounts: Vec::new(), last: Vec::new(), stuck: Arc::default() }
     }
 }
 
@@ -145,9 +147,13 @@ impl Sampler for FilesystemSampler {
     }
 
     fn sample(&mut self, snap: &mut NodeSnapshot, pass: &Pass) -> Result<(), SampleError> {
-        if pass.slow || self.mounts.is_empty() {
-            self.mounts = parse_mounts(&read(&self.procfs_root.join("1/mounts"))?);
+        // Filesystems fill over minutes: they are read on slow passes (30 s by default), and the
+        // reading is published again in between.
+        if !pass.slow && !self.mounts.is_empty() {
+            snap.host.get_or_insert_with(HostSample::default).filesystems = self.last.clone();
+            return Ok(());
         }
+        self.mounts = parse_mounts(&read(&self.procfs_root.join("1/mounts"))?);
         let todo: Vec<Mount> = {
             let stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
             self.mounts.iter().filter(|m| !stuck.contains(&m.mountpoint)).cloned().collect()
@@ -185,6 +191,7 @@ impl Sampler for FilesystemSampler {
                 });
             }
         }
+        self.last = out.clone();
         snap.host.get_or_insert_with(HostSample::default).filesystems = out;
         Ok(())
     }
