@@ -204,6 +204,49 @@ fn query_json(node: &common::Node, scenario: &str, clock: (&str, String), gap_ms
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `gpuscope query` reads InfiniBand at the scenario's rate: healthy-bf16-training moves 11 GB/s
+/// each way on every port, without noise. It read 13–17 GB/s when the simulator moved the
+/// counters only with whole-tree rewrites (uneven steps of 100 ms and more on a busy machine)
+/// and the agent timed rates from its pass's start rather than from the counters' reading. The
+/// tolerance is the simulator's 20 ms counter step at both ends of the 2 s gap (2 %), with room
+/// for a loaded machine delaying the counter writer: 6 %.
+#[test]
+fn query_reads_infiniband_at_the_scenario_rate() {
+    let start_at = unix_now() - 100.0;
+    let node = start(NodeSpec::new("healthy-bf16-training", Clock::Running { start: start_at }));
+    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_START", format!("{start_at:.3}")), 2000);
+    let nics = q["host"]["nics"].as_array().expect("nics");
+    let ports: Vec<&serde_json::Value> =
+        nics.iter().filter(|n| n["name"].as_str().is_some_and(|s| s.starts_with("mlx5_"))).collect();
+    assert_eq!(ports.len(), 4, "{nics:?}");
+    for p in ports {
+        for key in ["rx_bytes_per_second", "tx_bytes_per_second"] {
+            let v = p[key].as_f64().unwrap_or_else(|| panic!("{} {key}: {p}", p["name"]));
+            assert!((v - 11e9).abs() <= 0.06 * 11e9, "{} {key} = {:.2} GB/s, the scenario says 11", p["name"], v / 1e9);
+        }
+    }
+}
+
+/// The real filesystems of the simulated mount table (the root and `/data`; not proc, sysfs,
+/// devtmpfs, /dev/shm, cgroup2 or a container's overlay), sized as GNU df sizes the filesystem
+/// holding the tree (the mount points are directories in it).
+#[test]
+fn query_lists_the_real_filesystems_sized_as_df_sizes_them() {
+    let node = start(NodeSpec::new("healthy-bf16-training", Clock::Frozen(100.0)));
+    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_TIME", "100".into()), 100);
+    let fs = q["host"]["filesystems"].as_array().expect("filesystems");
+    let points: Vec<&str> = fs.iter().filter_map(|f| f["mountpoint"].as_str()).collect();
+    assert_eq!(points, ["/", "/data"], "{fs:?}");
+    assert_eq!((fs[1]["device"].as_str(), fs[1]["fstype"].as_str()), (Some("/dev/nvme1n1"), Some("xfs")));
+    let df = Command::new("df").args(["-B1", "--output=size"]).arg(node.root.path().join("data")).output().unwrap();
+    let size: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+    for f in fs {
+        let get = |k: &str| f[k].as_u64().unwrap_or_else(|| panic!("{k}: {f}"));
+        assert_eq!(get("size_bytes"), size, "{f}");
+        assert!(get("size_bytes") >= get("free_bytes") && get("free_bytes") >= get("avail_bytes"), "{f}");
+    }
+}
+
 #[test]
 fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
     // GPU 3 falls off the bus at scenario second 120, three seconds from now.
@@ -403,6 +446,11 @@ fn query_json_is_stable() {
         v["agent"]["sample_duration_seconds"] = serde_json::Value::Null;
         for s in v["agent"]["samplers"].as_object_mut().unwrap().values_mut() {
             s["last_success_ms"] = serde_json::Value::Null;
+        }
+        // So is the free space of the test machine's disk, which holds the simulated mounts.
+        for f in v["host"]["filesystems"].as_array_mut().unwrap() {
+            f["free_bytes"] = serde_json::Value::Null;
+            f["avail_bytes"] = serde_json::Value::Null;
         }
         v
     };

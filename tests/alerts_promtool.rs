@@ -297,6 +297,39 @@ fn promql_cases() -> Vec<Case> {
             }],
         },
         Case {
+            alert: "GpuscopeNetLinkDegraded",
+            series: {
+                let port = |inst: &str, port: &str| format!("instance=\"{inst}\", job=\"gpuscope\", interface=\"{port}\", kind=\"infiniband\"");
+                let mut v = Vec::new();
+                // n1: mlx5_1/1 trained at 2X 200 Gb/s; mlx5_0/1 fine. n2: counts 5 symbol errors a
+                // minute (below 10) and recovered from nothing.
+                for (inst, name, rate, width, symbols) in [
+                    (n1, "mlx5_1/1", "25000000000x8", "2x8", "0x8"),
+                    (n1, "mlx5_0/1", "50000000000x8", "4x8", "0x8"),
+                    ("n2:9466", "mlx5_0/1", "50000000000x8", "4x8", "0+1.25x8"),
+                ] {
+                    let l = port(inst, name);
+                    v.push(s("gpuscope_host_network_speed_bytes_per_second", &l, rate));
+                    v.push(s("gpuscope_host_network_speed_max_bytes_per_second", &l, "50000000000x8"));
+                    v.push(s("gpuscope_host_network_link_width", &l, width));
+                    v.push(s("gpuscope_host_network_link_width_max", &l, "4x8"));
+                    v.push(s("gpuscope_host_network_infiniband_state", &l, "4x8"));
+                    v.push(s("gpuscope_host_network_infiniband_physical_state", &l, "5x8"));
+                    v.push(s("gpuscope_host_network_infiniband_symbol_errors_total", &l, symbols));
+                    v.push(s("gpuscope_host_network_receive_errors_total", &l, "0x8"));
+                    v.push(s("gpuscope_host_network_infiniband_link_error_recovery_total", &l, "0x8"));
+                    v.push(s("gpuscope_host_network_infiniband_link_downed_total", &l, "0x8"));
+                }
+                v
+            },
+            eval: "2m",
+            expect: vec![Expect {
+                labels: vec![("instance".into(), n1.into())],
+                summary: "n1:9466: 1 InfiniBand port(s) trained below the adapter's maximum, not active, or counting errors.".into(),
+                observed: "1",
+            }],
+        },
+        Case {
             alert: "GpuscopePowerCapped",
             series: vec![
                 s("gpuscope_gpu_clock_event_active", &format!("{bad}, reason=\"sw_power_cap\""), "1x12"),

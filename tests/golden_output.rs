@@ -4,7 +4,8 @@
 //! after an intended change (and review the diff like code).
 //!
 //! Only what depends on the wall clock is masked: sampling durations, timestamps, and the
-//! agent's own counters (scrapes served, encode time, OTLP batches).
+//! agent's own counters (scrapes served, encode time, OTLP batches); and the filesystems' sizes,
+//! which are those of the test machine's disk (the simulated mount points live in the tree).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +88,9 @@ fn masked_metrics(text: &str) -> String {
         if !line.starts_with('#') && VOLATILE.contains(&name) {
             let (series, _) = line.rsplit_once(' ').unwrap();
             writeln!(out, "{series} <wall-clock>").unwrap();
+        } else if !line.starts_with('#') && name.starts_with("gpuscope_host_filesystem_") {
+            let (series, _) = line.rsplit_once(' ').unwrap();
+            writeln!(out, "{series} <test machine's disk>").unwrap();
         } else {
             writeln!(out, "{line}").unwrap();
         }
@@ -226,7 +230,10 @@ fn render_otlp(req: &ExportMetricsServiceRequest) -> String {
                 writeln!(out, "metric {} unit={:?} {kind} help={:?}", m.name, m.unit, m.description).unwrap();
                 for p in points {
                     let attrs: Vec<String> = p.attributes.iter().map(attr_text).collect();
+                    let host_disk =
+                        ["system.filesystem.limit", "system.filesystem.usage", "gpuscope.host.filesystem.free"];
                     let v = match p.value {
+                        _ if host_disk.contains(&m.name.as_str()) => "<test machine's disk>".into(),
                         Some(number_data_point::Value::AsDouble(d)) => round(d),
                         Some(number_data_point::Value::AsInt(i)) => format!("{i}i"),
                         None => "none".into(),

@@ -164,4 +164,15 @@ fn every_scenario_opens_exactly_its_findings_through_agent_otlp_and_collector() 
     assert_eq!(sparse[0]["cause"], "notebook", "{sparse}");
     let tcp = get("nccl-over-tcp");
     assert_eq!(tcp[0]["scope"]["job"], "llm-tcp");
+    // One degraded port among the 32 of an eight-node job, named on its node with what is wrong.
+    let net = get("net-link-degraded");
+    assert_eq!(net.as_array().unwrap().len(), 1, "{net}");
+    assert_eq!(net[0]["scope"]["node"], "hgx-5", "{net}");
+    assert!(
+        net[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Network port mlx5_1/1: trained at 200 of 400 Gb/s, 2X of 4X lanes"),
+        "{net}"
+    );
 }

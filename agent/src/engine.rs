@@ -62,6 +62,7 @@ impl Samplers {
             Box::new(MemorySampler::new(opts.procfs_root.clone())),
             Box::new(NetworkSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
             Box::new(StorageSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
+            Box::new(crate::sampler::filesystem::FilesystemSampler::new(opts.procfs_root.clone())),
         ];
         let hostname =
             if opts.hostname.is_empty() { system_hostname(&opts.procfs_root) } else { opts.hostname.clone() };

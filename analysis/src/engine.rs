@@ -554,7 +554,8 @@ mod tests {
         assert_eq!(f.scope.gpus, vec![0, 1, 2]);
         assert_eq!(f.summary, "GPUs 0\u{2013}2: the GPU is held by a process but idle");
         let gpus: Vec<Option<u32>> = f.evidence.iter().map(|e| e.gpu).collect();
-        assert_eq!(gpus, vec![Some(0), Some(1), Some(2)]);
+        // Each GPU's activity and idle GPU-hours.
+        assert_eq!(gpus, vec![Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)]);
         let closed: Vec<(u64, &Finding)> = log
             .iter()
             .filter_map(|(t, c)| if let Change::Closed { finding, .. } = c { Some((*t, finding)) } else { None })

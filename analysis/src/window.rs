@@ -26,6 +26,9 @@ pub struct ThinGpu {
     pub nvlink_recovery: Option<u64>,
     /// GPU memory used (memory-near-full asks whether it grows).
     pub memory_used: Option<u64>,
+    /// SM activity, or utilization where profiling is absent (gpu-idle-allocated asks how long
+    /// the GPU has been idle).
+    pub activity: Option<f32>,
 }
 
 impl ThinGpu {
@@ -43,6 +46,7 @@ impl ThinGpu {
             nvlink_replay: sum(|l| l.replay_errors_total),
             nvlink_recovery: sum(|l| l.recovery_errors_total),
             memory_used: g.memory_used_bytes,
+            activity: g.sm_active_ratio.or(g.utilization_ratio).map(|a| a as f32),
         }
     }
 }
@@ -278,6 +282,26 @@ impl NodeWindow {
             .filter_map(&pred)
             .collect();
         (!v.is_empty()).then(|| v.iter().filter(|b| **b).count() as f64 / v.len() as f64)
+    }
+
+    /// How long `gpu` has been idle up to its newest record no later than `now_ms`: the time
+    /// back to the oldest record of the unbroken run whose activity is below `idle`, wall
+    /// milliseconds (bounded by the window's retention); `None` when the newest record is not idle.
+    pub fn gpu_idle_ms(&self, gpu: u32, now_ms: u64, idle: f64) -> Option<u64> {
+        let end = self.thin.partition_point(|s| s.timestamp_ms <= now_ms);
+        let mut last = None;
+        let mut since = None;
+        for s in self.thin.range(..end).rev() {
+            let Some(g) = s.gpus.iter().find(|g| g.index == gpu) else { break };
+            match g.activity {
+                Some(a) if f64::from(a) < idle => {
+                    last.get_or_insert(s.timestamp_ms);
+                    since = Some(s.timestamp_ms);
+                }
+                _ => break,
+            }
+        }
+        Some(last? - since?)
     }
 
     /// Increase of a GPU counter over the span (first to last reading; a reset counts from 0).

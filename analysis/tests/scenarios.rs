@@ -113,6 +113,36 @@ fn findings_name_the_right_gpu_and_node() {
     assert_eq!(xid[0].action, Some(Action::RestartApp), "XID 13 and 43 are application faults");
 }
 
+/// The forgotten notebook's finding names the process and its user, and counts the idle
+/// GPU-hours from the start of the idle run (second 30) to the finding's opening: the 10 s
+/// smoothing span and the 600 s sustain later, 610 s.
+#[test]
+fn an_idle_held_gpu_names_its_holder_and_the_idle_hours() {
+    let f = play("gpu-idle-allocated", 1000);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        f[0].summary,
+        "GPU 1 is held by jupyter-kernel (62202, user ml) but does nothing (sm_active 0%) for 0.17 GPU-hours"
+    );
+    let hours = f[0].evidence.iter().find(|e| e.signal == "idle_gpu_hours").expect("idle_gpu_hours").value;
+    assert!((hours - 610.0 / 3600.0).abs() < 1e-9, "{hours}");
+}
+
+/// Node 5 of eight has one port trained at 2X 200 Gb/s with symbol errors: one finding, on that
+/// node, naming the port and everything wrong with it; the seven healthy nodes stay quiet.
+#[test]
+fn a_degraded_port_on_one_node_of_eight_is_named() {
+    let f = play("net-link-degraded", 200);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].rule, "net-link-degraded");
+    assert_eq!(f[0].scope.node.as_deref(), Some("hgx-5"));
+    assert_eq!(f[0].scope.job.as_deref(), Some("llm-8node"));
+    assert_eq!(
+        f[0].summary,
+        "Network port mlx5_1/1: trained at 200 of 400 Gb/s, 2X of 4X lanes, 180 symbol/receive errors a minute"
+    );
+}
+
 #[test]
 fn the_phase_changing_scenario_opens_and_closes_with_hysteresis() {
     let sc = Scenario::load("dataloader-stall").unwrap();

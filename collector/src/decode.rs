@@ -228,6 +228,7 @@ fn identity<'a>(
             Owner::Nic { name, kind }
         }
         Scope::Disk => Owner::Disk(str_attr_cow(attrs, k::DEVICE)?),
+        Scope::Filesystem => Owner::Fs(str_attr_cow(attrs, k::MOUNTPOINT)?),
     };
     let label = match def.label() {
         None => None,

@@ -39,6 +39,7 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         cpus: vec![CpuSample { cpu: 0, ..Default::default() }, CpuSample { cpu: 1, ..Default::default() }],
         nics: vec![NicSample { name: "mlx5_0/1".into(), kind: NicKind::Infiniband, ..Default::default() }],
         disks: vec![DiskSample { name: "nvme0n1".into(), ..Default::default() }],
+        filesystems: vec![gpuscope_core::FsSample { mountpoint: "/data".into(), ..Default::default() }],
         ..HostSample::default()
     };
     for (i, m) in CATALOGUE.iter().enumerate() {
@@ -72,6 +73,7 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
             Accessor::Cpu(_, set) => h.cpus.iter_mut().for_each(|c| set(c, v)),
             Accessor::Nic(_, set) => h.nics.iter_mut().for_each(|n| set(n, v)),
             Accessor::Disk(_, set) => h.disks.iter_mut().for_each(|d| set(d, v)),
+            Accessor::Fs(_, set) => h.filesystems.iter_mut().for_each(|f| set(f, v)),
         }
     }
     let g1 = GpuSample {

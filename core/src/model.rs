@@ -360,6 +360,12 @@ pub struct HostSample {
     pub cpu_steal_ratio: Option<f64>,
     /// One-minute load average.
     pub load1: Option<f64>,
+    /// Five-minute load average.
+    #[serde(default)]
+    pub load5: Option<f64>,
+    /// Fifteen-minute load average.
+    #[serde(default)]
+    pub load15: Option<f64>,
     /// Time since the host booted (`/proc/uptime`).
     #[serde(default)]
     pub uptime_seconds: Option<f64>,
@@ -367,10 +373,38 @@ pub struct HostSample {
     pub memory_total_bytes: Option<u64>,
     /// Memory available for new work.
     pub memory_available_bytes: Option<u64>,
+    /// Swap space (0 on a host without swap).
+    #[serde(default)]
+    pub swap_total_bytes: Option<u64>,
+    /// Swap in use.
+    #[serde(default)]
+    pub swap_used_bytes: Option<u64>,
     /// Network interfaces, Ethernet and InfiniBand.
     pub nics: Vec<NicSample>,
     /// NVMe block devices.
     pub disks: Vec<DiskSample>,
+    /// Mounted filesystems (real ones: no proc, sysfs, cgroup, overlay…), by mount point.
+    #[serde(default)]
+    pub filesystems: Vec<FsSample>,
+}
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FsSample {
+    /// Mount point, e.g. `/data`.
+    pub mountpoint: String,
+    /// Mounted device or source, e.g. `/dev/nvme0n1p1`.
+    #[serde(default)]
+    pub device: String,
+    /// Filesystem type, e.g. `ext4`.
+    #[serde(default)]
+    pub fstype: String,
+    /// Size.
+    pub size_bytes: Option<u64>,
+    /// Free space, the blocks reserved for root included.
+    pub free_bytes: Option<u64>,
+    /// Space available to unprivileged users.
+    pub avail_bytes: Option<u64>,
 }
 
 /// One CPU core.
@@ -432,6 +466,44 @@ pub struct NicSample {
     pub rx_bytes_per_second: Option<f64>,
     /// Transmit rate over the last interval.
     pub tx_bytes_per_second: Option<f64>,
+    /// The fastest rate the adapter can train at (InfiniBand: from the HCA model).
+    #[serde(default)]
+    pub speed_max_bytes_per_second: Option<f64>,
+    /// Lanes the link trained at (InfiniBand `4X` → 4).
+    #[serde(default)]
+    pub link_width: Option<u32>,
+    /// Lanes the adapter supports (InfiniBand: from the HCA model).
+    #[serde(default)]
+    pub link_width_max: Option<u32>,
+    /// The link carries traffic: Ethernet `operstate` up, InfiniBand port state ACTIVE.
+    #[serde(default)]
+    pub up: Option<bool>,
+    /// InfiniBand logical port state as the kernel numbers it (1 DOWN, 2 INIT, 3 ARMED,
+    /// 4 ACTIVE, 5 ACTIVE_DEFER).
+    #[serde(default)]
+    pub ib_state: Option<u32>,
+    /// InfiniBand physical port state as the kernel numbers it (2 Polling, 3 Disabled,
+    /// 5 LinkUp, 6 LinkErrorRecovery, …).
+    #[serde(default)]
+    pub ib_phys_state: Option<u32>,
+    /// Times the Ethernet carrier went up or down.
+    #[serde(default)]
+    pub carrier_changes_total: Option<u64>,
+    /// InfiniBand symbol errors (bit errors on a lane).
+    #[serde(default)]
+    pub symbol_errors_total: Option<u64>,
+    /// InfiniBand link error recoveries (the link retrained).
+    #[serde(default)]
+    pub link_error_recovery_total: Option<u64>,
+    /// InfiniBand link-down events.
+    #[serde(default)]
+    pub link_downed_total: Option<u64>,
+    /// InfiniBand local link integrity errors.
+    #[serde(default)]
+    pub link_integrity_errors_total: Option<u64>,
+    /// InfiniBand excessive buffer overrun errors.
+    #[serde(default)]
+    pub buffer_overrun_errors_total: Option<u64>,
 }
 
 /// One NVMe block device.

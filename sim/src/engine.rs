@@ -232,6 +232,20 @@ pub struct NicState {
     pub rx_bytes: f64,
     /// Bytes sent so far.
     pub tx_bytes: f64,
+    /// Rate the link trained at, Gbit/s.
+    pub rate_gbps: f64,
+    /// Lanes the link trained at.
+    pub width: u32,
+    /// Port state.
+    pub state: crate::scenario::PortState,
+    /// Symbol errors so far.
+    pub symbol_errors: f64,
+    /// Link error recoveries so far.
+    pub link_error_recovery: f64,
+    /// Link-down events so far.
+    pub link_downed: f64,
+    /// Receive errors so far.
+    pub rcv_errors: f64,
 }
 
 /// One NVMe device at one time.
@@ -274,6 +288,10 @@ pub struct HostState {
     pub memory_total: u64,
     /// Memory used, bytes.
     pub memory_used: u64,
+    /// Swap space, bytes.
+    pub swap_total: u64,
+    /// Swap in use, bytes.
+    pub swap_used: u64,
     /// NICs.
     pub nics: Vec<NicState>,
     /// NVMe devices.
@@ -823,7 +841,8 @@ impl Simulation {
             .collect()
     }
 
-    /// Layout of the host knot vector: cores ×3 (busy, iowait, steal), mem, NICs ×2, disks ×3.
+    /// Layout of the host knot vector: cores ×3 (busy, iowait, steal), mem, NICs ×6 (rx, tx,
+    /// symbol errors, link error recoveries, link downed, receive errors), disks ×3.
     fn host_knot(&self, k: i64) -> Vec<f64> {
         let (phase, frac) = self.phase_at(k);
         let t = self.host_targets(phase);
@@ -834,7 +853,7 @@ impl Simulation {
         let key = |a: u64, b: u64| [seed, u64::from(self.node), 0x4057, a, b, ku];
         let procs_cores: f64 = self.processes(k as f64).iter().map(|p| p.cpu_cores).sum();
         let base_busy = (0.02 + procs_cores / f64::from(node.cpus.max(1))).min(1.0);
-        let mut v = Vec::with_capacity(3 * n + 1 + 2 * node.nics.len() + 3 * node.nvme.len());
+        let mut v = Vec::with_capacity(3 * n + 1 + 6 * node.nics.len() + 3 * node.nvme.len());
         let iowait = t.iowait.as_ref();
         let steal = t.steal.as_ref();
         let mut cores = Vec::with_capacity(3 * n);
@@ -855,13 +874,30 @@ impl Simulation {
         v.push(mem * GIB);
         for (i, nic) in node.nics.iter().enumerate() {
             let nt = t.nics.get(&nic.name);
-            // A link carries at most its speed; only faulty counters say otherwise.
-            let cap = if nic.faulty_counters { f64::INFINITY } else { nic.speed_gbps * 1e9 / 8.0 };
+            let state = nt.and_then(|x| x.state).unwrap_or_default();
+            let trained = nt.and_then(|x| x.rate_gbps).unwrap_or(nic.speed_gbps);
+            // A link carries at most the rate it trained at, and nothing unless active; only
+            // faulty counters say otherwise.
+            let cap = match (nic.faulty_counters, state) {
+                (true, _) => f64::INFINITY,
+                (false, crate::scenario::PortState::Active) => trained * 1e9 / 8.0,
+                (false, _) => 0.0,
+            };
             let rate = |tg: Option<&Target>, j: u64| {
                 self.sample(tg, frac, 0.0, &key(5 + j, i as u64)).map(|g| (g * 1e9).clamp(0.0, cap)).unwrap_or(0.0)
             };
             v.push(rate(nt.and_then(|x| x.rx_gb_s.as_ref()), 0));
             v.push(rate(nt.and_then(|x| x.tx_gb_s.as_ref()), 1));
+            // Error rates use keys of their own (0x4e1c) so that adding them moves no other signal.
+            let errors = |tg: Option<&Target>, j: u64| {
+                self.sample(tg, frac, 0.0, &[seed, u64::from(self.node), 0x4e1c, j, i as u64, ku])
+                    .unwrap_or(0.0)
+                    .max(0.0)
+            };
+            v.push(errors(nt.and_then(|x| x.symbol_errors_per_s.as_ref()), 0));
+            v.push(errors(nt.and_then(|x| x.link_error_recovery_per_s.as_ref()), 1));
+            v.push(errors(nt.and_then(|x| x.link_downed_per_s.as_ref()), 2));
+            v.push(errors(nt.and_then(|x| x.rcv_errors_per_s.as_ref()), 3));
         }
         for (i, d) in node.nvme.iter().enumerate() {
             let dt = t.nvme.get(&d.name);
@@ -894,10 +930,12 @@ impl Simulation {
         let n = node.cpus as usize;
         let col = |v: &[f64], j: usize| -> Vec<f64> { (0..n).map(|c| v[3 * c + j]).collect() };
         let mut off = 3 * n + 1;
+        let targets = self.host_targets(self.phase_at(t.floor() as i64).0);
         let nics = node
             .nics
             .iter()
             .map(|nic| {
+                let nt = targets.nics.get(&nic.name);
                 let s = NicState {
                     name: nic.name.clone(),
                     kind: nic.kind,
@@ -907,8 +945,15 @@ impl Simulation {
                     tx_rate: now[off + 1],
                     rx_bytes: integral[off],
                     tx_bytes: integral[off + 1],
+                    rate_gbps: nt.and_then(|x| x.rate_gbps).unwrap_or(nic.speed_gbps),
+                    width: nt.and_then(|x| x.width).unwrap_or(4),
+                    state: nt.and_then(|x| x.state).unwrap_or_default(),
+                    symbol_errors: integral[off + 2],
+                    link_error_recovery: integral[off + 3],
+                    link_downed: integral[off + 4],
+                    rcv_errors: integral[off + 5],
                 };
-                off += 2;
+                off += 6;
                 s
             })
             .collect();
@@ -939,6 +984,8 @@ impl Simulation {
             core_steal_s: col(&integral, 2),
             memory_total: (node.memory_gib * GIB) as u64,
             memory_used: now[3 * n] as u64,
+            swap_total: (node.swap_gib * GIB) as u64,
+            swap_used: (node.swap_used_gib * GIB) as u64,
             nics,
             disks,
         }
@@ -997,8 +1044,22 @@ fn merge_host(dst: &mut HostTargets, src: &HostTargets) {
     for (k, v) in &src.cpu_busy_cores {
         dst.cpu_busy_cores.insert(k.clone(), *v);
     }
+    // Field by field: an override that degrades a link keeps the phase's traffic.
     for (k, v) in &src.nics {
-        dst.nics.insert(k.clone(), v.clone());
+        let d = dst.nics.entry(k.clone()).or_default();
+        merge_fields!(
+            d,
+            v,
+            rx_gb_s,
+            tx_gb_s,
+            rate_gbps,
+            width,
+            state,
+            symbol_errors_per_s,
+            link_error_recovery_per_s,
+            link_downed_per_s,
+            rcv_errors_per_s
+        );
     }
     for (k, v) in &src.nvme {
         dst.nvme.insert(k.clone(), v.clone());

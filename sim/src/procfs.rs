@@ -6,7 +6,7 @@
 
 use crate::clock::SimClock;
 use crate::engine::{HostState, Simulation};
-use crate::scenario::{CgroupDriver, CgroupVersion, NicKindSpec, ProcessSpec, QosClass, Runtime};
+use crate::scenario::{CgroupDriver, CgroupVersion, NicKindSpec, PortState, ProcessSpec, QosClass, Runtime};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
@@ -20,11 +20,36 @@ const PAGE: u64 = 4096;
 const SECTOR: f64 = 512.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// The InfiniBand adapter whose top rate is `speed_gbps`: its `hca_type` (the PCI device id as
+/// the mlx5 driver names it) and a firmware version of its family (ConnectX-5 16.x, ConnectX-6
+/// 20.x, ConnectX-7 28.x, ConnectX-8 40.x); `None` for a speed no ConnectX tops out at.
+pub fn adapter(speed_gbps: f64) -> Option<(&'static str, &'static str)> {
+    match speed_gbps.round() as u64 {
+        800 => Some(("MT4131", "40.44.1036")),
+        400 => Some(("MT4129", "28.39.1002")),
+        200 => Some(("MT4123", "20.39.1002")),
+        100 => Some(("MT4119", "16.35.2000")),
+        _ => None,
+    }
+}
+
+/// An IBTA PortCounters error counter: 16 or 8 bits wide, it stops at its maximum.
+pub fn saturated(n: f64, max: u64) -> u64 {
+    (n.max(0.0).floor() as u64).min(max)
+}
+
+/// How often writers rewrite the traffic counters between whole-tree writes, milliseconds.
+pub const COUNTER_STEP_MS: u64 = 20;
+
 /// Keeps a tree under a root directory current.
 #[derive(Debug)]
 pub struct TreeWriter {
     root: PathBuf,
     written_pids: HashSet<u32>,
+    /// Extension of the temporary files: writers sharing a root must not share them.
+    tmp_ext: &'static str,
+    /// Another writer keeps the traffic counters (see [`TreeWriter::counter_writer`]).
+    counters_elsewhere: bool,
 }
 
 impl TreeWriter {
@@ -32,7 +57,23 @@ impl TreeWriter {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<TreeWriter> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(TreeWriter { root, written_pids: HashSet::new() })
+        Ok(TreeWriter { root, written_pids: HashSet::new(), tmp_ext: "gpuscope-tmp", counters_elsewhere: false })
+    }
+
+    /// A writer of this tree's traffic counters alone, for a thread of its own that calls
+    /// [`TreeWriter::write_counters`] every [`COUNTER_STEP_MS`]: a whole-tree write takes long
+    /// enough on a busy machine (hundreds of files) that counters rewritten only with it move in
+    /// uneven steps, and a reader's rate over half a second is off by tens of percent. From now
+    /// on this writer leaves the counters to the new one (which would otherwise see them go back
+    /// when a slow whole-tree write lands after a newer counter write).
+    pub fn counter_writer(&mut self) -> TreeWriter {
+        self.counters_elsewhere = true;
+        TreeWriter {
+            root: self.root.clone(),
+            written_pids: HashSet::new(),
+            tmp_ext: "gpuscope-counters-tmp",
+            counters_elsewhere: false,
+        }
     }
 
     /// The root directory.
@@ -51,8 +92,19 @@ impl TreeWriter {
 
         self.put("proc/loadavg", &loadavg(&host, procs.iter().map(|p| p.pid).max().unwrap_or(1)))?;
         self.put("proc/uptime", &format!("{:.2} {:.2}\n", UPTIME_AT_START_S + t, (UPTIME_AT_START_S + t) * 0.9))?;
-        self.put("proc/net/dev", &net_dev(&host))?;
+        if !self.counters_elsewhere {
+            self.put("proc/net/dev", &net_dev(&host))?;
+        }
         self.put("proc/diskstats", &diskstats(&host))?;
+        self.put("proc/1/mounts", &mounts(sim))?;
+        // The mount points exist under the root, which stands for the host's / (an agent stats
+        // them there): their sizes are those of the filesystem holding the tree.
+        for m in REAL_MOUNTS {
+            std::fs::create_dir_all(self.root.join(m.trim_start_matches('/')))?;
+        }
+        let (snmp, netstat) = ip_counters(&host);
+        self.put("proc/net/snmp", &snmp)?;
+        self.put("proc/net/netstat", &netstat)?;
         self.put("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")?;
         for nic in &host.nics {
             self.write_nic(sim, nic)?;
@@ -107,45 +159,55 @@ impl TreeWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("gpuscope-tmp");
+        let tmp = path.with_extension(self.tmp_ext);
         std::fs::write(&tmp, content)?;
         std::fs::rename(&tmp, &path)
     }
 
     fn write_nic(&self, sim: &Simulation, nic: &crate::engine::NicState) -> io::Result<()> {
         let base = format!("sys/class/net/{}", nic.name);
-        let mbps = (nic.speed_gbps * 1000.0).round() as u64;
+        let active = nic.state == PortState::Active;
+        // An Ethernet netdev reports -1 with no link; an IPoIB one the port's trained rate.
+        let mbps = if active { ((nic.rate_gbps * 1000.0).round() as i64).to_string() } else { "-1".into() };
         self.put(&format!("{base}/speed"), &format!("{mbps}\n"))?;
-        self.put(&format!("{base}/operstate"), "up\n")?;
+        self.put(&format!("{base}/operstate"), if active { "up\n" } else { "down\n" })?;
+        self.put(&format!("{base}/carrier"), if active { "1\n" } else { "0\n" })?;
+        // Up at boot (one change), then a down and an up per link-down event.
+        let changes = 1 + 2 * nic.link_downed.floor() as u64 + u64::from(!active);
+        self.put(&format!("{base}/carrier_changes"), &format!("{changes}\n"))?;
         self.put(&format!("{base}/mtu"), if nic.kind == NicKindSpec::Infiniband { "4092\n" } else { "9000\n" })?;
         self.put(&format!("{base}/type"), if nic.kind == NicKindSpec::Infiniband { "32\n" } else { "1\n" })?;
         if let Some((dev, port)) = &nic.ib {
-            let pbase = format!("sys/class/infiniband/{dev}/ports/{port}");
-            let gbps = nic.speed_gbps.round() as u64;
-            let width = match gbps {
-                400 => "4X NDR",
-                200 => "4X HDR",
-                100 => "4X EDR",
-                _ => "4X",
+            let dbase = format!("sys/class/infiniband/{dev}");
+            let pbase = format!("{dbase}/ports/{port}");
+            let gbps = nic.rate_gbps.round() as u64;
+            let per_lane = nic.rate_gbps / f64::from(nic.width.max(1));
+            let generation = match per_lane.round() as u64 {
+                200 => " XDR",
+                100 => " NDR",
+                50 => " HDR",
+                25 => " EDR",
+                14 => " FDR",
+                10 => " QDR",
+                _ => "",
             };
-            self.put(&format!("{pbase}/rate"), &format!("{gbps} Gb/sec ({width})\n"))?;
-            self.put(&format!("{pbase}/state"), "4: ACTIVE\n")?;
-            self.put(&format!("{pbase}/phys_state"), "5: LinkUp\n")?;
+            self.put(&format!("{pbase}/rate"), &format!("{gbps} Gb/sec ({}X{generation})\n", nic.width))?;
+            self.put(&format!("{pbase}/state"), &format!("{}\n", nic.state.sysfs_state()))?;
+            self.put(&format!("{pbase}/phys_state"), &format!("{}\n", nic.state.sysfs_phys_state()))?;
             self.put(&format!("{pbase}/link_layer"), "InfiniBand\n")?;
-            // Data counters count 4-byte words (the IBTA "octets divided by 4").
-            let words = |b: f64| ((b / 4.0).floor() as u64).to_string() + "\n";
-            let pkts = |b: f64| ((b / 4096.0).floor() as u64).to_string() + "\n";
+            if !self.counters_elsewhere {
+                self.write_ib_traffic(&pbase, nic)?;
+            }
+            // The error counters are the IBTA PortCounters ones, 16 or 8 bits wide, and stop at
+            // their maximum rather than wrap.
+            let sat = |n: f64, max: u64| saturated(n, max).to_string() + "\n";
             let c = format!("{pbase}/counters");
-            self.put(&format!("{c}/port_rcv_data"), &words(nic.rx_bytes))?;
-            self.put(&format!("{c}/port_xmit_data"), &words(nic.tx_bytes))?;
-            self.put(&format!("{c}/port_rcv_packets"), &pkts(nic.rx_bytes))?;
-            self.put(&format!("{c}/port_xmit_packets"), &pkts(nic.tx_bytes))?;
+            self.put(&format!("{c}/symbol_error"), &sat(nic.symbol_errors, 0xffff))?;
+            self.put(&format!("{c}/link_error_recovery"), &sat(nic.link_error_recovery, 0xff))?;
+            self.put(&format!("{c}/link_downed"), &sat(nic.link_downed, 0xff))?;
+            self.put(&format!("{c}/port_rcv_errors"), &sat(nic.rcv_errors, 0xffff))?;
             for zero in [
-                "port_rcv_errors",
                 "port_xmit_discards",
-                "symbol_error",
-                "link_downed",
-                "link_error_recovery",
                 "local_link_integrity_errors",
                 "excessive_buffer_overrun_errors",
                 "port_rcv_remote_physical_errors",
@@ -157,7 +219,40 @@ impl TreeWriter {
             ] {
                 self.put(&format!("{c}/{zero}"), "0\n")?;
             }
-            self.put(&format!("sys/class/infiniband/{dev}/node_desc"), &format!("{} {dev}\n", sim.hostname()))?;
+            self.put(&format!("{dbase}/node_desc"), &format!("{} {dev}\n", sim.hostname()))?;
+            if let Some((hca, fw)) = adapter(nic.speed_gbps) {
+                self.put(&format!("{dbase}/hca_type"), &format!("{hca}\n"))?;
+                self.put(&format!("{dbase}/fw_ver"), &format!("{fw}\n"))?;
+                self.put(&format!("{dbase}/board_id"), "SIM_0000000001\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An InfiniBand port's data and packet counters.
+    fn write_ib_traffic(&self, pbase: &str, nic: &crate::engine::NicState) -> io::Result<()> {
+        // Data counters count 4-byte words (the IBTA "octets divided by 4").
+        let words = |b: f64| ((b / 4.0).floor() as u64).to_string() + "\n";
+        let pkts = |b: f64| ((b / 4096.0).floor() as u64).to_string() + "\n";
+        let c = format!("{pbase}/counters");
+        self.put(&format!("{c}/port_rcv_data"), &words(nic.rx_bytes))?;
+        self.put(&format!("{c}/port_xmit_data"), &words(nic.tx_bytes))?;
+        self.put(&format!("{c}/port_rcv_packets"), &pkts(nic.rx_bytes))?;
+        self.put(&format!("{c}/port_xmit_packets"), &pkts(nic.tx_bytes))
+    }
+
+    /// Rewrites only the traffic counters (`proc/net/dev` and the InfiniBand ports' data and
+    /// packet counters) for scenario time `t`. A kernel's counters move continuously; a reader
+    /// that takes a rate over half a second from files rewritten every 100 ms or more is off by
+    /// up to a rewrite interval on each end. Call [`TreeWriter::write`] first: this writes into
+    /// its tree.
+    pub fn write_counters(&self, sim: &Simulation, t: f64) -> io::Result<()> {
+        let host = sim.host(t);
+        self.put("proc/net/dev", &net_dev(&host))?;
+        for nic in &host.nics {
+            if let Some((dev, port)) = &nic.ib {
+                self.write_ib_traffic(&format!("sys/class/infiniband/{dev}/ports/{port}"), nic)?;
+            }
         }
         Ok(())
     }
@@ -403,8 +498,8 @@ fn meminfo(h: &HostState) -> String {
         ("Inactive(file)", cached - cached / 2),
         ("Unevictable", 0),
         ("Mlocked", 0),
-        ("SwapTotal", 0),
-        ("SwapFree", 0),
+        ("SwapTotal", kb(h.swap_total)),
+        ("SwapFree", kb(h.swap_total.saturating_sub(h.swap_used))),
         ("Dirty", 128),
         ("Writeback", 0),
         ("AnonPages", used),
@@ -471,6 +566,218 @@ fn net_dev(h: &HostState) -> String {
         s.push_str(&line(&nic.name, rx, rx / 1500, tx, tx / 1500));
     }
     s
+}
+
+/// `/proc/net/snmp` and `/proc/net/netstat`: header and value lines per protocol, as the kernel
+/// writes them (Linux 6.x fields; netstat's TcpExt list is the kernel's first forty fields and
+/// TCPSynRetrans). The IP and TCP traffic is the Ethernet interfaces' (RDMA bypasses the stack),
+/// one segment per 1500 bytes.
+fn ip_counters(h: &HostState) -> (String, String) {
+    let (mut rx, mut tx) = (1_048_576u64, 1_048_576u64);
+    for nic in h.nics.iter().filter(|n| n.kind == NicKindSpec::Ethernet) {
+        rx = rx.saturating_add(nic.rx_bytes.floor() as u64);
+        tx = tx.saturating_add(nic.tx_bytes.floor() as u64);
+    }
+    let (rxp, txp) = (rx / 1500, tx / 1500);
+    let table = |out: &mut String, proto: &str, fields: &[(&str, i64)]| {
+        let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        let values: Vec<String> = fields.iter().map(|(_, v)| v.to_string()).collect();
+        let _ = writeln!(out, "{proto}: {}", names.join(" "));
+        let _ = writeln!(out, "{proto}: {}", values.join(" "));
+    };
+    let (rxp_i, txp_i) = (i64::try_from(rxp).unwrap_or(i64::MAX), i64::try_from(txp).unwrap_or(i64::MAX));
+    let mut snmp = String::new();
+    table(
+        &mut snmp,
+        "Ip",
+        &[
+            ("Forwarding", 2),
+            ("DefaultTTL", 64),
+            ("InReceives", rxp_i),
+            ("InHdrErrors", 0),
+            ("InAddrErrors", 0),
+            ("ForwDatagrams", 0),
+            ("InUnknownProtos", 0),
+            ("InDiscards", 0),
+            ("InDelivers", rxp_i),
+            ("OutRequests", txp_i),
+            ("OutDiscards", 0),
+            ("OutNoRoutes", 0),
+            ("ReasmTimeout", 0),
+            ("ReasmReqds", 0),
+            ("ReasmOKs", 0),
+            ("ReasmFails", 0),
+            ("FragOKs", 0),
+            ("FragFails", 0),
+            ("FragCreates", 0),
+            ("OutTransmits", txp_i),
+        ],
+    );
+    let icmp = [
+        "InMsgs",
+        "InErrors",
+        "InCsumErrors",
+        "InDestUnreachs",
+        "InTimeExcds",
+        "InParmProbs",
+        "InSrcQuenchs",
+        "InRedirects",
+        "InEchos",
+        "InEchoReps",
+        "InTimestamps",
+        "InTimestampReps",
+        "InAddrMasks",
+        "InAddrMaskReps",
+        "OutMsgs",
+        "OutErrors",
+        "OutRateLimitGlobal",
+        "OutRateLimitHost",
+        "OutDestUnreachs",
+        "OutTimeExcds",
+        "OutParmProbs",
+        "OutSrcQuenchs",
+        "OutRedirects",
+        "OutEchos",
+        "OutEchoReps",
+        "OutTimestamps",
+        "OutTimestampReps",
+        "OutAddrMasks",
+        "OutAddrMaskReps",
+    ];
+    table(&mut snmp, "Icmp", &icmp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    table(&mut snmp, "IcmpMsg", &[("InType3", 0), ("OutType3", 0)]);
+    table(
+        &mut snmp,
+        "Tcp",
+        &[
+            ("RtoAlgorithm", 1),
+            ("RtoMin", 200),
+            ("RtoMax", 120_000),
+            ("MaxConn", -1),
+            ("ActiveOpens", 120),
+            ("PassiveOpens", 48),
+            ("AttemptFails", 0),
+            ("EstabResets", 0),
+            ("CurrEstab", 24),
+            ("InSegs", rxp_i),
+            ("OutSegs", txp_i),
+            ("RetransSegs", 0),
+            ("InErrs", 0),
+            ("OutRsts", 0),
+            ("InCsumErrors", 0),
+        ],
+    );
+    let udp = [
+        "InDatagrams",
+        "NoPorts",
+        "InErrors",
+        "OutDatagrams",
+        "RcvbufErrors",
+        "SndbufErrors",
+        "InCsumErrors",
+        "IgnoredMulti",
+        "MemErrors",
+    ];
+    table(&mut snmp, "Udp", &udp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    table(&mut snmp, "UdpLite", &udp.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    let tcp_ext = [
+        "SyncookiesSent",
+        "SyncookiesRecv",
+        "SyncookiesFailed",
+        "EmbryonicRsts",
+        "PruneCalled",
+        "RcvPruned",
+        "OfoPruned",
+        "OutOfWindowIcmps",
+        "LockDroppedIcmps",
+        "ArpFilter",
+        "TW",
+        "TWRecycled",
+        "TWKilled",
+        "PAWSActive",
+        "PAWSEstab",
+        "DelayedACKs",
+        "DelayedACKLocked",
+        "DelayedACKLost",
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPHPHits",
+        "TCPPureAcks",
+        "TCPHPAcks",
+        "TCPRenoRecovery",
+        "TCPSackRecovery",
+        "TCPSACKReneging",
+        "TCPSACKReorder",
+        "TCPRenoReorder",
+        "TCPTSReorder",
+        "TCPFullUndo",
+        "TCPPartialUndo",
+        "TCPDSACKUndo",
+        "TCPLossUndo",
+        "TCPLostRetransmit",
+        "TCPRenoFailures",
+        "TCPSackFailures",
+        "TCPLossFailures",
+        "TCPFastRetrans",
+        "TCPSlowStartRetrans",
+        "TCPTimeouts",
+        "TCPSynRetrans",
+    ];
+    let mut netstat = String::new();
+    table(&mut netstat, "TcpExt", &tcp_ext.iter().map(|n| (*n, 0)).collect::<Vec<_>>());
+    let (rx_i, tx_i) = (i64::try_from(rx).unwrap_or(i64::MAX), i64::try_from(tx).unwrap_or(i64::MAX));
+    table(
+        &mut netstat,
+        "IpExt",
+        &[
+            ("InNoRoutes", 0),
+            ("InTruncatedPkts", 0),
+            ("InMcastPkts", 0),
+            ("OutMcastPkts", 0),
+            ("InBcastPkts", 0),
+            ("OutBcastPkts", 0),
+            ("InOctets", rx_i),
+            ("OutOctets", tx_i),
+            ("InMcastOctets", 0),
+            ("OutMcastOctets", 0),
+            ("InBcastOctets", 0),
+            ("OutBcastOctets", 0),
+            ("InCsumErrors", 0),
+            ("InNoECTPkts", rxp_i),
+            ("InECT1Pkts", 0),
+            ("InECT0Pkts", 0),
+            ("InCEPkts", 0),
+            ("ReasmOverlaps", 0),
+        ],
+    );
+    (snmp, netstat)
+}
+
+/// The real filesystems of the simulated node's mount table: the root and a data volume.
+pub const REAL_MOUNTS: &[&str] = &["/", "/data"];
+
+/// `/proc/1/mounts`: the root on the first NVMe namespace (or a SCSI disk), `/data` on the
+/// second (or the first), and the kernel's and a container runtime's pseudo filesystems, which a
+/// reader leaves out.
+fn mounts(sim: &Simulation) -> String {
+    let nvme: Vec<&str> = sim.scenario().node.nvme.iter().map(|d| d.name.as_str()).collect();
+    let root = nvme.first().map_or("/dev/sda2".to_string(), |n| format!("/dev/{n}p2"));
+    let data = match nvme.as_slice() {
+        [_, second, ..] => format!("/dev/{second}"),
+        [first] => format!("/dev/{first}p3"),
+        [] => "/dev/sdb1".to_string(),
+    };
+    format!(
+        "{root} / ext4 rw,relatime 0 0
+         proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+         sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+         devtmpfs /dev devtmpfs rw,nosuid,size=4096k,mode=755 0 0
+         tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0
+         cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0
+         {data} /data xfs rw,noatime 0 0
+         overlay /var/lib/containerd/io.containerd.runtime.v2.task/k8s.io/3f1c2a9b/rootfs overlay rw,relatime 0 0
+"
+    )
 }
 
 fn diskstats(h: &HostState) -> String {

@@ -98,6 +98,12 @@ pub struct NodeSpec {
     /// Memory in GiB.
     #[serde(default = "default_memory")]
     pub memory_gib: f64,
+    /// Swap space in GiB (GPU nodes mostly run without).
+    #[serde(default)]
+    pub swap_gib: f64,
+    /// Swap in use, GiB.
+    #[serde(default)]
+    pub swap_used_gib: f64,
     /// NVIDIA driver version string.
     #[serde(default = "default_driver")]
     pub driver_version: String,
@@ -124,6 +130,8 @@ impl Default for NodeSpec {
             hostname: default_hostname(),
             cpus: default_cpus(),
             memory_gib: default_memory(),
+            swap_gib: 0.0,
+            swap_used_gib: 0.0,
             driver_version: default_driver(),
             cuda_version: default_cuda(),
             cgroup: CgroupVersion::default(),
@@ -484,7 +492,7 @@ pub struct GpuTargets {
     pub throttle_duty: Option<f64>,
 }
 
-/// Per-NIC traffic targets, GB/s.
+/// Per-NIC traffic and link health targets.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NicTargets {
@@ -492,6 +500,73 @@ pub struct NicTargets {
     pub rx_gb_s: Option<Target>,
     /// Transmit, GB/s.
     pub tx_gb_s: Option<Target>,
+    /// Rate the link trained at, Gbit/s (default: the NIC's `speed_gbps`); traffic is capped to it.
+    pub rate_gbps: Option<f64>,
+    /// Lanes the InfiniBand link trained at (default 4).
+    pub width: Option<u32>,
+    /// Port state (default `active`); a port that is not active carries no traffic.
+    pub state: Option<PortState>,
+    /// InfiniBand symbol errors per second.
+    pub symbol_errors_per_s: Option<Target>,
+    /// InfiniBand link error recoveries per second.
+    pub link_error_recovery_per_s: Option<Target>,
+    /// Link-down events per second (InfiniBand `link_downed`; Ethernet carrier changes, two each).
+    pub link_downed_per_s: Option<Target>,
+    /// InfiniBand receive errors per second.
+    pub rcv_errors_per_s: Option<Target>,
+}
+
+/// State of a port, as InfiniBand names it (an Ethernet netdev is `up` only when `active`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortState {
+    /// No link (physical state Polling).
+    Down,
+    /// Link up, subnet manager has not configured it.
+    Init,
+    /// Configured, not yet active.
+    Armed,
+    /// Carries traffic.
+    #[default]
+    Active,
+}
+
+impl PortState {
+    /// The `state` file: `4: ACTIVE`.
+    pub fn sysfs_state(self) -> &'static str {
+        match self {
+            PortState::Down => "1: DOWN",
+            PortState::Init => "2: INIT",
+            PortState::Armed => "3: ARMED",
+            PortState::Active => "4: ACTIVE",
+        }
+    }
+
+    /// The kernel's number of the logical state (4 ACTIVE).
+    pub fn number(self) -> u32 {
+        match self {
+            PortState::Down => 1,
+            PortState::Init => 2,
+            PortState::Armed => 3,
+            PortState::Active => 4,
+        }
+    }
+
+    /// The kernel's number of the physical state (2 Polling, 5 LinkUp).
+    pub fn phys_number(self) -> u32 {
+        match self {
+            PortState::Down => 2,
+            _ => 5,
+        }
+    }
+
+    /// The `phys_state` file: the training state under the logical one.
+    pub fn sysfs_phys_state(self) -> &'static str {
+        match self {
+            PortState::Down => "2: Polling",
+            _ => "5: LinkUp",
+        }
+    }
 }
 
 /// Per-NVMe targets.
@@ -704,6 +779,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("retired-pages", include_str!("../scenarios/retired-pages.toml")),
     ("pcie-replay", include_str!("../scenarios/pcie-replay.toml")),
     ("nvlink-errors", include_str!("../scenarios/nvlink-errors.toml")),
+    ("net-link-degraded", include_str!("../scenarios/net-link-degraded.toml")),
 ];
 
 impl Scenario {
@@ -859,6 +935,9 @@ impl Scenario {
                 return Err("events.at_s must not be negative".into());
             }
         }
+        if !(self.node.swap_gib >= 0.0 && (0.0..=self.node.swap_gib).contains(&self.node.swap_used_gib)) {
+            return Err("node.swap_used_gib must be between 0 and node.swap_gib".into());
+        }
         for nic in &self.node.nics {
             if nic.kind == NicKindSpec::Infiniband && nic.device.is_none() {
                 return Err(format!("node.nics: InfiniBand interface {} needs `device`", nic.name));
@@ -873,9 +952,18 @@ impl Scenario {
                 }
             }
             for h in std::iter::once(&ph.host).chain(ph.overrides.iter().map(|o| &o.host)) {
-                for name in h.nics.keys() {
-                    if !self.node.nics.iter().any(|n| &n.name == name) {
+                for (name, t) in &h.nics {
+                    let Some(nic) = self.node.nics.iter().find(|n| &n.name == name) else {
                         return Err(format!("phases.host.nics: no NIC named {name:?} in node.nics"));
+                    };
+                    if t.rate_gbps.is_some_and(|r| !(r > 0.0 && r <= nic.speed_gbps)) {
+                        return Err(format!(
+                            "phases.host.nics.{name}.rate_gbps must be above 0 and at most the NIC's speed_gbps {}",
+                            nic.speed_gbps
+                        ));
+                    }
+                    if t.width.is_some_and(|w| ![1, 2, 4, 8, 12].contains(&w)) {
+                        return Err(format!("phases.host.nics.{name}.width must be 1, 2, 4, 8 or 12 lanes"));
                     }
                 }
                 for name in h.nvme.keys() {

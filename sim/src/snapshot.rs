@@ -131,14 +131,36 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
             Some((dev, port)) => (NicKind::Infiniband, format!("{dev}/{port}")),
             None => (NicKind::Ethernet, nic.name.clone()),
         };
-        nics.push(NicSample {
+        let active = nic.state == crate::scenario::PortState::Active;
+        let mut n = NicSample {
             name,
             kind,
-            speed_bytes_per_second: Some(nic.speed_gbps * 1e9 / 8.0),
+            up: Some(active),
             rx_bytes_per_second: Some(nic.rx_rate),
             tx_bytes_per_second: Some(nic.tx_rate),
             ..NicSample::default()
-        });
+        };
+        if nic.ib.is_some() {
+            use crate::procfs::saturated;
+            let max = crate::procfs::adapter(nic.speed_gbps).map(|_| nic.speed_gbps);
+            n.speed_bytes_per_second = Some(nic.rate_gbps * 1e9 / 8.0);
+            n.speed_max_bytes_per_second = max.map(|g| g * 1e9 / 8.0);
+            n.link_width = Some(nic.width);
+            n.link_width_max = max.map(|_| 4);
+            n.ib_state = Some(nic.state.number());
+            n.ib_phys_state = Some(nic.state.phys_number());
+            n.symbol_errors_total = Some(saturated(nic.symbol_errors, 0xffff));
+            n.link_error_recovery_total = Some(saturated(nic.link_error_recovery, 0xff));
+            n.link_downed_total = Some(saturated(nic.link_downed, 0xff));
+            n.rx_errors_total = Some(saturated(nic.rcv_errors, 0xffff));
+            n.link_integrity_errors_total = Some(0);
+            n.buffer_overrun_errors_total = Some(0);
+        } else {
+            // An Ethernet netdev reports no speed without a link.
+            n.speed_bytes_per_second = active.then_some(nic.rate_gbps * 1e9 / 8.0);
+            n.carrier_changes_total = Some(1 + 2 * nic.link_downed.floor() as u64 + u64::from(!active));
+        }
+        nics.push(n);
     }
     let host = HostSample {
         cpus: h

@@ -37,6 +37,7 @@ const RULE_IDS: &[&str] = &[
     "retired-pages",
     "pcie-replay",
     "nvlink-errors",
+    "net-link-degraded",
 ];
 
 fn sim(name: &str) -> Simulation {

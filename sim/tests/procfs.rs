@@ -141,11 +141,91 @@ fn network_infiniband_and_nvme_counters_carry_the_rates() {
     assert_eq!(read(dir.path(), "sys/class/net/eth0/speed"), "100000\n");
     assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/rate"), "400 Gb/sec (4X NDR)\n");
     assert_eq!(read(dir.path(), "sys/class/net/ib0/type"), "32\n");
+    let mem = procfs_core::Meminfo::from_buf_read(read(dir.path(), "proc/meminfo").as_bytes()).expect("meminfo");
+    assert_eq!((mem.swap_total, mem.swap_free), (16 << 30, (16 << 30) - (1 << 28)), "16 GiB, 0.25 GiB used");
 
     let d = |s: &procfs_core::DiskStats| s.0.iter().find(|d| d.name == "nvme1n1").cloned().expect("nvme1n1");
     let read_rate = (d(&disks_b).sectors_read - d(&disks_a).sectors_read) as f64 * 512.0 / 10.0;
     assert!((read_rate - 900e6).abs() < 1e3, "nvme read {read_rate}");
     assert!(read(dir.path(), "sys/class/nvme/nvme1/model").starts_with("SAMSUNG"));
+}
+
+/// Once a counter writer keeps the traffic counters, a slow whole-tree write that lands after a
+/// newer counter write leaves them alone: they never go back.
+#[test]
+fn the_counter_writer_owns_the_traffic_counters() {
+    let s = sim("healthy-bf16-training");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut w = write_at(&s, dir.path(), 100.0);
+    let counters = w.counter_writer();
+    counters.write_counters(&s, 110.0).expect("counters");
+    w.write(&s, &CLOCK, 105.0).expect("tree");
+    // 11 GB/s for 110 s, in 4-byte words.
+    let words = read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/counters/port_rcv_data");
+    assert_eq!(words, "302500000000\n");
+    let dev = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(dir.path(), "proc/net/dev").as_bytes())
+        .expect("net/dev");
+    assert_eq!(dev.0["eth0"].recv_bytes, 5_500_000_000, "0.05 GB/s for 110 s");
+    assert_eq!(read(dir.path(), "proc/uptime"), "3705.00 3334.50\n", "the rest is the tree's own time");
+}
+
+/// A node's NIC override: node 5's mlx5_1 port trained at 2X 200 Gb/s with 3 symbol errors a
+/// second, written as the kernel writes them; node 4 of the same job is untouched.
+#[test]
+fn a_degraded_infiniband_port_on_one_node() {
+    let sc = Scenario::load("net-link-degraded").expect("scenario");
+    let dir = tempfile::tempdir().expect("tmp");
+    let five = Simulation::new(sc.clone(), 5).expect("node 5");
+    write_at(&five, dir.path(), 100.0);
+    let p = |rel: &str| read(dir.path(), &format!("sys/class/infiniband/{rel}"));
+    assert_eq!(p("mlx5_1/ports/1/rate"), "200 Gb/sec (2X NDR)\n");
+    assert_eq!(p("mlx5_0/ports/1/rate"), "400 Gb/sec (4X NDR)\n");
+    assert_eq!(p("mlx5_1/ports/1/state"), "4: ACTIVE\n");
+    assert_eq!(p("mlx5_1/ports/1/phys_state"), "5: LinkUp\n");
+    assert_eq!(p("mlx5_1/ports/1/counters/symbol_error"), "300\n");
+    assert_eq!(p("mlx5_0/ports/1/counters/symbol_error"), "0\n");
+    assert_eq!(p("mlx5_1/hca_type"), "MT4129\n");
+    assert_eq!(p("mlx5_1/fw_ver"), "28.39.1002\n");
+    assert_eq!(read(dir.path(), "sys/class/net/ib1/speed"), "200000\n");
+    assert_eq!(read(dir.path(), "sys/class/net/eth0/operstate"), "up\n");
+    assert_eq!(read(dir.path(), "sys/class/net/eth0/carrier_changes"), "1\n");
+    // The 16-bit counter stops at its maximum: 3/s reaches 65535 after 21845 s.
+    write_at(&five, dir.path(), 30_000.0);
+    assert_eq!(p("mlx5_1/ports/1/counters/symbol_error"), "65535\n");
+
+    let dir4 = tempfile::tempdir().expect("tmp");
+    write_at(&Simulation::new(sc, 4).expect("node 4"), dir4.path(), 100.0);
+    assert_eq!(read(dir4.path(), "sys/class/infiniband/mlx5_1/ports/1/rate"), "400 Gb/sec (4X NDR)\n");
+    assert_eq!(read(dir4.path(), "sys/class/infiniband/mlx5_1/ports/1/counters/symbol_error"), "0\n");
+}
+
+/// A port that is not active carries nothing and says so in every file that shows it.
+#[test]
+fn a_port_down_carries_nothing() {
+    let text = r#"
+        [node]
+        nics = [
+          { name = "eth0", kind = "ethernet", speed_gbps = 100 },
+          { name = "ib0", kind = "infiniband", speed_gbps = 400, device = "mlx5_0" },
+        ]
+        [[gpus]]
+        model = "H100-SXM5-80GB"
+        [[phases]]
+        duration_s = 100
+        host = { nics = { ib0 = { rx_gb_s = 10, state = "down", link_downed_per_s = 0.01 }, eth0 = { rx_gb_s = 1, state = "down" } } }
+    "#;
+    let s = Simulation::new(Scenario::from_toml(text, "down.toml").expect("scenario"), 0).expect("sim");
+    let dir = tempfile::tempdir().expect("tmp");
+    write_at(&s, dir.path(), 50.0);
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/state"), "1: DOWN\n");
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/phys_state"), "2: Polling\n");
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/counters/port_rcv_data"), "0\n");
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/counters/link_downed"), "0\n");
+    assert_eq!(read(dir.path(), "sys/class/net/eth0/operstate"), "down\n");
+    assert_eq!(read(dir.path(), "sys/class/net/eth0/speed"), "-1\n");
+    assert_eq!(read(dir.path(), "sys/class/net/eth0/carrier_changes"), "2\n");
+    write_at(&s, dir.path(), 100.0);
+    assert_eq!(read(dir.path(), "sys/class/infiniband/mlx5_0/ports/1/counters/link_downed"), "1\n");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use gpuscope_analysis::AnalysisConfig;
 use gpuscope_core::api::FindingEvent;
 use gpuscope_sim::clock::{ENV_NODE, ENV_SCENARIO, ENV_SPEED, ENV_START, SimClock, unix_now};
-use gpuscope_sim::procfs::TreeWriter;
+use gpuscope_sim::procfs::{COUNTER_STEP_MS, TreeWriter};
 use gpuscope_sim::{Scenario, Simulation};
 use gpuscope_tui::feed;
 use gpuscope_tui::{App, Input, SourceKind};
@@ -53,17 +53,30 @@ pub struct DemoArgs {
 struct SimulatedHost {
     root: PathBuf,
     stop: Arc<AtomicBool>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    writers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl SimulatedHost {
-    /// Writes the tree once (the agent reads the host name at start), then every 50 ms.
+    /// Writes the tree once (the agent reads the host name at start), then every 50 ms, with
+    /// the traffic counters on a thread of their own every 20 ms (a whole-tree write can take
+    /// longer than that, and counters that move only with it give uneven rates).
     fn start(root: PathBuf, sim: Simulation, clock: SimClock) -> Result<SimulatedHost> {
-        let mut host = SimulatedHost { root, stop: Arc::new(AtomicBool::new(false)), writer: None };
+        let mut host = SimulatedHost { root, stop: Arc::new(AtomicBool::new(false)), writers: Vec::new() };
         let mut tree = TreeWriter::new(&host.root).with_context(|| format!("cannot create {}", host.root.display()))?;
         tree.write(&sim, &clock, 0.0).context("cannot write the simulated /proc")?;
+        let counters = tree.counter_writer();
+        let sim = Arc::new(sim);
+        let (stop, csim) = (host.stop.clone(), sim.clone());
+        host.writers.push(std::thread::Builder::new().name("gpuscope-sim-counters".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = counters.write_counters(&csim, clock.now()) {
+                    tracing::warn!("simulated /proc counters: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(COUNTER_STEP_MS));
+            }
+        })?);
         let stop = host.stop.clone();
-        host.writer = Some(std::thread::Builder::new().name("gpuscope-sim-proc".into()).spawn(move || {
+        host.writers.push(std::thread::Builder::new().name("gpuscope-sim-proc".into()).spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 if let Err(e) = tree.write(&sim, &clock, clock.now()) {
                     tracing::warn!("simulated /proc: {e}");
@@ -78,7 +91,7 @@ impl SimulatedHost {
 impl Drop for SimulatedHost {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(w) = self.writer.take() {
+        for w in self.writers.drain(..) {
             let _ = w.join();
         }
         if let Err(e) = std::fs::remove_dir_all(&self.root)

@@ -4,9 +4,10 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use gpuscope_sim::Simulation;
 use gpuscope_sim::clock::{ENV_NODE, ENV_SCENARIO, ENV_SPEED, ENV_START, SimClock, unix_now};
-use gpuscope_sim::procfs::TreeWriter;
+use gpuscope_sim::procfs::{COUNTER_STEP_MS, TreeWriter};
 use gpuscope_sim::scenario::{BUILTIN, Scenario};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// File name of the simulated NVML library as cargo builds it.
@@ -67,8 +68,8 @@ pub enum SimCommand {
         /// Unix time of scenario second 0 (default: now); share it with the NVML library.
         #[arg(long, env = ENV_START)]
         start: Option<f64>,
-        /// Rewrite interval in milliseconds (counters move in steps of this; keep it well under
-        /// the agent's sampling interval).
+        /// Rewrite interval of the whole tree in milliseconds; the traffic counters are
+        /// rewritten every 20 ms in between.
         #[arg(long, default_value_t = 100)]
         interval_ms: u64,
         /// Stop after this many wall-clock seconds (default: run until killed).
@@ -114,15 +115,35 @@ pub fn run(cmd: SimCommand) -> Result<()> {
                 return writer.write(&sim, &clock, t).with_context(|| format!("cannot write under {}", root.display()));
             }
             let began = Instant::now();
-            loop {
-                writer
-                    .write(&sim, &clock, clock.now())
-                    .with_context(|| format!("cannot write under {}", root.display()))?;
-                if duration.is_some_and(|d| began.elapsed().as_secs_f64() >= d) {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(interval_ms.max(10)));
-            }
+            let interval = Duration::from_millis(interval_ms.max(10));
+            writer
+                .write(&sim, &clock, clock.now())
+                .with_context(|| format!("cannot write under {}", root.display()))?;
+            // The traffic counters move every 20 ms on a thread of their own; the whole tree
+            // follows every interval.
+            let counters = writer.counter_writer();
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let ticker = s.spawn(|| -> std::io::Result<()> {
+                    while !stop.load(Ordering::Relaxed) {
+                        counters.write_counters(&sim, clock.now())?;
+                        std::thread::sleep(Duration::from_millis(COUNTER_STEP_MS));
+                    }
+                    Ok(())
+                });
+                let outcome = loop {
+                    if ticker.is_finished() || duration.is_some_and(|d| began.elapsed().as_secs_f64() >= d) {
+                        break Ok(());
+                    }
+                    std::thread::sleep(interval);
+                    if let Err(e) = writer.write(&sim, &clock, clock.now()) {
+                        break Err(e);
+                    }
+                };
+                stop.store(true, Ordering::Relaxed);
+                let ticked = ticker.join().unwrap_or_else(|_| Err(std::io::Error::other("counter writer panicked")));
+                outcome.and(ticked).with_context(|| format!("cannot write under {}", root.display()))
+            })
         }
     }
 }

@@ -244,6 +244,7 @@ fn catalogue_panel(d: &'static MetricDef) -> Panel {
         Scope::Cpu => (format!("max without (cpu) ({series})"), "{{host}} busiest core".to_string()),
         Scope::Nic => (series, "{{host}} {{interface}} ({{kind}})".to_string()),
         Scope::Disk => (series, "{{host}} {{device}}".to_string()),
+        Scope::Filesystem => (series, "{{host}} {{mountpoint}}".to_string()),
     };
     // Legends name the host: join the instance to its host name.
     let expr = format!("{expr} * on (instance) group_left (host) {HOST}");

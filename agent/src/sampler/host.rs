@@ -128,7 +128,10 @@ impl Sampler for CpuSampler {
         self.prev = Some((total, cores));
         let lpath = self.root.join("loadavg");
         let load = procfs_core::LoadAverage::from_read(read(&lpath)?.as_bytes()).map_err(|e| proc_err(&lpath, e))?;
-        host(snap).load1 = Some(f64::from(load.one));
+        let h = host(snap);
+        h.load1 = Some(f64::from(load.one));
+        h.load5 = Some(f64::from(load.five));
+        h.load15 = Some(f64::from(load.fifteen));
         let upath = self.root.join("uptime");
         host(snap).uptime_seconds =
             Some(parse_uptime(&read(&upath)?).ok_or_else(|| parse_err(&upath, "not \"SECONDS IDLE\""))?);
@@ -161,6 +164,9 @@ impl Sampler for MemorySampler {
         let h = host(snap);
         h.memory_total_bytes = Some(total);
         h.memory_available_bytes = m.get("MemAvailable").copied();
+        // SwapTotal 0 is a host without swap, a value; a missing line is unknown.
+        h.swap_total_bytes = m.get("SwapTotal").copied();
+        h.swap_used_bytes = m.get("SwapTotal").zip(m.get("SwapFree")).map(|(total, free)| total.saturating_sub(*free));
         Ok(())
     }
 }
@@ -173,8 +179,58 @@ pub struct NetworkSampler {
     prev: HashMap<String, (u64, u64, Instant)>,
     /// Link speed and kind per netdev, re-read on slow passes.
     links: HashMap<String, (Option<f64>, NicKind)>,
-    /// InfiniBand ports: (name, port directory, speed), re-listed on slow passes.
-    ib_ports: Vec<(String, PathBuf, Option<f64>)>,
+    /// InfiniBand ports, re-listed on slow passes.
+    ib_ports: Vec<IbPort>,
+}
+
+/// An InfiniBand port and what its adapter model can do.
+#[derive(Debug, Clone)]
+struct IbPort {
+    /// `device/port`, e.g. `mlx5_0/1`.
+    name: String,
+    /// `/sys/class/infiniband/<device>/ports/<port>`.
+    dir: PathBuf,
+    /// The adapter's fastest rate and widest link, when its model is known.
+    max: Option<HcaMax>,
+}
+
+/// The fastest an InfiniBand adapter model trains: Gb/s and lanes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HcaMax {
+    gbps: f64,
+    width: u32,
+}
+
+/// The fastest InfiniBand rate of an adapter by its `hca_type` (the PCI device id the mlx5
+/// driver writes, `MT4129`). Chip maxima from NVIDIA's adapter manuals; a card sold for a lower
+/// rate (an HDR100 ConnectX-6, an NDR200 ConnectX-7) has the same id, so it reads as trained
+/// below its maximum.
+fn hca_max(hca_type: &str) -> Option<HcaMax> {
+    let gbps = match hca_type.trim() {
+        "MT4115" | "MT4119" | "MT4121" => 100.0, // ConnectX-4, ConnectX-5, ConnectX-5 Ex: EDR
+        "MT4123" => 200.0,                       // ConnectX-6: HDR
+        "MT4129" => 400.0,                       // ConnectX-7: NDR
+        "MT4131" => 800.0,                       // ConnectX-8: XDR
+        _ => return None,
+    };
+    Some(HcaMax { gbps, width: 4 })
+}
+
+/// An InfiniBand port's `rate` file, `400 Gb/sec (4X NDR)`: Gb/s and lanes.
+fn parse_ib_rate(text: &str) -> (Option<f64>, Option<u32>) {
+    let gbps =
+        text.split_whitespace().next().and_then(|g| g.parse::<f64>().ok()).filter(|g| g.is_finite() && *g >= 0.0);
+    let width = text
+        .split_once('(')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .and_then(|w| w.strip_suffix('X').or_else(|| w.strip_suffix('x')))
+        .and_then(|n| n.parse::<u32>().ok());
+    (gbps, width)
+}
+
+/// An InfiniBand `state` or `phys_state` file, `4: ACTIVE`: the number.
+fn parse_ib_state(text: &str) -> Option<u32> {
+    text.split(':').next()?.trim().parse().ok()
 }
 
 impl NetworkSampler {
@@ -194,16 +250,11 @@ impl NetworkSampler {
         };
         self.ib_ports.clear();
         for hca in list(&ib) {
+            let max = std::fs::read_to_string(ib.join(&hca).join("hca_type")).ok().and_then(|t| hca_max(&t));
             let ports_dir = ib.join(&hca).join("ports");
             for port in list(&ports_dir) {
-                let p = ports_dir.join(&port);
-                // rate: "400 Gb/sec (4X NDR)"
-                let speed = std::fs::read_to_string(p.join("rate"))
-                    .ok()
-                    .and_then(|r| r.split_whitespace().next().and_then(|g| g.parse::<f64>().ok()))
-                    .map(|gbps| gbps * 1e9 / 8.0);
                 let name = format!("{}/{}", hca.to_string_lossy(), port.to_string_lossy());
-                self.ib_ports.push((name, p, speed));
+                self.ib_ports.push(IbPort { name, dir: ports_dir.join(&port), max });
             }
         }
     }
@@ -218,6 +269,9 @@ impl NetworkSampler {
     }
 }
 
+/// The InfiniBand logical port state that carries traffic.
+const IB_ACTIVE: u32 = 4;
+
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -231,6 +285,9 @@ impl Sampler for NetworkSampler {
         let path = self.procfs_root.join("net/dev");
         let devs = procfs_core::net::InterfaceDeviceStatus::from_buf_read(read(&path)?.as_bytes())
             .map_err(|e| proc_err(&path, e))?;
+        // The counters' reading time: the pass started earlier (NVML first), and a rate over
+        // the pass interval is off by that skew.
+        let dev_read_at = Instant::now().max(pass.now);
         if pass.slow {
             self.links.clear();
             self.list_ib_ports();
@@ -266,27 +323,55 @@ impl Sampler for NetworkSampler {
                 rx_dropped_total: Some(d.recv_drop),
                 ..NicSample::default()
             };
-            self.rates(&mut nic, pass.now);
+            // Link state changes between slow passes, so it is read every pass.
+            let class = self.sysfs_root.join("class/net").join(name);
+            nic.up = std::fs::read_to_string(class.join("operstate")).ok().and_then(|s| match s.trim() {
+                "up" => Some(true),
+                // "unknown" is what virtual devices without carrier handling report.
+                "unknown" | "" => None,
+                _ => Some(false),
+            });
+            nic.carrier_changes_total = read_u64(&class.join("carrier_changes"));
+            self.rates(&mut nic, dev_read_at);
             nics.push(nic);
         }
         // InfiniBand ports carry RDMA traffic that never shows on a netdev.
-        for (name, p, speed) in self.ib_ports.clone() {
-            let c = p.join("counters");
+        for port in self.ib_ports.clone() {
+            let c = port.dir.join("counters");
             // Data counters count 4-byte words.
             let words = |f: &str| read_u64(&c.join(f)).and_then(|w| w.checked_mul(4));
+            let rx = words("port_rcv_data");
+            let tx = words("port_xmit_data");
+            let read_at = Instant::now().max(pass.now);
+            let (gbps, width) =
+                std::fs::read_to_string(port.dir.join("rate")).map_or((None, None), |r| parse_ib_rate(&r));
+            let ib_state = std::fs::read_to_string(port.dir.join("state")).ok().and_then(|s| parse_ib_state(&s));
             let mut nic = NicSample {
-                name,
+                name: port.name,
                 kind: NicKind::Infiniband,
-                speed_bytes_per_second: speed,
-                rx_bytes_total: words("port_rcv_data"),
-                tx_bytes_total: words("port_xmit_data"),
+                speed_bytes_per_second: gbps.map(|g| g * 1e9 / 8.0),
+                speed_max_bytes_per_second: port.max.map(|m| m.gbps * 1e9 / 8.0),
+                link_width: width,
+                link_width_max: port.max.map(|m| m.width),
+                up: ib_state.map(|s| s == IB_ACTIVE),
+                ib_state,
+                ib_phys_state: std::fs::read_to_string(port.dir.join("phys_state"))
+                    .ok()
+                    .and_then(|s| parse_ib_state(&s)),
+                rx_bytes_total: rx,
+                tx_bytes_total: tx,
                 rx_packets_total: read_u64(&c.join("port_rcv_packets")),
                 tx_packets_total: read_u64(&c.join("port_xmit_packets")),
                 rx_errors_total: read_u64(&c.join("port_rcv_errors")),
                 tx_errors_total: read_u64(&c.join("port_xmit_discards")),
+                symbol_errors_total: read_u64(&c.join("symbol_error")),
+                link_error_recovery_total: read_u64(&c.join("link_error_recovery")),
+                link_downed_total: read_u64(&c.join("link_downed")),
+                link_integrity_errors_total: read_u64(&c.join("local_link_integrity_errors")),
+                buffer_overrun_errors_total: read_u64(&c.join("excessive_buffer_overrun_errors")),
                 ..NicSample::default()
             };
-            self.rates(&mut nic, pass.now);
+            self.rates(&mut nic, read_at);
             nics.push(nic);
         }
         host(snap).nics = nics;
@@ -405,6 +490,22 @@ mod tests {
         assert_eq!(parse_uptime(""), None);
         assert_eq!(parse_uptime("-1 0"), None);
         assert_eq!(parse_uptime("soon 0"), None);
+    }
+
+    #[test]
+    fn infiniband_rate_state_and_adapter_maxima() {
+        use super::{HcaMax, hca_max, parse_ib_rate, parse_ib_state};
+        assert_eq!(parse_ib_rate("400 Gb/sec (4X NDR)\n"), (Some(400.0), Some(4)));
+        assert_eq!(parse_ib_rate("200 Gb/sec (2X NDR)\n"), (Some(200.0), Some(2)));
+        assert_eq!(parse_ib_rate("2.5 Gb/sec (1X SDR)\n"), (Some(2.5), Some(1)));
+        assert_eq!(parse_ib_rate("100 Gb/sec\n"), (Some(100.0), None));
+        assert_eq!(parse_ib_rate("fast"), (None, None));
+        assert_eq!(parse_ib_state("4: ACTIVE\n"), Some(4));
+        assert_eq!(parse_ib_state("5: LinkUp\n"), Some(5));
+        assert_eq!(parse_ib_state("ACTIVE"), None);
+        assert_eq!(hca_max("MT4129\n"), Some(HcaMax { gbps: 400.0, width: 4 }));
+        assert_eq!(hca_max("MT4123"), Some(HcaMax { gbps: 200.0, width: 4 }));
+        assert_eq!(hca_max("MT9999"), None);
     }
 
     use super::is_nvme_namespace;

@@ -1,6 +1,7 @@
 //! Samplers: each fills its part of the node snapshot and fails alone.
 
 mod fan;
+pub mod filesystem;
 pub mod host;
 pub mod nvml;
 pub mod process;

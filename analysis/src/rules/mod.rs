@@ -115,6 +115,7 @@ catalogue! {
     health::retired_pages,
     health::pcie_replay,
     health::nvlink_errors,
+    health::net_link_degraded,
     kernel::fp32_gemm_kernels,
     kernel::pageable_memcpy,
     kernel::sync_heavy,
@@ -391,7 +392,7 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), RULES.len());
-        assert_eq!(RULES.len(), 31, "the 31 rules of RULES.md");
+        assert_eq!(RULES.len(), 32, "the 32 rules of RULES.md");
         assert_eq!(RULES.iter().filter(|r| r.eval.is_none()).count(), 5, "the kernel-level rules");
         for r in RULES {
             let cfg: AnalysisConfig = toml::from_str(&format!("[rules.{}]\ndisabled = true\nsustain_s = 7\n", r.id))

@@ -13,7 +13,7 @@ pub use series::{GpuId, Identity, Label, Owner, ProcessId, Series, Slot, Slots};
 pub use table::CATALOGUE;
 
 use crate::exposition::{self, LabelValue};
-use crate::model::{CpuSample, DiskSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample};
+use crate::model::{CpuSample, DiskSample, FsSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample};
 use crate::units::Unit;
 
 /// How a signal behaves over time.
@@ -56,6 +56,8 @@ pub enum Scope {
     Nic,
     /// One block device (`device`).
     Disk,
+    /// One mounted filesystem (`mountpoint`).
+    Filesystem,
 }
 
 /// What a signal is about: dashboards build one row per group and the TUI one panel.
@@ -252,6 +254,8 @@ pub enum Accessor {
     Nic(fn(&NicSample) -> Option<f64>, fn(&mut NicSample, f64)),
     /// A per-device value.
     Disk(fn(&DiskSample) -> Option<f64>, fn(&mut DiskSample, f64)),
+    /// A per-filesystem value.
+    Fs(fn(&FsSample) -> Option<f64>, fn(&mut FsSample, f64)),
 }
 
 impl Accessor {
@@ -265,6 +269,7 @@ impl Accessor {
             Accessor::Cpu(..) => Scope::Cpu,
             Accessor::Nic(..) => Scope::Nic,
             Accessor::Disk(..) => Scope::Disk,
+            Accessor::Fs(..) => Scope::Filesystem,
         }
     }
 
@@ -449,6 +454,8 @@ pub mod otlp_keys {
     pub const NIC_KIND: &str = "gpuscope.network.kind";
     /// Block device.
     pub const DEVICE: &str = "system.device";
+    /// A filesystem's mount point (OpenTelemetry semantic conventions).
+    pub const MOUNTPOINT: &str = "system.filesystem.mountpoint";
     /// Host name (resource).
     pub const HOST_NAME: &str = "host.name";
     /// Machine id (resource).

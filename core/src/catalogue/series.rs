@@ -11,7 +11,8 @@
 use super::{Accessor, MetricDef};
 use crate::exposition::LabelValue;
 use crate::model::{
-    CpuSample, DiskSample, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample, ProcessSample,
+    CpuSample, DiskSample, FsSample, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
+    ProcessSample,
 };
 use std::borrow::Cow;
 
@@ -182,6 +183,8 @@ pub enum Owner<'a> {
     },
     /// A block device, by name.
     Disk(Cow<'a, str>),
+    /// A mounted filesystem, by mount point.
+    Fs(Cow<'a, str>),
 }
 
 /// The extra label of a labelled row's series.
@@ -262,6 +265,7 @@ impl MetricDef {
                 host?.nics.iter().find(|n| n.name == *name).and_then(get)
             }
             (Accessor::Disk(get, _), Owner::Disk(name)) => host?.disks.iter().find(|d| d.name == *name).and_then(get),
+            (Accessor::Fs(get, _), Owner::Fs(m)) => host?.filesystems.iter().find(|f| f.mountpoint == *m).and_then(get),
             _ => None,
         }
     }
@@ -312,6 +316,10 @@ impl MetricDef {
             (Accessor::Disk(_, set), Owner::Disk(name)) => {
                 let new = || DiskSample { name: name.to_string(), ..DiskSample::default() };
                 set(find_or_insert(&mut host(snap).disks, 0, |d| d.name == *name, new), value);
+            }
+            (Accessor::Fs(_, set), Owner::Fs(m)) => {
+                let new = || FsSample { mountpoint: m.to_string(), ..FsSample::default() };
+                set(find_or_insert(&mut host(snap).filesystems, 0, |f| f.mountpoint == *m, new), value);
             }
             _ => return false,
         }
@@ -421,6 +429,15 @@ impl<'s> Iterator for Slots<'s> {
                     }
                     (Owner::Disk(Cow::Borrowed(&d.name)), None, v)
                 }
+                Accessor::Fs(get, _) => {
+                    let f = host?.filesystems.get(self.outer)?;
+                    self.outer += 1;
+                    let v = get(f);
+                    if v.is_none() && self.skip_absent {
+                        continue;
+                    }
+                    (Owner::Fs(Cow::Borrowed(&f.mountpoint)), None, v)
+                }
             };
             return Some(Slot { identity: Identity { owner, label }, value });
         }
@@ -502,6 +519,7 @@ mod tests {
                     Owner::Cpu(c) => format!("cpu{c}"),
                     Owner::Nic { name, kind } => format!("{name}:{}", kind.as_str()),
                     Owner::Disk(name) => name.to_string(),
+                    Owner::Fs(m) => format!("fs:{m}"),
                 };
                 (owner, s.identity.label.map(|l| format!("{}={}", l.key, l.value)), s.value)
             })
@@ -629,6 +647,7 @@ mod tests {
             Scope::Cpu => Owner::Cpu(5),
             Scope::Nic => Owner::Nic { name: "eth0".into(), kind: NicKind::Ethernet },
             Scope::Disk => Owner::Disk("nvme0n1".into()),
+            Scope::Filesystem => Owner::Fs("/data".into()),
         };
         let label = m.label().map(|key| Label {
             key,
@@ -676,6 +695,7 @@ mod tests {
                 cpus: vec![CpuSample::default()],
                 nics: vec![NicSample::default()],
                 disks: vec![DiskSample::default()],
+                filesystems: vec![FsSample::default()],
                 ..HostSample::default()
             }),
             ..NodeSnapshot::default()

@@ -870,6 +870,24 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::HostCpu)
     },
     MetricDef {
+        prometheus: "gpuscope_host_load5",
+        otlp: "system.cpu.load_average.5m",
+        unit: Count,
+        kind: Gauge,
+        help: "Five-minute load average.",
+        accessor: field!(Host, load5),
+        ..base(Group::HostCpu)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_load15",
+        otlp: "system.cpu.load_average.15m",
+        unit: Count,
+        kind: Gauge,
+        help: "Fifteen-minute load average.",
+        accessor: field!(Host, load15),
+        ..base(Group::HostCpu)
+    },
+    MetricDef {
         prometheus: "gpuscope_host_uptime_seconds",
         otlp: "system.uptime",
         unit: Seconds,
@@ -894,6 +912,25 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: UpDownCounter,
         help: "Memory available for new work.",
         accessor: field!(Host, memory_available_bytes),
+        ..base(Group::HostMemory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_swap_total_bytes",
+        otlp: "gpuscope.host.swap.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Swap space (0 on a host without swap).",
+        accessor: field!(Host, swap_total_bytes),
+        ..base(Group::HostMemory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_swap_used_bytes",
+        otlp: "system.paging.usage",
+        otlp_attributes: &[("system.paging.state", "used")],
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Swap in use.",
+        accessor: field!(Host, swap_used_bytes),
         ..base(Group::HostMemory)
     },
     MetricDef {
@@ -1016,6 +1053,120 @@ pub static CATALOGUE: &[MetricDef] = &[
         accessor: field!(Nic, tx_bytes_per_second),
         ..base(Group::Network)
     },
+    // ---- network link health
+    MetricDef {
+        prometheus: "gpuscope_host_network_speed_max_bytes_per_second",
+        otlp: "gpuscope.host.network.speed.max",
+        unit: BytesPerSecond,
+        kind: Gauge,
+        help: "The fastest rate the adapter can train at (InfiniBand: from the HCA model).",
+        accessor: field!(Nic, speed_max_bytes_per_second),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_link_width",
+        otlp: "gpuscope.host.network.link.width",
+        unit: Count,
+        kind: Gauge,
+        help: "Lanes the link trained at (InfiniBand 4X is 4).",
+        accessor: field!(Nic, link_width),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_link_width_max",
+        otlp: "gpuscope.host.network.link.width.max",
+        unit: Count,
+        kind: Gauge,
+        help: "Lanes the adapter supports (InfiniBand: from the HCA model).",
+        accessor: field!(Nic, link_width_max),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_up",
+        otlp: "gpuscope.host.network.up",
+        unit: State,
+        kind: Gauge,
+        help: "1 when the link carries traffic (Ethernet operstate up, InfiniBand port ACTIVE), else 0.",
+        accessor: field!(Nic, up),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_state",
+        otlp: "gpuscope.host.network.infiniband.state",
+        unit: State,
+        kind: Gauge,
+        help: "InfiniBand logical port state (1 DOWN, 2 INIT, 3 ARMED, 4 ACTIVE, 5 ACTIVE_DEFER).",
+        accessor: field!(Nic, ib_state),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_physical_state",
+        otlp: "gpuscope.host.network.infiniband.physical_state",
+        unit: State,
+        kind: Gauge,
+        help: "InfiniBand physical port state (2 Polling, 3 Disabled, 5 LinkUp, 6 LinkErrorRecovery, ...).",
+        accessor: field!(Nic, ib_phys_state),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_carrier_changes_total",
+        otlp: "gpuscope.host.network.carrier_changes",
+        unit: Count,
+        kind: Counter,
+        help: "Times the Ethernet carrier went up or down.",
+        accessor: field!(Nic, carrier_changes_total),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_symbol_errors_total",
+        otlp: "gpuscope.host.network.infiniband.errors",
+        otlp_attributes: &[("error.type", "symbol")],
+        unit: Count,
+        kind: Counter,
+        help: "InfiniBand symbol errors (bit errors on a lane).",
+        accessor: field!(Nic, symbol_errors_total),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_link_error_recovery_total",
+        otlp: "gpuscope.host.network.infiniband.errors",
+        otlp_attributes: &[("error.type", "link_error_recovery")],
+        unit: Count,
+        kind: Counter,
+        help: "InfiniBand link error recoveries (the link retrained).",
+        accessor: field!(Nic, link_error_recovery_total),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_link_downed_total",
+        otlp: "gpuscope.host.network.infiniband.errors",
+        otlp_attributes: &[("error.type", "link_downed")],
+        unit: Count,
+        kind: Counter,
+        help: "InfiniBand link-down events.",
+        accessor: field!(Nic, link_downed_total),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_link_integrity_errors_total",
+        otlp: "gpuscope.host.network.infiniband.errors",
+        otlp_attributes: &[("error.type", "link_integrity")],
+        unit: Count,
+        kind: Counter,
+        help: "InfiniBand local link integrity errors.",
+        accessor: field!(Nic, link_integrity_errors_total),
+        ..base(Group::Network)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_network_infiniband_buffer_overrun_errors_total",
+        otlp: "gpuscope.host.network.infiniband.errors",
+        otlp_attributes: &[("error.type", "buffer_overrun")],
+        unit: Count,
+        kind: Counter,
+        help: "InfiniBand excessive buffer overrun errors.",
+        accessor: field!(Nic, buffer_overrun_errors_total),
+        ..base(Group::Network)
+    },
     // ---- storage
     MetricDef {
         prometheus: "gpuscope_host_disk_read_bytes_total",
@@ -1093,6 +1244,35 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "Busy fraction over the last sampling interval.",
         accessor: field!(Disk, busy_ratio),
+        ..base(Group::Disk)
+    },
+    // ---- filesystems
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_size_bytes",
+        otlp: "system.filesystem.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Size of the filesystem.",
+        accessor: field!(Fs, size_bytes),
+        ..base(Group::Disk)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_free_bytes",
+        otlp: "gpuscope.host.filesystem.free",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Free space on the filesystem, the blocks reserved for root included.",
+        accessor: field!(Fs, free_bytes),
+        ..base(Group::Disk)
+    },
+    MetricDef {
+        prometheus: "gpuscope_host_filesystem_avail_bytes",
+        otlp: "system.filesystem.usage",
+        otlp_attributes: &[("system.filesystem.state", "free")],
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Space on the filesystem available to unprivileged users.",
+        accessor: field!(Fs, avail_bytes),
         ..base(Group::Disk)
     },
 ];

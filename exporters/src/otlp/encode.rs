@@ -102,6 +102,7 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
         Owner::Cpu(cpu) => a.push(i(k::CPU, i64::from(*cpu))),
         Owner::Nic { name, kind } => a.extend([s(k::INTERFACE, &**name), s(k::NIC_KIND, kind.as_str())]),
         Owner::Disk(name) => a.push(s(k::DEVICE, &**name)),
+        Owner::Fs(m) => a.push(s(k::MOUNTPOINT, &**m)),
     }
     if let Some(l) = &id.label {
         a.push(s(k::for_label(l.key), l.value.to_string()));

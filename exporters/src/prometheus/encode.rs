@@ -53,6 +53,7 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
         Owner::Cpu(cpu) => line = line.label("cpu", *cpu),
         Owner::Nic { name, kind } => line = line.label("interface", &**name).label("kind", kind.as_str()),
         Owner::Disk(name) => line = line.label("device", &**name),
+        Owner::Fs(m) => line = line.label("mountpoint", &**m),
     }
     if let Some(l) = &id.label {
         line = line.label(l.key, l.value);

@@ -48,6 +48,22 @@ fn advice(class: Option<WorkloadClass>) -> Option<(WorkloadClass, &'static str)>
     }
 }
 
+/// Who holds the GPU: the process, its user, and its pod (namespace/name) or else its container
+/// (the short id), each where known.
+fn holder(p: &gpuscope_core::ProcessSample) -> String {
+    let mut who = format!("{} ({}", p.name, p.pid);
+    if let Some(u) = &p.user {
+        who += &format!(", user {u}");
+    }
+    match (&p.namespace, &p.pod, &p.container) {
+        (Some(ns), Some(pod), _) => who += &format!(", pod {ns}/{pod}"),
+        (None, Some(pod), _) => who += &format!(", pod {pod}"),
+        (_, None, Some(c)) => who += &format!(", container {}", c.get(..12).unwrap_or(c)),
+        _ => {}
+    }
+    who + ")"
+}
+
 fn eval(c: &Ctx) -> Vec<Hit> {
     let t = &c.cfg.rules.gpu_idle_allocated;
     let mut out = Vec::new();
@@ -56,19 +72,28 @@ fn eval(c: &Ctx) -> Vec<Hit> {
             .processes
             .iter()
             .filter(|p| p.gpu_index == g.index && p.gpu_memory_bytes.is_some_and(|m| m > 0))
-            .map(|p| format!("{} ({})", p.name, p.pid))
+            .map(holder)
             .collect();
         if holders.is_empty() {
             continue;
         }
         let Some((act, name)) = c.activity(w, g.index) else { continue };
         if act < t.idle {
+            // Workload hours of the unbroken idle run the window holds (an hour at most).
+            let hours =
+                w.gpu_idle_ms(g.index, c.now_ms, t.idle).map_or(0.0, |ms| ms as f64 / 1000.0 / c.scale / 3600.0);
             let mut h = gpu_hit(
                 node,
                 s,
                 g.index,
-                format!("GPU {} is held by {} but does nothing ({} {})", g.index, holders.join(", "), name, pct(act)),
-                vec![ev(name, act, t.idle)],
+                format!(
+                    "GPU {} is held by {} but does nothing ({} {}) for {hours:.2} GPU-hours",
+                    g.index,
+                    holders.join(", "),
+                    name,
+                    pct(act)
+                ),
+                vec![ev(name, act, t.idle), ev("idle_gpu_hours", hours, 0.0)],
             );
             if let Some((class, advice)) = advice(workload(s, g.index)) {
                 h.recommendation = Some(advice.to_string());
@@ -99,10 +124,11 @@ mod tests {
     fn activity_just_below_is_a_hit_naming_the_holder() {
         let hits = eval("gpu-idle-allocated", &held(Some(0.04), None));
         let h = one_hit(&hits, &[0]);
-        assert_eq!(evidence(h), vec![("sm_active".into(), 0.04, 0.05)]);
-        assert_eq!(h.summary, "GPU 0 is held by python (4242) but does nothing (sm_active 4%)");
+        // The steady window is 10 s of idle records: 10/3600 GPU-hours.
+        assert_eq!(evidence(h), vec![("sm_active".into(), 0.04, 0.05), ("idle_gpu_hours".into(), 0.002778, 0.0)]);
+        assert_eq!(h.summary, "GPU 0 is held by python (4242) but does nothing (sm_active 4%) for 0.00 GPU-hours");
         let hits = eval("gpu-idle-allocated", &held(None, Some(0.04)));
-        assert_eq!(evidence(one_hit(&hits, &[0])), vec![("util".into(), 0.04, 0.05)], "utilization stands in");
+        assert_eq!(evidence(one_hit(&hits, &[0]))[0], ("util".into(), 0.04, 0.05), "utilization stands in");
     }
 
     #[test]
@@ -119,6 +145,33 @@ mod tests {
     fn the_threshold_is_read_from_the_rules_section() {
         let w = held(Some(0.08), None);
         assert_eq!(eval_toml("gpu-idle-allocated", "[rules.gpu-idle-allocated]\nidle = 0.1", &w).len(), 1);
+    }
+
+    /// Forty idle minutes after twenty busy ones, held by a user's process in a pod: the hours
+    /// count from the start of the idle run, and the finding names the pod and the user.
+    #[test]
+    fn the_idle_hours_and_the_pod_and_user_holding_the_gpu() {
+        let w = series(3600, |t| {
+            let g = GpuSample { sm_active_ratio: Some(if t < 1200 { 0.8 } else { 0.01 }), ..gpu(0) };
+            let p = gpuscope_core::ProcessSample {
+                user: Some("alice".into()),
+                pod: Some("nb-alice-0".into()),
+                namespace: Some("research".into()),
+                container: Some("3f1c2a9b7d6e5f4a3b2c1d0e".into()),
+                ..process(0, 2 << 30)
+            };
+            NodeSnapshot { processes: vec![p], ..node("n0", vec![g]) }
+        });
+        let hits = eval("gpu-idle-allocated", &w);
+        let h = one_hit(&hits, &[0]);
+        assert_eq!(
+            h.summary,
+            "GPU 0 is held by python (4242, user alice, pod research/nb-alice-0) but does nothing (sm_active 1%) for 0.67 GPU-hours"
+        );
+        assert_eq!(evidence(h)[1], ("idle_gpu_hours".into(), 0.666667, 0.0));
+        // Without a pod the container stands in, by its short id.
+        let bare = gpuscope_core::ProcessSample { container: Some("3f1c2a9b7d6e5f4a3b2c".into()), ..process(0, 1) };
+        assert_eq!(super::holder(&bare), "python (4242, container 3f1c2a9b7d6e)");
     }
 
     /// The advice fits what holds the GPU.

@@ -2,6 +2,7 @@
 
 pub mod ecc_uncorrectable;
 pub mod gpu_lost;
+pub mod net_link_degraded;
 pub mod nvlink_errors;
 pub mod pcie_replay;
 pub mod retired_pages;
