@@ -15,7 +15,6 @@ use gpuscope_sim::clock::{self, unix_now};
 use gpuscope_sim::engine::{G, GpuInfo, GpuState, Simulation};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulonglong, c_void};
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -179,12 +178,15 @@ macro_rules! nvml {
     ($( fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block )*) => {$(
         #[unsafe(no_mangle)]
         #[allow(unused_variables)]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> Ret {
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), Ret> { $body }));
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $crate::Ret {
+            $crate::calls::count(stringify!($name));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<(), $crate::Ret> { $body },
+            ));
             match result {
-                Ok(Ok(())) => SUCCESS,
+                Ok(Ok(())) => $crate::SUCCESS,
                 Ok(Err(code)) => code,
-                Err(_) => UNKNOWN,
+                Err(_) => $crate::UNKNOWN,
             }
         }
     )*};
@@ -1086,4 +1088,5 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
     };
     s.as_ptr()
 }
+pub mod calls;
 mod compat;
