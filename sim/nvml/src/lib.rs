@@ -905,8 +905,17 @@ fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_
         143 => ok(UINT, s.remapped_uncorrectable),
         144 => ok(UINT, u64::from(s.remap_pending)),
         145 => ok(UINT, u64::from(s.remap_failed)),
+        161 => nvlink_only(link(scope).map(|l| l.replay_errors)),
+        162 => nvlink_only(link(scope).map(|l| l.recovery_errors)),
+        163 => nvlink_only(link(scope).map(|l| l.crc_errors)),
         165 => nvlink_only(link(scope).map(|l| u64::from(l.active))),
-        186 => ok(UINT, (s.power_w * 1000.0).round() as u64),
+        // The 1 s average (what nvmlDeviceGetPowerUsage reports on these models) and the
+        // instantaneous draw: one value in the simulator.
+        185 | 186 => ok(UINT, (s.power_w * 1000.0).round() as u64),
+        187 => ok(UINT, (p.power_min_w * 1000.0) as u64),
+        188 => ok(UINT, (p.power_max_w * 1000.0) as u64),
+        189 => ok(UINT, (p.power_default_w * 1000.0) as u64),
+        190 => ok(UINT, (g.power_limit_w * 1000.0) as u64),
         197 => ok(ULL, s.pcie_tx_bytes as u64),
         198 => ok(ULL, s.pcie_rx_bytes as u64),
         _ => (NOT_SUPPORTED, DOUBLE, 0),
