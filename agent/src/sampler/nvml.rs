@@ -52,6 +52,9 @@ const FI_POWER_CURRENT_LIMIT: u32 = 190;
 /// until the next inventory pass, this long after the last.
 const INVENTORY_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the process list and per-process utilization are read.
+const PROCESS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// GPM needs its two samples at least this far apart.
 const GPM_MIN_GAP: Duration = Duration::from_millis(100);
 
@@ -115,7 +118,12 @@ struct GpuSlot {
     last_util_ts: u64,
     proc_util: HashMap<u32, (f64, f64)>,
     proc_names: HashMap<u32, String>,
+    proc_list: Vec<GpuProcess>,
+    proc_at: Option<Instant>,
+    proc_unsupported: Vec<String>,
     gpm_prev: Option<(GpmSample<'static>, Instant)>,
+    /// A sample buffer whose reading is no longer needed, reused for the next sample.
+    gpm_spare: Option<GpmSample<'static>>,
     gpm_values: [Option<f64>; 8],
     nvlink_prev: Option<(u64, u64, Instant)>,
     slow: GpuSample,
@@ -261,7 +269,11 @@ impl NvmlSampler {
                 last_util_ts: 0,
                 proc_util: HashMap::new(),
                 proc_names: HashMap::new(),
+                proc_list: Vec::new(),
+                proc_at: None,
+                proc_unsupported: Vec::new(),
                 gpm_prev: None,
+                gpm_spare: None,
                 gpm_values: [None; 8],
                 nvlink_prev: None,
                 slow: GpuSample::default(),
@@ -530,7 +542,7 @@ impl GpuSlot {
             }
         }
         copy_slow(&self.slow, &mut g);
-        let procs = self.processes(nvml, o);
+        let procs = self.processes(nvml, pass, o);
         if o.lost {
             self.lost = true;
             tracing::error!(gpu = self.index, uuid = %self.info.uuid, "GPU is lost (fallen off the bus); no longer sampling it");
@@ -567,8 +579,10 @@ impl GpuSlot {
         self.nvlink_prev = Some((tx, rx, pass.now));
     }
 
+    /// Takes a GPM sample into a sample buffer kept from earlier passes (nvml-wrapper allocates
+    /// and frees one per sample: two more calls every pass) and turns two samples into ratios.
     fn gpm_sample(&mut self, nvml: &'static Nvml, pass: &Pass, o: &mut Outcome) {
-        let Some(now) = o.ok("gpm_sample", self.device.gpm_sample()) else {
+        let Some(now) = o.ok("gpm_sample", gpm_sample_into(nvml, &self.device, self.gpm_spare.take())) else {
             return;
         };
         if let Some((prev, then)) = &self.gpm_prev
@@ -586,9 +600,10 @@ impl GpuSlot {
             }
         } else if self.gpm_prev.is_some() {
             // Too soon after the previous sample: keep the last ratios and the older sample.
+            self.gpm_spare = Some(now);
             return;
         }
-        self.gpm_prev = Some((now, pass.now));
+        self.gpm_spare = self.gpm_prev.replace((now, pass.now)).map(|(old, _)| old);
     }
 
     /// Values that change rarely (limits, error counters, modes, link state), read every slow
@@ -720,19 +735,44 @@ impl GpuSlot {
         self.slow_unsupported = o.unsupported.keys().cloned().collect();
     }
 
-    fn processes(&mut self, nvml: &'static Nvml, o: &mut Outcome) -> Vec<ProcessSample> {
+    /// The GPU's processes: the list and their utilization are read every [`PROCESS_INTERVAL`]
+    /// (processes start and end far less often than a pass), the last list served in between.
+    fn processes(&mut self, nvml: &'static Nvml, pass: &Pass, o: &mut Outcome) -> Vec<ProcessSample> {
+        let due = self.proc_at.is_none_or(|t| pass.now.duration_since(t) >= PROCESS_INTERVAL);
+        if !due {
+            for k in &self.proc_unsupported {
+                o.unsupported(k);
+            }
+            return self.process_samples(nvml);
+        }
+        self.proc_at = Some(pass.now);
         let d = &self.device;
-        let room = self.proc_names.len() + 8;
+        let room = self.proc_list.len() + 8;
         let Some(list) = self.known.ask(o, "processes", || compute_processes(nvml, d, room)) else {
+            self.proc_list.clear();
+            self.proc_unsupported = o.unsupported.keys().filter(|k| *k == "processes").cloned().collect();
+            if self.proc_unsupported.is_empty() {
+                // A failed read is retried on the next pass.
+                self.proc_at = None;
+            }
             return Vec::new();
         };
+        self.proc_unsupported.clear();
         if !list.is_empty() {
             // Pass the newest timestamp seen, or the driver returns stale samples again.
             match process_utilization(nvml, d, self.last_util_ts, list.len() * 2 + 8) {
                 Ok(samples) => {
+                    // Every sample since the last read, averaged per process.
+                    let mut sums: HashMap<u32, (f64, f64, u32)> = HashMap::new();
                     for s in samples {
                         self.last_util_ts = self.last_util_ts.max(s.timeStamp);
-                        self.proc_util.insert(s.pid, (f64::from(s.smUtil) / 100.0, f64::from(s.memUtil) / 100.0));
+                        let e = sums.entry(s.pid).or_insert((0.0, 0.0, 0));
+                        e.0 += f64::from(s.smUtil) / 100.0;
+                        e.1 += f64::from(s.memUtil) / 100.0;
+                        e.2 += 1;
+                    }
+                    for (pid, (sm, mem, n)) in sums {
+                        self.proc_util.insert(pid, (sm / f64::from(n), mem / f64::from(n)));
                     }
                 }
                 // NOT_FOUND: nothing newer than last time; keep the previous shares.
@@ -745,7 +785,14 @@ impl GpuSlot {
         let live: Vec<u32> = list.iter().map(|p| p.pid).collect();
         self.proc_util.retain(|pid, _| live.contains(pid));
         self.proc_names.retain(|pid, _| live.contains(pid));
-        list.into_iter()
+        self.proc_list = list;
+        self.process_samples(nvml)
+    }
+
+    /// The last process list read, with each process's utilization and name.
+    fn process_samples(&mut self, nvml: &'static Nvml) -> Vec<ProcessSample> {
+        self.proc_list
+            .iter()
             .map(|p| {
                 let util = self.proc_util.get(&p.pid);
                 ProcessSample {
@@ -766,6 +813,30 @@ impl GpuSlot {
             })
             .collect()
     }
+}
+
+/// Takes a GPM sample of `d` into `spare`, or into a newly allocated buffer.
+fn gpm_sample_into(
+    nvml: &'static Nvml,
+    d: &Device<'static>,
+    spare: Option<GpmSample<'static>>,
+) -> Result<GpmSample<'static>, NvmlError> {
+    let lib = nvml.lib();
+    let get = lib.nvmlGpmSampleGet.as_ref().map_err(|_| NvmlError::NotSupported)?;
+    let sample = match spare {
+        Some(s) => s,
+        None => {
+            let alloc = lib.nvmlGpmSampleAlloc.as_ref().map_err(|_| NvmlError::NotSupported)?;
+            let mut handle = std::ptr::null_mut();
+            // SAFETY: alloc writes a new sample handle through the pointer.
+            nvml_wrapper::error::nvml_try(unsafe { alloc(&mut handle) })?;
+            // SAFETY: allocated just now by this library; the GpmSample owns and frees it.
+            unsafe { GpmSample::from_handle(nvml, handle) }
+        }
+    };
+    // SAFETY: a live sample of this library and a live device handle.
+    nvml_wrapper::error::nvml_try(unsafe { get(d.handle(), sample.handle()) })?;
+    Ok(sample)
 }
 
 /// A GPU process and the device memory it uses (`None`: the driver cannot tell).
