@@ -99,6 +99,31 @@ def all_smi(given):
     return str(exe), None
 
 
+SMI_L = """#!{python}
+# `nvidia-smi -L` answered from the simulated NVML (nvidia-ml-py): all-smi looks for NVIDIA GPUs
+# with lspci or `nvidia-smi -L` before it loads NVML. Its own calls are not counted.
+import os, sys
+os.environ.pop("GPUSCOPE_SIM_NVML_CALLS", None)
+import pynvml
+if sys.argv[1:] != ["-L"]:
+    sys.exit("only -L is answered here")
+pynvml.nvmlInit()
+for i in range(pynvml.nvmlDeviceGetCount()):
+    h = pynvml.nvmlDeviceGetHandleByIndex(i)
+    print(f"GPU {{i}}: {{pynvml.nvmlDeviceGetName(h)}} (UUID: {{pynvml.nvmlDeviceGetUUID(h)}})")
+"""
+
+
+def smi_shim(work, python):
+    """A directory with an `nvidia-smi` that answers -L from the simulator."""
+    d = work / "smi"
+    d.mkdir(exist_ok=True)
+    exe = d / "nvidia-smi"
+    exe.write_text(SMI_L.format(python=python))
+    exe.chmod(0o755)
+    return d
+
+
 def measure(name, argv, env, seconds, warmup, work):
     """Calls per second of one tool (a dict of the window's per-entry-point counts too)."""
     counter = work / f"calls-{name}.txt"
@@ -168,8 +193,10 @@ def main():
             results.append(("nvitop-exporter", *measure("nvitop-exporter", argv, env, a.seconds, a.warmup, work)))
             smi, why = all_smi(a.all_smi)
             if smi:
-                argv = [smi, "api", "--port", str(free_port()), "--interval", "1"]
-                results.append(("all-smi", *measure("all-smi", argv, env, a.seconds, a.warmup, work)))
+                argv = [smi, "api", "--port", str(free_port()), "--interval", "1", "--processes"]
+                python = str(pathlib.Path(ne).parent / "python")
+                smi_env = dict(env, PATH=f"{smi_shim(work, python)}:{env.get('PATH', '')}")
+                results.append(("all-smi", *measure("all-smi", argv, smi_env, a.seconds, a.warmup, work)))
             else:
                 skipped.append(("all-smi", why))
         finally:
