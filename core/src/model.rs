@@ -67,6 +67,9 @@ pub struct AgentStats {
     pub nvml_errors: BTreeMap<String, u64>,
     /// Signals NVML reports as not supported, with the number of GPUs lacking each.
     pub unsupported: BTreeMap<String, u64>,
+    /// NVML calls made since the agent started, per entry point (`nvmlDeviceGetFieldValues`…).
+    #[serde(default)]
+    pub nvml_calls: BTreeMap<String, u64>,
 }
 
 /// One sampler's record.

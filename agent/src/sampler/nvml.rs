@@ -18,6 +18,7 @@ use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // Field ids of nvml.h (`NVML_FI_DEV_*`) read through nvmlDeviceGetFieldValues.
@@ -51,6 +52,32 @@ const FI_POWER_CURRENT_LIMIT: u32 = 190;
 /// How long a NOT_SUPPORTED answer is trusted: the entry point (or field) is not asked again
 /// until the next inventory pass, this long after the last.
 const INVENTORY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// NVML calls this process made, per entry point (the XID thread's too).
+static CALLS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+
+/// Counts one call of `entry_point`, passing its result through.
+pub(crate) fn call<T>(entry_point: &'static str, result: T) -> T {
+    *CALLS.lock().unwrap_or_else(|e| e.into_inner()).entry(entry_point).or_insert(0) += 1;
+    result
+}
+
+/// The NVML calls made so far, per entry point.
+fn calls_so_far() -> BTreeMap<String, u64> {
+    CALLS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Retired pages for one cause; nvml-wrapper asks for the count, then (if any) for the pages.
+fn retired_pages(
+    d: &Device<'static>,
+    cause: RetirementCause,
+) -> Result<Vec<nvml_wrapper::structs::device::RetiredPage>, NvmlError> {
+    let r = call("nvmlDeviceGetRetiredPages", d.retired_pages(cause));
+    if r.as_ref().is_ok_and(|p| !p.is_empty()) {
+        call("nvmlDeviceGetRetiredPages_v2", ());
+    }
+    r
+}
 
 /// How often the process list and per-process utilization are read.
 const PROCESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -227,7 +254,15 @@ impl NvmlSampler {
         if let Some(lib) = &self.lib {
             builder.lib_path(lib.as_os_str());
         }
-        let nvml = builder.init().map_err(|e| {
+        let nvml = builder.init();
+        if !matches!(nvml, Err(NvmlError::LibloadingError(_))) {
+            call("nvmlInit_v2", ());
+        }
+        if nvml.is_ok() {
+            // nvml-wrapper reads the driver version at init to pick its field-id numbering.
+            call("nvmlSystemGetDriverVersion", ());
+        }
+        let nvml = nvml.map_err(|e| {
             let lib = self.lib.as_ref().map_or("libnvidia-ml.so.1".to_string(), |p| p.display().to_string());
             SampleError::Nvml(match e {
                 NvmlError::LibloadingError(_) => {
@@ -242,14 +277,17 @@ impl NvmlSampler {
         // thread borrow it, and a driver that was found stays loaded.
         let nvml: &'static Nvml = Box::leak(Box::new(nvml));
         self.driver = Some(DriverInfo {
-            driver_version: nvml.sys_driver_version().unwrap_or_default(),
-            cuda_driver_version: nvml.sys_cuda_driver_version().ok().map(|v| v as u32),
-            nvml_version: nvml.sys_nvml_version().ok(),
+            driver_version: call("nvmlSystemGetDriverVersion", nvml.sys_driver_version()).unwrap_or_default(),
+            cuda_driver_version: call("nvmlSystemGetCudaDriverVersion_v2", nvml.sys_cuda_driver_version())
+                .ok()
+                .map(|v| v as u32),
+            nvml_version: call("nvmlSystemGetNVMLVersion", nvml.sys_nvml_version()).ok(),
         });
-        let count = nvml.device_count().map_err(|e| SampleError::Nvml(format!("nvmlDeviceGetCount failed: {e}")))?;
+        let count = call("nvmlDeviceGetCount_v2", nvml.device_count())
+            .map_err(|e| SampleError::Nvml(format!("nvmlDeviceGetCount failed: {e}")))?;
         let mut live = Vec::new();
         for index in 0..count {
-            let device = match nvml.device_by_index(index) {
+            let device = match call("nvmlDeviceGetHandleByIndex_v2", nvml.device_by_index(index)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!("GPU {index}: cannot get a handle: {e}");
@@ -289,30 +327,41 @@ impl NvmlSampler {
 }
 
 fn static_info(d: &Device<'static>, o: &mut Outcome) -> StaticInfo {
-    let nvlinks = match d.field_values_for(&[FieldId(FI_NVLINK_LINK_COUNT)]) {
+    let nvlinks = match call("nvmlDeviceGetFieldValues", d.field_values_for(&[FieldId(FI_NVLINK_LINK_COUNT)])) {
         Ok(v) => v.into_iter().next().and_then(|r| r.ok()).and_then(|s| u64_value(s.value)).unwrap_or(0) as u32,
         Err(_) => 0,
     };
     StaticInfo {
-        uuid: o.ok("uuid", d.uuid()).unwrap_or_default(),
-        model: o.ok("name", d.name()).unwrap_or_default(),
-        serial: o.ok("serial", d.serial()),
-        pci_bus_id: o.ok("pci_info", d.pci_info()).map(|p| p.bus_id),
+        uuid: o.ok("uuid", call("nvmlDeviceGetUUID", d.uuid())).unwrap_or_default(),
+        model: o.ok("name", call("nvmlDeviceGetName", d.name())).unwrap_or_default(),
+        serial: o.ok("serial", call("nvmlDeviceGetSerial", d.serial())),
+        pci_bus_id: o.ok("pci_info", call("nvmlDeviceGetPciInfo_v3", d.pci_info())).map(|p| p.bus_id),
         compute_capability: o
-            .ok("compute_capability", d.cuda_compute_capability())
+            .ok("compute_capability", call("nvmlDeviceGetCudaComputeCapability", d.cuda_compute_capability()))
             .map(|c| format!("{}.{}", c.major, c.minor)),
         slowdown_c: o
-            .ok("temperature_slowdown", d.temperature_threshold(TemperatureThreshold::Slowdown))
+            .ok(
+                "temperature_slowdown",
+                call("nvmlDeviceGetTemperatureThreshold", d.temperature_threshold(TemperatureThreshold::Slowdown)),
+            )
             .map(f64::from),
         shutdown_c: o
-            .ok("temperature_shutdown", d.temperature_threshold(TemperatureThreshold::Shutdown))
+            .ok(
+                "temperature_shutdown",
+                call("nvmlDeviceGetTemperatureThreshold", d.temperature_threshold(TemperatureThreshold::Shutdown)),
+            )
             .map(f64::from),
-        sm_clock_max: o.ok("sm_clock_max", d.max_clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6),
-        mem_clock_max: o.ok("memory_clock_max", d.max_clock_info(Clock::Memory)).map(|m| f64::from(m) * 1e6),
-        pcie_gen_max: o.ok("pcie_link_generation_max", d.max_pcie_link_gen()),
-        pcie_width_max: o.ok("pcie_link_width_max", d.max_pcie_link_width()),
+        sm_clock_max: o
+            .ok("sm_clock_max", call("nvmlDeviceGetMaxClockInfo", d.max_clock_info(Clock::SM)))
+            .map(|m| f64::from(m) * 1e6),
+        mem_clock_max: o
+            .ok("memory_clock_max", call("nvmlDeviceGetMaxClockInfo", d.max_clock_info(Clock::Memory)))
+            .map(|m| f64::from(m) * 1e6),
+        pcie_gen_max: o
+            .ok("pcie_link_generation_max", call("nvmlDeviceGetMaxPcieLinkGeneration", d.max_pcie_link_gen())),
+        pcie_width_max: o.ok("pcie_link_width_max", call("nvmlDeviceGetMaxPcieLinkWidth", d.max_pcie_link_width())),
         nvlinks,
-        gpm: d.gpm_support().unwrap_or(false),
+        gpm: call("nvmlGpmQueryDeviceSupport", d.gpm_support()).unwrap_or(false),
     }
 }
 
@@ -374,7 +423,7 @@ fn read_fields(
         })
         .collect();
     // SAFETY: the handle belongs to this live NVML instance and `values` holds `len` requests.
-    let ret = unsafe { f(d.handle(), values.len() as i32, values.as_mut_ptr()) };
+    let ret = call("nvmlDeviceGetFieldValues", unsafe { f(d.handle(), values.len() as i32, values.as_mut_ptr()) });
     if ret != 0 {
         o.ok::<()>("field_values", Err(nvml_wrapper::error::nvml_try(ret).err().unwrap_or(NvmlError::Unknown)));
         return out;
@@ -459,30 +508,45 @@ impl GpuSlot {
             self.known.refresh(pass.now);
         }
         let k = &mut self.known;
-        if let Some(u) = k.ask(o, "utilization", || d.utilization_rates()) {
+        if let Some(u) = k.ask(o, "utilization", || call("nvmlDeviceGetUtilizationRates", d.utilization_rates())) {
             g.utilization_ratio = Some(f64::from(u.gpu) / 100.0);
             g.memory_copy_utilization_ratio = Some(f64::from(u.memory) / 100.0);
         }
-        g.encoder_utilization_ratio =
-            k.ask(o, "encoder_utilization", || d.encoder_utilization()).map(|u| f64::from(u.utilization) / 100.0);
-        g.decoder_utilization_ratio =
-            k.ask(o, "decoder_utilization", || d.decoder_utilization()).map(|u| f64::from(u.utilization) / 100.0);
-        if let Some(m) = k.ask(o, "memory", || d.memory_info()) {
+        g.encoder_utilization_ratio = k
+            .ask(o, "encoder_utilization", || call("nvmlDeviceGetEncoderUtilization", d.encoder_utilization()))
+            .map(|u| f64::from(u.utilization) / 100.0);
+        g.decoder_utilization_ratio = k
+            .ask(o, "decoder_utilization", || call("nvmlDeviceGetDecoderUtilization", d.decoder_utilization()))
+            .map(|u| f64::from(u.utilization) / 100.0);
+        if let Some(m) = k.ask(o, "memory", || call("nvmlDeviceGetMemoryInfo_v2", d.memory_info())) {
             g.memory_total_bytes = Some(m.total);
             g.memory_used_bytes = Some(m.used);
             g.memory_free_bytes = Some(m.free);
             g.memory_reserved_bytes = Some(m.reserved);
         }
-        g.temperature_celsius = k.ask(o, "temperature", || d.temperature(TemperatureSensor::Gpu)).map(f64::from);
-        g.sm_clock_hertz = k.ask(o, "sm_clock", || d.clock_info(Clock::SM)).map(|m| f64::from(m) * 1e6);
-        g.memory_clock_hertz = k.ask(o, "memory_clock", || d.clock_info(Clock::Memory)).map(|m| f64::from(m) * 1e6);
-        g.graphics_clock_hertz =
-            k.ask(o, "graphics_clock", || d.clock_info(Clock::Graphics)).map(|m| f64::from(m) * 1e6);
-        g.clock_event_reasons = k.ask(o, "clock_event_reasons", || d.current_throttle_reasons()).map(|r| r.bits());
-        g.pcie_tx_bytes_per_second =
-            k.ask(o, "pcie_tx", || d.pcie_throughput(PcieUtilCounter::Send)).map(|k| f64::from(k) * 1024.0);
-        g.pcie_rx_bytes_per_second =
-            k.ask(o, "pcie_rx", || d.pcie_throughput(PcieUtilCounter::Receive)).map(|k| f64::from(k) * 1024.0);
+        g.temperature_celsius = k
+            .ask(o, "temperature", || call("nvmlDeviceGetTemperature", d.temperature(TemperatureSensor::Gpu)))
+            .map(f64::from);
+        g.sm_clock_hertz = k
+            .ask(o, "sm_clock", || call("nvmlDeviceGetClockInfo", d.clock_info(Clock::SM)))
+            .map(|m| f64::from(m) * 1e6);
+        g.memory_clock_hertz = k
+            .ask(o, "memory_clock", || call("nvmlDeviceGetClockInfo", d.clock_info(Clock::Memory)))
+            .map(|m| f64::from(m) * 1e6);
+        g.graphics_clock_hertz = k
+            .ask(o, "graphics_clock", || call("nvmlDeviceGetClockInfo", d.clock_info(Clock::Graphics)))
+            .map(|m| f64::from(m) * 1e6);
+        g.clock_event_reasons = k
+            .ask(o, "clock_event_reasons", || {
+                call("nvmlDeviceGetCurrentClocksThrottleReasons", d.current_throttle_reasons())
+            })
+            .map(|r| r.bits());
+        g.pcie_tx_bytes_per_second = k
+            .ask(o, "pcie_tx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Send)))
+            .map(|k| f64::from(k) * 1024.0);
+        g.pcie_rx_bytes_per_second = k
+            .ask(o, "pcie_rx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Receive)))
+            .map(|k| f64::from(k) * 1024.0);
         // Everything NVML exposes as a field, in one call.
         let mut reqs = vec![
             FieldReq::new(FI_MEMORY_TEMP, 0, "memory_temperature", false),
@@ -498,17 +562,19 @@ impl GpuSlot {
         g.memory_temperature_celsius = f.get(&(FI_MEMORY_TEMP, 0)).map(|t| *t as f64);
         g.energy_joules = match k.field(FI_TOTAL_ENERGY) {
             true => f.get(&(FI_TOTAL_ENERGY, 0)).copied(),
-            false => k.ask(o, "energy", || d.total_energy_consumption()),
+            false => k.ask(o, "energy", || call("nvmlDeviceGetTotalEnergyConsumption", d.total_energy_consumption())),
         }
         .map(|mj| mj as f64 / 1000.0);
         g.power_watts = match k.field(FI_POWER_AVERAGE) {
             true => f.get(&(FI_POWER_AVERAGE, 0)).copied(),
-            false => k.ask(o, "power", || d.power_usage()).map(u64::from),
+            false => k.ask(o, "power", || call("nvmlDeviceGetPowerUsage", d.power_usage())).map(u64::from),
         }
         .map(|mw| mw as f64 / 1000.0);
         g.pcie_replays_total = match k.field(FI_PCIE_REPLAY_COUNTER) {
             true => f.get(&(FI_PCIE_REPLAY_COUNTER, 0)).copied(),
-            false => k.ask(o, "pcie_replays", || d.pcie_replay_counter()).map(u64::from),
+            false => k
+                .ask(o, "pcie_replays", || call("nvmlDeviceGetPcieReplayCounter", d.pcie_replay_counter()))
+                .map(u64::from),
         };
         if self.info.nvlinks > 0 {
             self.nvlink_rate(&f, &mut g, pass);
@@ -588,7 +654,7 @@ impl GpuSlot {
         if let Some((prev, then)) = &self.gpm_prev
             && pass.now.duration_since(*then) >= GPM_MIN_GAP
         {
-            match nvml_wrapper::gpm::gpm_metrics_get(nvml, prev, &now, &GPM_IDS) {
+            match call("nvmlGpmMetricsGet", nvml_wrapper::gpm::gpm_metrics_get(nvml, prev, &now, &GPM_IDS)) {
                 Ok(results) => {
                     for (slot, r) in self.gpm_values.iter_mut().zip(results) {
                         *slot = o.ok("gpm_metric", r).map(|m| (m.value / 100.0).clamp(0.0, 1.0));
@@ -651,14 +717,14 @@ impl GpuSlot {
                 FI_POWER_CURRENT_LIMIT,
                 0,
                 "power_limit",
-                d.power_management_limit().map(u64::from)
+                call("nvmlDeviceGetPowerManagementLimit", d.power_management_limit()).map(u64::from)
             )
             .map(watts),
             power_default_limit_watts: pick!(
                 FI_POWER_DEFAULT_LIMIT,
                 0,
                 "power_default_limit",
-                d.power_management_limit_default().map(u64::from)
+                call("nvmlDeviceGetPowerManagementDefaultLimit", d.power_management_limit_default()).map(u64::from)
             )
             .map(watts),
             ..GpuSample::default()
@@ -666,38 +732,61 @@ impl GpuSlot {
         if k.field(FI_POWER_MIN_LIMIT) && k.field(FI_POWER_MAX_LIMIT) {
             s.power_min_limit_watts = f.get(&(FI_POWER_MIN_LIMIT, 0)).map(|v| watts(*v));
             s.power_max_limit_watts = f.get(&(FI_POWER_MAX_LIMIT, 0)).map(|v| watts(*v));
-        } else if let Some(c) = k.ask(o, "power_limit_constraints", || d.power_management_limit_constraints()) {
+        } else if let Some(c) = k.ask(o, "power_limit_constraints", || {
+            call("nvmlDeviceGetPowerManagementLimitConstraints", d.power_management_limit_constraints())
+        }) {
             s.power_min_limit_watts = Some(f64::from(c.min_limit) / 1000.0);
             s.power_max_limit_watts = Some(f64::from(c.max_limit) / 1000.0);
         }
-        s.persistence_mode = k.ask(o, "persistence_mode", || d.is_in_persistent_mode());
-        s.mig_enabled = k.ask(o, "mig_mode", || d.mig_mode()).map(|m| m.current == 1);
-        s.ecc_corrected_volatile_total =
-            pick!(FI_ECC_SBE_VOL_TOTAL, 0, "ecc", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile));
-        s.ecc_uncorrected_volatile_total =
-            pick!(FI_ECC_DBE_VOL_TOTAL, 0, "ecc", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile));
-        s.ecc_corrected_aggregate_total =
-            pick!(FI_ECC_SBE_AGG_TOTAL, 0, "ecc", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate));
-        s.ecc_uncorrected_aggregate_total =
-            pick!(FI_ECC_DBE_AGG_TOTAL, 0, "ecc", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate));
+        s.persistence_mode =
+            k.ask(o, "persistence_mode", || call("nvmlDeviceGetPersistenceMode", d.is_in_persistent_mode()));
+        s.mig_enabled = k.ask(o, "mig_mode", || call("nvmlDeviceGetMigMode", d.mig_mode())).map(|m| m.current == 1);
+        s.ecc_corrected_volatile_total = pick!(
+            FI_ECC_SBE_VOL_TOTAL,
+            0,
+            "ecc",
+            call("nvmlDeviceGetTotalEccErrors", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile))
+        );
+        s.ecc_uncorrected_volatile_total = pick!(
+            FI_ECC_DBE_VOL_TOTAL,
+            0,
+            "ecc",
+            call("nvmlDeviceGetTotalEccErrors", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile))
+        );
+        s.ecc_corrected_aggregate_total = pick!(
+            FI_ECC_SBE_AGG_TOTAL,
+            0,
+            "ecc",
+            call("nvmlDeviceGetTotalEccErrors", d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate))
+        );
+        s.ecc_uncorrected_aggregate_total = pick!(
+            FI_ECC_DBE_AGG_TOTAL,
+            0,
+            "ecc",
+            call("nvmlDeviceGetTotalEccErrors", d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate))
+        );
         let sbe = pick!(
             FI_RETIRED_SBE,
             0,
             "retired_pages",
-            d.retired_pages(RetirementCause::MultipleSingleBitEccErrors).map(|p| p.len() as u64)
+            retired_pages(d, RetirementCause::MultipleSingleBitEccErrors).map(|p| p.len() as u64)
         );
         let dbe = pick!(
             FI_RETIRED_DBE,
             0,
             "retired_pages",
-            d.retired_pages(RetirementCause::DoubleBitEccError).map(|p| p.len() as u64)
+            retired_pages(d, RetirementCause::DoubleBitEccError).map(|p| p.len() as u64)
         );
         if let (Some(a), Some(b)) = (sbe, dbe) {
             s.retired_pages_total = Some(a + b);
         }
-        s.retired_pages_pending =
-            pick!(FI_RETIRED_PENDING, 0, "retired_pages_pending", d.are_pages_pending_retired().map(u64::from))
-                .map(|v| v != 0);
+        s.retired_pages_pending = pick!(
+            FI_RETIRED_PENDING,
+            0,
+            "retired_pages_pending",
+            call("nvmlDeviceGetRetiredPagesPendingStatus", d.are_pages_pending_retired()).map(u64::from)
+        )
+        .map(|v| v != 0);
         s.remapped_rows_correctable_total = f.get(&(FI_REMAPPED_COR, 0)).copied();
         s.remapped_rows_uncorrectable_total = f.get(&(FI_REMAPPED_UNC, 0)).copied();
         s.row_remap_pending = f.get(&(FI_REMAPPED_PENDING, 0)).map(|v| *v != 0);
@@ -707,30 +796,38 @@ impl GpuSlot {
             use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
             s.nvlinks.push(NvLinkSample {
                 link,
-                active: pick!(FI_NVLINK_GET_STATE, link, "nvlink_state", w.is_active().map(u64::from)).map(|v| v != 0),
+                active: pick!(
+                    FI_NVLINK_GET_STATE,
+                    link,
+                    "nvlink_state",
+                    call("nvmlDeviceGetNvLinkState", w.is_active()).map(u64::from)
+                )
+                .map(|v| v != 0),
                 crc_errors_total: pick!(
                     FI_NVLINK_ERROR_DL_CRC,
                     link,
                     "nvlink_errors",
-                    w.error_counter(ErrorCounter::DlCrcData)
+                    call("nvmlDeviceGetNvLinkErrorCounter", w.error_counter(ErrorCounter::DlCrcData))
                 ),
                 replay_errors_total: pick!(
                     FI_NVLINK_ERROR_DL_REPLAY,
                     link,
                     "nvlink_errors",
-                    w.error_counter(ErrorCounter::DlReplay)
+                    call("nvmlDeviceGetNvLinkErrorCounter", w.error_counter(ErrorCounter::DlReplay))
                 ),
                 recovery_errors_total: pick!(
                     FI_NVLINK_ERROR_DL_RECOVERY,
                     link,
                     "nvlink_errors",
-                    w.error_counter(ErrorCounter::DlRecovery)
+                    call("nvmlDeviceGetNvLinkErrorCounter", w.error_counter(ErrorCounter::DlRecovery))
                 ),
             });
         }
         // The link retrains with the GPU's power state; a slow-pass reading is recent enough.
-        s.pcie_link_generation = k.ask(o, "pcie_link_generation", || d.current_pcie_link_gen());
-        s.pcie_link_width = k.ask(o, "pcie_link_width", || d.current_pcie_link_width());
+        s.pcie_link_generation =
+            k.ask(o, "pcie_link_generation", || call("nvmlDeviceGetCurrPcieLinkGeneration", d.current_pcie_link_gen()));
+        s.pcie_link_width =
+            k.ask(o, "pcie_link_width", || call("nvmlDeviceGetCurrPcieLinkWidth", d.current_pcie_link_width()));
         self.slow = s;
         self.slow_unsupported = o.unsupported.keys().cloned().collect();
     }
@@ -801,7 +898,9 @@ impl GpuSlot {
                     name: self
                         .proc_names
                         .entry(p.pid)
-                        .or_insert_with(|| nvml.sys_process_name(p.pid, 64).unwrap_or_default())
+                        .or_insert_with(|| {
+                            call("nvmlSystemGetProcessName", nvml.sys_process_name(p.pid, 64)).unwrap_or_default()
+                        })
                         .clone(),
                     gpu_index: self.index,
                     gpu_uuid: self.info.uuid.clone(),
@@ -829,13 +928,18 @@ fn gpm_sample_into(
             let alloc = lib.nvmlGpmSampleAlloc.as_ref().map_err(|_| NvmlError::NotSupported)?;
             let mut handle = std::ptr::null_mut();
             // SAFETY: alloc writes a new sample handle through the pointer.
-            nvml_wrapper::error::nvml_try(unsafe { alloc(&mut handle) })?;
+            nvml_wrapper::error::nvml_try(call("nvmlGpmSampleAlloc", unsafe { alloc(&mut handle) }))?;
             // SAFETY: allocated just now by this library; the GpmSample owns and frees it.
             unsafe { GpmSample::from_handle(nvml, handle) }
         }
     };
     // SAFETY: a live sample of this library and a live device handle.
-    nvml_wrapper::error::nvml_try(unsafe { get(d.handle(), sample.handle()) })?;
+    let ret = call("nvmlGpmSampleGet", unsafe { get(d.handle(), sample.handle()) });
+    if ret != 0 {
+        // Dropping the sample frees it.
+        call("nvmlGpmSampleFree", ());
+    }
+    nvml_wrapper::error::nvml_try(ret)?;
     Ok(sample)
 }
 
@@ -876,7 +980,7 @@ fn compute_processes(nvml: &'static Nvml, d: &Device<'static>, room: usize) -> R
     let f = nvml.lib().nvmlDeviceGetComputeRunningProcesses_v3.as_ref().map_err(|_| NvmlError::NotSupported)?;
     let items = array_query::<nvmlProcessInfo_t>(room, |count, buf| {
         // SAFETY: `buf` has room for `*count` elements; the handle is live.
-        unsafe { f(d.handle(), count, buf) }
+        call("nvmlDeviceGetComputeRunningProcesses_v3", unsafe { f(d.handle(), count, buf) })
     })?;
     Ok(items
         .into_iter()
@@ -894,7 +998,7 @@ fn process_utilization(
     let f = nvml.lib().nvmlDeviceGetProcessUtilization.as_ref().map_err(|_| NvmlError::NotSupported)?;
     array_query(room, |count, buf| {
         // SAFETY: `buf` has room for `*count` elements; the handle is live.
-        unsafe { f(d.handle(), buf, count, last_seen) }
+        call("nvmlDeviceGetProcessUtilization", unsafe { f(d.handle(), buf, count, last_seen) })
     })
 }
 
@@ -971,6 +1075,7 @@ impl Sampler for NvmlSampler {
             *snap.agent.nvml_errors.entry(k).or_insert(0) += v;
         }
         snap.agent.unsupported = unsupported;
+        snap.agent.nvml_calls = calls_so_far();
         snap.xid_events = self.xid.as_ref().map(XidWatcher::recent).unwrap_or_default();
         Ok(())
     }
