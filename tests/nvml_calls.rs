@@ -68,6 +68,9 @@ fn agent_counts_equal_the_library_counts() {
     // one batch of per-pass fields and one of slow fields.
     assert_eq!(h100["nvmlDeviceGetFieldValues"], 8 * 5);
     assert_eq!(h100["nvmlDeviceGetClockInfo"], 8 * 2 * 3);
+    // Slowdown, shutdown and max operating temperature, once per GPU.
+    assert_eq!(h100["nvmlDeviceGetTemperatureThreshold"], 8 * 3);
+    assert!(!h100.contains_key("nvmlDeviceGetEccMode"), "ECC mode comes as fields");
     // The H100 has no encoder: NOT_SUPPORTED once, not asked again; the decoder every pass.
     assert_eq!(h100["nvmlDeviceGetEncoderUtilization"], 8);
     assert_eq!(h100["nvmlDeviceGetDecoderUtilization"], 8 * 2);

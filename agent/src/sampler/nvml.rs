@@ -22,6 +22,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // Field ids of nvml.h (`NVML_FI_DEV_*`) read through nvmlDeviceGetFieldValues.
+const FI_ECC_CURRENT: u32 = 1;
+const FI_ECC_PENDING: u32 = 2;
 const FI_ECC_SBE_VOL_TOTAL: u32 = 3;
 const FI_ECC_DBE_VOL_TOTAL: u32 = 4;
 const FI_ECC_SBE_AGG_TOTAL: u32 = 5;
@@ -128,6 +130,7 @@ struct StaticInfo {
     compute_capability: Option<String>,
     slowdown_c: Option<f64>,
     shutdown_c: Option<f64>,
+    max_operating_c: Option<f64>,
     sm_clock_max: Option<f64>,
     mem_clock_max: Option<f64>,
     pcie_gen_max: Option<u32>,
@@ -351,6 +354,12 @@ fn static_info(d: &Device<'static>, o: &mut Outcome) -> StaticInfo {
                 call("nvmlDeviceGetTemperatureThreshold", d.temperature_threshold(TemperatureThreshold::Shutdown)),
             )
             .map(f64::from),
+        max_operating_c: o
+            .ok(
+                "temperature_max_operating",
+                call("nvmlDeviceGetTemperatureThreshold", d.temperature_threshold(TemperatureThreshold::GpuMax)),
+            )
+            .map(f64::from),
         sm_clock_max: o
             .ok("sm_clock_max", call("nvmlDeviceGetMaxClockInfo", d.max_clock_info(Clock::SM)))
             .map(|m| f64::from(m) * 1e6),
@@ -494,6 +503,7 @@ impl GpuSlot {
             compute_capability: info.compute_capability.clone(),
             slowdown_temperature_celsius: info.slowdown_c,
             shutdown_temperature_celsius: info.shutdown_c,
+            max_operating_temperature_celsius: info.max_operating_c,
             sm_clock_max_hertz: info.sm_clock_max,
             memory_clock_max_hertz: info.mem_clock_max,
             pcie_link_generation_max: info.pcie_gen_max,
@@ -683,6 +693,8 @@ impl GpuSlot {
             FieldReq::new(FI_POWER_DEFAULT_LIMIT, 0, "power_default_limit", true),
             FieldReq::new(FI_POWER_MIN_LIMIT, 0, "power_limit_constraints", true),
             FieldReq::new(FI_POWER_MAX_LIMIT, 0, "power_limit_constraints", true),
+            FieldReq::new(FI_ECC_CURRENT, 0, "ecc_mode", true),
+            FieldReq::new(FI_ECC_PENDING, 0, "ecc_mode", true),
             FieldReq::new(FI_ECC_SBE_VOL_TOTAL, 0, "ecc", true),
             FieldReq::new(FI_ECC_DBE_VOL_TOTAL, 0, "ecc", true),
             FieldReq::new(FI_ECC_SBE_AGG_TOTAL, 0, "ecc", true),
@@ -738,6 +750,15 @@ impl GpuSlot {
             s.power_min_limit_watts = Some(f64::from(c.min_limit) / 1000.0);
             s.power_max_limit_watts = Some(f64::from(c.max_limit) / 1000.0);
         }
+        if k.field(FI_ECC_CURRENT) && k.field(FI_ECC_PENDING) {
+            s.ecc_mode_current = f.get(&(FI_ECC_CURRENT, 0)).map(|v| *v != 0);
+            s.ecc_mode_pending = f.get(&(FI_ECC_PENDING, 0)).map(|v| *v != 0);
+        } else if let Some(m) = k.ask(o, "ecc_mode", || call("nvmlDeviceGetEccMode", d.is_ecc_enabled())) {
+            s.ecc_mode_current = Some(m.currently_enabled);
+            s.ecc_mode_pending = Some(m.pending_enabled);
+        }
+        s.compute_mode =
+            k.ask(o, "compute_mode", || call("nvmlDeviceGetComputeMode", d.compute_mode())).map(|m| m.as_c());
         s.persistence_mode =
             k.ask(o, "persistence_mode", || call("nvmlDeviceGetPersistenceMode", d.is_in_persistent_mode()));
         s.mig_enabled = k.ask(o, "mig_mode", || call("nvmlDeviceGetMigMode", d.mig_mode())).map(|m| m.current == 1);
@@ -1020,6 +1041,9 @@ fn copy_slow(s: &GpuSample, g: &mut GpuSample) {
     g.row_remap_pending = s.row_remap_pending;
     g.row_remap_failed = s.row_remap_failed;
     g.nvlinks = s.nvlinks.clone();
+    g.ecc_mode_current = s.ecc_mode_current;
+    g.ecc_mode_pending = s.ecc_mode_pending;
+    g.compute_mode = s.compute_mode;
     g.pcie_link_generation = s.pcie_link_generation;
     g.pcie_link_width = s.pcie_link_width;
 }

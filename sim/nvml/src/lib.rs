@@ -879,6 +879,8 @@ fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_
         None => (INVALID_ARGUMENT, ULL, 0),
     };
     match id {
+        // ECC mode current and pending: on, as nvmlDeviceGetEccMode answers.
+        1 | 2 => ok(UINT, 1),
         3 => ok(ULL, s.ecc_corrected_volatile),
         4 => ok(ULL, s.ecc_uncorrected_volatile),
         5 => ok(ULL, s.ecc_corrected_aggregate),

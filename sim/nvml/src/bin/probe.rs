@@ -93,6 +93,8 @@ fn fields(nvml: &Nvml) -> Value {
             })
         };
         let mut pairs: Vec<(u32, u32, Single<'_>)> = vec![
+            (1, 0, Box::new(|| d.is_ecc_enabled().map(|m| u64::from(m.currently_enabled)))),
+            (2, 0, Box::new(|| d.is_ecc_enabled().map(|m| u64::from(m.pending_enabled)))),
             (83, 0, Box::new(|| d.total_energy_consumption())),
             (185, 0, Box::new(|| d.power_usage().map(u64::from))),
             (94, 0, Box::new(|| d.pcie_replay_counter().map(u64::from))),
