@@ -50,7 +50,7 @@ struct Samplers {
 impl Samplers {
     fn new(opts: &AgentOptions) -> Samplers {
         let list: Vec<Box<dyn Sampler>> = vec![
-            Box::new(NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval)),
+            Box::new(NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval, opts.interval)),
             Box::new(ProcessSampler::new(
                 opts.procfs_root.clone(),
                 opts.pod_logs_root.clone(),

@@ -51,9 +51,9 @@ const FI_POWER_MAX_LIMIT: u32 = 188;
 const FI_POWER_DEFAULT_LIMIT: u32 = 189;
 const FI_POWER_CURRENT_LIMIT: u32 = 190;
 
-/// How long a NOT_SUPPORTED answer is trusted: the entry point (or field) is not asked again
-/// until the next inventory pass, this long after the last.
-const INVENTORY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a NOT_SUPPORTED answer is trusted, in slow intervals: the entry point (or field) is
+/// not asked again until the next inventory pass, this many slow intervals after the last.
+const INVENTORY_SLOW_PASSES: u32 = 2;
 
 /// NVML calls this process made, per entry point (the XID thread's too).
 static CALLS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
@@ -81,8 +81,9 @@ fn retired_pages(
     r
 }
 
-/// How often the process list and per-process utilization are read.
-const PROCESS_INTERVAL: Duration = Duration::from_secs(5);
+/// The process list and per-process utilization are read every this many passes (at most
+/// every slow pass): processes start and end far less often than a pass.
+const PROCESS_PASSES: u32 = 5;
 
 /// GPM needs its two samples at least this far apart.
 const GPM_MIN_GAP: Duration = Duration::from_millis(100);
@@ -151,6 +152,8 @@ struct GpuSlot {
     proc_list: Vec<GpuProcess>,
     proc_at: Option<Instant>,
     proc_unsupported: Vec<String>,
+    process_interval: Duration,
+    inventory_interval: Duration,
     gpm_prev: Option<(GpmSample<'static>, Instant)>,
     /// A sample buffer whose reading is no longer needed, reused for the next sample.
     gpm_spare: Option<GpmSample<'static>>,
@@ -178,8 +181,8 @@ impl Known {
     }
 
     /// Forgets what was learnt once an inventory interval has passed.
-    fn refresh(&mut self, now: Instant) {
-        if self.since.is_none_or(|t| now.duration_since(t) >= INVENTORY_INTERVAL) {
+    fn refresh(&mut self, now: Instant, interval: Duration) {
+        if self.since.is_none_or(|t| now.duration_since(t) >= interval) {
             self.unsupported.clear();
             self.no_field.clear();
             self.since = Some(now);
@@ -230,11 +233,15 @@ pub struct NvmlSampler {
     init_error: Option<String>,
     last_attempt: Option<Instant>,
     retry: Duration,
+    process_interval: Duration,
 }
 
 impl NvmlSampler {
-    /// A sampler that loads NVML from `lib` (default `libnvidia-ml.so.1`) on its first pass.
-    pub fn new(lib: Option<PathBuf>, retry: Duration) -> NvmlSampler {
+    /// A sampler that loads NVML from `lib` (default `libnvidia-ml.so.1`) on its first pass,
+    /// retries a missing driver and re-reads slow values every `slow` interval, and samples
+    /// every `interval`.
+    pub fn new(lib: Option<PathBuf>, slow: Duration, interval: Duration) -> NvmlSampler {
+        let retry = slow;
         NvmlSampler {
             lib,
             nvml: None,
@@ -244,6 +251,7 @@ impl NvmlSampler {
             init_error: None,
             last_attempt: None,
             retry,
+            process_interval: (interval * PROCESS_PASSES).min(slow),
         }
     }
 
@@ -313,6 +321,8 @@ impl NvmlSampler {
                 proc_list: Vec::new(),
                 proc_at: None,
                 proc_unsupported: Vec::new(),
+                process_interval: self.process_interval,
+                inventory_interval: self.retry * INVENTORY_SLOW_PASSES,
                 gpm_prev: None,
                 gpm_spare: None,
                 gpm_values: [None; 8],
@@ -515,7 +525,7 @@ impl GpuSlot {
             return (g, Vec::new());
         }
         if pass.slow {
-            self.known.refresh(pass.now);
+            self.known.refresh(pass.now, self.inventory_interval);
         }
         let k = &mut self.known;
         if let Some(u) = k.ask(o, "utilization", || call("nvmlDeviceGetUtilizationRates", d.utilization_rates())) {
@@ -853,10 +863,10 @@ impl GpuSlot {
         self.slow_unsupported = o.unsupported.keys().cloned().collect();
     }
 
-    /// The GPU's processes: the list and their utilization are read every [`PROCESS_INTERVAL`]
-    /// (processes start and end far less often than a pass), the last list served in between.
+    /// The GPU's processes: the list and their utilization are read every [`PROCESS_PASSES`]
+    /// passes, the last list served in between.
     fn processes(&mut self, nvml: &'static Nvml, pass: &Pass, o: &mut Outcome) -> Vec<ProcessSample> {
-        let due = self.proc_at.is_none_or(|t| pass.now.duration_since(t) >= PROCESS_INTERVAL);
+        let due = self.proc_at.is_none_or(|t| pass.now.duration_since(t) >= self.process_interval);
         if !due {
             for k in &self.proc_unsupported {
                 o.unsupported(k);
