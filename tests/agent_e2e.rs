@@ -43,6 +43,11 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         assert_eq!(m.one("gpuscope_gpu_power_limit_watts", &l), 700.0);
         assert_eq!(m.one("gpuscope_gpu_power_min_limit_watts", &l), 200.0);
         assert_eq!(m.one("gpuscope_gpu_slowdown_temperature_celsius", &l), 90.0);
+        // nvidia-smi on an H100 SXM: GPU Max Operating Temp 87 C; ECC on, no change pending.
+        assert_eq!(m.one("gpuscope_gpu_max_operating_temperature_celsius", &l), 87.0);
+        assert_eq!(m.one("gpuscope_gpu_ecc_mode", &l), 1.0);
+        assert_eq!(m.one("gpuscope_gpu_ecc_mode_pending", &l), 1.0);
+        assert_eq!(m.one("gpuscope_gpu_compute_mode", &l), 0.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_rx_bytes_per_second", &l), (f("pcie_rx") / 1024.0).round() * 1024.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_generation", &l), 5.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_width_max", &l), 16.0);
@@ -261,6 +266,9 @@ fn a_lost_gpu_is_marked_and_the_others_keep_reporting() {
         .then_some(m)
     });
     assert!(after.find("gpuscope_gpu_power_watts", &[("gpu", "3")]).is_empty(), "a lost GPU has no values");
+    for m in ["gpuscope_gpu_ecc_mode", "gpuscope_gpu_compute_mode", "gpuscope_gpu_max_operating_temperature_celsius"] {
+        assert!(after.find(m, &[("gpu", "3")]).is_empty(), "{m}: absent on a lost GPU");
+    }
     assert_eq!(after.one("gpuscope_gpu_xid_errors_total", &[("gpu", "3"), ("xid", "79")]), 1.0);
     assert_eq!(after.one("gpuscope_gpu_xid_last", &[("gpu", "3")]), 79.0);
     let q = query_json(&node, "gpu-lost", ("GPUSCOPE_SIM_TIME", "500".into()), 100);
@@ -452,6 +460,8 @@ fn query_json_is_stable() {
             f["free_bytes"] = serde_json::Value::Null;
             f["avail_bytes"] = serde_json::Value::Null;
         }
+        // The XID thread waits on its own clock: it may or may not have begun its first wait.
+        v["agent"]["nvml_calls"]["nvmlEventSetWait_v2"] = serde_json::Value::Null;
         v
     };
     let a = query();
@@ -460,6 +470,9 @@ fn query_json_is_stable() {
     assert_eq!(a["driver"]["driver_version"], "550.54.15");
     assert_eq!(a["gpus"][1]["model"], "NVIDIA L4");
     assert_eq!(a["gpus"][1]["memory_temperature_celsius"], serde_json::Value::Null, "absent is null, not 0");
+    assert_eq!(a["gpus"][1]["ecc_mode_current"], true);
+    assert_eq!(a["gpus"][1]["compute_mode"], 0);
+    assert_eq!(a["gpus"][1]["max_operating_temperature_celsius"], 89.0);
     assert_eq!(a["processes"][0]["pod"], "llm-serve-7f9c8-xk2lp");
     assert_eq!(a["processes"][0]["namespace"], "inference");
     assert_eq!(a["processes"][0]["pid"], 7310);

@@ -36,6 +36,8 @@ const VOLATILE: &[&str] = &[
     "gpuscope_otlp_queue_batches",
     "gpuscope_exporter_scrapes_total",
     "gpuscope_exporter_encode_seconds_total",
+    // How many passes ran before the scrape, and whether the XID thread began another wait.
+    "gpuscope_agent_nvml_calls_total",
 ];
 
 fn golden_path(name: &str) -> PathBuf {

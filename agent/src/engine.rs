@@ -51,7 +51,8 @@ impl Samplers {
     fn new(opts: &AgentOptions) -> Samplers {
         let list: Vec<Box<dyn Sampler>> = vec![
             Box::new(
-                NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval).with_sysfs_root(opts.sysfs_root.clone()),
+                NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval, opts.interval)
+                    .with_sysfs_root(opts.sysfs_root.clone()),
             ),
             Box::new(ProcessSampler::new(
                 opts.procfs_root.clone(),

@@ -67,6 +67,9 @@ pub struct AgentStats {
     pub nvml_errors: BTreeMap<String, u64>,
     /// Signals NVML reports as not supported, with the number of GPUs lacking each.
     pub unsupported: BTreeMap<String, u64>,
+    /// NVML calls made since the agent started, per entry point (`nvmlDeviceGetFieldValues`…).
+    #[serde(default)]
+    pub nvml_calls: BTreeMap<String, u64>,
 }
 
 /// One sampler's record.
@@ -210,6 +213,18 @@ pub struct GpuSample {
     pub slowdown_temperature_celsius: Option<f64>,
     /// Temperature at which the GPU shuts down.
     pub shutdown_temperature_celsius: Option<f64>,
+    /// Highest temperature the GPU is specified to operate at (`nvidia-smi`: GPU Max Operating Temp).
+    #[serde(default)]
+    pub max_operating_temperature_celsius: Option<f64>,
+    /// ECC mode now.
+    #[serde(default)]
+    pub ecc_mode_current: Option<bool>,
+    /// ECC mode after the next reboot (a pending change).
+    #[serde(default)]
+    pub ecc_mode_pending: Option<bool>,
+    /// Compute mode: 0 default, 2 prohibited, 3 exclusive process (`nvmlComputeMode_t`).
+    #[serde(default)]
+    pub compute_mode: Option<u32>,
     /// Fan speed as a fraction of the maximum (absent on passively cooled boards).
     pub fan_speed_ratio: Option<f64>,
 

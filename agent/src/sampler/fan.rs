@@ -1,6 +1,7 @@
 //! Fan speed of boards that carry their own fans (workstation cards). The fan count is read
 //! once: a passively cooled board answers NOT_SUPPORTED, and is then not asked again.
 
+use super::nvml::call;
 use nvml_wrapper::Device;
 use nvml_wrapper::error::NvmlError;
 
@@ -20,7 +21,7 @@ impl Fans {
         let n = match self.count {
             Some(Ok(n)) => n,
             Some(Err(())) => return Err(NvmlError::NotSupported),
-            None => match d.num_fans() {
+            None => match call("nvmlDeviceGetNumFans", d.num_fans()) {
                 Ok(0) | Err(NvmlError::NotSupported) => {
                     self.count = Some(Err(()));
                     return Err(NvmlError::NotSupported);
@@ -34,7 +35,7 @@ impl Fans {
         };
         let mut sum = 0.0;
         for fan in 0..n {
-            sum += f64::from(d.fan_speed(fan)?);
+            sum += f64::from(call("nvmlDeviceGetFanSpeed_v2", d.fan_speed(fan))?);
         }
         Ok(sum / f64::from(n) / 100.0)
     }

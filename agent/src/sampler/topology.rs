@@ -3,6 +3,7 @@
 //! NVSwitches, and the PCIe path), the way `nvidia-smi topo -m` derives them. Where NVML cannot
 //! tell the NUMA node or the CPUs, the PCI device's `numa_node` and `local_cpulist` in sysfs can.
 
+use super::nvml::call;
 use gpuscope_core::{GpuPeer, GpuSample};
 use nvml_wrapper::error::{NvmlError, nvml_try};
 use nvml_wrapper::{Device, Nvml};
@@ -63,7 +64,7 @@ pub(super) fn read(
                 .iter()
                 .zip(&links)
                 .filter(|((peer, ..), _)| peer != index)
-                .map(|((peer, _, bus, _), theirs)| {
+                .map(|((peer, other, bus, _), theirs)| {
                     // Over NVSwitches every pair of GPUs on the fabric talks over as many links as
                     // the one with fewer switch links has; direct links count once.
                     let nvlinks = match (mine, theirs) {
@@ -76,18 +77,16 @@ pub(super) fn read(
                         }
                         (None, _) => None,
                     };
-                    GpuPeer { peer_gpu: *peer, nvlinks, pcie_topology_level: pcie_level(nvml, d, *peer) }
+                    GpuPeer { peer_gpu: *peer, nvlinks, pcie_topology_level: pcie_level(nvml, d, other) }
                 })
                 .collect();
             Inventory {
-                vbios_version: d.vbios_version().ok(),
-                numa_node: d
-                    .memory_affinity(NODE_SET_WORDS, AFFINITY_SCOPE_NODE)
+                vbios_version: call("nvmlDeviceGetVbiosVersion", d.vbios_version()).ok(),
+                numa_node: call("nvmlDeviceGetMemoryAffinity", d.memory_affinity(NODE_SET_WORDS, AFFINITY_SCOPE_NODE))
                     .ok()
                     .and_then(|set| single_bit(&set))
                     .or_else(|| pci_dir.as_deref().and_then(sysfs_numa_node)),
-                cpu_affinity: d
-                    .cpu_affinity(CPU_SET_WORDS)
+                cpu_affinity: call("nvmlDeviceGetCpuAffinity", d.cpu_affinity(CPU_SET_WORDS))
                     .ok()
                     .and_then(|set| cpu_list(&set))
                     .or_else(|| pci_dir.as_deref().and_then(sysfs_cpu_list)),
@@ -97,10 +96,13 @@ pub(super) fn read(
         .collect()
 }
 
-/// The nearest common PCIe ancestor of `d` and GPU `peer`, as NVML's topology level.
-fn pcie_level(nvml: &Nvml, d: &Device<'_>, peer: u32) -> Option<u32> {
-    let other = nvml.device_by_index(peer).ok()?;
-    let level = d.topology_common_ancestor(other).ok()?;
+/// The nearest common PCIe ancestor of `d` and `other`, as NVML's topology level.
+fn pcie_level(nvml: &Nvml, d: &Device<'_>, other: &Device<'_>) -> Option<u32> {
+    // nvml-wrapper takes the peer by value; a second wrapper of the same handle costs no
+    // nvmlDeviceGetHandleByIndex call per pair.
+    // SAFETY: `other`'s handle belongs to this live NVML instance, which outlives the call.
+    let other = unsafe { Device::new(other.handle(), nvml) };
+    let level = call("nvmlDeviceGetTopologyCommonAncestor", d.topology_common_ancestor(other)).ok()?;
     use nvml_wrapper::enum_wrappers::device::TopologyLevel as L;
     Some(match level {
         L::Internal => 0,
@@ -117,13 +119,13 @@ fn nvlinks(nvml: &Nvml, d: &Device<'_>, count: u32) -> Links {
     let mut out = Links::default();
     for link in 0..count {
         let w = d.link_wrapper_for(link);
-        if !w.is_active().unwrap_or(false) {
+        if !call("nvmlDeviceGetNvLinkState", w.is_active()).unwrap_or(false) {
             continue;
         }
         match remote_device_type(nvml, d, link) {
             Ok(NVLINK_DEVICE_TYPE_SWITCH) => out.to_switch += 1,
             Ok(NVLINK_DEVICE_TYPE_GPU) => {
-                if let Ok(pci) = w.remote_pci_info() {
+                if let Ok(pci) = call("nvmlDeviceGetNvLinkRemotePciInfo_v2", w.remote_pci_info()) {
                     *out.to_gpu.entry(pci.bus_id.to_ascii_uppercase()).or_insert(0) += 1;
                 }
             }
@@ -141,7 +143,7 @@ fn remote_device_type(nvml: &Nvml, d: &Device<'_>, link: u32) -> Result<u32, Nvm
     let f = nvml.lib().nvmlDeviceGetNvLinkRemoteDeviceType.as_ref().map_err(|_| NvmlError::NotSupported)?;
     let mut kind: nvml_wrapper_sys::bindings::nvmlIntNvLinkDeviceType_t = 0;
     // SAFETY: the handle belongs to this live NVML instance; `kind` outlives the call.
-    nvml_try(unsafe { f(d.handle(), link, &mut kind) })?;
+    call("nvmlDeviceGetNvLinkRemoteDeviceType", nvml_try(unsafe { f(d.handle(), link, &mut kind) }))?;
     Ok(kind)
 }
 

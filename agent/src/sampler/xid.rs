@@ -1,10 +1,12 @@
 //! XID events: a dedicated thread blocks in `nvmlEventSetWait` and records every event, so no
 //! event is lost between sampling passes (dcgm-exporter keeps only the last one).
 
+use super::nvml::call;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::event::EventSet;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,14 +36,19 @@ pub struct XidWatcher {
 }
 
 impl XidWatcher {
-    /// Starts the thread on `nvml` for the given GPU indices (lost GPUs cannot register).
+    /// Registers the given GPU indices (lost GPUs cannot register) for XID events on `nvml`,
+    /// here (so that the first pass sees every set-up call), and starts the thread that waits.
     pub fn start(nvml: &'static Nvml, gpus: Vec<u32>) -> XidWatcher {
         let log = Arc::new(Mutex::new(XidLog::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (log.clone(), stop.clone());
-        let spawned = std::thread::Builder::new().name("gpuscope-xid".into()).spawn(move || run(nvml, &gpus, &l, &s));
-        if let Err(e) = spawned {
-            tracing::warn!("cannot start the XID event thread: {e}");
+        if let Some(set) = register(nvml, &gpus) {
+            let (l, s) = (log.clone(), stop.clone());
+            let spawned = std::thread::Builder::new().name("gpuscope-xid".into()).spawn(move || watch(set, &l, &s));
+            if let Err(e) = spawned {
+                // The set was dropped (freed) with the closure.
+                call("nvmlEventSetFree", ());
+                tracing::warn!("cannot start the XID event thread: {e}");
+            }
         }
         XidWatcher { log, stop }
     }
@@ -63,46 +70,57 @@ impl XidWatcher {
     }
 }
 
-fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool) {
-    let mut set = match nvml.create_event_set() {
+/// An event set with every GPU that supports XID events registered, or `None`.
+fn register(nvml: &'static Nvml, gpus: &[u32]) -> Option<EventSet<'static>> {
+    let mut set = match call("nvmlEventSetCreate", nvml.create_event_set()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("XID events unavailable: cannot create an NVML event set: {e}");
-            return;
+            return None;
         }
     };
     let mut registered = 0;
     for &i in gpus {
-        let Ok(device) = nvml.device_by_index(i) else {
+        let Ok(device) = call("nvmlDeviceGetHandleByIndex_v2", nvml.device_by_index(i)) else {
             continue;
         };
         // A failed registration releases the set, so only register GPUs that support XIDs.
-        match device.supported_event_types() {
+        match call("nvmlDeviceGetSupportedEventTypes", device.supported_event_types()) {
             Ok(t) if t.contains(EventTypes::CRITICAL_XID_ERROR) => {}
             _ => continue,
         }
-        match device.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+        match call("nvmlDeviceRegisterEvents", device.register_events(EventTypes::CRITICAL_XID_ERROR, set)) {
             Ok(s) => {
                 set = s;
                 registered += 1;
             }
             Err(e) => {
                 tracing::warn!("XID events unavailable: registering GPU {i} failed: {}", e.error);
-                return;
+                // nvml-wrapper frees the set on a failed registration.
+                call("nvmlEventSetFree", ());
+                return None;
             }
         }
     }
     if registered == 0 {
-        return;
+        call("nvmlEventSetFree", ());
+        return None;
     }
+    Some(set)
+}
+
+/// Waits for XID events until asked to stop.
+fn watch(set: EventSet<'static>, log: &Mutex<XidLog>, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
+        // Counted before the call: the wait blocks for up to a second.
+        call("nvmlEventSetWait_v2", ());
         match set.wait(1000) {
             Ok(ev) => {
                 let code = match ev.event_data {
                     Some(XidError::Value(c)) => c,
                     _ => 0,
                 };
-                let gpu = ev.device.index().unwrap_or(u32::MAX);
+                let gpu = call("nvmlDeviceGetIndex", ev.device.index()).unwrap_or(u32::MAX);
                 let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
                 tracing::warn!(gpu, xid = code, "XID event");
                 let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,4 +138,6 @@ fn run(nvml: &'static Nvml, gpus: &[u32], log: &Mutex<XidLog>, stop: &AtomicBool
             }
         }
     }
+    // `set` is dropped here, which frees it.
+    call("nvmlEventSetFree", ());
 }

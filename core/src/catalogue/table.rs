@@ -286,6 +286,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::Thermal)
     },
     MetricDef {
+        prometheus: "gpuscope_gpu_max_operating_temperature_celsius",
+        otlp: "gpuscope.gpu.temperature.max_operating",
+        unit: Celsius,
+        kind: Gauge,
+        help: "Highest temperature the GPU is specified to operate at.",
+        accessor: field!(Gpu, max_operating_temperature_celsius),
+        ..base(Group::Thermal)
+    },
+    MetricDef {
         prometheus: "gpuscope_gpu_fan_speed_ratio",
         otlp: "gpuscope.gpu.fan.speed",
         unit: Ratio,
@@ -770,6 +779,35 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "NUMA node of the memory nearest the GPU (place its host threads and buffers there).",
         accessor: field!(Gpu, numa_node),
+        ..base(Group::State)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_ecc_mode",
+        otlp: "gpuscope.gpu.ecc.mode",
+        otlp_attributes: &[("gpuscope.ecc.mode", "current")],
+        unit: State,
+        kind: Gauge,
+        help: "1 when ECC is enabled.",
+        accessor: field!(Gpu, ecc_mode_current),
+        ..base(Group::State)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_ecc_mode_pending",
+        otlp: "gpuscope.gpu.ecc.mode",
+        otlp_attributes: &[("gpuscope.ecc.mode", "pending")],
+        unit: State,
+        kind: Gauge,
+        help: "1 when ECC will be enabled after the next reboot.",
+        accessor: field!(Gpu, ecc_mode_pending),
+        ..base(Group::State)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_compute_mode",
+        otlp: "gpuscope.gpu.compute_mode",
+        unit: State,
+        kind: Gauge,
+        help: "Compute mode: 0 default, 2 prohibited, 3 exclusive process.",
+        accessor: field!(Gpu, compute_mode),
         ..base(Group::State)
     },
     // ---- GPU processes

@@ -143,6 +143,16 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             w.sample("gpuscope_agent_nvml_errors_total", &[("signal", call.into())], *n as f64);
         }
     }
+    if !a.nvml_calls.is_empty() {
+        w.header(
+            "gpuscope_agent_nvml_calls_total",
+            Kind::Counter,
+            "NVML calls the agent made, per entry point (on a real driver most are an ioctl).",
+        );
+        for (entry_point, n) in &a.nvml_calls {
+            w.sample("gpuscope_agent_nvml_calls_total", &[("entry_point", entry_point.into())], *n as f64);
+        }
+    }
     if !a.unsupported.is_empty() {
         w.header(
             "gpuscope_agent_unsupported_gpus",

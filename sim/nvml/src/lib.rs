@@ -15,7 +15,6 @@ use gpuscope_sim::clock::{self, unix_now};
 use gpuscope_sim::engine::{G, GpuInfo, GpuState, Simulation};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong, c_ulonglong, c_void};
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
@@ -179,12 +178,15 @@ macro_rules! nvml {
     ($( fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block )*) => {$(
         #[unsafe(no_mangle)]
         #[allow(unused_variables)]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> Ret {
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), Ret> { $body }));
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $crate::Ret {
+            $crate::calls::count(stringify!($name));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<(), $crate::Ret> { $body },
+            ));
             match result {
-                Ok(Ok(())) => SUCCESS,
+                Ok(Ok(())) => $crate::SUCCESS,
                 Ok(Err(code)) => code,
-                Err(_) => UNKNOWN,
+                Err(_) => $crate::UNKNOWN,
             }
         }
     )*};
@@ -878,6 +880,8 @@ fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_
         None => (INVALID_ARGUMENT, ULL, 0),
     };
     match id {
+        // ECC mode current and pending: on, as nvmlDeviceGetEccMode answers.
+        1 | 2 => ok(UINT, 1),
         3 => ok(ULL, s.ecc_corrected_volatile),
         4 => ok(ULL, s.ecc_uncorrected_volatile),
         5 => ok(ULL, s.ecc_corrected_aggregate),
@@ -904,8 +908,17 @@ fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_
         143 => ok(UINT, s.remapped_uncorrectable),
         144 => ok(UINT, u64::from(s.remap_pending)),
         145 => ok(UINT, u64::from(s.remap_failed)),
+        161 => nvlink_only(link(scope).map(|l| l.replay_errors)),
+        162 => nvlink_only(link(scope).map(|l| l.recovery_errors)),
+        163 => nvlink_only(link(scope).map(|l| l.crc_errors)),
         165 => nvlink_only(link(scope).map(|l| u64::from(l.active))),
-        186 => ok(UINT, (s.power_w * 1000.0).round() as u64),
+        // The 1 s average (what nvmlDeviceGetPowerUsage reports on these models) and the
+        // instantaneous draw: one value in the simulator.
+        185 | 186 => ok(UINT, (s.power_w * 1000.0).round() as u64),
+        187 => ok(UINT, (p.power_min_w * 1000.0) as u64),
+        188 => ok(UINT, (p.power_max_w * 1000.0) as u64),
+        189 => ok(UINT, (p.power_default_w * 1000.0) as u64),
+        190 => ok(UINT, (g.power_limit_w * 1000.0) as u64),
         197 => ok(ULL, s.pcie_tx_bytes as u64),
         198 => ok(ULL, s.pcie_rx_bytes as u64),
         _ => (NOT_SUPPORTED, DOUBLE, 0),
@@ -1087,6 +1100,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
     };
     s.as_ptr()
 }
+pub mod calls;
 mod compat;
 mod fan;
 mod mig;

@@ -253,3 +253,51 @@ fn the_same_frozen_time_gives_identical_readings() {
     };
     assert_eq!(strip(frozen("comm-bound", 321.5)), strip(frozen("comm-bound", 321.5)));
 }
+
+/// Every field the agent reads in one nvmlDeviceGetFieldValues call answers exactly what the
+/// single entry point for the same value answers (or the same error), on every GPU model preset
+/// and in the scenarios where the error counters move.
+#[test]
+fn batched_field_reads_equal_the_single_calls_on_every_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(String, f64)> = Vec::new();
+    for p in gpuscope_sim::presets::PRESETS {
+        let path = dir.path().join(format!("fields-{}.toml", p.key));
+        let text = format!(
+            "name = \"fields-{key}\"\n[[gpus]]\nmodel = \"{key}\"\ncount = 2\n\n[[processes]]\npid = 4242\nname = \"python\"\ngpus = \"all\"\nmemory_gib = 1\n\n[[phases]]\nname = \"load\"\nduration_s = 120\n[phases.gpu]\nutil = 0.6\npcie_rx_gb_s = 3\n",
+            key = p.key
+        );
+        std::fs::write(&path, text).unwrap();
+        cases.push((path.display().to_string(), 30.0));
+    }
+    for s in ["nvlink-errors", "pcie-replay", "retired-pages", "row-remap", "ecc-uncorrectable"] {
+        cases.push((s.to_string(), 500.0));
+    }
+    let (mut compared, mut nonzero_counters, mut unsupported) = (0, 0, 0);
+    for (scenario, t) in &cases {
+        let out =
+            probe(&[("GPUSCOPE_SIM_SCENARIO", scenario.clone()), ("GPUSCOPE_SIM_TIME", t.to_string())], &["--fields"]);
+        let devices = out["devices"].as_array().unwrap_or_else(|| panic!("{scenario}: {out}"));
+        assert!(!devices.is_empty(), "{scenario}: no devices");
+        for d in devices {
+            let fields = d["fields"].as_array().unwrap_or_else(|| panic!("{scenario}: {d}"));
+            assert!(fields.len() >= 18, "{scenario}: {d}");
+            for f in fields {
+                assert_eq!(f["batched"], f["single"], "{scenario} at {t} s, GPU {}: {f}", d["index"]);
+                compared += 1;
+                let id = f["field"].as_u64().unwrap();
+                let counter = matches!(id, 3..=6 | 29 | 30 | 94 | 142 | 143 | 161..=163);
+                if counter && f["batched"].as_u64().is_some_and(|v| v > 0) {
+                    nonzero_counters += 1;
+                }
+                if f["batched"]["error"] == "NotSupported" {
+                    unsupported += 1;
+                }
+            }
+        }
+    }
+    // The comparison covered moving error counters and unsupported fields, not only zeros.
+    assert!(compared > 500, "{compared}");
+    assert!(nonzero_counters >= 5, "{nonzero_counters}");
+    assert!(unsupported > 0);
+}

@@ -1,5 +1,7 @@
-//! `gpuscope-nvml-probe LIB [--wait-xid MS]`: reads everything the agent reads from an NVML
-//! library through nvml-wrapper and prints it as JSON. Works on the simulator and on a real
+//! `gpuscope-nvml-probe LIB [--wait-xid MS | --fields]`: reads everything the agent reads from an
+//! NVML library through nvml-wrapper and prints it as JSON; `--fields` reads every field the
+//! agent batches in one nvmlDeviceGetFieldValues call per GPU next to the single entry point that
+//! gives the same value, so the two can be compared. Works on the simulator and on a real
 //! driver alike (`/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1`); tests use it to compare the
 //! simulator's answers with the scenario.
 
@@ -28,7 +30,7 @@ fn v<T: Into<Value>>(r: Result<T, NvmlError>) -> Value {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let Some(lib) = args.get(1) else {
-        eprintln!("usage: gpuscope-nvml-probe LIBRARY [--wait-xid MILLISECONDS]");
+        eprintln!("usage: gpuscope-nvml-probe LIBRARY [--wait-xid MILLISECONDS | --fields]");
         return ExitCode::from(2);
     };
     let nvml = match Nvml::builder().lib_path(OsStr::new(lib)).init() {
@@ -43,8 +45,135 @@ fn main() -> ExitCode {
         println!("{}", wait_xid(&nvml, ms));
         return ExitCode::SUCCESS;
     }
+    if args.get(2).map(String::as_str) == Some("--fields") {
+        println!("{}", fields(&nvml));
+        return ExitCode::SUCCESS;
+    }
     println!("{}", snapshot(&nvml));
     ExitCode::SUCCESS
+}
+
+/// A single entry point's answer for a field, as the field's integer value.
+type Single<'a> = Box<dyn Fn() -> Result<u64, NvmlError> + 'a>;
+
+/// For every GPU: each field the agent reads in a batch (one call, with scope ids), and what the
+/// single entry point for the same value answers.
+fn fields(nvml: &Nvml) -> Value {
+    use nvml_wrapper::enum_wrappers::device::RetirementCause;
+    use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
+    let count = nvml.device_count().unwrap_or(0);
+    let mut devices = Vec::new();
+    for i in 0..count {
+        let d = match nvml.device_by_index(i) {
+            Ok(d) => d,
+            Err(e) => {
+                devices.push(json!({ "index": i, "error": format!("{e:?}") }));
+                continue;
+            }
+        };
+        let links = d
+            .field_values_for(&[FieldId(91)])
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .and_then(|r| r.ok())
+            .and_then(|s| match s.value {
+                Ok(nvml_wrapper::enums::device::SampleValue::U32(n)) => Some(n),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let d = &d;
+        let remapped = |k: usize| -> Single<'_> {
+            Box::new(move || {
+                let f = nvml.lib().nvmlDeviceGetRemappedRows.as_ref().map_err(|_| NvmlError::NotSupported)?;
+                let mut v = [0u32; 4];
+                let [a, b, c, e] = &mut v;
+                // SAFETY: four caller-owned outputs and a live device handle.
+                nvml_wrapper::error::nvml_try(unsafe { f(d.handle(), a, b, c, e) })?;
+                Ok(u64::from(v[k]))
+            })
+        };
+        let mut pairs: Vec<(u32, u32, Single<'_>)> = vec![
+            (1, 0, Box::new(|| d.is_ecc_enabled().map(|m| u64::from(m.currently_enabled)))),
+            (2, 0, Box::new(|| d.is_ecc_enabled().map(|m| u64::from(m.pending_enabled)))),
+            (83, 0, Box::new(|| d.total_energy_consumption())),
+            (185, 0, Box::new(|| d.power_usage().map(u64::from))),
+            (94, 0, Box::new(|| d.pcie_replay_counter().map(u64::from))),
+            (187, 0, Box::new(|| d.power_management_limit_constraints().map(|c| u64::from(c.min_limit)))),
+            (188, 0, Box::new(|| d.power_management_limit_constraints().map(|c| u64::from(c.max_limit)))),
+            (189, 0, Box::new(|| d.power_management_limit_default().map(u64::from))),
+            (190, 0, Box::new(|| d.power_management_limit().map(u64::from))),
+            (3, 0, Box::new(|| d.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile))),
+            (4, 0, Box::new(|| d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile))),
+            (5, 0, Box::new(|| d.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate))),
+            (6, 0, Box::new(|| d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate))),
+            (29, 0, Box::new(|| d.retired_pages(RetirementCause::MultipleSingleBitEccErrors).map(|p| p.len() as u64))),
+            (30, 0, Box::new(|| d.retired_pages(RetirementCause::DoubleBitEccError).map(|p| p.len() as u64))),
+            (31, 0, Box::new(|| d.are_pages_pending_retired().map(u64::from))),
+            (142, 0, remapped(0)),
+            (143, 0, remapped(1)),
+            (144, 0, remapped(2)),
+            (145, 0, remapped(3)),
+        ];
+        for link in 0..links {
+            let w = move || d.link_wrapper_for(link);
+            pairs.push((165, link, Box::new(move || w().is_active().map(u64::from))));
+            pairs.push((161, link, Box::new(move || w().error_counter(ErrorCounter::DlReplay))));
+            pairs.push((162, link, Box::new(move || w().error_counter(ErrorCounter::DlRecovery))));
+            pairs.push((163, link, Box::new(move || w().error_counter(ErrorCounter::DlCrcData))));
+        }
+        let batched = batch(nvml, d, &pairs.iter().map(|(id, scope, _)| (*id, *scope)).collect::<Vec<_>>());
+        let out: Vec<Value> = pairs
+            .iter()
+            .zip(batched)
+            .map(|((id, scope, single), b)| json!({ "field": id, "scope": scope, "batched": b, "single": v(single()) }))
+            .collect();
+        devices.push(json!({ "index": i, "fields": out }));
+    }
+    json!({ "devices": devices })
+}
+
+/// One nvmlDeviceGetFieldValues call for `(field id, scope id)` requests.
+fn batch(nvml: &Nvml, d: &nvml_wrapper::Device<'_>, reqs: &[(u32, u32)]) -> Vec<Value> {
+    use nvml_wrapper_sys::bindings::nvmlFieldValue_t;
+    let Ok(f) = nvml.lib().nvmlDeviceGetFieldValues.as_ref() else {
+        return reqs.iter().map(|_| json!({ "error": "FunctionNotFound" })).collect();
+    };
+    let mut values: Vec<nvmlFieldValue_t> = reqs
+        .iter()
+        .map(|(id, scope)| {
+            // SAFETY: plain old data; all-zero is a valid request.
+            let mut v: nvmlFieldValue_t = unsafe { std::mem::zeroed() };
+            v.fieldId = *id;
+            v.scopeId = *scope;
+            v
+        })
+        .collect();
+    // SAFETY: a live device handle and `len` requests.
+    let ret = unsafe { f(d.handle(), values.len() as i32, values.as_mut_ptr()) };
+    if ret != 0 {
+        return reqs.iter().map(|_| v::<u64>(nvml_wrapper::error::nvml_try(ret).map(|()| 0))).collect();
+    }
+    values
+        .iter()
+        .map(|fv| {
+            if let Err(e) = nvml_wrapper::error::nvml_try(fv.nvmlReturn) {
+                return v::<u64>(Err(e));
+            }
+            // SAFETY: the union member read is the one valueType names.
+            let x = unsafe {
+                match fv.valueType {
+                    0 => fv.value.dVal as u64,
+                    1 => u64::from(fv.value.uiVal),
+                    2 => fv.value.ulVal,
+                    3 => fv.value.ullVal,
+                    4 => fv.value.sllVal as u64,
+                    5 => fv.value.siVal as u64,
+                    _ => u64::from(fv.value.usVal),
+                }
+            };
+            json!(x)
+        })
+        .collect()
 }
 
 fn wait_xid(nvml: &Nvml, ms: u32) -> Value {
