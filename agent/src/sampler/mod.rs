@@ -2,6 +2,7 @@
 
 mod fan;
 pub mod host;
+mod mig;
 pub mod nvml;
 pub mod process;
 mod topology;

@@ -93,6 +93,7 @@ struct GpuSlot {
     slow: GpuSample,
     fans: super::fan::Fans,
     inventory: super::topology::Inventory,
+    mig: super::mig::Instances,
 }
 
 /// The NVML sampler.
@@ -188,6 +189,7 @@ impl NvmlSampler {
                 slow: GpuSample::default(),
                 fans: Default::default(),
                 inventory: Default::default(),
+                mig: Default::default(),
             });
         }
         let gpus: Vec<_> =
@@ -341,6 +343,7 @@ impl GpuSlot {
             self.sample_slow(o);
         }
         copy_slow(&self.slow, &mut g);
+        self.mig.sample(nvml, &self.device, g.mig_enabled, pass.slow, self.info.gpm, pass.now, &mut g);
         let procs = self.processes(nvml, o);
         if o.lost {
             self.lost = true;

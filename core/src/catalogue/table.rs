@@ -611,6 +611,46 @@ pub static CATALOGUE: &[MetricDef] = &[
         },
         ..base(Group::NvLink)
     },
+    // ---- MIG instances (GPU_I_ID / GPU_I_PROFILE in dcgm-exporter's names)
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_total_bytes",
+        otlp: "gpuscope.gpu.mig.memory.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory of the MIG instance.",
+        accessor: field!(Mig, memory_total_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_used_bytes",
+        otlp: "gpuscope.gpu.mig.memory.usage",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory in use in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_used_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_free_bytes",
+        otlp: "gpuscope.gpu.mig.memory.free",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory free in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_free_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_graphics_active_ratio",
+        otlp: "gpuscope.gpu.mig.graphics.active",
+        unit: Ratio,
+        kind: Gauge,
+        help: "Fraction of time the MIG instance's graphics/compute engine was active (profiling).",
+        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", Gauge, 1.0),
+        accessor: field!(Mig, graphics_engine_active),
+        ..base(Group::Profiling)
+    },
     // ---- health
     MetricDef {
         prometheus: "gpuscope_gpu_ecc_corrected_volatile_errors_total",
@@ -1154,9 +1194,20 @@ mod tests {
 
     #[test]
     fn dcgm_aliases_are_unique_and_cover_the_default_set() {
-        let aliases: Vec<_> = CATALOGUE.iter().filter_map(|m| m.dcgm.map(|d| d.name)).collect();
+        let gpu_rows = CATALOGUE.iter().filter(|m| m.scope() != super::super::Scope::Mig);
+        let aliases: Vec<_> = gpu_rows.filter_map(|m| m.dcgm.map(|d| d.name)).collect();
         let unique: HashSet<_> = aliases.iter().collect();
         assert_eq!(unique.len(), aliases.len());
+        // A MIG row's series join the family of the GPU row with the same alias, as in
+        // dcgm-exporter; kind and scale must agree.
+        for m in CATALOGUE.iter().filter(|m| m.scope() == super::super::Scope::Mig) {
+            let Some(a) = m.dcgm else { continue };
+            let gpu = CATALOGUE
+                .iter()
+                .find(|g| g.scope() == super::super::Scope::Gpu && g.dcgm.map(|d| d.name) == Some(a.name));
+            let g = gpu.and_then(|g| g.dcgm).unwrap_or_else(|| panic!("{} has no GPU row", a.name));
+            assert_eq!((g.kind, g.scale, g.renamed, g.renamed_4_10), (a.kind, a.scale, a.renamed, a.renamed_4_10));
+        }
         for name in [
             "DCGM_FI_DEV_SM_CLOCK",
             "DCGM_FI_DEV_MEM_CLOCK",
@@ -1264,7 +1315,11 @@ mod tests {
     #[test]
     fn dcgm_aliases_are_on_unlabelled_gpu_rows() {
         for m in CATALOGUE.iter().filter(|m| m.dcgm.is_some()) {
-            assert!(matches!(m.accessor, Accessor::Gpu(..)), "{}: dcgm-exporter has per-GPU series only", m.prometheus);
+            assert!(
+                matches!(m.accessor, Accessor::Gpu(..) | Accessor::Mig(..)),
+                "{}: dcgm-exporter has per-GPU and per-MIG-instance series only",
+                m.prometheus
+            );
         }
     }
 }

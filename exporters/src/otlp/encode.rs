@@ -68,6 +68,11 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
             gpu_attrs(&mut a, gpu);
             a.push(i(k::for_label("link"), i64::from(*link)));
         }
+        Owner::Mig { gpu, gpu_instance_id, profile } => {
+            gpu_attrs(&mut a, gpu);
+            a.push(i(k::MIG_GPU_INSTANCE, i64::from(*gpu_instance_id)));
+            a.push(s(k::MIG_PROFILE, &**profile));
+        }
         Owner::Process(p) => {
             match &p.gpu {
                 Some(g) => gpu_attrs(&mut a, &GpuId::of(g)),
