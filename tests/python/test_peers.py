@@ -617,7 +617,7 @@ for i in range(nvmlDeviceGetMaxMigDeviceCount(h)):
     mem = nvmlDeviceGetMemoryInfo(m)
     parent = nvmlDeviceGetDeviceHandleFromMigDeviceHandle(m)
     migs.append(dict(
-        is_mig=int(nvmlDeviceIsMigDeviceHandle(m)), gi=nvmlDeviceGetGpuInstanceId(m),
+        is_mig=getattr(nvmlDeviceIsMigDeviceHandle(m), "value", None), gi=nvmlDeviceGetGpuInstanceId(m),
         ci=nvmlDeviceGetComputeInstanceId(m), name=nvmlDeviceGetName(m), uuid=nvmlDeviceGetUUID(m),
         total=mem.total, used=mem.used, free=mem.free, parent=nvmlDeviceGetIndex(parent),
         procs=[(p.pid, p.usedGpuMemory, p.gpuInstanceId, p.computeInstanceId)
@@ -659,11 +659,12 @@ def test_nvitop_and_gpustat_read_mig_devices(libdir, holder, tmp_path):
     scen = mig_scenario(tmp_path, holder)
     out = peer(libdir, scen, "-m", "nvitop", "-1").stdout
     assert "Enabled" in out, out
-    # One row per MIG device: "<gpu>:<mig> <profile> @ GI/CI:<gi>/<ci>", its memory and BAR1.
-    rows = re.findall(r"│\s*0:(\d+)\s+(\S+) @ GI/CI:\s*(\d+)/(\d+)\s*│\s*(\S+) / (\S+)\s*│", out)
-    assert [(int(i), p, int(gi), int(ci)) for i, p, gi, ci, _, _ in rows] == [
+    # One row per MIG device: "<gpu>:<mig> <profile> @ GI/CI:<gi>/<ci>", then its memory.
+    rows = re.findall(r"│\s*0:(\d+)\s+(\S+) @ GI/CI:\s*(\d+)/(\d+)\s*│", out)
+    assert [(int(i), p, int(gi), int(ci)) for i, p, gi, ci in rows] == [
         (i, p, gi, 0) for i, (gi, p, _) in enumerate(MIG_INSTANCES)
     ], out
+    assert re.search(r"│ 0:0\s+\d+ C\s+\S+\s+3072MiB .* sleep 600", out), "the holder, on instance 0:0"
     got = json.loads(peer(libdir, scen, "-m", "gpustat", "--json").stdout)
     g0, g1 = got["gpus"]
     assert g0["utilization.gpu"] is None and g1["utilization.gpu"] == 60
