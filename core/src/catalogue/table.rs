@@ -204,6 +204,17 @@ pub static CATALOGUE: &[MetricDef] = &[
         accessor: field!(Gpu, dram_active_ratio),
         ..base(Group::Profiling)
     },
+    // Per MIG instance (dcgm-exporter: the GPU's family, with GPU_I_ID / GPU_I_PROFILE).
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_graphics_active_ratio",
+        otlp: "gpuscope.gpu.mig.graphics.active",
+        unit: Ratio,
+        kind: Gauge,
+        help: "Fraction of time the MIG instance's graphics/compute engine was active (profiling).",
+        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", Gauge, 1.0),
+        accessor: field!(Mig, graphics_engine_active),
+        ..base(Group::Profiling)
+    },
     // ---- memory
     MetricDef {
         prometheus: "gpuscope_gpu_memory_total_bytes",
@@ -242,6 +253,36 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Framebuffer memory reserved by the driver.",
         dcgm: dcgm("DCGM_FI_DEV_FB_RESERVED", "DCGM_FI_DEV_FB_RESERVED_BYTES", Gauge, MIB),
         accessor: field!(Gpu, memory_reserved_bytes),
+        ..base(Group::Memory)
+    },
+    // MIG instances: dcgm-exporter serves them in the GPU's families, with GPU_I_ID / GPU_I_PROFILE.
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_total_bytes",
+        otlp: "gpuscope.gpu.mig.memory.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory of the MIG instance.",
+        accessor: field!(Mig, memory_total_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_used_bytes",
+        otlp: "gpuscope.gpu.mig.memory.usage",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory in use in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_used_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_free_bytes",
+        otlp: "gpuscope.gpu.mig.memory.free",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory free in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_free_bytes),
         ..base(Group::Memory)
     },
     // ---- thermals and power
@@ -610,46 +651,6 @@ pub static CATALOGUE: &[MetricDef] = &[
             },
         },
         ..base(Group::NvLink)
-    },
-    // ---- MIG instances (GPU_I_ID / GPU_I_PROFILE in dcgm-exporter's names)
-    MetricDef {
-        prometheus: "gpuscope_gpu_mig_memory_total_bytes",
-        otlp: "gpuscope.gpu.mig.memory.limit",
-        unit: Bytes,
-        kind: UpDownCounter,
-        help: "Framebuffer memory of the MIG instance.",
-        accessor: field!(Mig, memory_total_bytes),
-        ..base(Group::Memory)
-    },
-    MetricDef {
-        prometheus: "gpuscope_gpu_mig_memory_used_bytes",
-        otlp: "gpuscope.gpu.mig.memory.usage",
-        unit: Bytes,
-        kind: UpDownCounter,
-        help: "Framebuffer memory in use in the MIG instance.",
-        dcgm: dcgm("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED_BYTES", Gauge, MIB),
-        accessor: field!(Mig, memory_used_bytes),
-        ..base(Group::Memory)
-    },
-    MetricDef {
-        prometheus: "gpuscope_gpu_mig_memory_free_bytes",
-        otlp: "gpuscope.gpu.mig.memory.free",
-        unit: Bytes,
-        kind: UpDownCounter,
-        help: "Framebuffer memory free in the MIG instance.",
-        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE_BYTES", Gauge, MIB),
-        accessor: field!(Mig, memory_free_bytes),
-        ..base(Group::Memory)
-    },
-    MetricDef {
-        prometheus: "gpuscope_gpu_mig_graphics_active_ratio",
-        otlp: "gpuscope.gpu.mig.graphics.active",
-        unit: Ratio,
-        kind: Gauge,
-        help: "Fraction of time the MIG instance's graphics/compute engine was active (profiling).",
-        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", Gauge, 1.0),
-        accessor: field!(Mig, graphics_engine_active),
-        ..base(Group::Profiling)
     },
     // ---- health
     MetricDef {
@@ -1242,7 +1243,9 @@ mod tests {
     #[test]
     fn dcgm_profiles_name_every_alias_once() {
         use crate::catalogue::DcgmProfile;
-        let aliases: Vec<DcgmAlias> = CATALOGUE.iter().filter_map(|m| m.dcgm).collect();
+        // A MIG row shares its GPU row's alias (checked above), so the GPU rows name them all.
+        let gpu_rows = CATALOGUE.iter().filter(|m| m.scope() != super::super::Scope::Mig);
+        let aliases: Vec<DcgmAlias> = gpu_rows.filter_map(|m| m.dcgm).collect();
         for p in DcgmProfile::ALL {
             let names: HashSet<_> = aliases.iter().map(|a| a.name_in(*p)).collect();
             assert_eq!(names.len(), aliases.len(), "{p:?}");
