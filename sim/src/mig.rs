@@ -29,18 +29,21 @@ pub struct MigProfile {
     pub first_id: u32,
 }
 
-const fn p(
-    name: &'static str,
-    id: u32,
-    nvml_profile: u32,
-    slices: u32,
-    memory_slices: u32,
-    memory_mib: u64,
-    sms: u32,
-    starts: &'static [u32],
-    first_id: u32,
-) -> MigProfile {
-    MigProfile { name, id, nvml_profile, slices, memory_slices, memory_mib, sms, starts, first_id }
+/// A profile row, in the order of the struct's fields.
+macro_rules! p {
+    ($name:literal, $id:literal, $nvml:literal, $slices:literal, $mem_slices:literal, $mib:literal, $sms:literal, $starts:expr, $first:literal) => {
+        MigProfile {
+            name: $name,
+            id: $id,
+            nvml_profile: $nvml,
+            slices: $slices,
+            memory_slices: $mem_slices,
+            memory_mib: $mib,
+            sms: $sms,
+            starts: $starts,
+            first_id: $first,
+        }
+    };
 }
 
 const ONE: &[u32] = &[0, 1, 2, 3, 4, 5, 6];
@@ -50,29 +53,29 @@ const FULL: &[u32] = &[0];
 
 /// H100 80GB (SXM5 and PCIe).
 const H100_80GB: &[MigProfile] = &[
-    p("1g.10gb", 19, 0, 1, 1, 9_984, 16, ONE, 7),
-    p("2g.20gb", 14, 1, 2, 2, 20_096, 32, TWO, 3),
-    p("3g.40gb", 9, 2, 3, 4, 40_448, 60, THREE, 1),
-    p("4g.40gb", 5, 3, 4, 4, 40_448, 64, FULL, 1),
-    p("7g.80gb", 0, 4, 7, 8, 81_152, 132, FULL, 0),
+    p!("1g.10gb", 19, 0, 1, 1, 9_984, 16, ONE, 7),
+    p!("2g.20gb", 14, 1, 2, 2, 20_096, 32, TWO, 3),
+    p!("3g.40gb", 9, 2, 3, 4, 40_448, 60, THREE, 1),
+    p!("4g.40gb", 5, 3, 4, 4, 40_448, 64, FULL, 1),
+    p!("7g.80gb", 0, 4, 7, 8, 81_152, 132, FULL, 0),
 ];
 
 /// A100 80GB.
 const A100_80GB: &[MigProfile] = &[
-    p("1g.10gb", 19, 0, 1, 1, 9_728, 14, ONE, 7),
-    p("2g.20gb", 14, 1, 2, 2, 19_968, 28, TWO, 3),
-    p("3g.40gb", 9, 2, 3, 4, 40_192, 42, THREE, 1),
-    p("4g.40gb", 5, 3, 4, 4, 40_192, 56, FULL, 1),
-    p("7g.80gb", 0, 4, 7, 8, 81_152, 98, FULL, 0),
+    p!("1g.10gb", 19, 0, 1, 1, 9_728, 14, ONE, 7),
+    p!("2g.20gb", 14, 1, 2, 2, 19_968, 28, TWO, 3),
+    p!("3g.40gb", 9, 2, 3, 4, 40_192, 42, THREE, 1),
+    p!("4g.40gb", 5, 3, 4, 4, 40_192, 56, FULL, 1),
+    p!("7g.80gb", 0, 4, 7, 8, 81_152, 98, FULL, 0),
 ];
 
 /// A100 40GB.
 const A100_40GB: &[MigProfile] = &[
-    p("1g.5gb", 19, 0, 1, 1, 4_864, 14, ONE, 7),
-    p("2g.10gb", 14, 1, 2, 2, 9_984, 28, TWO, 3),
-    p("3g.20gb", 9, 2, 3, 4, 20_096, 42, THREE, 1),
-    p("4g.20gb", 5, 3, 4, 4, 20_096, 56, FULL, 1),
-    p("7g.40gb", 0, 4, 7, 8, 40_320, 98, FULL, 0),
+    p!("1g.5gb", 19, 0, 1, 1, 4_864, 14, ONE, 7),
+    p!("2g.10gb", 14, 1, 2, 2, 9_984, 28, TWO, 3),
+    p!("3g.20gb", 9, 2, 3, 4, 20_096, 42, THREE, 1),
+    p!("4g.20gb", 5, 3, 4, 4, 20_096, 56, FULL, 1),
+    p!("7g.40gb", 0, 4, 7, 8, 40_320, 98, FULL, 0),
 ];
 
 /// The GPU instance profiles of a preset (empty where the board has no MIG).

@@ -29,20 +29,18 @@ pub(super) struct Instances {
 }
 
 impl Instances {
-    /// Reads every instance into `g.mig_instances`. `mig_on` is the GPU's current MIG mode
-    /// (absent: unknown or not supported, and then there are no instances); `rescan` finds the
-    /// instances again; `gpm` says whether the GPU has GPM.
+    /// Reads every instance into `g.mig_instances` when `g.mig_enabled` (the GPU's current MIG
+    /// mode) is true; `rescan` finds the instances again; `gpm` says whether the GPU has GPM.
     pub(super) fn sample(
         &mut self,
         nvml: &'static Nvml,
         parent: &Device<'static>,
-        mig_on: Option<bool>,
         rescan: bool,
         gpm: bool,
         now: Instant,
         g: &mut GpuSample,
     ) {
-        if mig_on != Some(true) {
+        if g.mig_enabled != Some(true) {
             self.found.clear();
             return;
         }

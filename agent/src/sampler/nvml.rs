@@ -343,7 +343,7 @@ impl GpuSlot {
             self.sample_slow(o);
         }
         copy_slow(&self.slow, &mut g);
-        self.mig.sample(nvml, &self.device, g.mig_enabled, pass.slow, self.info.gpm, pass.now, &mut g);
+        self.mig.sample(nvml, &self.device, pass.slow, self.info.gpm, pass.now, &mut g);
         let procs = self.processes(nvml, o);
         if o.lost {
             self.lost = true;
