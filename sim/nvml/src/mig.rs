@@ -109,7 +109,8 @@ pub(crate) fn activity_share(l: &Loaded, gpu: u32, gpu_instance_id: u32, t: f64)
     let Some(slot) = g.mig_instances.iter().position(|i| i.gpu_instance_id == gpu_instance_id) else { return 0.0 };
     let share: f64 =
         l.sim.gpu_processes(gpu, t).iter().filter(|p| p.mig_instance == Some(slot as u32)).map(|p| p.sm_share).sum();
-    share.min(1.0)
+    // An empty sum is -0.0: an idle instance reads plain 0.
+    if share > 0.0 { share.min(1.0) } else { 0.0 }
 }
 
 /// MIG exists on A100 and H100 class parts only.
