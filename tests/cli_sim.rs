@@ -18,10 +18,11 @@ fn list_names_every_scenario_with_its_findings() {
     assert!(o.status.success());
     let text = stdout(&o);
     let builtin = gpuscope_sim::scenario::BUILTIN.len();
-    assert!(builtin >= 38, "{builtin} built-in scenarios");
+    assert!(builtin >= 39, "{builtin} built-in scenarios");
     assert_eq!(text.lines().count(), builtin + 1, "a header and every built-in scenario");
     assert!(text.lines().any(|l| l.starts_with("workstation-inference ") && l.contains("RTX6000-ADA")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("net-link-degraded ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("mig-inference ") && l.contains("H100-SXM5-80GB")), "{text}");
     let line = text.lines().find(|l| l.starts_with("gpu-lost ")).expect("gpu-lost");
     assert!(line.contains("H100-SXM5-80GB") && line.contains("gpu-lost, xid-error"), "{line}");
     assert!(text.lines().any(|l| l.starts_with("straggler ") && l.contains("    4 ")));

@@ -156,6 +156,8 @@ fn fleet() -> Fleet {
     node("gpu-lost", 0, &[]);
     node("gpu-idle-allocated", 0, &[]);
     node("healthy-inference", 0, &[]);
+    // An H100 split into MIG instances: the per-instance panels.
+    node("mig-inference", 0, &[]);
     // A V100: page retirement instead of row remapping.
     node("retired-pages", 0, &[]);
     // The training node also serves dcgm-exporter's legacy names, for NVIDIA's dashboard.
@@ -171,7 +173,7 @@ fn fleet() -> Fleet {
     );
     let rules = std::fs::read_to_string(repo("dashboards/alerts.yml")).unwrap();
     let prom = Prometheus::start(&config, &[("alerts.yml", &rules)]);
-    eventually(40, || (prom.query("up == 1").len() == 8).then_some(()));
+    eventually(40, || (prom.query("up == 1").len() == 9).then_some(()));
     // The collector's findings have opened and the recording rules have a few evaluations.
     eventually(60, || {
         let open = |rule: &str| !prom.query(&format!("gpuscope_finding_active{{rule=\"{rule}\"}}")).is_empty();

@@ -134,6 +134,9 @@ fn metrics_endpoint_matches_the_golden_files() {
         let node = settled_agent(scenario, t, &[]);
         check(&format!("metrics-{scenario}.txt"), &masked_metrics(&scrape(&node.addr, &[])));
     }
+    // MIG instances in native and dcgm-exporter names (GPU_I_PROFILE / GPU_I_ID).
+    let node = settled_agent("mig-inference", 120.0, &["--compat", "dcgm"]);
+    check("metrics-mig-inference-dcgm.txt", &masked_metrics(&scrape(&node.addr, &[])));
     let node = settled_agent("xid-error", 300.0, &["--compat", "dcgm"]);
     check("metrics-xid-error-dcgm.txt", &masked_metrics(&scrape(&node.addr, &[])));
     let om = scrape(&node.addr, &[("Accept", "application/openmetrics-text; version=1.0.0")]);
@@ -262,6 +265,7 @@ fn otlp_payload_matches_the_golden_files() {
         ("nccl-over-tcp", 200.0),
         ("gpu-lost", 400.0),
         ("workstation-inference", 120.0),
+        ("mig-inference", 120.0),
     ] {
         let (sink, bodies) = otlp_sink();
         let mut spec = NodeSpec::new(scenario, Clock::Frozen(t));

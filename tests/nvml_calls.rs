@@ -81,4 +81,13 @@ fn agent_counts_equal_the_library_counts() {
     // L4s: no NVLink, no GPM, an encoder and decoder.
     let l4 = compare("healthy-inference", 40);
     assert!(!l4.contains_key("nvmlGpmSampleGet"));
+    // One H100 split in four MIG instances: the 7 slots looked at on each slow pass (both of
+    // `query`'s passes are), each instance's GPM read every pass.
+    let mig = compare("mig-inference", 60);
+    assert_eq!(mig["nvmlDeviceGetMigDeviceHandleByIndex"], 7 * 2);
+    assert_eq!(mig["nvmlGpmMigSampleGet"], 4 * 2);
+    // Fan-cooled boards with one fan each: the fan count once, the fan every pass.
+    let fan = compare("workstation-inference", 60);
+    assert!(fan["nvmlDeviceGetNumFans"] > 0);
+    assert_eq!(fan["nvmlDeviceGetFanSpeed_v2"], fan["nvmlDeviceGetNumFans"] * 2);
 }

@@ -192,6 +192,11 @@ fn identity<'a>(
             let link = index(attrs, k::for_label("link"))?;
             Owner::NvLink { gpu: gpu_id(attrs, false)?, link }
         }
+        Scope::Mig => {
+            let gpu_instance_id = index(attrs, k::MIG_GPU_INSTANCE)?;
+            let profile = str_attr_cow(attrs, k::MIG_PROFILE).unwrap_or_default();
+            Owner::Mig { gpu: gpu_id(attrs, false)?, gpu_instance_id, profile }
+        }
         Scope::Process => {
             let (pid, gpu_index) = (index(attrs, k::PID)?, index(attrs, k::GPU_INDEX)?);
             let known = snap.processes.iter().any(|p| p.pid == pid && p.gpu_index == gpu_index);

@@ -19,6 +19,10 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         serial: Some("1650000000001".into()),
         pci_bus_id: Some("00000000:18:00.0".into()),
         nvlinks: vec![NvLinkSample { link: 0, ..Default::default() }, NvLinkSample { link: 1, ..Default::default() }],
+        mig_instances: vec![
+            MigSample { gpu_instance_id: 2, profile: "3g.40gb".into(), ..Default::default() },
+            MigSample { gpu_instance_id: 9, profile: "1g.10gb".into(), ..Default::default() },
+        ],
         ..GpuSample::default()
     };
     let mut p = ProcessSample {
@@ -68,6 +72,7 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
                     set(l, if m.prometheus.contains("_up") { 1.0 } else { v });
                 }
             }
+            Accessor::Mig(_, set) => g0.mig_instances.iter_mut().for_each(|x| set(x, v)),
             Accessor::Process(_, set) => set(&mut p, v),
             Accessor::Host(_, set) => set(&mut h, v),
             Accessor::Cpu(_, set) => h.cpus.iter_mut().for_each(|c| set(c, v)),

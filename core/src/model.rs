@@ -274,6 +274,9 @@ pub struct GpuSample {
     pub nvlink_rx_bytes_per_second: Option<f64>,
     /// Per-link NVLink state and error counters.
     pub nvlinks: Vec<NvLinkSample>,
+    /// The MIG instances (GPU instances) of a GPU in MIG mode, by GPU instance id.
+    #[serde(default)]
+    pub mig_instances: Vec<MigSample>,
 
     /// Corrected (single-bit) ECC errors since the last driver load.
     pub ecc_corrected_volatile_total: Option<u64>,
@@ -315,6 +318,23 @@ pub struct NvLinkSample {
     pub replay_errors_total: Option<u64>,
     /// Recovery errors.
     pub recovery_errors_total: Option<u64>,
+}
+
+/// One MIG instance (a GPU instance and its compute instance) of a GPU in MIG mode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigSample {
+    /// GPU instance id (dcgm-exporter's `GPU_I_ID`).
+    pub gpu_instance_id: u32,
+    /// GPU instance profile name, e.g. `1g.10gb` (dcgm-exporter's `GPU_I_PROFILE`).
+    pub profile: String,
+    /// The instance's framebuffer memory.
+    pub memory_total_bytes: Option<u64>,
+    /// Memory its processes hold.
+    pub memory_used_bytes: Option<u64>,
+    /// Memory free in the instance.
+    pub memory_free_bytes: Option<u64>,
+    /// Fraction of time the instance's graphics/compute engine was busy (GPM, 0–1).
+    pub graphics_engine_active: Option<f64>,
 }
 
 /// One process using one GPU.

@@ -73,6 +73,8 @@ pub struct GpuInfo {
     pub power_limit_w: f64,
     /// MIG mode enabled.
     pub mig: bool,
+    /// GPU instances created (MIG on), in creation order.
+    pub mig_instances: Vec<crate::mig::MigInstance>,
     /// Aggregate corrected ECC errors before the scenario.
     pub ecc_aggregate_base: u64,
     /// Pages retired before the scenario.
@@ -211,6 +213,10 @@ pub struct GpuProcessState {
     pub sm_util: f64,
     /// Memory utilization share, 0–1.
     pub mem_util: f64,
+    /// The MIG instance it runs on (an index into the GPU's `mig_instances`).
+    pub mig_instance: Option<u32>,
+    /// Its `sm_share` as the scenario gives it.
+    pub sm_share: f64,
 }
 
 /// One NIC at one time.
@@ -463,6 +469,8 @@ impl Simulation {
                 pci_bus: bus,
                 power_limit_w: group.power_limit_w.unwrap_or(preset.power_default_w),
                 mig: group.mig,
+                // The scenario was validated on load, so placement cannot fail here.
+                mig_instances: crate::mig::place(&group.model, &group.mig_instances).unwrap_or_default(),
                 ecc_aggregate_base: group.ecc_aggregate_corrected,
                 retired_base: group.retired_pages,
                 remapped_base: group.remapped_rows,
@@ -836,6 +844,8 @@ impl Simulation {
                     memory_bytes: (p.memory_gib * GIB) as u64,
                     sm_util: util * share,
                     mem_util: mem_util * share,
+                    mig_instance: p.mig_instance,
+                    sm_share: p.sm_share.max(0.0),
                 }
             })
             .collect()

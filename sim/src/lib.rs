@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod mig;
 pub mod noise;
 pub mod presets;
 pub mod procfs;

@@ -260,6 +260,10 @@ pub struct GpuGroup {
     /// MIG mode enabled.
     #[serde(default)]
     pub mig: bool,
+    /// GPU instances created with MIG on, by profile name in creation order (`["3g.40gb",
+    /// "1g.10gb"]`), each with one compute instance spanning it; needs `mig = true`.
+    #[serde(default)]
+    pub mig_instances: Vec<String>,
     /// Lifetime (aggregate) corrected ECC errors before the scenario starts.
     #[serde(default)]
     pub ecc_aggregate_corrected: u64,
@@ -361,6 +365,9 @@ pub struct ProcessSpec {
     /// GPU memory per GPU, GiB.
     #[serde(default)]
     pub memory_gib: f64,
+    /// The MIG instance it runs on: an index into its GPU's `mig_instances` (the GPU must be a
+    /// single one with MIG instances).
+    pub mig_instance: Option<u32>,
     /// Share of each GPU's SM time this process gets when several share a GPU.
     #[serde(default = "unit_share")]
     pub sm_share: f64,
@@ -745,6 +752,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("healthy-bf16-training", include_str!("../scenarios/healthy-bf16-training.toml")),
     ("healthy-inference", include_str!("../scenarios/healthy-inference.toml")),
     ("workstation-inference", include_str!("../scenarios/workstation-inference.toml")),
+    ("mig-inference", include_str!("../scenarios/mig-inference.toml")),
     ("dataloader-stall", include_str!("../scenarios/dataloader-stall.toml")),
     ("no-tensor-cores", include_str!("../scenarios/no-tensor-cores.toml")),
     ("fp64-heavy", include_str!("../scenarios/fp64-heavy.toml")),
@@ -871,6 +879,10 @@ impl Scenario {
                 let keys: Vec<&str> = presets::PRESETS.iter().map(|p| p.key).collect();
                 return Err(format!("gpus.model {:?} is not a known preset ({})", g.model, keys.join(", ")));
             }
+            if !g.mig_instances.is_empty() && !g.mig {
+                return Err(format!("gpus.mig_instances on a {} needs mig = true", g.model));
+            }
+            crate::mig::place(&g.model, &g.mig_instances)?;
             if let (Some(limit), Some(p)) = (g.power_limit_w, presets::preset(&g.model))
                 && !(p.power_min_w..=p.power_max_w).contains(&limit)
             {
@@ -911,6 +923,19 @@ impl Scenario {
             }
             if p.pid == 0 {
                 return Err("processes.pid must be positive".into());
+            }
+            if let Some(i) = p.mig_instance {
+                let gpu = match &p.gpus {
+                    GpuSelection::List(l) if l.len() == 1 => l[0],
+                    _ => return Err(format!("processes.mig_instance of pid {} needs exactly one GPU in gpus", p.pid)),
+                };
+                let count = self.gpu_group(gpu).map_or(0, |(g, _)| g.mig_instances.len());
+                if i as usize >= count {
+                    return Err(format!(
+                        "processes.mig_instance {i} of pid {}: GPU {gpu} has {count} MIG instances",
+                        p.pid
+                    ));
+                }
             }
             // A parent is init or a process of the scenario on the same node: the agent names a
             // parent from its /proc entry, which only scenario processes have.

@@ -237,6 +237,23 @@ fn bad_scenarios_name_the_problem() {
     assert!(e.contains("phases"), "{e}");
     let e = err(&format!("[[gpus]]\nmodel = \"L4\"\npower_limit_w = 300\n{phase}"));
     assert!(e.contains("power_limit_w"), "{e}");
+    // MIG: instances need MIG mode, a known profile of the model, and room on the GPU; a
+    // process's instance must exist on its one GPU.
+    let h100 = "[[gpus]]\nmodel = \"H100-SXM5-80GB\"\n";
+    let e = err(&format!("{h100}mig_instances = [\"1g.10gb\"]\n{phase}"));
+    assert!(e.contains("gpus.mig_instances") && e.contains("mig = true"), "{e}");
+    let e = err(&format!("{h100}mig = true\nmig_instances = [\"1g.5gb\"]\n{phase}"));
+    assert!(e.contains("\"1g.5gb\" is not a H100-SXM5-80GB profile") && e.contains("1g.10gb, 2g.20gb"), "{e}");
+    let e = err(&format!("{h100}mig = true\nmig_instances = [\"4g.40gb\", \"4g.40gb\"]\n{phase}"));
+    assert!(e.contains("no room left for \"4g.40gb\""), "{e}");
+    let e = err(&format!(
+        "{h100}mig = true\nmig_instances = [\"7g.80gb\"]\n[[processes]]\npid = 5\nname = \"p\"\ngpus = [0]\nmig_instance = 1\n{phase}"
+    ));
+    assert!(e.contains("mig_instance 1 of pid 5: GPU 0 has 1 MIG instances"), "{e}");
+    let e = err(&format!(
+        "{h100}count = 2\nmig = true\nmig_instances = [\"7g.80gb\"]\n[[processes]]\npid = 5\nname = \"p\"\ngpus = \"all\"\nmig_instance = 0\n{phase}"
+    ));
+    assert!(e.contains("needs exactly one GPU"), "{e}");
     assert!(matches!(Scenario::load("no-such-scenario"), Err(ScenarioError::NotFound(..))));
     let job = Scenario::load("straggler").expect("straggler");
     assert!(Simulation::new(job, 4).is_err(), "node 4 of a 4-node job");

@@ -222,7 +222,7 @@ fn thresholds_for(d: &MetricDef) -> Thresholds {
 fn catalogue_panel(d: &'static MetricDef) -> Panel {
     let (unit, rate) = unit_of(d);
     let sel = match d.scope() {
-        Scope::Gpu | Scope::NvLink | Scope::Process => "{instance=~\"$node\", gpu=~\"$gpu\"}".to_string(),
+        Scope::Gpu | Scope::NvLink | Scope::Mig | Scope::Process => "{instance=~\"$node\", gpu=~\"$gpu\"}".to_string(),
         _ => "{instance=~\"$node\"}".to_string(),
     };
     let sel = if d.scope() == Scope::Process { sel.replace('}', ", namespace=~\"$namespace\"}") } else { sel };
@@ -238,6 +238,7 @@ fn catalogue_panel(d: &'static MetricDef) -> Panel {
             (format!("sum without (link) (1 - {series})"), "{{host}} GPU {{gpu}} links down".to_string())
         }
         Scope::NvLink => (format!("sum without (link) ({series})"), "{{host}} GPU {{gpu}}".to_string()),
+        Scope::Mig => (series, "{{host}} GPU {{gpu}} MIG {{gpu_instance_profile}} ({{gpu_instance_id}})".to_string()),
         Scope::Process => (series, "{{host}} GPU {{gpu}} {{namespace}}/{{pod}} {{process}} ({{pid}})".to_string()),
         Scope::Host => (series, "{{host}}".to_string()),
         // One series per core is hundreds of lines: the busiest core and the mean.

@@ -567,3 +567,105 @@ def test_nvitop_exporter_scrape(p, libdir, expected, holder, tmp_path):
         assert links == list(range(p["nvlinks"]))
         procs = [(labels["pid"], v) for labels, v in series[("process_gpu_memory_MiB", str(i))]]
         assert procs == [(str(holder), MEMORY_GIB * 1024)]
+
+
+def mig_scenario(tmp_path, pid):
+    """GPU 0 in MIG mode split as mig-inference splits it, the holder on its 3g.40gb instance;
+    GPU 1 whole."""
+    path = tmp_path / "peers-mig.toml"
+    path.write_text(textwrap.dedent(f"""\
+        name = "peers-mig"
+        [[gpus]]
+        model = "H100-SXM5-80GB"
+        mig = true
+        mig_instances = ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
+        [[gpus]]
+        model = "H100-SXM5-80GB"
+        [[processes]]
+        pid = {pid}
+        name = "sleep"
+        gpus = [0]
+        mig_instance = 0
+        memory_gib = {MEMORY_GIB}
+        [[phases]]
+        name = "load"
+        duration_s = 120
+        [phases.gpu]
+        util = {{ value = 0.6, noise = 0 }}
+        """))
+    return str(path)
+
+
+# (GPU instance id, profile, MiB) of the four instances, as `nvidia-smi mig -lgip` sizes them.
+MIG_INSTANCES = [(2, "3g.40gb", 40448), (3, "2g.20gb", 20096), (9, "1g.10gb", 9984), (10, "1g.10gb", 9984)]
+
+NVML_MIG = """
+def q(f, *a):
+    try:
+        return f(*a)
+    except NVMLError as e:
+        return ["error", e.value]
+
+nvmlInit()
+h = nvmlDeviceGetHandleByIndex(0)
+migs = []
+for i in range(nvmlDeviceGetMaxMigDeviceCount(h)):
+    m = q(nvmlDeviceGetMigDeviceHandleByIndex, h, i)
+    if isinstance(m, list):
+        migs.append(m)
+        continue
+    mem = nvmlDeviceGetMemoryInfo(m)
+    parent = nvmlDeviceGetDeviceHandleFromMigDeviceHandle(m)
+    migs.append(dict(
+        is_mig=getattr(nvmlDeviceIsMigDeviceHandle(m), "value", None), gi=nvmlDeviceGetGpuInstanceId(m),
+        ci=nvmlDeviceGetComputeInstanceId(m), name=nvmlDeviceGetName(m), uuid=nvmlDeviceGetUUID(m),
+        total=mem.total, used=mem.used, free=mem.free, parent=nvmlDeviceGetIndex(parent),
+        procs=[(p.pid, p.usedGpuMemory, p.gpuInstanceId, p.computeInstanceId)
+               for p in nvmlDeviceGetComputeRunningProcesses(m)],
+        util=q(nvmlDeviceGetUtilizationRates, m), temp=q(nvmlDeviceGetTemperature, m, 0),
+    ))
+h1 = nvmlDeviceGetHandleByIndex(1)
+result = dict(
+    mode=list(nvmlDeviceGetMigMode(h)), migs=migs, util=q(nvmlDeviceGetUtilizationRates, h),
+    procs=[(p.pid, p.gpuInstanceId, p.computeInstanceId) for p in nvmlDeviceGetComputeRunningProcesses(h)],
+    whole=dict(mode=list(nvmlDeviceGetMigMode(h1)), max=nvmlDeviceGetMaxMigDeviceCount(h1),
+               mig=q(nvmlDeviceGetMigDeviceHandleByIndex, h1, 0), util=nvmlDeviceGetUtilizationRates(h1).gpu),
+)
+nvmlShutdown()
+"""
+
+
+def test_mig_devices_through_nvidia_ml_py(nvml, holder, tmp_path):
+    r = nvml(NVML_MIG, scenario=mig_scenario(tmp_path, holder), time=T)
+    NOT_FOUND = ["error", 6]
+    assert r["mode"] == [1, 1]
+    assert r["util"] == NOT_SUPPORTED, "nvml.h: no utilization rates on a MIG-enabled GPU"
+    assert r["migs"][4:] == [NOT_FOUND] * 3, "seven MIG device slots, four instances"
+    mib = 2**20
+    for m, (gi, profile, size) in zip(r["migs"], MIG_INSTANCES):
+        assert (m["is_mig"], m["gi"], m["ci"], m["parent"]) == (1, gi, 0, 0)
+        assert m["name"] == f"NVIDIA H100 80GB HBM3 MIG {profile}"
+        assert re.fullmatch(r"MIG-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", m["uuid"])
+        used = MEMORY_GIB * 2**30 if gi == 2 else 0
+        assert (m["total"], m["used"], m["free"]) == (size * mib, used, size * mib - used)
+        assert m["procs"] == ([[holder, used, 2, 0]] if gi == 2 else [])
+        assert m["util"] == m["temp"] == NOT_SUPPORTED
+    assert len({m["uuid"] for m in r["migs"][:4]}) == 4
+    assert r["procs"] == [[holder, 2, 0]], "with MIG on, the parent's processes name their instance"
+    assert r["whole"] == dict(mode=[0, 0], max=0, mig=NOT_FOUND, util=60)
+
+
+def test_nvitop_and_gpustat_read_mig_devices(libdir, holder, tmp_path):
+    scen = mig_scenario(tmp_path, holder)
+    out = peer(libdir, scen, "-m", "nvitop", "-1").stdout
+    assert "Enabled" in out, out
+    # One row per MIG device: "<gpu>:<mig> <profile> @ GI/CI:<gi>/<ci>", then its memory.
+    rows = re.findall(r"│\s*0:(\d+)\s+(\S+) @ GI/CI:\s*(\d+)/(\d+)\s*│", out)
+    assert [(int(i), p, int(gi), int(ci)) for i, p, gi, ci in rows] == [
+        (i, p, gi, 0) for i, (gi, p, _) in enumerate(MIG_INSTANCES)
+    ], out
+    assert re.search(r"│ 0:0\s+\d+ C\s+\S+\s+3072MiB .* sleep 600", out), "the holder, on instance 0:0"
+    got = json.loads(peer(libdir, scen, "-m", "gpustat", "--json").stdout)
+    g0, g1 = got["gpus"]
+    assert g0["utilization.gpu"] is None and g1["utilization.gpu"] == 60
+    assert [q["pid"] for q in g0["processes"]] == [holder]

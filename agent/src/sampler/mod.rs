@@ -3,6 +3,7 @@
 mod fan;
 pub mod filesystem;
 pub mod host;
+mod mig;
 pub mod nvml;
 pub mod process;
 mod topology;

@@ -162,6 +162,7 @@ struct GpuSlot {
     slow: GpuSample,
     fans: super::fan::Fans,
     inventory: super::topology::Inventory,
+    mig: super::mig::Instances,
     slow_done: bool,
     /// Slow signals found unsupported on the last slow pass, reported on every pass.
     slow_unsupported: Vec<String>,
@@ -343,6 +344,7 @@ impl NvmlSampler {
                 slow_done: false,
                 slow_unsupported: Vec::new(),
                 known: Known::new(),
+                mig: Default::default(),
             });
         }
         let gpus: Vec<_> =
@@ -647,6 +649,7 @@ impl GpuSlot {
             }
         }
         copy_slow(&self.slow, &mut g);
+        self.mig.sample(nvml, &self.device, pass.slow, self.info.gpm, pass.now, &mut g);
         let procs = self.processes(nvml, pass, o);
         if o.lost {
             self.lost = true;

@@ -13,7 +13,9 @@ pub use series::{GpuId, Identity, Label, Owner, ProcessId, Series, Slot, Slots};
 pub use table::CATALOGUE;
 
 use crate::exposition::{self, LabelValue};
-use crate::model::{CpuSample, DiskSample, FsSample, GpuSample, HostSample, NicSample, NvLinkSample, ProcessSample};
+use crate::model::{
+    CpuSample, DiskSample, FsSample, GpuSample, HostSample, MigSample, NicSample, NvLinkSample, ProcessSample,
+};
 use crate::units::Unit;
 
 /// How a signal behaves over time.
@@ -46,6 +48,8 @@ pub enum Scope {
     Gpu,
     /// One NVLink link of a GPU (GPU labels + `link`).
     NvLink,
+    /// One MIG instance of a GPU (GPU labels + `gpu_instance`, `gpu_instance_profile`).
+    Mig,
     /// One process on one GPU (GPU labels + `pid`, `process`, container/pod labels).
     Process,
     /// The whole host.
@@ -244,6 +248,8 @@ pub enum Accessor {
     },
     /// A per-link NVLink value.
     NvLink(fn(&NvLinkSample) -> Option<f64>, fn(&mut NvLinkSample, f64)),
+    /// A per-MIG-instance value.
+    Mig(fn(&MigSample) -> Option<f64>, fn(&mut MigSample, f64)),
     /// A per-process value.
     Process(fn(&ProcessSample) -> Option<f64>, fn(&mut ProcessSample, f64)),
     /// A whole-host value.
@@ -264,6 +270,7 @@ impl Accessor {
         match self {
             Accessor::Gpu(..) | Accessor::GpuLabelled { .. } => Scope::Gpu,
             Accessor::NvLink(..) => Scope::NvLink,
+            Accessor::Mig(..) => Scope::Mig,
             Accessor::Process(..) => Scope::Process,
             Accessor::Host(..) => Scope::Host,
             Accessor::Cpu(..) => Scope::Cpu,
@@ -426,6 +433,10 @@ pub mod otlp_keys {
     pub const GPU_VBIOS: &str = "gpuscope.gpu.vbios_version";
     /// CPUs nearest the GPU (on `gpuscope.gpu.up` points).
     pub const GPU_CPU_AFFINITY: &str = "gpuscope.gpu.cpu_affinity";
+    /// GPU instance id of a MIG instance.
+    pub const MIG_GPU_INSTANCE: &str = "gpuscope.gpu.mig.gpu_instance.id";
+    /// GPU instance profile of a MIG instance (`1g.10gb`).
+    pub const MIG_PROFILE: &str = "gpuscope.gpu.mig.profile";
     /// Process id.
     pub const PID: &str = "process.pid";
     /// Process name.

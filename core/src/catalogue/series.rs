@@ -11,7 +11,7 @@
 use super::{Accessor, MetricDef};
 use crate::exposition::LabelValue;
 use crate::model::{
-    CpuSample, DiskSample, FsSample, GpuSample, HostSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
+    CpuSample, DiskSample, FsSample, GpuSample, HostSample, MigSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
     ProcessSample,
 };
 use std::borrow::Cow;
@@ -168,6 +168,15 @@ pub enum Owner<'a> {
         /// Link number.
         link: u32,
     },
+    /// One MIG instance of a GPU.
+    Mig {
+        /// The parent GPU.
+        gpu: GpuId<'a>,
+        /// GPU instance id.
+        gpu_instance_id: u32,
+        /// GPU instance profile name (describes the instance when first seen).
+        profile: Cow<'a, str>,
+    },
     /// A process on a GPU.
     Process(ProcessId<'a>),
     /// The whole host.
@@ -256,6 +265,9 @@ impl MetricDef {
             (Accessor::NvLink(get, _), Owner::NvLink { gpu, link }) => {
                 gpu.find(&snap.gpus)?.nvlinks.iter().find(|l| l.link == *link).and_then(get)
             }
+            (Accessor::Mig(get, _), Owner::Mig { gpu, gpu_instance_id, .. }) => {
+                gpu.find(&snap.gpus)?.mig_instances.iter().find(|m| m.gpu_instance_id == *gpu_instance_id).and_then(get)
+            }
             (Accessor::Process(get, _), Owner::Process(p)) => snap.processes.iter().find(|x| p.is(x)).and_then(get),
             (Accessor::Host(get, _), Owner::Host) => host.and_then(get),
             (Accessor::Cpu(get, _), Owner::Cpu(cpu)) => {
@@ -292,6 +304,12 @@ impl MetricDef {
                     ),
                     value,
                 );
+            }
+            (Accessor::Mig(_, set), Owner::Mig { gpu, gpu_instance_id, profile }) => {
+                let id = *gpu_instance_id;
+                let new = || MigSample { gpu_instance_id: id, profile: profile.to_string(), ..MigSample::default() };
+                let instances = &mut gpu.find_or_insert(&mut snap.gpus).mig_instances;
+                set(find_or_insert(instances, 0, |m| m.gpu_instance_id == id, new), value);
             }
             (Accessor::Process(_, set), Owner::Process(p)) => {
                 set(find_or_insert(&mut snap.processes, 0, |x| p.is(x), || p.to_sample()), value);
@@ -380,6 +398,25 @@ impl<'s> Iterator for Slots<'s> {
                         continue;
                     }
                     (Owner::NvLink { gpu: GpuId::of(g), link: l.link }, None, v)
+                }
+                Accessor::Mig(get, _) => {
+                    let g = snap.gpus.get(self.outer)?;
+                    let Some(m) = g.mig_instances.get(self.inner) else {
+                        self.outer += 1;
+                        self.inner = 0;
+                        continue;
+                    };
+                    self.inner += 1;
+                    let v = get(m);
+                    if v.is_none() && self.skip_absent {
+                        continue;
+                    }
+                    let owner = Owner::Mig {
+                        gpu: GpuId::of(g),
+                        gpu_instance_id: m.gpu_instance_id,
+                        profile: Cow::Borrowed(&m.profile),
+                    };
+                    (owner, None, v)
                 }
                 Accessor::Process(get, _) => {
                     let p = snap.processes.get(self.outer)?;
@@ -514,6 +551,7 @@ mod tests {
                 let owner = match &s.identity.owner {
                     Owner::Gpu(g) => format!("gpu{}", g.index),
                     Owner::NvLink { gpu, link } => format!("gpu{}/link{link}", gpu.index),
+                    Owner::Mig { gpu, gpu_instance_id, .. } => format!("gpu{}/gi{gpu_instance_id}", gpu.index),
                     Owner::Process(p) => format!("pid{}@gpu{}", p.pid, p.gpu_index),
                     Owner::Host => "host".into(),
                     Owner::Cpu(c) => format!("cpu{c}"),
@@ -635,6 +673,7 @@ mod tests {
         let owner = match m.scope() {
             Scope::Gpu => Owner::Gpu(gpu),
             Scope::NvLink => Owner::NvLink { gpu, link: 3 },
+            Scope::Mig => Owner::Mig { gpu, gpu_instance_id: 9, profile: Cow::Borrowed("1g.10gb") },
             Scope::Process => Owner::Process(ProcessId {
                 pid: 42,
                 gpu_index: 2,
@@ -672,7 +711,9 @@ mod tests {
             assert_eq!(series[0].value, 1.0, "{}", m.prometheus);
             // The owner created from the identity is described as the identity said.
             match (&series[0].identity.owner, &id.owner) {
-                (Owner::Gpu(a), Owner::Gpu(b)) | (Owner::NvLink { gpu: a, .. }, Owner::NvLink { gpu: b, .. }) => {
+                (Owner::Gpu(a), Owner::Gpu(b))
+                | (Owner::NvLink { gpu: a, .. }, Owner::NvLink { gpu: b, .. })
+                | (Owner::Mig { gpu: a, .. }, Owner::Mig { gpu: b, .. }) => {
                     assert_eq!(a, b, "{}", m.prometheus)
                 }
                 (Owner::Process(a), Owner::Process(b)) => {

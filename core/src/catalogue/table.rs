@@ -204,6 +204,17 @@ pub static CATALOGUE: &[MetricDef] = &[
         accessor: field!(Gpu, dram_active_ratio),
         ..base(Group::Profiling)
     },
+    // Per MIG instance (dcgm-exporter: the GPU's family, with GPU_I_ID / GPU_I_PROFILE).
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_graphics_active_ratio",
+        otlp: "gpuscope.gpu.mig.graphics.active",
+        unit: Ratio,
+        kind: Gauge,
+        help: "Fraction of time the MIG instance's graphics/compute engine was active (profiling).",
+        dcgm: dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", Gauge, 1.0),
+        accessor: field!(Mig, graphics_engine_active),
+        ..base(Group::Profiling)
+    },
     // ---- memory
     MetricDef {
         prometheus: "gpuscope_gpu_memory_total_bytes",
@@ -242,6 +253,36 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Framebuffer memory reserved by the driver.",
         dcgm: dcgm("DCGM_FI_DEV_FB_RESERVED", "DCGM_FI_DEV_FB_RESERVED_BYTES", Gauge, MIB),
         accessor: field!(Gpu, memory_reserved_bytes),
+        ..base(Group::Memory)
+    },
+    // MIG instances: dcgm-exporter serves them in the GPU's families, with GPU_I_ID / GPU_I_PROFILE.
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_total_bytes",
+        otlp: "gpuscope.gpu.mig.memory.limit",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory of the MIG instance.",
+        accessor: field!(Mig, memory_total_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_used_bytes",
+        otlp: "gpuscope.gpu.mig.memory.usage",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory in use in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_USED_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_used_bytes),
+        ..base(Group::Memory)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_mig_memory_free_bytes",
+        otlp: "gpuscope.gpu.mig.memory.free",
+        unit: Bytes,
+        kind: UpDownCounter,
+        help: "Framebuffer memory free in the MIG instance.",
+        dcgm: dcgm("DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_FREE_BYTES", Gauge, MIB),
+        accessor: field!(Mig, memory_free_bytes),
         ..base(Group::Memory)
     },
     // ---- thermals and power
@@ -1372,9 +1413,20 @@ mod tests {
 
     #[test]
     fn dcgm_aliases_are_unique_and_cover_the_default_set() {
-        let aliases: Vec<_> = CATALOGUE.iter().filter_map(|m| m.dcgm.map(|d| d.name)).collect();
+        let gpu_rows = CATALOGUE.iter().filter(|m| m.scope() != super::super::Scope::Mig);
+        let aliases: Vec<_> = gpu_rows.filter_map(|m| m.dcgm.map(|d| d.name)).collect();
         let unique: HashSet<_> = aliases.iter().collect();
         assert_eq!(unique.len(), aliases.len());
+        // A MIG row's series join the family of the GPU row with the same alias, as in
+        // dcgm-exporter; kind and scale must agree.
+        for m in CATALOGUE.iter().filter(|m| m.scope() == super::super::Scope::Mig) {
+            let Some(a) = m.dcgm else { continue };
+            let gpu = CATALOGUE
+                .iter()
+                .find(|g| g.scope() == super::super::Scope::Gpu && g.dcgm.map(|d| d.name) == Some(a.name));
+            let g = gpu.and_then(|g| g.dcgm).unwrap_or_else(|| panic!("{} has no GPU row", a.name));
+            assert_eq!((g.kind, g.scale, g.renamed, g.renamed_4_10), (a.kind, a.scale, a.renamed, a.renamed_4_10));
+        }
         for name in [
             "DCGM_FI_DEV_SM_CLOCK",
             "DCGM_FI_DEV_MEM_CLOCK",
@@ -1409,7 +1461,9 @@ mod tests {
     #[test]
     fn dcgm_profiles_name_every_alias_once() {
         use crate::catalogue::DcgmProfile;
-        let aliases: Vec<DcgmAlias> = CATALOGUE.iter().filter_map(|m| m.dcgm).collect();
+        // A MIG row shares its GPU row's alias (checked above), so the GPU rows name them all.
+        let gpu_rows = CATALOGUE.iter().filter(|m| m.scope() != super::super::Scope::Mig);
+        let aliases: Vec<DcgmAlias> = gpu_rows.filter_map(|m| m.dcgm).collect();
         for p in DcgmProfile::ALL {
             let names: HashSet<_> = aliases.iter().map(|a| a.name_in(*p)).collect();
             assert_eq!(names.len(), aliases.len(), "{p:?}");
@@ -1482,7 +1536,11 @@ mod tests {
     #[test]
     fn dcgm_aliases_are_on_unlabelled_gpu_rows() {
         for m in CATALOGUE.iter().filter(|m| m.dcgm.is_some()) {
-            assert!(matches!(m.accessor, Accessor::Gpu(..)), "{}: dcgm-exporter has per-GPU series only", m.prometheus);
+            assert!(
+                matches!(m.accessor, Accessor::Gpu(..) | Accessor::Mig(..)),
+                "{}: dcgm-exporter has per-GPU and per-MIG-instance series only",
+                m.prometheus
+            );
         }
     }
 }

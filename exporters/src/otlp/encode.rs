@@ -68,6 +68,11 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
             gpu_attrs(&mut a, gpu);
             a.push(i(k::for_label("link"), i64::from(*link)));
         }
+        Owner::Mig { gpu, gpu_instance_id, profile } => {
+            gpu_attrs(&mut a, gpu);
+            a.push(i(k::MIG_GPU_INSTANCE, i64::from(*gpu_instance_id)));
+            a.push(s(k::MIG_PROFILE, &**profile));
+        }
         Owner::Process(p) => {
             match &p.gpu {
                 Some(g) => gpu_attrs(&mut a, &GpuId::of(g)),
@@ -194,7 +199,7 @@ pub fn encode(snaps: &[&NodeSnapshot], id: &Identity) -> ExportMetricsServiceReq
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gpuscope_core::{GpuSample, HostSample, NicKind, NicSample, ProcessSample};
+    use gpuscope_core::{GpuSample, HostSample, MigSample, NicKind, NicSample, ProcessSample};
 
     /// Attributes of every point of the metric named `otlp` (with `task` as its fixed attribute
     /// value when given), as `key=value` strings.
@@ -231,6 +236,12 @@ mod tests {
             ..GpuSample::default()
         };
         g.xid_counts.insert(79, 1);
+        g.mig_instances.push(MigSample {
+            gpu_instance_id: 9,
+            profile: "1g.10gb".into(),
+            memory_used_bytes: Some(4),
+            ..MigSample::default()
+        });
         let snap = NodeSnapshot {
             timestamp_ms: 1,
             gpus: vec![g],
@@ -261,6 +272,11 @@ mod tests {
         assert_eq!(attrs(&req, "gpuscope.gpu.up"), vec![with(&["gpuscope.gpu.serial=165"])]);
         assert_eq!(attrs(&req, "hw.power"), vec![with(&[])]);
         assert_eq!(attrs(&req, "gpuscope.gpu.xid.errors"), vec![with(&["gpuscope.xid.code=79"])]);
+        // A MIG instance: its GPU's attributes, then its GPU instance id and profile.
+        assert_eq!(
+            attrs(&req, "gpuscope.gpu.mig.memory.usage"),
+            vec![with(&["gpuscope.gpu.mig.gpu_instance.id=9i", "gpuscope.gpu.mig.profile=1g.10gb"])]
+        );
         assert_eq!(
             attrs(&req, "process.memory.usage"),
             vec![with(&["process.pid=7i", "process.executable.name=python", "k8s.pod.name=p"])]

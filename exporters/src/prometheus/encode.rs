@@ -33,6 +33,11 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
     match &id.owner {
         Owner::Gpu(g) => line = gpu_labels(line, g),
         Owner::NvLink { gpu, link } => line = gpu_labels(line, gpu).label("link", *link),
+        Owner::Mig { gpu, gpu_instance_id, profile } => {
+            line = gpu_labels(line, gpu)
+                .label("gpu_instance_id", *gpu_instance_id)
+                .label("gpu_instance_profile", &**profile)
+        }
         Owner::Process(p) => {
             line = line.label("gpu", p.gpu_index).label("uuid", &*p.gpu_uuid);
             if let Some(g) = &p.gpu {
@@ -187,10 +192,17 @@ fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
 fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
     let hostname = snap.node.hostname.as_str();
     let driver = snap.driver.as_ref().map(|d| d.driver_version.as_str());
-    for m in CATALOGUE {
+    for (at, m) in CATALOGUE.iter().enumerate() {
         let Some(alias) = m.dcgm else { continue };
+        // dcgm-exporter serves a MIG instance's series in its GPU's family, labelled
+        // GPU_I_PROFILE and GPU_I_ID: the rows sharing an alias are written as one family, at the
+        // first of them.
+        if CATALOGUE[..at].iter().any(|e| e.dcgm.is_some_and(|d| d.name == alias.name)) {
+            continue;
+        }
         let (name, scale) = (alias.name_in(profile), alias.scale_in(profile));
-        let mut series = m.series(snap).peekable();
+        let rows = || CATALOGUE[at..].iter().filter(|e| e.dcgm.is_some_and(|d| d.name == alias.name));
+        let mut series = rows().flat_map(|e| e.series(snap).map(move |s| (e, s))).peekable();
         if series.peek().is_none() {
             continue;
         }
@@ -201,17 +213,24 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
             (k, _) => k.exposition(),
         };
         w.header(name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(scale, m)));
-        for s in series {
-            // Aliases sit on per-GPU rows only (a catalogue invariant).
-            let Owner::Gpu(g) = &s.identity.owner else { continue };
+        for (m, s) in series {
+            // Aliases sit on per-GPU and per-MIG-instance rows only (a catalogue invariant).
+            let (g, instance) = match &s.identity.owner {
+                Owner::Gpu(g) => (g, None),
+                Owner::Mig { gpu, gpu_instance_id, profile } => (gpu, Some((*gpu_instance_id, &**profile))),
+                _ => continue,
+            };
             let mut line = w
                 .series(name)
                 .label("gpu", g.index)
                 .label("UUID", g.uuid.as_deref().unwrap_or_default())
                 .label("pci_bus_id", g.pci_bus_id.as_deref().unwrap_or_default())
                 .label("device", format!("nvidia{}", g.index).as_str())
-                .label("modelName", g.model.as_deref().unwrap_or_default())
-                .label(profile.hostname_label(), hostname);
+                .label("modelName", g.model.as_deref().unwrap_or_default());
+            if let Some((id, gi_profile)) = instance {
+                line = line.label("GPU_I_PROFILE", gi_profile).label("GPU_I_ID", id);
+            }
+            let mut line = line.label(profile.hostname_label(), hostname);
             // dcgm-exporter's default counters turn the driver version into a label.
             if let Some(v) = driver {
                 line = line.label(profile.driver_label(), v);

@@ -152,12 +152,12 @@ fn process_detail_list(dev: *mut c_void, list: *mut ProcessDetailList) -> Result
     if list.proc_array.is_null() || cap < procs.len() {
         return Err(INSUFFICIENT_SIZE);
     }
-    for (i, (pid, mem)) in procs.into_iter().enumerate() {
+    for (i, p) in procs.into_iter().enumerate() {
         let d = ProcessDetail {
-            pid,
-            used_gpu_memory: mem,
-            gpu_instance_id: NOT_AVAILABLE_U32,
-            compute_instance_id: NOT_AVAILABLE_U32,
+            pid: p.pid,
+            used_gpu_memory: p.used_gpu_memory,
+            gpu_instance_id: p.gpu_instance_id,
+            compute_instance_id: p.compute_instance_id,
             // Confidential computing is off: no process memory is protected.
             used_gpu_cc_protected_memory: 0,
         };
@@ -218,6 +218,12 @@ nvml! {
     }
 
     fn nvmlDeviceGetBAR1MemoryInfo(dev: *mut c_void, bar1: *mut Bar1Memory) {
+        // A MIG device gets its memory slices' share of the aperture (an eighth per slice), none
+        // of it mapped yet, as `nvidia-smi` lists MIG devices' BAR1.
+        if let Some(m) = mig::lookup(dev)? {
+            let total = (m.gpu.preset.bar1_mib << 20) / 8 * u64::from(m.instance.profile.memory_slices);
+            return out(bar1, Bar1Memory { total, free: total, used: 0 });
+        }
         let (_, g, _) = live(dev)?;
         let total = g.preset.bar1_mib << 20;
         out(bar1, Bar1Memory { total, free: total - BAR1_DRIVER_BYTES, used: BAR1_DRIVER_BYTES })

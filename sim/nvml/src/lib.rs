@@ -46,6 +46,8 @@ struct Loaded {
     sim: Simulation,
     clock: SimClock,
     devices: Box<[Device]>,
+    /// MIG device handles: one per GPU instance of every GPU in MIG mode.
+    migs: Box<[mig::MigDevice]>,
     /// Recently computed states: calls within one sampling pass see one consistent reading.
     states: Mutex<HashMap<u32, (Instant, Arc<GpuState>)>>,
 }
@@ -64,7 +66,8 @@ fn load() -> &'static Result<Loaded, String> {
     LOADED.get_or_init(|| {
         let (sim, clock) = clock::from_env().map_err(|e| e.to_string())?;
         let devices = (0..sim.gpus().len() as u32).map(|index| Device { index }).collect();
-        Ok(Loaded { sim, clock, devices, states: Mutex::new(HashMap::new()) })
+        let migs = mig::devices(&sim);
+        Ok(Loaded { sim, clock, devices, migs, states: Mutex::new(HashMap::new()) })
     })
 }
 
@@ -93,6 +96,10 @@ fn loaded() -> Result<&'static Loaded, Ret> {
 
 fn device(dev: *mut c_void) -> Result<(&'static Loaded, u32), Ret> {
     let l = loaded()?;
+    // A MIG device answers only the MIG-aware entry points (mig.rs); the rest are the parent's.
+    if mig::is_mig(l, dev) {
+        return Err(NOT_SUPPORTED);
+    }
     let size = std::mem::size_of::<Device>();
     let base = l.devices.as_ptr() as usize;
     let p = dev as usize;
@@ -327,6 +334,8 @@ pub struct GpmMetricsGet {
 /// What a GPM sample holds: the device and the scenario time it was taken at.
 struct GpmSample {
     taken: Option<(u32, f64)>,
+    /// The GPU instance id, for a sample of one MIG instance (`nvmlGpmMigSampleGet`).
+    instance: Option<u32>,
 }
 
 /// An event set: registered devices and the next event to deliver.
@@ -434,10 +443,12 @@ nvml! {
     fn nvmlDeviceGetMinorNumber(dev: *mut c_void, minor: *mut c_uint) { let (_, g, _) = live(dev)?; out(minor, g.index) }
 
     fn nvmlDeviceGetName(dev: *mut c_void, name: *mut c_char, length: c_uint) {
+        if let Some(m) = mig::lookup(dev)? { return out_str(name, length, &mig::name(m)); }
         let (_, g, _) = live(dev)?;
         out_str(name, length, g.preset.name)
     }
     fn nvmlDeviceGetUUID(dev: *mut c_void, uuid: *mut c_char, length: c_uint) {
+        if let Some(m) = mig::lookup(dev)? { return out_str(uuid, length, &mig::uuid(m)); }
         let (_, g, _) = live(dev)?;
         out_str(uuid, length, &g.uuid)
     }
@@ -491,7 +502,9 @@ nvml! {
     }
 
     fn nvmlDeviceGetUtilizationRates(dev: *mut c_void, u: *mut Utilization) {
-        let (_, _, s) = state(dev)?;
+        let (_, g, s) = state(dev)?;
+        // "On MIG-enabled GPUs, querying device utilization rates is not currently supported" (nvml.h).
+        if g.mig { return Err(NOT_SUPPORTED); }
         out(u, Utilization { gpu: pct(s.util), memory: pct(s.mem_util) })
     }
     fn nvmlDeviceGetEncoderUtilization(dev: *mut c_void, util: *mut c_uint, period_us: *mut c_uint) {
@@ -508,16 +521,24 @@ nvml! {
     }
 
     fn nvmlDeviceGetMemoryInfo(dev: *mut c_void, m: *mut Memory) {
+        if let Some(d) = mig::lookup(dev)? {
+            let (total, used) = mig::memory(d);
+            return out(m, Memory { total, free: total - used, used });
+        }
         let (_, _, s) = state(dev)?;
         // v1 has no "reserved": the driver's reservation counts as used.
         out(m, Memory { total: s.memory_total, free: s.memory_free, used: s.memory_total - s.memory_free })
     }
     fn nvmlDeviceGetMemoryInfo_v2(dev: *mut c_void, m: *mut MemoryV2) {
-        let (_, _, s) = state(dev)?;
         if m.is_null() { return Err(INVALID_ARGUMENT); }
         let expected = (std::mem::size_of::<MemoryV2>() as c_uint) | (2 << 24);
         // SAFETY: non-null, points to the caller's struct whose version it set.
         if unsafe { (*m).version } != expected { return Err(ARGUMENT_VERSION_MISMATCH); }
+        if let Some(d) = mig::lookup(dev)? {
+            let (total, used) = mig::memory(d);
+            return out(m, MemoryV2 { version: expected, total, reserved: 0, free: total - used, used });
+        }
+        let (_, _, s) = state(dev)?;
         out(m, MemoryV2 { version: expected, total: s.memory_total, reserved: s.memory_reserved, free: s.memory_free, used: s.memory_used })
     }
 
@@ -709,21 +730,23 @@ nvml! {
 
     fn nvmlDeviceGetComputeRunningProcesses(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfoV1) {
         let procs = gpu_processes(dev)?;
-        out_array(count, infos, procs.into_iter().map(|(pid, mem)| ProcessInfoV1 { pid, used_gpu_memory: mem }).collect())
+        out_array(count, infos, procs.into_iter().map(|p| ProcessInfoV1 { pid: p.pid, used_gpu_memory: p.used_gpu_memory }).collect())
     }
     fn nvmlDeviceGetComputeRunningProcesses_v2(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
         let procs = gpu_processes(dev)?;
-        out_array(count, infos, process_infos(procs))
+        out_array(count, infos, procs)
     }
     fn nvmlDeviceGetComputeRunningProcesses_v3(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
         let procs = gpu_processes(dev)?;
-        out_array(count, infos, process_infos(procs))
+        out_array(count, infos, procs)
     }
     fn nvmlDeviceGetGraphicsRunningProcesses_v3(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
+        if mig::lookup(dev)?.is_some() { return out_array::<ProcessInfo>(count, infos, Vec::new()); }
         live(dev)?;
         out_array::<ProcessInfo>(count, infos, Vec::new())
     }
     fn nvmlDeviceGetMPSComputeRunningProcesses_v3(dev: *mut c_void, count: *mut c_uint, infos: *mut ProcessInfo) {
+        if mig::lookup(dev)?.is_some() { return out_array::<ProcessInfo>(count, infos, Vec::new()); }
         live(dev)?;
         out_array::<ProcessInfo>(count, infos, Vec::new())
     }
@@ -782,7 +805,7 @@ nvml! {
     fn nvmlGpmSetStreamingEnabled(dev: *mut c_void, state: c_uint) { gpm_device(dev)?; Err(NOT_SUPPORTED) }
     fn nvmlGpmSampleAlloc(sample: *mut *mut c_void) {
         if sample.is_null() { return Err(INVALID_ARGUMENT); }
-        let p = Box::into_raw(Box::new(GpmSample { taken: None }));
+        let p = Box::into_raw(Box::new(GpmSample { taken: None, instance: None }));
         registry(&GPM_SAMPLES).insert(p as usize);
         out(sample, p.cast())
     }
@@ -796,10 +819,17 @@ nvml! {
         let (l, g) = gpm_device(dev)?;
         if !registry(&GPM_SAMPLES).contains(&(sample as usize)) { return Err(INVALID_ARGUMENT); }
         // SAFETY: a live sample allocated by nvmlGpmSampleAlloc.
-        unsafe { (*sample.cast::<GpmSample>()).taken = Some((g.index, l.clock.now())) };
+        unsafe { *sample.cast::<GpmSample>() = GpmSample { taken: Some((g.index, l.clock.now())), instance: None } };
         Ok(())
     }
-    fn nvmlGpmMigSampleGet(dev: *mut c_void, gpu_instance_id: c_uint, sample: *mut c_void) { gpm_device(dev)?; Err(NOT_SUPPORTED) }
+    fn nvmlGpmMigSampleGet(dev: *mut c_void, gpu_instance_id: c_uint, sample: *mut c_void) {
+        let (l, g) = gpm_device(dev)?;
+        if !g.mig_instances.iter().any(|i| i.gpu_instance_id == gpu_instance_id) { return Err(NOT_FOUND); }
+        if !registry(&GPM_SAMPLES).contains(&(sample as usize)) { return Err(INVALID_ARGUMENT); }
+        // SAFETY: a live sample allocated by nvmlGpmSampleAlloc.
+        unsafe { *sample.cast::<GpmSample>() = GpmSample { taken: Some((g.index, l.clock.now())), instance: Some(gpu_instance_id) } };
+        Ok(())
+    }
     fn nvmlGpmMetricsGet(mg: *mut GpmMetricsGet) { gpm_metrics_get(mg) }
 }
 
@@ -845,25 +875,34 @@ fn retired_pages(dev: *mut c_void, cause: c_uint) -> Result<Vec<c_ulonglong>, Re
     Ok((0..n).map(|i| 0x4_0000 + i * 0x1_3000 + u64::from(g.index) * 0x100_0000).collect())
 }
 
-fn gpu_processes(dev: *mut c_void) -> Result<Vec<(c_uint, c_ulonglong)>, Ret> {
-    let (l, g, _) = live(dev)?;
+/// The compute processes of a GPU, or of one MIG device; with MIG on, each names its GPU and
+/// compute instance.
+fn gpu_processes(dev: *mut c_void) -> Result<Vec<ProcessInfo>, Ret> {
+    let (l, g, only) = match mig::lookup(dev)? {
+        Some(m) => (m.loaded, m.gpu, Some(m.slot)),
+        None => {
+            let (l, g, _) = live(dev)?;
+            (l, g, None)
+        }
+    };
     let t = l.clock.now();
     if l.sim.failing(gpuscope_sim::scenario::FaultKind::Processes, g.index, t) {
         return Err(UNKNOWN);
     }
-    Ok(l.sim.gpu_processes(g.index, t).into_iter().map(|p| (p.pid, p.memory_bytes)).collect())
-}
-
-fn process_infos(procs: Vec<(c_uint, c_ulonglong)>) -> Vec<ProcessInfo> {
-    procs
+    Ok(l.sim
+        .gpu_processes(g.index, t)
         .into_iter()
-        .map(|(pid, mem)| ProcessInfo {
-            pid,
-            used_gpu_memory: mem,
-            gpu_instance_id: NOT_AVAILABLE_U32,
-            compute_instance_id: NOT_AVAILABLE_U32,
+        .filter(|p| only.is_none() || p.mig_instance == only)
+        .map(|p| {
+            let inst = p.mig_instance.and_then(|i| g.mig_instances.get(i as usize));
+            ProcessInfo {
+                pid: p.pid,
+                used_gpu_memory: p.memory_bytes,
+                gpu_instance_id: inst.map_or(NOT_AVAILABLE_U32, |i| i.gpu_instance_id),
+                compute_instance_id: inst.map_or(NOT_AVAILABLE_U32, |i| i.compute_instance_id),
+            }
         })
-        .collect()
+        .collect())
 }
 
 fn field_value(g: &GpuInfo, s: &GpuState, id: c_uint, scope: c_uint) -> (Ret, c_uint, u64) {
@@ -1029,13 +1068,16 @@ fn gpm_metrics_get(mg: *mut GpmMetricsGet) -> Result<(), Ret> {
     }
     drop(samples);
     // SAFETY: both samples are live allocations from nvmlGpmSampleAlloc.
-    let (s1, s2) = unsafe { ((*mg.sample1.cast::<GpmSample>()).taken, (*mg.sample2.cast::<GpmSample>()).taken) };
-    let (Some((g1, t1)), Some((g2, t2))) = (s1, s2) else {
+    let (s1, s2) = unsafe { (&*mg.sample1.cast::<GpmSample>(), &*mg.sample2.cast::<GpmSample>()) };
+    let (Some((g1, t1)), Some((g2, t2))) = (s1.taken, s2.taken) else {
         return Err(INVALID_ARGUMENT);
     };
-    if g1 != g2 {
+    if g1 != g2 || s1.instance != s2.instance {
         return Err(INVALID_ARGUMENT);
     }
+    // An instance's engines are as busy as its processes keep them: the GPU's activity times their
+    // summed `sm_share`, at most 1; its bus traffic is not counted per instance.
+    let instance_share = s2.instance.map(|gi| mig::activity_share(l, g1, gi, t2));
     if l.sim.gpu_lost(g1, l.clock.now()) {
         return Err(GPU_IS_LOST);
     }
@@ -1045,26 +1087,34 @@ fn gpm_metrics_get(mg: *mut GpmMetricsGet) -> Result<(), Ret> {
     const MIB: f64 = 1_048_576.0;
     for m in mg.metrics.iter_mut().take(mg.num_metrics as usize) {
         let id = m.metric_id;
-        let value = match id {
-            1 => Some(get(G::Graphics) * 100.0),
-            2 => Some(get(G::SmActive) * 100.0),
-            3 => Some(get(G::Occupancy) * 100.0),
-            5 | 7 => Some(get(G::Tensor) * 100.0),
-            6 | 9 => Some(0.0),
-            10 => Some(get(G::Dram) * 100.0),
-            11 => Some(get(G::Fp64) * 100.0),
-            12 => Some(get(G::Fp32) * 100.0),
-            13 => Some(get(G::Fp16) * 100.0),
-            20 => Some(get(G::PcieTx) / MIB),
-            21 => Some(get(G::PcieRx) / MIB),
-            60 => Some(get(G::NvlinkRx) / MIB),
-            61 => Some(get(G::NvlinkTx) / MIB),
-            62..=97 if (id - 62) / 2 < links => {
-                let per = f64::from(links.max(1));
-                Some(if (id - 62) % 2 == 0 { get(G::NvlinkRx) } else { get(G::NvlinkTx) } / per / MIB)
-            }
-            _ => None,
+        let scale = match (id, instance_share) {
+            (1..=13, Some(share)) => Some(share),
+            (_, Some(_)) => None,
+            (_, None) => Some(1.0),
         };
+        let value = scale.and_then(|scale| {
+            match id {
+                1 => Some(get(G::Graphics) * 100.0),
+                2 => Some(get(G::SmActive) * 100.0),
+                3 => Some(get(G::Occupancy) * 100.0),
+                5 | 7 => Some(get(G::Tensor) * 100.0),
+                6 | 9 => Some(0.0),
+                10 => Some(get(G::Dram) * 100.0),
+                11 => Some(get(G::Fp64) * 100.0),
+                12 => Some(get(G::Fp32) * 100.0),
+                13 => Some(get(G::Fp16) * 100.0),
+                20 => Some(get(G::PcieTx) / MIB),
+                21 => Some(get(G::PcieRx) / MIB),
+                60 => Some(get(G::NvlinkRx) / MIB),
+                61 => Some(get(G::NvlinkTx) / MIB),
+                62..=97 if (id - 62) / 2 < links => {
+                    let per = f64::from(links.max(1));
+                    Some(if (id - 62) % 2 == 0 { get(G::NvlinkRx) } else { get(G::NvlinkTx) } / per / MIB)
+                }
+                _ => None,
+            }
+            .map(|v| v * scale)
+        });
         let (ret, v) = match value {
             Some(v) => (SUCCESS, v),
             None => (NOT_SUPPORTED, 0.0),
