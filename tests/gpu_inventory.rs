@@ -7,22 +7,6 @@
 mod common;
 
 use common::{Clock, NodeSpec, engine, start};
-use std::process::Command;
-
-/// `gpuscope query --json` against the node's simulated tree, frozen at `t`.
-fn query_json(node: &common::Node, scenario: &str, t: f64) -> serde_json::Value {
-    let out = Command::new(common::bin())
-        .args(["query", "--json", "--gap-ms", "150"])
-        .env("GPUSCOPE_SIM_SCENARIO", scenario)
-        .env("GPUSCOPE_SIM_TIME", t.to_string())
-        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
-        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn fan_speed_follows_the_board_curve_and_is_absent_on_passive_boards() {
@@ -42,7 +26,7 @@ fn fan_speed_follows_the_board_curve_and_is_absent_on_passive_boards() {
     assert_eq!(m.one("DCGM_FI_DEV_FAN_SPEED", &[("gpu", "0")]), 65.0);
     assert_eq!(m.one("DCGM_FI_DEV_FAN_SPEED", &[("gpu", "1")]), 47.0);
     assert!(m.find("gpuscope_agent_unsupported_gpus", &[("signal", "fan_speed")]).is_empty());
-    let q = query_json(&node, "workstation-inference", t);
+    let q = common::query_json(&node, "workstation-inference", t);
     let fans: Vec<f64> = q["gpus"].as_array().unwrap().iter().map(|g| g["fan_speed_ratio"].as_f64().unwrap()).collect();
     assert_eq!(fans, [0.65, 0.47]);
 
@@ -54,7 +38,7 @@ fn fan_speed_follows_the_board_curve_and_is_absent_on_passive_boards() {
     assert!(m.find("gpuscope_gpu_fan_speed_ratio", &[]).is_empty());
     assert!(m.find("DCGM_FI_DEV_FAN_SPEED", &[]).is_empty());
     assert_eq!(m.one("gpuscope_agent_unsupported_gpus", &[("signal", "fan_speed")]), 8.0);
-    let q = query_json(&node, "healthy-bf16-training", t);
+    let q = common::query_json(&node, "healthy-bf16-training", t);
     assert!(q["gpus"].as_array().unwrap().iter().all(|g| g["fan_speed_ratio"].is_null()));
 }
 
@@ -98,7 +82,7 @@ fn topology_numa_and_vbios_as_nvidia_smi_topo_shows_them() {
         (read("0000:9a:00.0", "numa_node"), read("0000:9a:00.0", "local_cpulist")),
         ("1\n".into(), "112-223\n".into())
     );
-    let q = query_json(&node, "healthy-bf16-training", t);
+    let q = common::query_json(&node, "healthy-bf16-training", t);
     let g0 = &q["gpus"][0];
     assert_eq!((g0["numa_node"].as_u64(), g0["cpu_affinity"].as_str()), (Some(0), Some("0-111")));
     let peers: Vec<(u64, u64, u64)> = g0["peers"]
@@ -150,7 +134,7 @@ fn process_running_time_is_the_uptime_less_the_process_start() {
     for pid in ["9120", "9121"] {
         assert_eq!(m.one("gpuscope_process_running_seconds", &[("pid", pid)]), 120.0);
     }
-    let q = query_json(&node, "workstation-inference", t);
+    let q = common::query_json(&node, "workstation-inference", t);
     let running: Vec<f64> =
         q["processes"].as_array().unwrap().iter().map(|p| p["running_seconds"].as_f64().unwrap()).collect();
     assert_eq!(running, [120.0, 120.0]);

@@ -8,7 +8,6 @@
 mod common;
 
 use common::{Clock, NodeSpec, eventually, start};
-use std::process::Command;
 
 const MIB: u64 = 1_048_576;
 const GIB: u64 = 1 << 30;
@@ -64,7 +63,7 @@ fn mig_instances_on_metrics_native_and_dcgm_with_exact_values() {
     assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[("gpu", "1")]).len(), 1);
     assert!(m.find("gpuscope_gpu_mig_memory_used_bytes", &[("gpu", "1")]).is_empty());
 
-    let q = query_json(&node, t);
+    let q = common::query_json(&node, "mig-inference", t);
     let gpus = q["gpus"].as_array().unwrap();
     let inst = gpus[0]["mig_instances"].as_array().unwrap();
     assert_eq!(inst.len(), 4);
@@ -79,19 +78,4 @@ fn mig_instances_on_metrics_native_and_dcgm_with_exact_values() {
     }
     assert!(gpus[0]["utilization_ratio"].is_null());
     assert_eq!(gpus[1]["mig_instances"].as_array().map(Vec::len), Some(0));
-}
-
-/// `gpuscope query --json` against the node's simulated tree, frozen at `t`.
-fn query_json(node: &common::Node, t: f64) -> serde_json::Value {
-    let out = Command::new(common::bin())
-        .args(["query", "--json", "--gap-ms", "150"])
-        .env("GPUSCOPE_SIM_SCENARIO", "mig-inference")
-        .env("GPUSCOPE_SIM_TIME", t.to_string())
-        .env("GPUSCOPE_NVML_LIB", common::nvml_lib())
-        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
-        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -557,3 +557,18 @@ pub fn mtls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
     }
     files
 }
+
+/// `gpuscope query --json` against the node's simulated tree, frozen at `t`.
+pub fn query_json(node: &Node, scenario: &str, t: f64) -> serde_json::Value {
+    let out = std::process::Command::new(bin())
+        .args(["query", "--json", "--gap-ms", "150"])
+        .env("GPUSCOPE_SIM_SCENARIO", scenario)
+        .env("GPUSCOPE_SIM_TIME", t.to_string())
+        .env("GPUSCOPE_NVML_LIB", nvml_lib())
+        .env("GPUSCOPE_PROCFS_ROOT", node.root.path().join("proc"))
+        .env("GPUSCOPE_SYSFS_ROOT", node.root.path().join("sys"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
