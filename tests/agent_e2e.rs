@@ -48,7 +48,16 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         assert_eq!(m.one("gpuscope_gpu_ecc_mode", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_ecc_mode_pending", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_compute_mode", &l), 0.0);
-        assert_eq!(m.one("gpuscope_gpu_pcie_rx_bytes_per_second", &l), (f("pcie_rx") / 1024.0).round() * 1024.0);
+        // Rates between two readings of byte counters: the frozen clock moves no bytes and no
+        // time, so they cannot be computed (absent, not 0; `query_reads_pcie_and_nvlink_…`).
+        for rate in [
+            "gpuscope_gpu_pcie_rx_bytes_per_second",
+            "gpuscope_gpu_pcie_tx_bytes_per_second",
+            "gpuscope_gpu_nvlink_rx_bytes_per_second",
+            "gpuscope_gpu_nvlink_tx_bytes_per_second",
+        ] {
+            assert!(m.find(rate, &[l[0]]).is_empty(), "{rate} on a frozen clock");
+        }
         assert_eq!(m.one("gpuscope_gpu_pcie_link_generation", &l), 5.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_width_max", &l), 16.0);
         assert_eq!(m.one("gpuscope_gpu_ecc_uncorrected_volatile_errors_total", &l), 0.0);
@@ -228,6 +237,29 @@ fn query_reads_infiniband_at_the_scenario_rate() {
         for key in ["rx_bytes_per_second", "tx_bytes_per_second"] {
             let v = p[key].as_f64().unwrap_or_else(|| panic!("{} {key}: {p}", p["name"]));
             assert!((v - 11e9).abs() <= 0.06 * 11e9, "{} {key} = {:.2} GB/s, the scenario says 11", p["name"], v / 1e9);
+        }
+    }
+}
+
+/// PCIe and NVLink rates come from the drivers' byte counters (fields 197/198 and 138/139),
+/// timed from their readings: healthy-bf16-training moves 1.2 GB/s from and 0.4 GB/s to the
+/// host on every GPU without noise, so the PCIe rates are the scenario's within 10 ppm (the
+/// timestamps' microseconds and the simulator's floating-point clock); NVLink moves 95 ± 10 GB/s
+/// each way.
+#[test]
+fn query_reads_pcie_and_nvlink_at_the_scenario_rate() {
+    let start_at = unix_now() - 100.0;
+    let node = start(NodeSpec::new("healthy-bf16-training", Clock::Running { start: start_at }));
+    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_START", format!("{start_at:.3}")), 500);
+    let gpus = q["gpus"].as_array().expect("gpus");
+    assert_eq!(gpus.len(), 8);
+    for g in gpus {
+        let get = |k: &str| g[k].as_f64().unwrap_or_else(|| panic!("gpu {} {k}: {g}", g["index"]));
+        for (key, want) in [("pcie_rx_bytes_per_second", 1.2e9), ("pcie_tx_bytes_per_second", 0.4e9)] {
+            assert!((get(key) - want).abs() <= want * 1e-5, "gpu {} {key} = {}", g["index"], get(key));
+        }
+        for key in ["nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_second"] {
+            assert!((85e9..=105e9).contains(&get(key)), "gpu {} {key} = {}", g["index"], get(key));
         }
     }
 }

@@ -691,9 +691,14 @@ nvml! {
     }
 
     fn nvmlDeviceGetFieldValues(dev: *mut c_void, count: c_int, values: *mut FieldValue) {
-        let (_, g, s) = state(dev)?;
+        let (l, g, t) = live(dev)?;
         if values.is_null() || count < 0 { return Err(INVALID_ARGUMENT); }
-        let ts = now_us() as i64;
+        // Counters and timestamp from one instant (not the few-ms state cache), the timestamp
+        // on the scenario's clock: the byte counters stand still with a frozen clock and run
+        // `speed` times faster in compressed time, so a rate between two readings is the
+        // scenario's rate.
+        let s = l.sim.gpu(g.index, t).ok_or(UNKNOWN)?;
+        let ts = ((l.clock.start_unix + t) * 1e6) as i64;
         for i in 0..count as usize {
             // SAFETY: the caller passes `count` initialised field requests.
             let fv = unsafe { &mut *values.add(i) };
