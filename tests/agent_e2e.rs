@@ -55,6 +55,8 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
             "gpuscope_gpu_pcie_tx_bytes_per_second",
             "gpuscope_gpu_nvlink_rx_bytes_per_second",
             "gpuscope_gpu_nvlink_tx_bytes_per_second",
+            "gpuscope_gpu_nvlink_link_rx_bytes_per_second",
+            "gpuscope_gpu_nvlink_link_tx_bytes_per_second",
         ] {
             assert!(m.find(rate, &[l[0]]).is_empty(), "{rate} on a frozen clock");
         }
@@ -260,7 +262,28 @@ fn query_reads_pcie_and_nvlink_at_the_scenario_rate() {
         }
         for key in ["nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_second"] {
             assert!((85e9..=105e9).contains(&get(key)), "gpu {} {key} = {}", g["index"], get(key));
+            // The 18 links share the traffic evenly; each is read from its own counter.
+            let links = g["nvlinks"].as_array().expect("nvlinks");
+            assert_eq!(links.len(), 18);
+            for l in links {
+                let v = l[key.trim_start_matches("nvlink_")].as_f64().unwrap_or_else(|| panic!("{key}: {l}"));
+                assert!(
+                    (v - get(key) / 18.0).abs() <= get(key) * 1e-6,
+                    "gpu {} link {} {key} = {v}",
+                    g["index"],
+                    l["link"]
+                );
+            }
         }
+    }
+    // The running agent serves them per link on /metrics too.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let m = node.metrics();
+    for dir in ["tx", "rx"] {
+        let name = format!("gpuscope_gpu_nvlink_link_{dir}_bytes_per_second");
+        assert_eq!(m.find(&name, &[("gpu", "0")]).len(), 18, "{name}");
+        let v = m.one(&name, &[("gpu", "0"), ("link", "17")]);
+        assert!((85e9 / 18.0..=105e9 / 18.0).contains(&v), "{name} link 17 = {v}");
     }
 }
 

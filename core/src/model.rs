@@ -315,6 +315,12 @@ pub struct NvLinkSample {
     pub replay_errors_total: Option<u64>,
     /// Recovery errors.
     pub recovery_errors_total: Option<u64>,
+    /// Data transmitted per second on this link, between two readings of its byte counter.
+    #[serde(default)]
+    pub tx_bytes_per_second: Option<f64>,
+    /// Data received per second on this link, between two readings of its byte counter.
+    #[serde(default)]
+    pub rx_bytes_per_second: Option<f64>,
 }
 
 /// One process using one GPU.

@@ -208,6 +208,9 @@ struct GpuSlot {
     gpm_spare: Option<GpmSample<'static>>,
     gpm_values: [Option<f64>; 8],
     nvlink_prev: Option<Counters>,
+    /// Each link's last byte counters, and its rates from the last pass (KiB turned to bytes).
+    nvlink_links_prev: Vec<Counters>,
+    nvlink_link_rates: Vec<Option<(f64, f64)>>,
     pcie_prev: Option<Counters>,
     slow: GpuSample,
     fans: super::fan::Fans,
@@ -387,6 +390,8 @@ impl NvmlSampler {
                 gpm_spare: None,
                 gpm_values: [None; 8],
                 nvlink_prev: None,
+                nvlink_links_prev: Vec::new(),
+                nvlink_link_rates: Vec::new(),
                 pcie_prev: None,
                 slow: GpuSample::default(),
                 fans: Default::default(),
@@ -719,6 +724,19 @@ impl GpuSlot {
             }
         }
         copy_slow(&self.slow, &mut g);
+        for (link, rate) in self.nvlink_link_rates.iter().enumerate() {
+            let Some((tx, rx)) = *rate else { continue };
+            let link = link as u32;
+            let i = match g.nvlinks.iter().position(|l| l.link == link) {
+                Some(i) => i,
+                None => {
+                    g.nvlinks.push(NvLinkSample { link, ..NvLinkSample::default() });
+                    g.nvlinks.len() - 1
+                }
+            };
+            g.nvlinks[i].tx_bytes_per_second = Some(tx);
+            g.nvlinks[i].rx_bytes_per_second = Some(rx);
+        }
         let procs = self.processes(nvml, pass, o);
         if o.lost {
             self.lost = true;
@@ -739,14 +757,22 @@ impl GpuSlot {
     /// two readings; absent unless every link answered, and until two readings apart in time.
     fn nvlink_rate(&mut self, f: &HashMap<(u32, u32), u64>, at: &HashMap<(u32, u32), i64>, g: &mut GpuSample) {
         let (mut tx, mut rx, mut when) = (0u64, 0u64, i64::MIN);
+        let prev_links = std::mem::take(&mut self.nvlink_links_prev);
+        self.nvlink_link_rates.clear();
         for link in 0..self.info.nvlinks {
             let (Some(t), Some(r)) = (f.get(&(FI_NVLINK_TX_KIB, link)), f.get(&(FI_NVLINK_RX_KIB, link))) else {
                 self.nvlink_prev = None;
+                self.nvlink_link_rates.clear();
                 return;
             };
+            let at_us = at.get(&(FI_NVLINK_TX_KIB, link)).copied().unwrap_or(i64::MIN);
+            let one = Counters { tx: *t, rx: *r, at_us };
+            let rate = one.rates_since(prev_links.get(link as usize).copied());
+            self.nvlink_link_rates.push(rate.map(|(t, r)| (t * 1024.0, r * 1024.0)));
+            self.nvlink_links_prev.push(one);
             tx = tx.saturating_add(*t);
             rx = rx.saturating_add(*r);
-            when = when.max(at.get(&(FI_NVLINK_TX_KIB, link)).copied().unwrap_or(i64::MIN));
+            when = when.max(at_us);
         }
         let now = Counters { tx, rx, at_us: when };
         if let Some((t, r)) = now.rates_since(self.nvlink_prev) {
@@ -943,6 +969,8 @@ impl GpuSlot {
                     "nvlink_errors",
                     call("nvmlDeviceGetNvLinkErrorCounter", w.error_counter(ErrorCounter::DlRecovery))
                 ),
+                // Rates come from the per-pass byte counters.
+                ..NvLinkSample::default()
             });
         }
         // The link retrains with the GPU's power state; a slow-pass reading is recent enough.

@@ -560,6 +560,26 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::NvLink)
     },
     MetricDef {
+        prometheus: "gpuscope_gpu_nvlink_link_tx_bytes_per_second",
+        otlp: "gpuscope.gpu.nvlink.link.throughput",
+        otlp_attributes: &[("network.io.direction", "transmit")],
+        unit: BytesPerSecond,
+        kind: Gauge,
+        help: "NVLink transmit throughput of one link.",
+        accessor: field!(NvLink, tx_bytes_per_second),
+        ..base(Group::NvLink)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_nvlink_link_rx_bytes_per_second",
+        otlp: "gpuscope.gpu.nvlink.link.throughput",
+        otlp_attributes: &[("network.io.direction", "receive")],
+        unit: BytesPerSecond,
+        kind: Gauge,
+        help: "NVLink receive throughput of one link.",
+        accessor: field!(NvLink, rx_bytes_per_second),
+        ..base(Group::NvLink)
+    },
+    MetricDef {
         prometheus: "gpuscope_gpu_nvlink_up",
         otlp: "gpuscope.gpu.nvlink.up",
         unit: State,
