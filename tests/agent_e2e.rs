@@ -95,6 +95,9 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         ];
         assert_eq!(m.one("gpuscope_process_gpu_memory_bytes", &pl), (62u64 << 30) as f64);
         assert_eq!(m.one("gpuscope_process_sm_utilization_ratio", &pl), pct_ratio(f("util")));
+        // Samples carry the engines' shares; the H100 has NVDEC (idle here) but no NVENC.
+        assert_eq!(m.one("gpuscope_process_decoder_utilization_ratio", &pl), 0.0);
+        assert!(m.find("gpuscope_process_encoder_utilization_ratio", &[l[0]]).is_empty());
         assert_eq!(m.one("gpuscope_process_cpu_seconds_total", &pl), 24.0 * t);
         assert_eq!(
             m.one(
@@ -579,4 +582,46 @@ fn install_stages_a_hardened_unit_and_default_config() {
         .status()
         .unwrap();
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "interval_ms = 2000\n");
+}
+
+/// Per-process encoder and decoder shares come from the process utilization samples the agent
+/// already reads: two processes on an L4 split its engines 3:1 (their SM shares), a third has
+/// the other L4's engines to itself (about 40 % encoder, 20 % decoder). An H100 has no encoder: the process's encoder
+/// share is absent there (`h100_node_serves_every_signal_with_the_scenario_values`).
+#[test]
+fn processes_report_their_encoder_and_decoder_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("video.toml");
+    let proc = |pid: u32, gpu: u32, share: f64| {
+        format!("[[processes]]\npid = {pid}\nname = \"ffmpeg\"\ngpus = [{gpu}]\nmemory_gib = 1\nsm_share = {share}\n\n")
+    };
+    let text = format!(
+        "name = \"video\"\n[[gpus]]\nmodel = \"L4\"\ncount = 2\n\n{}{}{}[[phases]]\nname = \"transcode\"\nduration_s = 120\n[phases.gpu]\nutil = 0.5\nenc_util = 0.4\ndec_util = 0.2\n",
+        proc(5001, 0, 3.0),
+        proc(5002, 0, 1.0),
+        proc(5003, 1, 1.0),
+    );
+    std::fs::write(&path, text).unwrap();
+    let scenario = path.to_str().unwrap();
+    let root = sim_tree(scenario, 30);
+    let out = query_frozen(&root, scenario, 30, true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let procs = q["processes"].as_array().expect("processes");
+    let share = |pid: u64, key: &str| {
+        let p = procs.iter().find(|p| p["pid"] == pid).unwrap_or_else(|| panic!("pid {pid}: {procs:?}"));
+        p[key].as_f64().unwrap_or_else(|| panic!("pid {pid} {key}: {p}"))
+    };
+    // The engines' utilization at that second, split by SM share and rounded to a whole
+    // percent as the driver's samples are.
+    let state = common::engine(scenario, 30.0, 0);
+    let gpu = |i: usize, k: &str| state["gpus"][i]["state"][k].as_f64().unwrap_or_else(|| panic!("{k}: {state}"));
+    for (pid, i, part) in [(5001, 0, 0.75), (5002, 0, 0.25), (5003, 1, 1.0)] {
+        for (key, engine) in [("encoder_utilization_ratio", "enc_util"), ("decoder_utilization_ratio", "dec_util")] {
+            let want = (gpu(i, engine) * part * 100.0).round() / 100.0;
+            assert_eq!(share(pid, key), want, "pid {pid} {key}");
+        }
+    }
+    assert!(share(5001, "encoder_utilization_ratio") > share(5002, "encoder_utilization_ratio"));
+    assert!(share(5002, "decoder_utilization_ratio") > 0.0);
 }

@@ -342,6 +342,12 @@ pub struct ProcessSample {
     pub sm_utilization_ratio: Option<f64>,
     /// Share of the GPU's memory bandwidth this process used.
     pub memory_utilization_ratio: Option<f64>,
+    /// Share of the GPU's video encoder time this process used (absent on GPUs without one).
+    #[serde(default)]
+    pub encoder_utilization_ratio: Option<f64>,
+    /// Share of the GPU's video decoder time this process used (absent on GPUs without one).
+    #[serde(default)]
+    pub decoder_utilization_ratio: Option<f64>,
     /// Container id (runtime-specific, e.g. containerd's 64 hex digits).
     pub container: Option<String>,
     /// Kubernetes pod name.

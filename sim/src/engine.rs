@@ -211,6 +211,10 @@ pub struct GpuProcessState {
     pub sm_util: f64,
     /// Memory utilization share, 0–1.
     pub mem_util: f64,
+    /// Video encoder utilization share, 0–1.
+    pub enc_util: f64,
+    /// Video decoder utilization share, 0–1.
+    pub dec_util: f64,
 }
 
 /// One NIC at one time.
@@ -836,6 +840,8 @@ impl Simulation {
                     memory_bytes: (p.memory_gib * GIB) as u64,
                     sm_util: util * share,
                     mem_util: mem_util * share,
+                    enc_util: now[G::EncUtil as usize] * share,
+                    dec_util: now[G::DecUtil as usize] * share,
                 }
             })
             .collect()

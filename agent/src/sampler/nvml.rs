@@ -196,7 +196,8 @@ struct GpuSlot {
     info: StaticInfo,
     lost: bool,
     last_util_ts: u64,
-    proc_util: HashMap<u32, (f64, f64)>,
+    /// Per process: SM, memory, encoder and decoder shares, averaged over the last read's samples.
+    proc_util: HashMap<u32, [f64; 4]>,
     proc_names: HashMap<u32, String>,
     proc_list: Vec<GpuProcess>,
     proc_at: Option<Instant>,
@@ -1010,16 +1011,17 @@ impl GpuSlot {
             match process_utilization(nvml, d, self.last_util_ts, list.len() * 2 + 8) {
                 Ok(samples) => {
                     // Every sample since the last read, averaged per process.
-                    let mut sums: HashMap<u32, (f64, f64, u32)> = HashMap::new();
+                    let mut sums: HashMap<u32, ([f64; 4], u32)> = HashMap::new();
                     for s in samples {
                         self.last_util_ts = self.last_util_ts.max(s.timeStamp);
-                        let e = sums.entry(s.pid).or_insert((0.0, 0.0, 0));
-                        e.0 += f64::from(s.smUtil) / 100.0;
-                        e.1 += f64::from(s.memUtil) / 100.0;
-                        e.2 += 1;
+                        let e = sums.entry(s.pid).or_insert(([0.0; 4], 0));
+                        for (sum, pct) in e.0.iter_mut().zip([s.smUtil, s.memUtil, s.encUtil, s.decUtil]) {
+                            *sum += f64::from(pct) / 100.0;
+                        }
+                        e.1 += 1;
                     }
-                    for (pid, (sm, mem, n)) in sums {
-                        self.proc_util.insert(pid, (sm / f64::from(n), mem / f64::from(n)));
+                    for (pid, (sum, n)) in sums {
+                        self.proc_util.insert(pid, sum.map(|x| x / f64::from(n)));
                     }
                 }
                 // NOT_FOUND: nothing newer than last time; keep the previous shares.
@@ -1038,6 +1040,8 @@ impl GpuSlot {
 
     /// The last process list read, with each process's utilization and name.
     fn process_samples(&mut self, nvml: &'static Nvml) -> Vec<ProcessSample> {
+        let no_enc = self.known.unsupported.contains("encoder_utilization");
+        let no_dec = self.known.unsupported.contains("decoder_utilization");
         self.proc_list
             .iter()
             .map(|p| {
@@ -1055,8 +1059,12 @@ impl GpuSlot {
                     gpu_index: self.index,
                     gpu_uuid: self.info.uuid.clone(),
                     gpu_memory_bytes: p.used_gpu_memory,
-                    sm_utilization_ratio: util.map(|u| u.0),
-                    memory_utilization_ratio: util.map(|u| u.1),
+                    sm_utilization_ratio: util.map(|u| u[0]),
+                    memory_utilization_ratio: util.map(|u| u[1]),
+                    // The samples carry 0 for an engine the GPU lacks: absent where the GPU's own
+                    // encoder or decoder utilization is unsupported.
+                    encoder_utilization_ratio: util.filter(|_| !no_enc).map(|u| u[2]),
+                    decoder_utilization_ratio: util.filter(|_| !no_dec).map(|u| u[3]),
                     ..ProcessSample::default()
                 }
             })

@@ -861,6 +861,26 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::Process)
     },
     MetricDef {
+        prometheus: "gpuscope_process_encoder_utilization_ratio",
+        otlp: "gpuscope.process.gpu.utilization",
+        otlp_attributes: &[("gpuscope.resource", "encoder")],
+        unit: Ratio,
+        kind: Gauge,
+        help: "Share of the GPU's video encoder time the process used.",
+        accessor: field!(Process, encoder_utilization_ratio),
+        ..base(Group::Process)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_decoder_utilization_ratio",
+        otlp: "gpuscope.process.gpu.utilization",
+        otlp_attributes: &[("gpuscope.resource", "decoder")],
+        unit: Ratio,
+        kind: Gauge,
+        help: "Share of the GPU's video decoder time the process used.",
+        accessor: field!(Process, decoder_utilization_ratio),
+        ..base(Group::Process)
+    },
+    MetricDef {
         prometheus: "gpuscope_process_cpu_seconds_total",
         otlp: "process.cpu.time",
         unit: Seconds,

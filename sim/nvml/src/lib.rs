@@ -746,7 +746,7 @@ nvml! {
         }
         let items = procs
             .into_iter()
-            .map(|p| ProcessUtilizationSample { pid: p.pid, time_stamp: ts, sm_util: pct(p.sm_util), mem_util: pct(p.mem_util), enc_util: 0, dec_util: 0 })
+            .map(|p| ProcessUtilizationSample { pid: p.pid, time_stamp: ts, sm_util: pct(p.sm_util), mem_util: pct(p.mem_util), enc_util: pct(p.enc_util), dec_util: pct(p.dec_util) })
             .collect();
         out_array(count, samples, items)
     }
