@@ -483,6 +483,9 @@ fn read_fields(
     read_fields_timed(nvml, d, reqs, known, o).0
 }
 
+/// A field value's (field id, scope id).
+type FieldKey = (u32, u32);
+
 /// [`read_fields`], with each value's timestamp (microseconds, the driver's clock) by the same
 /// key: counters turned into rates are timed from their reading, not from the pass.
 fn read_fields_timed(
@@ -491,7 +494,7 @@ fn read_fields_timed(
     reqs: &[FieldReq],
     known: &mut Known,
     o: &mut Outcome,
-) -> (HashMap<(u32, u32), u64>, HashMap<(u32, u32), i64>) {
+) -> (HashMap<FieldKey, u64>, HashMap<FieldKey, i64>) {
     use nvml_wrapper_sys::bindings::nvmlFieldValue_t;
     let mut out = HashMap::new();
     let mut at = HashMap::new();
