@@ -48,7 +48,19 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         assert_eq!(m.one("gpuscope_gpu_ecc_mode", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_ecc_mode_pending", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_compute_mode", &l), 0.0);
-        assert_eq!(m.one("gpuscope_gpu_pcie_rx_bytes_per_second", &l), (f("pcie_rx") / 1024.0).round() * 1024.0);
+        // Rates between two readings of byte counters: on the frozen clock no byte moves while
+        // wall time passes, a measured 0 (`query_reads_pcie_and_nvlink_…` checks real rates).
+        for rate in [
+            "gpuscope_gpu_pcie_rx_bytes_per_second",
+            "gpuscope_gpu_pcie_tx_bytes_per_second",
+            "gpuscope_gpu_nvlink_rx_bytes_per_second",
+            "gpuscope_gpu_nvlink_tx_bytes_per_second",
+            "gpuscope_gpu_nvlink_link_rx_bytes_per_second",
+            "gpuscope_gpu_nvlink_link_tx_bytes_per_second",
+        ] {
+            let found = m.find(rate, &[l[0]]);
+            assert!(!found.is_empty() && found.iter().all(|v| *v == 0.0), "{rate} on a frozen clock: {found:?}");
+        }
         assert_eq!(m.one("gpuscope_gpu_pcie_link_generation", &l), 5.0);
         assert_eq!(m.one("gpuscope_gpu_pcie_link_width_max", &l), 16.0);
         assert_eq!(m.one("gpuscope_gpu_ecc_uncorrected_volatile_errors_total", &l), 0.0);
@@ -84,6 +96,9 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         ];
         assert_eq!(m.one("gpuscope_process_gpu_memory_bytes", &pl), (62u64 << 30) as f64);
         assert_eq!(m.one("gpuscope_process_sm_utilization_ratio", &pl), pct_ratio(f("util")));
+        // Samples carry the engines' shares; the H100 has NVDEC (idle here) but no NVENC.
+        assert_eq!(m.one("gpuscope_process_decoder_utilization_ratio", &pl), 0.0);
+        assert!(m.find("gpuscope_process_encoder_utilization_ratio", &[l[0]]).is_empty());
         assert_eq!(m.one("gpuscope_process_cpu_seconds_total", &pl), 24.0 * t);
         assert_eq!(
             m.one(
@@ -229,6 +244,50 @@ fn query_reads_infiniband_at_the_scenario_rate() {
             let v = p[key].as_f64().unwrap_or_else(|| panic!("{} {key}: {p}", p["name"]));
             assert!((v - 11e9).abs() <= 0.06 * 11e9, "{} {key} = {:.2} GB/s, the scenario says 11", p["name"], v / 1e9);
         }
+    }
+}
+
+/// PCIe and NVLink rates come from the drivers' byte counters (fields 197/198 and 138/139),
+/// timed from their readings: healthy-bf16-training moves 1.2 GB/s from and 0.4 GB/s to the
+/// host on every GPU without noise, so the PCIe rates are the scenario's within 10 ppm (the
+/// timestamps' microseconds and the simulator's floating-point clock); NVLink moves 95 ± 10 GB/s
+/// each way.
+#[test]
+fn query_reads_pcie_and_nvlink_at_the_scenario_rate() {
+    let start_at = unix_now() - 100.0;
+    let node = start(NodeSpec::new("healthy-bf16-training", Clock::Running { start: start_at }));
+    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_START", format!("{start_at:.3}")), 500);
+    let gpus = q["gpus"].as_array().expect("gpus");
+    assert_eq!(gpus.len(), 8);
+    for g in gpus {
+        let get = |k: &str| g[k].as_f64().unwrap_or_else(|| panic!("gpu {} {k}: {g}", g["index"]));
+        for (key, want) in [("pcie_rx_bytes_per_second", 1.2e9), ("pcie_tx_bytes_per_second", 0.4e9)] {
+            assert!((get(key) - want).abs() <= want * 1e-5, "gpu {} {key} = {}", g["index"], get(key));
+        }
+        for key in ["nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_second"] {
+            assert!((85e9..=105e9).contains(&get(key)), "gpu {} {key} = {}", g["index"], get(key));
+            // The 18 links share the traffic evenly; each is read from its own counter.
+            let links = g["nvlinks"].as_array().expect("nvlinks");
+            assert_eq!(links.len(), 18);
+            for l in links {
+                let v = l[key.trim_start_matches("nvlink_")].as_f64().unwrap_or_else(|| panic!("{key}: {l}"));
+                assert!(
+                    (v - get(key) / 18.0).abs() <= get(key) * 1e-6,
+                    "gpu {} link {} {key} = {v}",
+                    g["index"],
+                    l["link"]
+                );
+            }
+        }
+    }
+    // The running agent serves them per link on /metrics too.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let m = node.metrics();
+    for dir in ["tx", "rx"] {
+        let name = format!("gpuscope_gpu_nvlink_link_{dir}_bytes_per_second");
+        assert_eq!(m.find(&name, &[("gpu", "0")]).len(), 18, "{name}");
+        let v = m.one(&name, &[("gpu", "0"), ("link", "17")]);
+        assert!((85e9 / 18.0..=105e9 / 18.0).contains(&v), "{name} link 17 = {v}");
     }
 }
 
@@ -524,4 +583,46 @@ fn install_stages_a_hardened_unit_and_default_config() {
         .status()
         .unwrap();
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "interval_ms = 2000\n");
+}
+
+/// Per-process encoder and decoder shares come from the process utilization samples the agent
+/// already reads: two processes on an L4 split its engines 3:1 (their SM shares), a third has
+/// the other L4's engines to itself (about 40 % encoder, 20 % decoder). An H100 has no encoder: the process's encoder
+/// share is absent there (`h100_node_serves_every_signal_with_the_scenario_values`).
+#[test]
+fn processes_report_their_encoder_and_decoder_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("video.toml");
+    let proc = |pid: u32, gpu: u32, share: f64| {
+        format!("[[processes]]\npid = {pid}\nname = \"ffmpeg\"\ngpus = [{gpu}]\nmemory_gib = 1\nsm_share = {share}\n\n")
+    };
+    let text = format!(
+        "name = \"video\"\n[[gpus]]\nmodel = \"L4\"\ncount = 2\n\n{}{}{}[[phases]]\nname = \"transcode\"\nduration_s = 120\n[phases.gpu]\nutil = 0.5\nenc_util = 0.4\ndec_util = 0.2\n",
+        proc(5001, 0, 3.0),
+        proc(5002, 0, 1.0),
+        proc(5003, 1, 1.0),
+    );
+    std::fs::write(&path, text).unwrap();
+    let scenario = path.to_str().unwrap();
+    let root = sim_tree(scenario, 30);
+    let out = query_frozen(&root, scenario, 30, true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let procs = q["processes"].as_array().expect("processes");
+    let share = |pid: u64, key: &str| {
+        let p = procs.iter().find(|p| p["pid"] == pid).unwrap_or_else(|| panic!("pid {pid}: {procs:?}"));
+        p[key].as_f64().unwrap_or_else(|| panic!("pid {pid} {key}: {p}"))
+    };
+    // The engines' utilization at that second, split by SM share and rounded to a whole
+    // percent as the driver's samples are.
+    let state = common::engine(scenario, 30.0, 0);
+    let gpu = |i: usize, k: &str| state["gpus"][i]["state"][k].as_f64().unwrap_or_else(|| panic!("{k}: {state}"));
+    for (pid, i, part) in [(5001, 0, 0.75), (5002, 0, 0.25), (5003, 1, 1.0)] {
+        for (key, engine) in [("encoder_utilization_ratio", "enc_util"), ("decoder_utilization_ratio", "dec_util")] {
+            let want = (gpu(i, engine) * part * 100.0).round() / 100.0;
+            assert_eq!(share(pid, key), want, "pid {pid} {key}");
+        }
+    }
+    assert!(share(5001, "encoder_utilization_ratio") > share(5002, "encoder_utilization_ratio"));
+    assert!(share(5002, "decoder_utilization_ratio") > 0.0);
 }

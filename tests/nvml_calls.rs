@@ -77,6 +77,7 @@ fn agent_counts_equal_the_library_counts() {
     // Processes are read every 5 s: once in two passes 150 ms apart.
     assert_eq!(h100["nvmlDeviceGetComputeRunningProcesses_v3"], 8);
     assert!(!h100.contains_key("nvmlDeviceGetNvLinkErrorCounter"), "NVLink errors come as fields");
+    assert!(!h100.contains_key("nvmlDeviceGetPcieThroughput"), "PCIe rates come from the byte-counter fields");
     assert_eq!(h100["nvmlGpmSampleAlloc"], 8 * 2, "two sample buffers per GPU, then reused");
     // L4s: no NVLink, no GPM, an encoder and decoder.
     let l4 = compare("healthy-inference", 40);

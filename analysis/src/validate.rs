@@ -133,6 +133,8 @@ pub fn sanitize(s: &mut NodeSnapshot, scale: f64) -> Vec<Impossible> {
     for p in &mut s.processes {
         ratio(&mut p.sm_utilization_ratio, &mut out);
         ratio(&mut p.memory_utilization_ratio, &mut out);
+        ratio(&mut p.encoder_utilization_ratio, &mut out);
+        ratio(&mut p.decoder_utilization_ratio, &mut out);
     }
     if let Some(h) = &mut s.host {
         for v in [&mut h.cpu_busy_ratio, &mut h.cpu_iowait_ratio, &mut h.cpu_steal_ratio] {

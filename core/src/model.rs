@@ -318,6 +318,12 @@ pub struct NvLinkSample {
     pub replay_errors_total: Option<u64>,
     /// Recovery errors.
     pub recovery_errors_total: Option<u64>,
+    /// Data transmitted per second on this link, between two readings of its byte counter.
+    #[serde(default)]
+    pub tx_bytes_per_second: Option<f64>,
+    /// Data received per second on this link, between two readings of its byte counter.
+    #[serde(default)]
+    pub rx_bytes_per_second: Option<f64>,
 }
 
 /// One MIG instance (a GPU instance and its compute instance) of a GPU in MIG mode.
@@ -356,6 +362,12 @@ pub struct ProcessSample {
     pub sm_utilization_ratio: Option<f64>,
     /// Share of the GPU's memory bandwidth this process used.
     pub memory_utilization_ratio: Option<f64>,
+    /// Share of the GPU's video encoder time this process used (absent on GPUs without one).
+    #[serde(default)]
+    pub encoder_utilization_ratio: Option<f64>,
+    /// Share of the GPU's video decoder time this process used (absent on GPUs without one).
+    #[serde(default)]
+    pub decoder_utilization_ratio: Option<f64>,
     /// Container id (runtime-specific, e.g. containerd's 64 hex digits).
     pub container: Option<String>,
     /// Kubernetes pod name.

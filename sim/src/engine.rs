@@ -217,6 +217,10 @@ pub struct GpuProcessState {
     pub mig_instance: Option<u32>,
     /// Its `sm_share` as the scenario gives it.
     pub sm_share: f64,
+    /// Video encoder utilization share, 0–1.
+    pub enc_util: f64,
+    /// Video decoder utilization share, 0–1.
+    pub dec_util: f64,
 }
 
 /// One NIC at one time.
@@ -846,6 +850,8 @@ impl Simulation {
                     mem_util: mem_util * share,
                     mig_instance: p.mig_instance,
                     sm_share: p.sm_share.max(0.0),
+                    enc_util: now[G::EncUtil as usize] * share,
+                    dec_util: now[G::DecUtil as usize] * share,
                 }
             })
             .collect()

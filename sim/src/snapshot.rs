@@ -59,6 +59,7 @@ pub fn gpu_sample(sim: &Simulation, i: u32, s: &GpuState) -> GpuSample {
     if p.nvlinks > 0 {
         g.nvlink_rx_bytes_per_second = Some(s.nvlink_rx);
         g.nvlink_tx_bytes_per_second = Some(s.nvlink_tx);
+        let active = s.links.iter().filter(|l| l.active).count().max(1) as f64;
         g.nvlinks = s
             .links
             .iter()
@@ -69,6 +70,9 @@ pub fn gpu_sample(sim: &Simulation, i: u32, s: &GpuState) -> GpuSample {
                 crc_errors_total: Some(x.crc_errors),
                 replay_errors_total: Some(x.replay_errors),
                 recovery_errors_total: Some(x.recovery_errors),
+                // The GPU's traffic is shared evenly by its active links (the engine's split).
+                tx_bytes_per_second: Some(if x.active { s.nvlink_tx / active } else { 0.0 }),
+                rx_bytes_per_second: Some(if x.active { s.nvlink_rx / active } else { 0.0 }),
             })
             .collect();
     }

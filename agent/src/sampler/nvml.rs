@@ -50,6 +50,8 @@ const FI_POWER_MIN_LIMIT: u32 = 187;
 const FI_POWER_MAX_LIMIT: u32 = 188;
 const FI_POWER_DEFAULT_LIMIT: u32 = 189;
 const FI_POWER_CURRENT_LIMIT: u32 = 190;
+const FI_PCIE_TX_BYTES: u32 = 197;
+const FI_PCIE_RX_BYTES: u32 = 198;
 
 /// How long a NOT_SUPPORTED answer is trusted, in slow intervals: the entry point (or field) is
 /// not asked again until the next inventory pass, this many slow intervals after the last.
@@ -140,6 +142,53 @@ struct StaticInfo {
     gpm: bool,
 }
 
+/// A pair of transmit/receive byte counters and when the driver read them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Counters {
+    tx: u64,
+    rx: u64,
+    /// The reading's timestamp, microseconds.
+    at_us: i64,
+}
+
+impl Counters {
+    /// Transmit and receive per second since `prev`; none without an earlier reading, when no
+    /// time passed between the two (a cached or frozen reading) or when a counter went back
+    /// (a reset): a rate that cannot be computed is absent, never 0.
+    fn rates_since(&self, prev: Option<Counters>) -> Option<(f64, f64)> {
+        let p = prev?;
+        let dt = self.at_us.checked_sub(p.at_us)?;
+        if dt <= 0 || self.tx < p.tx || self.rx < p.rx {
+            return None;
+        }
+        let s = dt as f64 / 1e6;
+        Some(((self.tx - p.tx) as f64 / s, (self.rx - p.rx) as f64 / s))
+    }
+}
+
+/// PCIe byte counters (fields 197/198) turned into a rate between two readings; absent until
+/// two readings apart in time.
+fn pcie_rate(
+    prev: &mut Option<Counters>,
+    f: &HashMap<(u32, u32), u64>,
+    at: &HashMap<(u32, u32), i64>,
+    g: &mut GpuSample,
+) {
+    let key = |id| (id, 0);
+    let (Some(tx), Some(rx), Some(when)) =
+        (f.get(&key(FI_PCIE_TX_BYTES)), f.get(&key(FI_PCIE_RX_BYTES)), at.get(&key(FI_PCIE_TX_BYTES)))
+    else {
+        *prev = None;
+        return;
+    };
+    let now = Counters { tx: *tx, rx: *rx, at_us: *when };
+    if let Some((t, r)) = now.rates_since(*prev) {
+        g.pcie_tx_bytes_per_second = Some(t);
+        g.pcie_rx_bytes_per_second = Some(r);
+    }
+    *prev = Some(now);
+}
+
 /// Per-GPU state kept between passes.
 struct GpuSlot {
     index: u32,
@@ -147,7 +196,8 @@ struct GpuSlot {
     info: StaticInfo,
     lost: bool,
     last_util_ts: u64,
-    proc_util: HashMap<u32, (f64, f64)>,
+    /// Per process: SM, memory, encoder and decoder shares, averaged over the last read's samples.
+    proc_util: HashMap<u32, [f64; 4]>,
     proc_names: HashMap<u32, String>,
     proc_list: Vec<GpuProcess>,
     proc_at: Option<Instant>,
@@ -158,7 +208,11 @@ struct GpuSlot {
     /// A sample buffer whose reading is no longer needed, reused for the next sample.
     gpm_spare: Option<GpmSample<'static>>,
     gpm_values: [Option<f64>; 8],
-    nvlink_prev: Option<(u64, u64, Instant)>,
+    nvlink_prev: Option<Counters>,
+    /// Each link's last byte counters, and its rates from the last pass (KiB turned to bytes).
+    nvlink_links_prev: Vec<Counters>,
+    nvlink_link_rates: Vec<Option<(f64, f64)>>,
+    pcie_prev: Option<Counters>,
     slow: GpuSample,
     fans: super::fan::Fans,
     inventory: super::topology::Inventory,
@@ -338,6 +392,9 @@ impl NvmlSampler {
                 gpm_spare: None,
                 gpm_values: [None; 8],
                 nvlink_prev: None,
+                nvlink_links_prev: Vec::new(),
+                nvlink_link_rates: Vec::new(),
+                pcie_prev: None,
                 slow: GpuSample::default(),
                 fans: Default::default(),
                 inventory: Default::default(),
@@ -425,8 +482,24 @@ fn read_fields(
     known: &mut Known,
     o: &mut Outcome,
 ) -> HashMap<(u32, u32), u64> {
+    read_fields_timed(nvml, d, reqs, known, o).0
+}
+
+/// A field value's (field id, scope id).
+type FieldKey = (u32, u32);
+
+/// [`read_fields`], with each value's timestamp (microseconds, the driver's clock) by the same
+/// key: counters turned into rates are timed from their reading, not from the pass.
+fn read_fields_timed(
+    nvml: &'static Nvml,
+    d: &Device<'static>,
+    reqs: &[FieldReq],
+    known: &mut Known,
+    o: &mut Outcome,
+) -> (HashMap<FieldKey, u64>, HashMap<FieldKey, i64>) {
     use nvml_wrapper_sys::bindings::nvmlFieldValue_t;
     let mut out = HashMap::new();
+    let mut at = HashMap::new();
     let mut skipped: HashSet<&'static str> = HashSet::new();
     let wanted: Vec<&FieldReq> = reqs
         .iter()
@@ -442,13 +515,13 @@ fn read_fields(
         o.unsupported(signal);
     }
     if wanted.is_empty() {
-        return out;
+        return (out, at);
     }
     let Ok(f) = nvml.lib().nvmlDeviceGetFieldValues.as_ref() else {
         for r in &wanted {
             known.no_field.insert(r.id);
         }
-        return out;
+        return (out, at);
     };
     let mut values: Vec<nvmlFieldValue_t> = wanted
         .iter()
@@ -464,7 +537,7 @@ fn read_fields(
     let ret = call("nvmlDeviceGetFieldValues", unsafe { f(d.handle(), values.len() as i32, values.as_mut_ptr()) });
     if ret != 0 {
         o.ok::<()>("field_values", Err(nvml_wrapper::error::nvml_try(ret).err().unwrap_or(NvmlError::Unknown)));
-        return out;
+        return (out, at);
     }
     let mut unsupported: HashSet<&'static str> = HashSet::new();
     for (r, v) in wanted.iter().zip(&values) {
@@ -483,12 +556,13 @@ fn read_fields(
         }
         if let Some(x) = field_u64(v) {
             out.insert((r.id, r.scope), x);
+            at.insert((r.id, r.scope), v.timestamp);
         }
     }
     for signal in unsupported {
         o.unsupported(signal);
     }
-    out
+    (out, at)
 }
 
 /// A field's value as an unsigned integer, by its `nvmlValueType_t`.
@@ -580,24 +654,20 @@ impl GpuSlot {
                 call("nvmlDeviceGetCurrentClocksThrottleReasons", d.current_throttle_reasons())
             })
             .map(|r| r.bits());
-        g.pcie_tx_bytes_per_second = k
-            .ask(o, "pcie_tx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Send)))
-            .map(|k| f64::from(k) * 1024.0);
-        g.pcie_rx_bytes_per_second = k
-            .ask(o, "pcie_rx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Receive)))
-            .map(|k| f64::from(k) * 1024.0);
         // Everything NVML exposes as a field, in one call.
         let mut reqs = vec![
             FieldReq::new(FI_MEMORY_TEMP, 0, "memory_temperature", false),
             FieldReq::new(FI_TOTAL_ENERGY, 0, "energy", true),
             FieldReq::new(FI_POWER_AVERAGE, 0, "power", true),
             FieldReq::new(FI_PCIE_REPLAY_COUNTER, 0, "pcie_replays", true),
+            FieldReq::new(FI_PCIE_TX_BYTES, 0, "pcie_tx", true),
+            FieldReq::new(FI_PCIE_RX_BYTES, 0, "pcie_rx", true),
         ];
         for link in 0..self.info.nvlinks {
             reqs.push(FieldReq::new(FI_NVLINK_TX_KIB, link, "nvlink_throughput", false));
             reqs.push(FieldReq::new(FI_NVLINK_RX_KIB, link, "nvlink_throughput", false));
         }
-        let f = read_fields(nvml, d, &reqs, k, o);
+        let (f, at) = read_fields_timed(nvml, d, &reqs, k, o);
         g.memory_temperature_celsius = f.get(&(FI_MEMORY_TEMP, 0)).map(|t| *t as f64);
         g.energy_joules = match k.field(FI_TOTAL_ENERGY) {
             true => f.get(&(FI_TOTAL_ENERGY, 0)).copied(),
@@ -615,10 +685,21 @@ impl GpuSlot {
                 .ask(o, "pcie_replays", || call("nvmlDeviceGetPcieReplayCounter", d.pcie_replay_counter()))
                 .map(u64::from),
         };
+        if k.field(FI_PCIE_TX_BYTES) && k.field(FI_PCIE_RX_BYTES) {
+            pcie_rate(&mut self.pcie_prev, &f, &at, &mut g);
+        } else {
+            // A driver without the byte counters: its own 20 ms sample, in KiB/s.
+            g.pcie_tx_bytes_per_second = k
+                .ask(o, "pcie_tx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Send)))
+                .map(|k| f64::from(k) * 1024.0);
+            g.pcie_rx_bytes_per_second = k
+                .ask(o, "pcie_rx", || call("nvmlDeviceGetPcieThroughput", d.pcie_throughput(PcieUtilCounter::Receive)))
+                .map(|k| f64::from(k) * 1024.0);
+        }
         g.fan_speed_ratio = o.ok("fan_speed", self.fans.mean_speed(d));
         self.inventory.fill(&mut g);
         if self.info.nvlinks > 0 {
-            self.nvlink_rate(&f, &mut g, pass);
+            self.nvlink_rate(&f, &at, &mut g);
         }
         if !self.info.gpm {
             // Profiling ratios need GPM (Hopper+): absent here, and counted as such.
@@ -649,6 +730,19 @@ impl GpuSlot {
             }
         }
         copy_slow(&self.slow, &mut g);
+        for (link, rate) in self.nvlink_link_rates.iter().enumerate() {
+            let Some((tx, rx)) = *rate else { continue };
+            let link = link as u32;
+            let i = match g.nvlinks.iter().position(|l| l.link == link) {
+                Some(i) => i,
+                None => {
+                    g.nvlinks.push(NvLinkSample { link, ..NvLinkSample::default() });
+                    g.nvlinks.len() - 1
+                }
+            };
+            g.nvlinks[i].tx_bytes_per_second = Some(tx);
+            g.nvlinks[i].rx_bytes_per_second = Some(rx);
+        }
         self.mig.sample(nvml, &self.device, pass.slow, self.info.gpm, pass.now, &mut g);
         let procs = self.processes(nvml, pass, o);
         if o.lost {
@@ -667,24 +761,32 @@ impl GpuSlot {
     }
 
     /// Per-link NVLink data counters (KiB, fields 138/139) summed, turned into a rate between
-    /// passes; absent unless every link answered.
-    fn nvlink_rate(&mut self, f: &HashMap<(u32, u32), u64>, g: &mut GpuSample, pass: &Pass) {
-        let (mut tx, mut rx) = (0u64, 0u64);
+    /// two readings; absent unless every link answered, and until two readings apart in time.
+    fn nvlink_rate(&mut self, f: &HashMap<(u32, u32), u64>, at: &HashMap<(u32, u32), i64>, g: &mut GpuSample) {
+        let (mut tx, mut rx, mut when) = (0u64, 0u64, i64::MIN);
+        let prev_links = std::mem::take(&mut self.nvlink_links_prev);
+        self.nvlink_link_rates.clear();
         for link in 0..self.info.nvlinks {
             let (Some(t), Some(r)) = (f.get(&(FI_NVLINK_TX_KIB, link)), f.get(&(FI_NVLINK_RX_KIB, link))) else {
+                self.nvlink_prev = None;
+                self.nvlink_link_rates.clear();
                 return;
             };
+            let at_us = at.get(&(FI_NVLINK_TX_KIB, link)).copied().unwrap_or(i64::MIN);
+            let one = Counters { tx: *t, rx: *r, at_us };
+            let rate = one.rates_since(prev_links.get(link as usize).copied());
+            self.nvlink_link_rates.push(rate.map(|(t, r)| (t * 1024.0, r * 1024.0)));
+            self.nvlink_links_prev.push(one);
             tx = tx.saturating_add(*t);
             rx = rx.saturating_add(*r);
+            when = when.max(at_us);
         }
-        if let Some((ptx, prx, then)) = self.nvlink_prev {
-            let dt = pass.now.duration_since(then).as_secs_f64();
-            if dt > 0.0 && tx >= ptx && rx >= prx {
-                g.nvlink_tx_bytes_per_second = Some((tx - ptx) as f64 * 1024.0 / dt);
-                g.nvlink_rx_bytes_per_second = Some((rx - prx) as f64 * 1024.0 / dt);
-            }
+        let now = Counters { tx, rx, at_us: when };
+        if let Some((t, r)) = now.rates_since(self.nvlink_prev) {
+            g.nvlink_tx_bytes_per_second = Some(t * 1024.0);
+            g.nvlink_rx_bytes_per_second = Some(r * 1024.0);
         }
-        self.nvlink_prev = Some((tx, rx, pass.now));
+        self.nvlink_prev = Some(now);
     }
 
     /// Takes a GPM sample into a sample buffer kept from earlier passes (nvml-wrapper allocates
@@ -874,6 +976,8 @@ impl GpuSlot {
                     "nvlink_errors",
                     call("nvmlDeviceGetNvLinkErrorCounter", w.error_counter(ErrorCounter::DlRecovery))
                 ),
+                // Rates come from the per-pass byte counters.
+                ..NvLinkSample::default()
             });
         }
         // The link retrains with the GPU's power state; a slow-pass reading is recent enough.
@@ -913,16 +1017,17 @@ impl GpuSlot {
             match process_utilization(nvml, d, self.last_util_ts, list.len() * 2 + 8) {
                 Ok(samples) => {
                     // Every sample since the last read, averaged per process.
-                    let mut sums: HashMap<u32, (f64, f64, u32)> = HashMap::new();
+                    let mut sums: HashMap<u32, ([f64; 4], u32)> = HashMap::new();
                     for s in samples {
                         self.last_util_ts = self.last_util_ts.max(s.timeStamp);
-                        let e = sums.entry(s.pid).or_insert((0.0, 0.0, 0));
-                        e.0 += f64::from(s.smUtil) / 100.0;
-                        e.1 += f64::from(s.memUtil) / 100.0;
-                        e.2 += 1;
+                        let e = sums.entry(s.pid).or_insert(([0.0; 4], 0));
+                        for (sum, pct) in e.0.iter_mut().zip([s.smUtil, s.memUtil, s.encUtil, s.decUtil]) {
+                            *sum += f64::from(pct) / 100.0;
+                        }
+                        e.1 += 1;
                     }
-                    for (pid, (sm, mem, n)) in sums {
-                        self.proc_util.insert(pid, (sm / f64::from(n), mem / f64::from(n)));
+                    for (pid, (sum, n)) in sums {
+                        self.proc_util.insert(pid, sum.map(|x| x / f64::from(n)));
                     }
                 }
                 // NOT_FOUND: nothing newer than last time; keep the previous shares.
@@ -941,6 +1046,8 @@ impl GpuSlot {
 
     /// The last process list read, with each process's utilization and name.
     fn process_samples(&mut self, nvml: &'static Nvml) -> Vec<ProcessSample> {
+        let no_enc = self.known.unsupported.contains("encoder_utilization");
+        let no_dec = self.known.unsupported.contains("decoder_utilization");
         self.proc_list
             .iter()
             .map(|p| {
@@ -958,8 +1065,12 @@ impl GpuSlot {
                     gpu_index: self.index,
                     gpu_uuid: self.info.uuid.clone(),
                     gpu_memory_bytes: p.used_gpu_memory,
-                    sm_utilization_ratio: util.map(|u| u.0),
-                    memory_utilization_ratio: util.map(|u| u.1),
+                    sm_utilization_ratio: util.map(|u| u[0]),
+                    memory_utilization_ratio: util.map(|u| u[1]),
+                    // The samples carry 0 for an engine the GPU lacks: absent where the GPU's own
+                    // encoder or decoder utilization is unsupported.
+                    encoder_utilization_ratio: util.filter(|_| !no_enc).map(|u| u[2]),
+                    decoder_utilization_ratio: util.filter(|_| !no_dec).map(|u| u[3]),
                     ..ProcessSample::default()
                 }
             })
@@ -1134,5 +1245,23 @@ impl Sampler for NvmlSampler {
         snap.agent.nvml_calls = calls_so_far();
         snap.xid_events = self.xid.as_ref().map(XidWatcher::recent).unwrap_or_default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counters;
+
+    #[test]
+    fn counter_rates_need_two_readings_apart_in_time() {
+        let a = Counters { tx: 1_000, rx: 5_000, at_us: 10_000_000 };
+        assert_eq!(a.rates_since(None), None, "one reading: no rate");
+        assert_eq!(a.rates_since(Some(a)), None, "no time between the readings: no rate, not 0");
+        let b = Counters { tx: 401_000, rx: 205_000, at_us: 10_500_000 };
+        assert_eq!(b.rates_since(Some(a)), Some((800_000.0, 400_000.0)));
+        let reset = Counters { tx: 10, rx: 205_000, at_us: 11_000_000 };
+        assert_eq!(reset.rates_since(Some(b)), None, "a counter that went back");
+        let idle = Counters { at_us: 11_000_000, ..b };
+        assert_eq!(idle.rates_since(Some(b)), Some((0.0, 0.0)), "no traffic over 0.5 s is a measured 0");
     }
 }

@@ -601,6 +601,26 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::NvLink)
     },
     MetricDef {
+        prometheus: "gpuscope_gpu_nvlink_link_tx_bytes_per_second",
+        otlp: "gpuscope.gpu.nvlink.link.throughput",
+        otlp_attributes: &[("network.io.direction", "transmit")],
+        unit: BytesPerSecond,
+        kind: Gauge,
+        help: "NVLink transmit throughput of one link.",
+        accessor: field!(NvLink, tx_bytes_per_second),
+        ..base(Group::NvLink)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_nvlink_link_rx_bytes_per_second",
+        otlp: "gpuscope.gpu.nvlink.link.throughput",
+        otlp_attributes: &[("network.io.direction", "receive")],
+        unit: BytesPerSecond,
+        kind: Gauge,
+        help: "NVLink receive throughput of one link.",
+        accessor: field!(NvLink, rx_bytes_per_second),
+        ..base(Group::NvLink)
+    },
+    MetricDef {
         prometheus: "gpuscope_gpu_nvlink_up",
         otlp: "gpuscope.gpu.nvlink.up",
         unit: State,
@@ -879,6 +899,26 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "Share of the GPU's memory bandwidth the process used.",
         accessor: field!(Process, memory_utilization_ratio),
+        ..base(Group::Process)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_encoder_utilization_ratio",
+        otlp: "gpuscope.process.gpu.utilization",
+        otlp_attributes: &[("gpuscope.resource", "encoder")],
+        unit: Ratio,
+        kind: Gauge,
+        help: "Share of the GPU's video encoder time the process used.",
+        accessor: field!(Process, encoder_utilization_ratio),
+        ..base(Group::Process)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_decoder_utilization_ratio",
+        otlp: "gpuscope.process.gpu.utilization",
+        otlp_attributes: &[("gpuscope.resource", "decoder")],
+        unit: Ratio,
+        kind: Gauge,
+        help: "Share of the GPU's video decoder time the process used.",
+        accessor: field!(Process, decoder_utilization_ratio),
         ..base(Group::Process)
     },
     MetricDef {

@@ -712,8 +712,13 @@ nvml! {
     }
 
     fn nvmlDeviceGetFieldValues(dev: *mut c_void, count: c_int, values: *mut FieldValue) {
-        let (_, g, s) = state(dev)?;
+        let (l, g, t) = live(dev)?;
         if values.is_null() || count < 0 { return Err(INVALID_ARGUMENT); }
+        // Counters and timestamp from one instant (not the few-ms state cache). The timestamp is
+        // wall time, as a real driver's is: in compressed time the counters run `speed` times
+        // faster, exactly like the /proc counters, and the analysis scales every rate back the
+        // same way; with a frozen clock they stand still, a measured 0.
+        let s = l.sim.gpu(g.index, t).ok_or(UNKNOWN)?;
         let ts = now_us() as i64;
         for i in 0..count as usize {
             // SAFETY: the caller passes `count` initialised field requests.
@@ -764,7 +769,7 @@ nvml! {
         }
         let items = procs
             .into_iter()
-            .map(|p| ProcessUtilizationSample { pid: p.pid, time_stamp: ts, sm_util: pct(p.sm_util), mem_util: pct(p.mem_util), enc_util: 0, dec_util: 0 })
+            .map(|p| ProcessUtilizationSample { pid: p.pid, time_stamp: ts, sm_util: pct(p.sm_util), mem_util: pct(p.mem_util), enc_util: pct(p.enc_util), dec_util: pct(p.dec_util) })
             .collect();
         out_array(count, samples, items)
     }

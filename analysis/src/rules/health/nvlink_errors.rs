@@ -98,6 +98,7 @@ mod tests {
                 crc_errors_total: crc_per_s.map(|r| r * t / 2),
                 replay_errors_total: Some(0),
                 recovery_errors_total: Some(0),
+                ..NvLinkSample::default()
             };
             node("n0", vec![GpuSample { nvlinks: vec![link(0), link(1)], ..gpu(0) }])
         })
