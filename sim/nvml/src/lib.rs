@@ -719,7 +719,8 @@ nvml! {
         // faster, exactly like the /proc counters, and the analysis scales every rate back the
         // same way; with a frozen clock they stand still, a measured 0.
         let s = l.sim.gpu(g.index, t).ok_or(UNKNOWN)?;
-        let ts = now_us() as i64;
+        // The wall instant of `t` itself, so counters and stamp agree to the microsecond.
+        let ts = (l.clock.unix_at(t) * 1e6) as i64;
         for i in 0..count as usize {
             // SAFETY: the caller passes `count` initialised field requests.
             let fv = unsafe { &mut *values.add(i) };
