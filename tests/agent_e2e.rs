@@ -48,6 +48,9 @@ fn h100_node_serves_every_signal_with_the_scenario_values() {
         assert_eq!(m.one("gpuscope_gpu_ecc_mode", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_ecc_mode_pending", &l), 1.0);
         assert_eq!(m.one("gpuscope_gpu_compute_mode", &l), 0.0);
+        // Training: P0; the video clock runs at 0.9 × the SM clock on the simulated boards.
+        assert_eq!(m.one("gpuscope_gpu_performance_state", &l), 0.0);
+        assert_eq!(m.one("gpuscope_gpu_video_clock_hertz", &l), 1782e6);
         // Rates between two readings of byte counters: on the frozen clock no byte moves while
         // wall time passes, a measured 0 (`query_reads_pcie_and_nvlink_…` checks real rates).
         for rate in [

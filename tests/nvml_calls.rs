@@ -67,7 +67,9 @@ fn agent_counts_equal_the_library_counts() {
     // `query` makes two passes, both slow: per GPU one batch for the link count, then per pass
     // one batch of per-pass fields and one of slow fields.
     assert_eq!(h100["nvmlDeviceGetFieldValues"], 8 * 5);
-    assert_eq!(h100["nvmlDeviceGetClockInfo"], 8 * 2 * 3);
+    // SM, memory and graphics every pass, video on slow passes (both of `query`'s are).
+    assert_eq!(h100["nvmlDeviceGetClockInfo"], 8 * 2 * 4);
+    assert_eq!(h100["nvmlDeviceGetPerformanceState"], 8 * 2);
     // Slowdown, shutdown and max operating temperature, once per GPU.
     assert_eq!(h100["nvmlDeviceGetTemperatureThreshold"], 8 * 3);
     assert!(!h100.contains_key("nvmlDeviceGetEccMode"), "ECC mode comes as fields");

@@ -225,6 +225,12 @@ pub struct GpuSample {
     /// Compute mode: 0 default, 2 prohibited, 3 exclusive process (`nvmlComputeMode_t`).
     #[serde(default)]
     pub compute_mode: Option<u32>,
+    /// Performance state: 0 (P0, maximum performance) to 15 (P15, minimum).
+    #[serde(default)]
+    pub performance_state: Option<u32>,
+    /// Video encoder/decoder clock.
+    #[serde(default)]
+    pub video_clock_hertz: Option<f64>,
     /// Fan speed as a fraction of the maximum (absent on passively cooled boards).
     pub fan_speed_ratio: Option<f64>,
 

@@ -893,6 +893,14 @@ impl GpuSlot {
         }
         s.compute_mode =
             k.ask(o, "compute_mode", || call("nvmlDeviceGetComputeMode", d.compute_mode())).map(|m| m.as_c());
+        // P-state and video clock on slow passes: two calls per GPU per pass would buy little for
+        // what dashboards show of them (docs/nvml-calls.md).
+        s.performance_state = k
+            .ask(o, "performance_state", || call("nvmlDeviceGetPerformanceState", d.performance_state()))
+            .map(|p| p.as_c());
+        s.video_clock_hertz = k
+            .ask(o, "video_clock", || call("nvmlDeviceGetClockInfo", d.clock_info(Clock::Video)))
+            .map(|m| f64::from(m) * 1e6);
         s.persistence_mode =
             k.ask(o, "persistence_mode", || call("nvmlDeviceGetPersistenceMode", d.is_in_persistent_mode()));
         s.mig_enabled = k.ask(o, "mig_mode", || call("nvmlDeviceGetMigMode", d.mig_mode())).map(|m| m.current == 1);
@@ -1187,6 +1195,8 @@ fn copy_slow(s: &GpuSample, g: &mut GpuSample) {
     g.ecc_mode_current = s.ecc_mode_current;
     g.ecc_mode_pending = s.ecc_mode_pending;
     g.compute_mode = s.compute_mode;
+    g.performance_state = s.performance_state;
+    g.video_clock_hertz = s.video_clock_hertz;
     g.pcie_link_generation = s.pcie_link_generation;
     g.pcie_link_width = s.pcie_link_width;
 }

@@ -871,6 +871,25 @@ pub static CATALOGUE: &[MetricDef] = &[
         accessor: field!(Gpu, compute_mode),
         ..base(Group::State)
     },
+    MetricDef {
+        prometheus: "gpuscope_gpu_performance_state",
+        otlp: "gpuscope.gpu.performance_state",
+        unit: State,
+        kind: Gauge,
+        help: "Performance state: 0 (P0, maximum performance) to 15 (P15, minimum); read every slow pass.",
+        accessor: field!(Gpu, performance_state),
+        ..base(Group::State)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_video_clock_hertz",
+        otlp: "gpuscope.gpu.clock",
+        otlp_attributes: &[("gpuscope.clock", "video")],
+        unit: Hertz,
+        kind: Gauge,
+        help: "Current video encoder/decoder clock; read every slow pass.",
+        accessor: field!(Gpu, video_clock_hertz),
+        ..base(Group::Clocks)
+    },
     // ---- GPU processes
     MetricDef {
         prometheus: "gpuscope_process_gpu_memory_bytes",

@@ -490,7 +490,13 @@ nvml! {
     }
     fn nvmlDeviceGetPersistenceMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, 1) }
     fn nvmlDeviceGetComputeMode(dev: *mut c_void, mode: *mut c_uint) { live(dev)?; out(mode, 0) }
-    fn nvmlDeviceGetPerformanceState(dev: *mut c_void, pstate: *mut c_uint) { live(dev)?; out(pstate, 0) }
+    fn nvmlDeviceGetPerformanceState(dev: *mut c_void, pstate: *mut c_uint) {
+        // P0 while the GPU is busy or holds a context; an idle GPU with no process drops to P8,
+        // as datacenter boards do.
+        let (_, _, s) = state(dev)?;
+        let held = !gpu_processes(dev)?.is_empty();
+        out(pstate, if s.util > 0.0 || held { 0 } else { 8 })
+    }
     fn nvmlDeviceGetMigMode(dev: *mut c_void, current: *mut c_uint, pending: *mut c_uint) {
         let (_, g, _) = live(dev)?;
         // MIG exists on A100 and H100 class parts only.
