@@ -94,6 +94,7 @@ fn start() {
         cupti::unsubscribe(subscriber);
         return;
     };
+    cupti::LAUNCHES.calibrate();
     let shared = SHARED.get_or_init(|| Shared { pool, dropped_records: AtomicU64::new(0) });
     if let Err(e) = cupti::register_buffers() {
         cupti::unsubscribe(subscriber);
