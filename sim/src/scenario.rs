@@ -79,6 +79,8 @@ pub struct Scenario {
     /// Driver calls that fail for a while (a read that raced, a busy driver), scenario seconds.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// The CUDA workload of one of the processes, played by the simulated CUPTI.
+    pub cuda: Option<crate::cuda::CudaSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -804,6 +806,11 @@ impl Scenario {
                 .unwrap_or_else(|| origin.to_string());
         }
         s.validate().map_err(|message| ScenarioError::Invalid { path: origin.to_string(), message })?;
+        if let Some(cuda) = &mut s.cuda
+            && cuda.name.is_empty()
+        {
+            cuda.name = s.name.clone();
+        }
         Ok(s)
     }
 
@@ -948,6 +955,14 @@ impl Scenario {
                     p.ppid, p.pid
                 ));
             }
+        }
+        if let Some(cuda) = &self.cuda {
+            cuda.validate(|pid| {
+                self.processes.iter().find(|p| p.pid == pid).map(|p| match &p.gpus {
+                    GpuSelection::All(_) => n,
+                    GpuSelection::List(l) => l.len() as u32,
+                })
+            })?;
         }
         for e in &self.events {
             if e.gpu >= n {
