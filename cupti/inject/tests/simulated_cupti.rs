@@ -25,8 +25,10 @@ use gpuscope_cupti::{ReadError, WindowSummary, classify, read_frame};
 
 const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/inject-mix.toml");
 
-/// The mix of `inject-mix.toml`: name, share, duration (ns), grid, block, graph.
-const MIX: [(&str, f64, u64, [u32; 3], [u32; 3], bool); 5] = [
+/// One kernel of `inject-mix.toml`: name, share, duration (ns), grid, block, launched from a graph.
+type MixKernel = (&'static str, f64, u64, [u32; 3], [u32; 3], bool);
+
+const MIX: [MixKernel; 5] = [
     ("ampere_bf16_s16816gemm_bf16_256x128_ldg8_f2f_stages_32x3_nn", 0.2, 200_000, [132, 2, 1], [256, 1, 1], false),
     ("volta_sgemm_64x32_sliced1x4_nn", 0.1, 150_000, [512, 4, 1], [128, 1, 1], false),
     (
