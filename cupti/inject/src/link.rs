@@ -8,40 +8,13 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Magic of a window request frame.
-pub const REQUEST_MAGIC: [u8; 4] = *b"GSCR";
-/// Request frame length: the 12-byte header and the u64 window length.
-pub const REQUEST_BYTES: usize = 20;
+use gpuscope_cupti::WireError;
+use gpuscope_cupti::wire::{HEADER_BYTES, REQUEST_FRAME_BYTES, REQUEST_MAGIC, decode_request};
+
 /// Longest a summary write may block the worker.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an absent agent is looked for between windows.
 const RECONNECT_EVERY: Duration = Duration::from_secs(5);
-
-/// Why a request frame was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestError {
-    /// Not `GSCR`, not version 1, reserved not 0, or a payload length other than 8.
-    BadHeader,
-    /// A window outside 1 ms ..= 60 s.
-    OutOfRange(u64),
-}
-
-/// Parses one window request frame (exactly [`REQUEST_BYTES`]): the requested window length.
-pub fn parse_request(frame: &[u8; REQUEST_BYTES]) -> Result<Duration, RequestError> {
-    let version = u16::from_le_bytes([frame[4], frame[5]]);
-    let reserved = u16::from_le_bytes([frame[6], frame[7]]);
-    let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
-    if frame[..4] != REQUEST_MAGIC || version != 1 || reserved != 0 || len != 8 {
-        return Err(RequestError::BadHeader);
-    }
-    let mut ns = [0u8; 8];
-    ns.copy_from_slice(&frame[12..]);
-    let ns = u64::from_le_bytes(ns);
-    if !(1_000_000..=60_000_000_000).contains(&ns) {
-        return Err(RequestError::OutOfRange(ns));
-    }
-    Ok(Duration::from_nanos(ns))
-}
 
 /// Writes all of `bytes` with `MSG_NOSIGNAL`: a plain write to a connection the agent closed
 /// raises SIGPIPE, which kills a host process that does not ignore it (most C++ CUDA programs).
@@ -65,14 +38,14 @@ fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// What waiting on the link gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Waited {
     /// The wait ran out.
     Timeout,
     /// The agent asked for a window of this length.
     Request(Duration),
-    /// The agent sent something that is not a request: the connection was closed.
-    Refused(RequestError),
+    /// The agent sent something that is not a valid request: the connection was closed.
+    Refused(WireError),
 }
 
 /// The worker's connection to the agent.
@@ -91,7 +64,7 @@ impl AgentLink {
         AgentLink {
             path,
             stream: None,
-            pending: Vec::with_capacity(REQUEST_BYTES),
+            pending: Vec::with_capacity(REQUEST_FRAME_BYTES),
             last_attempt: None,
             dropped_since_delivery: 0,
         }
@@ -171,8 +144,8 @@ impl AgentLink {
             self.stream = None;
             return None;
         }
-        let mut buf = [0u8; REQUEST_BYTES];
-        let want = REQUEST_BYTES - self.pending.len();
+        let mut buf = [0u8; REQUEST_FRAME_BYTES];
+        let want = REQUEST_FRAME_BYTES - self.pending.len();
         match stream.read(&mut buf[..want]) {
             Ok(0) => {
                 // The agent closed the connection.
@@ -181,10 +154,22 @@ impl AgentLink {
             }
             Ok(n) => {
                 self.pending.extend_from_slice(&buf[..n]);
-                let frame: [u8; REQUEST_BYTES] = self.pending.as_slice().try_into().ok()?;
+                // A header that cannot start a request is refused without waiting for a payload
+                // the peer may never send.
+                let header_only = self.pending.len() >= HEADER_BYTES && self.pending.len() < REQUEST_FRAME_BYTES;
+                if header_only && (self.pending[..4] != REQUEST_MAGIC || self.pending[8..12] != [8, 0, 0, 0]) {
+                    let refused = decode_request(&self.pending[..HEADER_BYTES]).err();
+                    self.pending.clear();
+                    self.stream = None;
+                    return refused.map(Waited::Refused);
+                }
+                if self.pending.len() < REQUEST_FRAME_BYTES {
+                    return None;
+                }
+                let decoded = decode_request(&self.pending);
                 self.pending.clear();
-                match parse_request(&frame) {
-                    Ok(window) => Some(Waited::Request(window)),
+                match decoded {
+                    Ok(window_ns) => Some(Waited::Request(Duration::from_nanos(window_ns))),
                     Err(e) => {
                         self.stream = None;
                         Some(Waited::Refused(e))
@@ -206,34 +191,8 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixListener;
 
-    fn request(ns: u64) -> [u8; REQUEST_BYTES] {
-        let mut f = [0u8; REQUEST_BYTES];
-        f[..4].copy_from_slice(b"GSCR");
-        f[4..6].copy_from_slice(&1u16.to_le_bytes());
-        f[8..12].copy_from_slice(&8u32.to_le_bytes());
-        f[12..].copy_from_slice(&ns.to_le_bytes());
-        f
-    }
-
-    #[test]
-    fn requests_are_parsed_and_checked() {
-        assert_eq!(parse_request(&request(2_000_000_000)), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_request(&request(1_000_000)), Ok(Duration::from_millis(1)));
-        assert_eq!(parse_request(&request(60_000_000_000)), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_request(&request(999_999)), Err(RequestError::OutOfRange(999_999)));
-        assert_eq!(parse_request(&request(60_000_000_001)), Err(RequestError::OutOfRange(60_000_000_001)));
-        let mut f = request(5_000_000);
-        f[..4].copy_from_slice(b"GSCU");
-        assert_eq!(parse_request(&f), Err(RequestError::BadHeader));
-        let mut f = request(5_000_000);
-        f[4] = 2;
-        assert_eq!(parse_request(&f), Err(RequestError::BadHeader));
-        let mut f = request(5_000_000);
-        f[6] = 1;
-        assert_eq!(parse_request(&f), Err(RequestError::BadHeader));
-        let mut f = request(5_000_000);
-        f[8] = 9;
-        assert_eq!(parse_request(&f), Err(RequestError::BadHeader));
+    fn request(ns: u64) -> [u8; REQUEST_FRAME_BYTES] {
+        gpuscope_cupti::wire::encode_request(ns).unwrap()
     }
 
     #[test]
@@ -266,9 +225,30 @@ mod tests {
         agent.write_all(&frame[5..]).unwrap();
         assert_eq!(link.wait(Duration::from_secs(30)), Waited::Request(Duration::from_millis(250)));
 
-        agent.write_all(&request(5)).unwrap();
-        assert_eq!(link.wait(Duration::from_secs(30)), Waited::Refused(RequestError::OutOfRange(5)));
+        // 5 ns: below the 1 ms a request may ask for.
+        let mut bad = request(1_000_000);
+        bad[12..].copy_from_slice(&5u64.to_le_bytes());
+        agent.write_all(&bad).unwrap();
+        assert_eq!(link.wait(Duration::from_secs(30)), Waited::Refused(WireError::RequestWindow { window_ns: 5 }));
         assert!(!link.is_connected(), "a bad frame closes the connection");
+    }
+
+    #[test]
+    fn a_summary_header_from_the_agent_is_refused_without_waiting_for_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut link = AgentLink::new(path);
+        assert!(link.send(b"x"));
+        let (mut agent, _) = listener.accept().unwrap();
+        // A GSCU header announcing a long payload that never comes.
+        let mut header = [0u8; 12];
+        header[..4].copy_from_slice(b"GSCU");
+        header[4] = 1;
+        header[8] = 200;
+        agent.write_all(&header).unwrap();
+        assert_eq!(link.wait(Duration::from_secs(30)), Waited::Refused(WireError::BadRequestMagic { found: *b"GSCU" }));
+        assert!(!link.is_connected());
     }
 
     #[test]

@@ -122,12 +122,7 @@ fn receive(listener: &UnixListener, child: &mut Child, request: Option<Duration>
     stream.set_nonblocking(false).unwrap();
     if let Some(window) = request {
         use std::io::Write;
-        let mut frame = Vec::new();
-        frame.extend_from_slice(b"GSCR");
-        frame.extend_from_slice(&1u16.to_le_bytes());
-        frame.extend_from_slice(&0u16.to_le_bytes());
-        frame.extend_from_slice(&8u32.to_le_bytes());
-        frame.extend_from_slice(&(window.as_nanos() as u64).to_le_bytes());
+        let frame = gpuscope_cupti::wire::encode_request(window.as_nanos() as u64).unwrap();
         stream.write_all(&frame).unwrap();
     }
     let mut summaries = Vec::new();
