@@ -65,8 +65,8 @@ struct Run {
 }
 
 /// Plays the mix for `seconds` with the library injected and `env` set; the test listens on the
-/// socket unless `listen` is false, sending `request` (a GSCR frame) once connected.
-fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Duration>) -> Run {
+/// socket unless `listen` is false, sending `requests` (GSCR frames, back to back) once connected.
+fn play(seconds: f64, env: &[(&str, &str)], listen: bool, requests: &[Duration]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("cupti.sock");
     let listener = listen.then(|| {
@@ -90,7 +90,7 @@ fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Durati
     let mut child = cmd.spawn().expect("start gpuscope-sim-cuda");
     let pid = child.id();
     let summaries = match &listener {
-        Some(l) => receive(l, &mut child, request),
+        Some(l) => receive(l, &mut child, requests),
         None => Vec::new(),
     };
     let out = child.wait_with_output().unwrap();
@@ -102,7 +102,7 @@ fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Durati
 
 /// Accepts the library's connection (if it makes one before the process ends) and reads frames
 /// until the process closes it.
-fn receive(listener: &UnixListener, child: &mut Child, request: Option<Duration>) -> Vec<WindowSummary> {
+fn receive(listener: &UnixListener, child: &mut Child, requests: &[Duration]) -> Vec<WindowSummary> {
     let mut stream = loop {
         match listener.accept() {
             Ok((s, _)) => break s,
@@ -120,7 +120,7 @@ fn receive(listener: &UnixListener, child: &mut Child, request: Option<Duration>
         }
     };
     stream.set_nonblocking(false).unwrap();
-    if let Some(window) = request {
+    for window in requests {
         use std::io::Write;
         let frame = gpuscope_cupti::wire::encode_request(window.as_nanos() as u64).unwrap();
         stream.write_all(&frame).unwrap();
@@ -190,7 +190,7 @@ fn summaries_of_the_simulated_process_carry_its_kernel_mix() {
         3.5,
         &[("GPUSCOPE_CUPTI_WINDOW_MS", "300"), ("GPUSCOPE_CUPTI_PERIOD_MS", "1000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
         true,
-        None,
+        &[],
     );
     assert_eq!(run.stderr, "", "silent");
     assert_eq!(run.harness["launches"], 7_000);
@@ -220,7 +220,7 @@ fn an_agent_request_opens_a_window_at_once() {
         2.0,
         &[("GPUSCOPE_CUPTI_WINDOW_MS", "100"), ("GPUSCOPE_CUPTI_PERIOD_MS", "600000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
         true,
-        Some(Duration::from_millis(400)),
+        &[Duration::from_millis(400)],
     );
     assert_eq!(run.summaries.len(), 1, "one requested window");
     let s = &run.summaries[0];
@@ -231,15 +231,30 @@ fn an_agent_request_opens_a_window_at_once() {
 }
 
 #[test]
+fn a_request_during_a_window_extends_it() {
+    // The first request opens a window; the second, already waiting on the socket, is read
+    // inside it and extends it to 1.5 s from then: one summary answers both.
+    let run = play(
+        3.0,
+        &[("GPUSCOPE_CUPTI_WINDOW_MS", "100"), ("GPUSCOPE_CUPTI_PERIOD_MS", "600000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
+        true,
+        &[Duration::from_millis(400), Duration::from_millis(1_500)],
+    );
+    assert_eq!(run.summaries.len(), 1, "one extended window");
+    assert!(run.summaries[0].window_ns() >= 1_500_000_000, "{}", run.summaries[0].window_ns());
+    check_window(&run.summaries[0]);
+}
+
+#[test]
 fn without_an_agent_the_process_runs_and_nothing_is_printed() {
-    let run = play(1.5, &[("GPUSCOPE_CUPTI_WINDOW_MS", "200"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], false, None);
+    let run = play(1.5, &[("GPUSCOPE_CUPTI_WINDOW_MS", "200"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], false, &[]);
     assert_eq!(run.stderr, "");
     assert_eq!(run.harness["launches"], 3_000);
 }
 
 #[test]
 fn with_another_subscriber_the_library_steps_aside_and_says_so_once() {
-    let run = play(1.5, &[("GPUSCOPE_SIM_CUPTI_SUBSCRIBED", "1"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], true, None);
+    let run = play(1.5, &[("GPUSCOPE_SIM_CUPTI_SUBSCRIBED", "1"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], true, &[]);
     assert!(run.summaries.is_empty(), "no connection, no summary");
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{}", run.stderr);
