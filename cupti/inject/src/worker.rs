@@ -9,7 +9,9 @@ use gpuscope_cupti::{Aggregator, AggregatorConfig, WindowMeta};
 use crate::budget::{BudgetController, CycleCost, window_cost_ns};
 use crate::config::{Config, MAX_PERIOD};
 use crate::counter::CounterReading;
-use crate::cupti::{LAUNCHES, Shared, describe, flush_all, for_each_record, set_window_kinds};
+use crate::cupti::{
+    LAUNCHES, Shared, describe, flush_all, for_each_record, set_window_kinds, take_global_dropped_records,
+};
 use crate::link::{AgentLink, Waited};
 use crate::pool::Completed;
 use crate::records;
@@ -172,7 +174,8 @@ impl Worker {
         self.agg.launches(idle.launches, false);
         self.agg.launches(in_window.launches, true);
         self.agg.callback_overhead(since_summary.callbacks, since_summary.estimated_cost_ns());
-        self.agg.dropped_records(self.shared.dropped_records.swap(0, std::sync::atomic::Ordering::Relaxed));
+        let dropped = self.shared.dropped_records.swap(0, std::sync::atomic::Ordering::Relaxed);
+        self.agg.dropped_records(dropped.saturating_add(take_global_dropped_records()));
         let meta = WindowMeta {
             pid: std::process::id(),
             window_start_unix_ns: unix_start,
