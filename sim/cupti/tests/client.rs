@@ -434,6 +434,20 @@ fn records_without_a_buffer_are_dropped_and_counted_once() {
         assert_eq!(dropped, 0, "reading the count resets it");
         assert_eq!((api.get_num_dropped)(std::ptr::null_mut(), 0, std::ptr::null_mut()), 1);
     }
+
+    // 64-byte buffers hold a 56-byte sync record but no kernel, copy or memset record: those are
+    // dropped and their buffers come straight back, empty, for the client to free.
+    BUFFER_BYTES.store(64, Ordering::Relaxed);
+    let (played, seen) = session(true);
+    BUFFER_BYTES.store(4096, Ordering::Relaxed);
+    assert_eq!(played.records, 10);
+    assert_eq!(seen.records.len(), 10);
+    assert!(seen.records.iter().all(|(k, _)| *k == SYNCHRONIZATION));
+    assert_eq!(seen.completions, 470, "every buffer handed out came back");
+    unsafe {
+        assert_eq!((api.get_num_dropped)(std::ptr::null_mut(), 0, &mut dropped), 0);
+    }
+    assert_eq!(dropped, 460);
 }
 
 #[test]
@@ -492,4 +506,56 @@ fn walking_a_buffer_checks_its_arguments() {
         assert_eq!(CStr::from_ptr(s).to_str().unwrap(), "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED");
         assert_eq!((api.get_result_string)(4242, &mut s), 1);
     }
+}
+
+const LONG_KERNEL: &str = r#"
+name = "long-kernel"
+description = "One 30 s kernel."
+[[gpus]]
+model = "H100-SXM5-80GB"
+[[processes]]
+pid = 10
+name = "python"
+gpus = [0]
+[[phases]]
+name = "p"
+duration_s = 1
+[cuda]
+pid = 10
+launches_per_s = 0.02
+[[cuda.kernels]]
+name = "ampere_sgemm_128x64_tn"
+share = 1
+duration_us = 30000000
+"#;
+
+#[test]
+fn a_default_flush_keeps_a_buffer_whose_kernel_is_still_running_and_a_forced_one_does_not() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long-kernel.toml");
+    std::fs::write(&path, LONG_KERNEL).unwrap();
+    BUFFER_BYTES.store(1 << 16, Ordering::Relaxed);
+    HAND_OUT.store(true, Ordering::Relaxed);
+    let api = api();
+    *client() = Some(Client::default());
+    unsafe {
+        assert_eq!((api.register_callbacks)(Some(on_request), Some(on_complete)), 0);
+        assert_eq!((api.activity_enable)(CONCURRENT_KERNEL), 0);
+    }
+    // One launch (50 s at 0.02/s): the kernel runs for 30 s from the play's start.
+    let played = api.play(path.to_str().unwrap(), 50.0);
+    assert_eq!((played.launches, played.records), (1, 1));
+    unsafe {
+        assert_eq!((api.activity_disable)(CONCURRENT_KERNEL), 0);
+        assert_eq!((api.flush_all)(0), 0);
+    }
+    assert_eq!(client().as_ref().unwrap().completions, 0, "the record is not complete yet");
+    unsafe { assert_eq!((api.flush_all)(1), 0) };
+    let seen = client().take().unwrap();
+    assert_eq!(seen.completions, 1);
+    let Rec::Kernel { start, end, .. } = parse(seen.records[0].0, &seen.records[0].1, played.origin_ns) else {
+        panic!("a kernel record")
+    };
+    assert_eq!((start, end), (4_000, 30_000_004_000));
 }
