@@ -77,3 +77,27 @@ fn bad_cuda_tables_name_the_key() {
         assert!(err.contains("c.toml"), "{err}");
     }
 }
+
+/// The kernel-level rules (`analysis/src/rules/kernel/`), which need CUPTI records.
+const KERNEL_RULES: &[&str] = &["fp32-gemm-kernels", "pageable-memcpy", "sync-heavy", "gpu-gaps", "short-kernels"];
+
+#[test]
+fn the_built_in_cuda_workloads_expect_kernel_level_rules_only() {
+    let mut workloads = Vec::new();
+    for (name, _) in gpuscope_sim::scenario::BUILTIN {
+        let s = Scenario::load(name).unwrap();
+        let Some(c) = s.cuda else { continue };
+        for id in &c.expect {
+            assert!(KERNEL_RULES.contains(&id.as_str()), "{name}: cuda.expect {id} is not a kernel-level rule");
+        }
+        for id in &s.expect {
+            assert!(!KERNEL_RULES.contains(&id.as_str()), "{name}: kernel-level {id} belongs in cuda.expect");
+        }
+        workloads.push(c.name);
+    }
+    workloads.sort();
+    assert_eq!(
+        workloads,
+        ["cuda-bf16-tensor", "cuda-decode-short-kernels", "cuda-fp32-sgemm", "cuda-pageable-copies", "cuda-sync-heavy"]
+    );
+}
