@@ -790,6 +790,11 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("pcie-replay", include_str!("../scenarios/pcie-replay.toml")),
     ("nvlink-errors", include_str!("../scenarios/nvlink-errors.toml")),
     ("net-link-degraded", include_str!("../scenarios/net-link-degraded.toml")),
+    ("cuda-fp32-sgemm", include_str!("../scenarios/cuda-fp32-sgemm.toml")),
+    ("cuda-bf16-tensor", include_str!("../scenarios/cuda-bf16-tensor.toml")),
+    ("cuda-pageable-copies", include_str!("../scenarios/cuda-pageable-copies.toml")),
+    ("cuda-sync-heavy", include_str!("../scenarios/cuda-sync-heavy.toml")),
+    ("cuda-decode-short-kernels", include_str!("../scenarios/cuda-decode-short-kernels.toml")),
 ];
 
 impl Scenario {

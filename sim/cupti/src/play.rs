@@ -525,3 +525,85 @@ pub fn play(spec: &CudaSpec, rate: f64, launches: u64) -> Result<Played, String>
     played.wall_ns = t0.elapsed().as_nanos() as u64;
     Ok(played)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use gpuscope_sim::Scenario;
+
+    fn spec(cuda: &str) -> CudaSpec {
+        let text = format!(
+            "name = \"t\"\n[[gpus]]\nmodel = \"H100-SXM5-80GB\"\n[[processes]]\npid = 5\nname = \"p\"\ngpus = [0]\n\
+             [[phases]]\nname = \"p\"\nduration_s = 1\n[cuda]\npid = 5\n{cuda}"
+        );
+        Scenario::from_toml(&text, "t.toml").unwrap_or_else(|e| panic!("{e}")).cuda.unwrap()
+    }
+
+    const MIX: &str = "launches_per_s = 4000\n\
+        [[cuda.kernels]]\nname = \"a\"\nshare = 0.5\nduration_us = 100\n\
+        [[cuda.kernels]]\nname = \"b\"\nshare = 0.3\nduration_us = 20\n\
+        [[cuda.kernels]]\nname = \"c\"\nshare = 0.2\nduration_us = 5\n\
+        [[cuda.syncs]]\nkind = \"device\"\nduration_us = 300\nevery = 8\n";
+
+    #[test]
+    fn kernels_are_picked_in_exact_proportions() {
+        let s = spec(MIX);
+        let mut counts = [0u32; 3];
+        for step in Schedule::new(&s, 4000.0, 1000).unwrap() {
+            if let Step::Launch { kernel, .. } = step {
+                counts[kernel] += 1;
+            }
+        }
+        assert_eq!(counts, [500, 300, 200]);
+    }
+
+    #[test]
+    fn launches_average_the_rate_with_the_syncs_in_between() {
+        let s = spec(MIX);
+        let launches: Vec<u64> = Schedule::new(&s, 4000.0, 800)
+            .unwrap()
+            .filter_map(|st| if let Step::Launch { host, .. } = st { Some(host) } else { None })
+            .collect();
+        // A slot is 250 µs less the 37.5 µs of sync per launch: every 8 launches take 2 ms.
+        for k in 0..100 {
+            assert_eq!(launches[k * 8], k as u64 * 2_000_000);
+        }
+        assert_eq!(launches[1] - launches[0], 212_500);
+    }
+
+    #[test]
+    fn the_gpu_runs_one_thing_at_a_time_after_its_launch() {
+        let s = spec(&format!(
+            "{MIX}[[cuda.copies]]\nkind = \"htod\"\nhost = \"pageable\"\nbytes = 1024\nduration_us = 40\nevery = 3\n\
+             [[cuda.idle]]\nduration_us = 5000\nevery = 100\n"
+        ));
+        let mut gpu_free = 0;
+        let mut big_gaps = 0;
+        for step in Schedule::new(&s, 2000.0, 1000).unwrap() {
+            let (host, start, end) = match step {
+                Step::Launch { host, start, end, .. } | Step::Copy { host, start, end, .. } => (host, start, end),
+                _ => continue,
+            };
+            assert!(start >= host + 4_000 && start >= gpu_free, "{step:?}");
+            if start - gpu_free > 4_900_000 {
+                big_gaps += 1;
+            }
+            gpu_free = end;
+        }
+        // The 5 ms pauses after launches 100, 200, …, 900 (the one after the last launch has no
+        // kernel after it) leave the GPU idle for about as long (a copy issued just before a
+        // pause shortens its gap by the copy's 40 µs); nothing else comes close.
+        assert_eq!(big_gaps, 9);
+    }
+
+    #[test]
+    fn a_rate_the_host_or_gpu_cannot_sustain_is_refused() {
+        let s = spec(MIX);
+        // Syncs take 37.5 µs per launch: at 30,000 launches/s a slot is 33 µs.
+        assert!(Schedule::new(&s, 30_000.0, 1).err().unwrap().contains("host time"));
+        // 60 µs of kernel per launch: at 20,000 launches/s that is 1.2 s per second.
+        let fast = spec("launches_per_s = 1000\n[[cuda.kernels]]\nname = \"a\"\nshare = 1\nduration_us = 60\n");
+        assert!(Schedule::new(&fast, 20_000.0, 1).err().unwrap().contains("busy 1.20 s"));
+    }
+}

@@ -26,7 +26,7 @@ struct Args {
     /// Launches per second (default: the workload's launches_per_s).
     #[arg(long)]
     rate: Option<f64>,
-    /// The simulated libcupti.so (default: libcupti.so next to this program).
+    /// The simulated libcupti.so (default: libcupti.so next to this program, or in its deps/).
     #[arg(long, env = "GPUSCOPE_SIM_CUPTI_LIB")]
     cupti_lib: Option<PathBuf>,
 }
@@ -87,7 +87,13 @@ fn main() -> Result<()> {
 
     let lib = match args.cupti_lib {
         Some(p) => p,
-        None => std::env::current_exe().context("locating this program")?.with_file_name("libcupti.so"),
+        None => {
+            let exe = std::env::current_exe().context("locating this program")?;
+            let next = exe.with_file_name("libcupti.so");
+            // `cargo test` leaves the library in deps/ only.
+            let deps = exe.with_file_name("deps").join("libcupti.so");
+            if !next.exists() && deps.exists() { deps } else { next }
+        }
     };
     let lib_str = lib.to_str().context("the libcupti.so path is not UTF-8")?;
     let cupti = dlopen(lib_str).map_err(|e| anyhow::anyhow!("cannot load the simulated CUPTI {lib_str}: {e}"))?;
