@@ -255,6 +255,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn launch_callback_ids_are_those_of_the_cuda_12_8_header() {
+        // cupti_driver_cbid.h of CUDA 12.8: cuLaunchKernel, cuLaunchKernelEx,
+        // cuLaunchCooperativeKernel, cuGraphLaunch, then their _ptsz twins.
+        assert_eq!(LAUNCH_CBIDS, [307, 652, 477, 514, 442, 653, 478, 515]);
+    }
+
+    #[test]
     fn a_panic_is_caught_and_the_fallback_returned() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
