@@ -28,6 +28,11 @@ fn sim_counts(path: &std::path::Path) -> BTreeMap<String, u64> {
 }
 
 fn compare(scenario: &str, at: u32) -> BTreeMap<String, u64> {
+    compare_query(scenario, at).0
+}
+
+/// The agent's NVML call counts, checked against the library's, and the `query --json` output.
+fn compare_query(scenario: &str, at: u32) -> (BTreeMap<String, u64>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let counts = dir.path().join("calls.txt");
     let out = Command::new(common::bin())
@@ -56,7 +61,7 @@ fn compare(scenario: &str, at: u32) -> BTreeMap<String, u64> {
     for (entry, n) in &agent {
         assert!(sim.contains_key(entry), "{scenario}: the agent counted {n} × {entry}, the library none");
     }
-    agent
+    (agent, q)
 }
 
 #[test]
@@ -93,4 +98,35 @@ fn agent_counts_equal_the_library_counts() {
     let fan = compare("workstation-inference", 60);
     assert!(fan["nvmlDeviceGetNumFans"] > 0);
     assert_eq!(fan["nvmlDeviceGetFanSpeed_v2"], fan["nvmlDeviceGetNumFans"] * 2);
+}
+
+/// GPM failing on every GPU (the scenario's `gpm` fault): the first pass asks once per GPU and
+/// fails, the second (150 ms later) does not ask again (GPM is retried 30 s after a failure),
+/// and the ratios are absent, not 0 and not an earlier pass's values.
+#[test]
+fn failing_gpm_is_asked_once_and_its_ratios_are_absent() {
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/healthy-bf16-training.toml"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpm-failing.toml");
+    std::fs::write(&path, format!("{base}\n[[faults]]\nwhat = \"gpm\"\nduration_s = 3600\n")).unwrap();
+    let (calls, q) = compare_query(path.to_str().unwrap(), 100);
+    assert_eq!(calls["nvmlGpmSampleGet"], 8, "one failed sample per GPU, then none for 30 s");
+    assert!(!calls.contains_key("nvmlGpmMetricsGet"), "no two samples to compare");
+    assert_eq!(q["agent"]["nvml_errors"]["gpm_sample"], 8, "{}", q["agent"]);
+    let gpus = q["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8);
+    for g in gpus {
+        for k in
+            ["sm_active_ratio", "sm_occupancy_ratio", "tensor_active_ratio", "fp32_active_ratio", "dram_active_ratio"]
+        {
+            assert!(g[k].is_null(), "GPU {}: {k} = {}", g["index"], g[k]);
+        }
+        assert!(g["utilization_ratio"].is_number(), "the other signals stay: {}", g["utilization_ratio"]);
+    }
+    // Without the fault the same scenario has every ratio, from the two samples of the two passes.
+    let (calls, q) = compare_query("healthy-bf16-training", 100);
+    assert_eq!((calls["nvmlGpmSampleGet"], calls["nvmlGpmMetricsGet"]), (16, 8));
+    assert!(q["gpus"][0]["sm_active_ratio"].is_number());
 }
