@@ -3,7 +3,7 @@
 //! the value. One snapshot per (resource host, point timestamp). Points of metrics the catalogue does not know (any other
 //! OTLP exporter's) are counted as rejected: the request still succeeds, partially.
 
-use gpuscope_core::catalogue::{GpuId, Identity, Label, MetricDef, Owner, ProcessId, Scope, otlp_keys as k};
+use gpuscope_core::catalogue::{GpuId, Identity, Label, MetricDef, Owner, ProcessId, ProfileId, Scope, otlp_keys as k};
 use gpuscope_core::exposition::LabelValue;
 use gpuscope_core::{DriverInfo, NicKind, NodeSnapshot};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -174,6 +174,25 @@ fn gpu_id<'a>(attrs: &'a [KeyValue], with_identity: bool) -> Option<GpuId<'a>> {
     Some(g)
 }
 
+/// A profiled process a point names: by PID; described from the attributes only when the
+/// snapshot does not hold it yet.
+fn profile_id<'a>(attrs: &'a [KeyValue], snap: &NodeSnapshot) -> Option<ProfileId<'a>> {
+    let pid = index(attrs, k::PID)?;
+    if snap.kernel_profiles.iter().any(|p| p.pid == pid) {
+        return Some(ProfileId { pid, ..ProfileId::default() });
+    }
+    Some(ProfileId {
+        pid,
+        name: str_attr_cow(attrs, k::PROCESS).unwrap_or_default(),
+        user: str_attr_cow(attrs, k::OWNER),
+        container: str_attr_cow(attrs, k::CONTAINER),
+        pod: str_attr_cow(attrs, k::POD),
+        namespace: str_attr_cow(attrs, k::NAMESPACE),
+        pod_uid: str_attr_cow(attrs, k::POD_UID),
+        gpus: Cow::Owned(str_attr_cow(attrs, k::PROCESS_GPUS).map(|g| ProfileId::parse_gpus(&g)).unwrap_or_default()),
+    })
+}
+
 /// The series a point of `def` names, built from its attributes (borrowed, not copied); `None`
 /// when an identifying attribute is missing. `scratch` holds a label that was not sent as text.
 /// The series a point names. `snap` is the snapshot it goes into: a process or interface already
@@ -234,6 +253,16 @@ fn identity<'a>(
         }
         Scope::Disk => Owner::Disk(str_attr_cow(attrs, k::DEVICE)?),
         Scope::Filesystem => Owner::Fs(str_attr_cow(attrs, k::MOUNTPOINT)?),
+        Scope::KernelProfile => Owner::Profile(profile_id(attrs, snap)?),
+        Scope::KernelClass => {
+            let class = gpuscope_core::catalogue::kernel_class_from_labels(
+                &str_attr_cow(attrs, k::KERNEL_KIND)?,
+                str_attr_cow(attrs, k::KERNEL_COLLECTIVE).as_deref(),
+                &str_attr_cow(attrs, k::KERNEL_PIPE)?,
+                &str_attr_cow(attrs, k::KERNEL_PRECISION)?,
+            )?;
+            Owner::ProfileClass { profile: profile_id(attrs, snap)?, class }
+        }
     };
     let label = match def.label() {
         None => None,

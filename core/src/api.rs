@@ -115,3 +115,48 @@ pub struct JobView {
     /// Rule ids of its open findings, oldest first.
     pub findings: Vec<String>,
 }
+
+/// Why the agent cannot ask a process for a profiling window (`POST /api/v1/profile`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileRefusal {
+    /// No injection library of that process is connected to the agent.
+    #[error("no gpuscope injection library connected for pid {pid}")]
+    NotConnected {
+        /// Host PID asked for.
+        pid: u32,
+    },
+    /// Too many requests to that process wait for their windows.
+    #[error("too many profiling windows requested from pid {pid} are still running")]
+    Busy {
+        /// Host PID asked for.
+        pid: u32,
+    },
+    /// The request could not be sent on the process's connection.
+    #[error("cannot send the window request to pid {pid}: {message}")]
+    Failed {
+        /// Host PID asked for.
+        pid: u32,
+        /// What went wrong.
+        message: String,
+    },
+    /// The request itself is out of range (the window length).
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// What can run a profiling window on request: the agent's CUPTI receiver. The HTTP endpoint
+/// knows it through this trait, so it needs nothing of the agent's internals.
+pub trait KernelProfiler: Send + Sync + std::fmt::Debug {
+    /// Asks the injection library in `pid` (host PID) for one window of `window`; `reply` gets the
+    /// process's profile once that window's summary arrives, and is dropped unanswered when the
+    /// connection closes first.
+    fn request_window(
+        &self,
+        pid: u32,
+        window: std::time::Duration,
+        reply: Box<dyn FnOnce(crate::model::KernelProfile) + Send>,
+    ) -> Result<(), ProfileRefusal>;
+}

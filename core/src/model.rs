@@ -27,6 +27,10 @@ pub struct NodeSnapshot {
     /// How the sampling itself went (the agent's own health).
     #[serde(default)]
     pub agent: AgentStats,
+    /// Kernel-level profiles from the CUPTI injection library: one per profiled process that
+    /// sent a window within the last 3 periods (`docs/cupti-protocol.md`).
+    #[serde(default)]
+    pub kernel_profiles: Vec<KernelProfile>,
 }
 
 impl NodeSnapshot {
@@ -70,6 +74,26 @@ pub struct AgentStats {
     /// NVML calls made since the agent started, per entry point (`nvmlDeviceGetFieldValues`…).
     #[serde(default)]
     pub nvml_calls: BTreeMap<String, u64>,
+    /// The CUPTI receiver's counters; absent when the receiver is off.
+    #[serde(default)]
+    pub cupti: Option<CuptiStats>,
+}
+
+/// The CUPTI receiver's counters (its Unix socket for the injection library).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CuptiStats {
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted since the agent started.
+    pub connections_total: u64,
+    /// Connections closed at once because the limit was reached.
+    pub connections_refused_total: u64,
+    /// Window summaries received.
+    pub frames_received_total: u64,
+    /// Frames rejected (the connection was closed), by reason.
+    pub frames_rejected_total: BTreeMap<String, u64>,
+    /// Profiles dropped to make room for a new process (the profile limit was reached).
+    pub profiles_evicted_total: u64,
 }
 
 /// One sampler's record.
@@ -582,4 +606,158 @@ pub struct DiskSample {
     pub write_bytes_per_second: Option<f64>,
     /// Busy fraction over the last interval.
     pub busy_ratio: Option<f64>,
+}
+
+/// What the CUPTI injection library saw in one process: the latest profiling window and totals.
+///
+/// "Latest window" values describe one short window (the library profiles in windows, a small
+/// share of the time); totals add up every summary the agent received from the process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelProfile {
+    /// Host PID (from the socket's peer credentials, never from the summary).
+    pub pid: u32,
+    /// Process name (`comm`).
+    pub name: String,
+    /// User name or uid.
+    pub user: Option<String>,
+    /// Container id.
+    pub container: Option<String>,
+    /// Kubernetes pod name.
+    pub pod: Option<String>,
+    /// Kubernetes namespace.
+    pub namespace: Option<String>,
+    /// Kubernetes pod UID.
+    pub pod_uid: Option<String>,
+    /// NVML indices of the GPUs the process uses (from the process sampler).
+    pub gpus: Vec<u32>,
+    /// Summaries received from this process.
+    pub windows_total: u64,
+    /// Length of the latest window.
+    pub window_seconds: f64,
+    /// Period between window starts in effect (stretched by the library's budget controller).
+    pub period_seconds: f64,
+    /// End of the latest window, milliseconds since the Unix epoch.
+    pub window_end_unix_ms: u64,
+    /// Kernel launches per second, counted since the previous summary (outside windows too);
+    /// absent when the library counted over no time.
+    pub launches_per_second: Option<f64>,
+    /// Latest window: kernel time by class, one entry per class seen.
+    pub classes: Vec<KernelClassTime>,
+    /// Latest window: kernel time, all kernels.
+    pub kernel_seconds: f64,
+    /// Latest window: kernels that ran.
+    pub kernel_count: u64,
+    /// Latest window: the median kernel duration, as the floor of its log2 histogram bucket;
+    /// absent when no kernel ran.
+    pub median_kernel_seconds: Option<f64>,
+    /// Latest window: copies from or to pageable host memory.
+    pub pageable_copies: u64,
+    /// Latest window: bytes of those copies.
+    pub pageable_copy_bytes: u64,
+    /// Latest window: of those copies, the ones issued as async (silently synchronous).
+    pub async_pageable_copies: u64,
+    /// Latest window: host time in synchronization calls.
+    pub sync_seconds: f64,
+    /// Latest window: the longest idle gap between kernels on any device; absent when no
+    /// device ran a kernel.
+    pub gpu_gap_max_seconds: Option<f64>,
+    /// Latest window: summed idle gaps between kernels (the device with the most); absent when
+    /// no device ran a kernel.
+    pub gpu_gap_seconds: Option<f64>,
+    /// Latest window: kernels launched from CUDA graphs.
+    pub graph_kernels: u64,
+    /// Time the library spent in its callbacks, all summaries together.
+    pub overhead_seconds_total: f64,
+    /// `overhead_seconds_total` as a share of the process's CPU time (both counted from about
+    /// the process's start: the library loads when CUDA initialises); absent when the process's
+    /// CPU time could not be read.
+    #[serde(default)]
+    pub overhead_cpu_ratio: Option<f64>,
+    /// Activity records CUPTI dropped (its buffers were full), all summaries together.
+    pub dropped_records_total: u64,
+    /// Summaries the library could not deliver, as it reported them.
+    pub summaries_dropped_total: u64,
+    /// Latest window: the kernels with the most time, at most 8, longest first. Kernel names go
+    /// to the API, `query --json` and the TUI; never to metric labels.
+    pub top_kernels: Vec<TopKernel>,
+}
+
+/// Kernel time of one kernel class in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelClassTime {
+    /// The class (kind, pipe, precision).
+    pub class: gpuscope_cupti::KernelClass,
+    /// Kernels of the class.
+    pub count: u64,
+    /// Their summed duration.
+    pub seconds: f64,
+}
+
+/// One kernel name's time in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopKernel {
+    /// Kernel name as CUPTI reported it.
+    pub name: String,
+    /// Its class.
+    pub class: gpuscope_cupti::KernelClass,
+    /// Launches that completed in the window.
+    pub count: u64,
+    /// Their summed duration.
+    pub seconds: f64,
+}
+
+/// Most top kernels a profile keeps (the summary may carry more).
+pub const PROFILE_TOP_KERNELS: usize = 8;
+
+impl KernelProfile {
+    /// Takes in one window summary from this process: the latest-window values are replaced,
+    /// the totals grow. Identity (pid, name, user, container, GPUs) is the caller's to fill.
+    pub fn record(&mut self, s: &gpuscope_cupti::WindowSummary) {
+        const NS: f64 = 1e-9;
+        self.windows_total = self.windows_total.saturating_add(1);
+        self.window_seconds = s.window_ns() as f64 * NS;
+        self.period_seconds = s.period_ns as f64 * NS;
+        self.window_end_unix_ms = s.window_end_unix_ns / 1_000_000;
+        self.launches_per_second = s.launches_per_second();
+        self.classes = s
+            .classes
+            .iter()
+            .map(|c| KernelClassTime { class: c.class, count: c.time.count, seconds: c.time.total_ns as f64 * NS })
+            .collect();
+        let (count, ns) = s
+            .classes
+            .iter()
+            .fold((0u64, 0u64), |(n, t), c| (n.saturating_add(c.time.count), t.saturating_add(c.time.total_ns)));
+        self.kernel_count = count;
+        self.kernel_seconds = ns as f64 * NS;
+        self.median_kernel_seconds = s.median_kernel_duration_floor_ns().map(|ns| ns as f64 * NS);
+        let pageable = s.memcpy.iter().filter(|m| {
+            use gpuscope_cupti::summary::MemoryKind::Pageable;
+            m.src == Pageable || m.dst == Pageable
+        });
+        let (copies, bytes) = pageable
+            .clone()
+            .fold((0u64, 0u64), |(n, b), m| (n.saturating_add(m.transfer.count), b.saturating_add(m.transfer.bytes)));
+        self.pageable_copies = copies;
+        self.pageable_copy_bytes = bytes;
+        self.async_pageable_copies = s.pageable_async_copies().count;
+        self.sync_seconds = s.sync_ns() as f64 * NS;
+        self.gpu_gap_max_seconds = s.gpu_gaps.iter().map(|g| g.max_gap_ns).max().map(|ns| ns as f64 * NS);
+        self.gpu_gap_seconds = s.gpu_gaps.iter().map(|g| g.idle_ns).max().map(|ns| ns as f64 * NS);
+        self.graph_kernels = s.graph_kernels.count;
+        self.overhead_seconds_total += s.callback_overhead_ns as f64 * NS;
+        self.dropped_records_total = self.dropped_records_total.saturating_add(s.dropped_records);
+        self.summaries_dropped_total = self.summaries_dropped_total.saturating_add(s.summaries_dropped);
+        self.top_kernels = s
+            .top_kernels
+            .iter()
+            .take(PROFILE_TOP_KERNELS)
+            .map(|k| TopKernel {
+                name: k.name.clone(),
+                class: k.class,
+                count: k.count,
+                seconds: k.total_ns as f64 * NS,
+            })
+            .collect();
+    }
 }

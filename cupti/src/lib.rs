@@ -16,4 +16,4 @@ pub use aggregate::{
 };
 pub use classify::{CollectiveKind, KernelClass, KernelKind, MathPipe, Precision, classify};
 pub use summary::WindowSummary;
-pub use wire::{ReadError, WireError, decode, encode, read_frame};
+pub use wire::{ReadError, WireError, decode, decode_request, encode, encode_request, read_frame, read_request};

@@ -124,6 +124,104 @@ pub enum WireError {
         /// How many.
         count: usize,
     },
+    /// A window request that does not start with [`REQUEST_MAGIC`].
+    #[error("not a gpuscope cupti window request: magic {found:02x?}, expected {REQUEST_MAGIC:02x?} (\"GSCR\")")]
+    BadRequestMagic {
+        /// The first four bytes received.
+        found: [u8; 4],
+    },
+    /// A window request whose length is not [`REQUEST_PAYLOAD_BYTES`] (or the frame's size).
+    #[error("cupti window request has a {len}-byte payload, expected {REQUEST_PAYLOAD_BYTES}")]
+    RequestLength {
+        /// The payload length found.
+        len: usize,
+    },
+    /// A requested window length outside [`MIN_REQUEST_WINDOW_NS`]..=[`MAX_REQUEST_WINDOW_NS`].
+    #[error(
+        "cupti window request of {window_ns} ns is outside {MIN_REQUEST_WINDOW_NS}..={MAX_REQUEST_WINDOW_NS} ns (1 ms to 60 s)"
+    )]
+    RequestWindow {
+        /// The length asked for, in ns.
+        window_ns: u64,
+    },
+}
+
+/// The four bytes a window request (agent → library) starts with.
+pub const REQUEST_MAGIC: [u8; 4] = *b"GSCR";
+/// Payload length of a window request: the window length, `u64` ns.
+pub const REQUEST_PAYLOAD_BYTES: usize = 8;
+/// A whole window request frame.
+pub const REQUEST_FRAME_BYTES: usize = HEADER_BYTES + REQUEST_PAYLOAD_BYTES;
+/// Shortest window a request may ask for (1 ms).
+pub const MIN_REQUEST_WINDOW_NS: u64 = 1_000_000;
+/// Longest window a request may ask for (60 s).
+pub const MAX_REQUEST_WINDOW_NS: u64 = 60_000_000_000;
+
+fn check_request_window(window_ns: u64) -> Result<u64, WireError> {
+    if (MIN_REQUEST_WINDOW_NS..=MAX_REQUEST_WINDOW_NS).contains(&window_ns) {
+        Ok(window_ns)
+    } else {
+        Err(WireError::RequestWindow { window_ns })
+    }
+}
+
+/// Encodes a window request: the agent asks the library to open one window of `window_ns`.
+pub fn encode_request(window_ns: u64) -> Result<[u8; REQUEST_FRAME_BYTES], WireError> {
+    check_request_window(window_ns)?;
+    let mut frame = [0u8; REQUEST_FRAME_BYTES];
+    frame[..4].copy_from_slice(&REQUEST_MAGIC);
+    frame[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    frame[8..12].copy_from_slice(&(REQUEST_PAYLOAD_BYTES as u32).to_le_bytes());
+    frame[12..].copy_from_slice(&window_ns.to_le_bytes());
+    Ok(frame)
+}
+
+/// Decodes a whole window request frame into the window length asked for, in ns.
+pub fn decode_request(frame: &[u8]) -> Result<u64, WireError> {
+    let header: &[u8; HEADER_BYTES] = frame
+        .get(..HEADER_BYTES)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(WireError::Truncated { field: "header", needed: HEADER_BYTES - frame.len().min(HEADER_BYTES) })?;
+    let found = [header[0], header[1], header[2], header[3]];
+    if found != REQUEST_MAGIC {
+        return Err(WireError::BadRequestMagic { found });
+    }
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    if version != VERSION {
+        return Err(WireError::UnsupportedVersion { found: version });
+    }
+    let reserved = u16::from_le_bytes([header[6], header[7]]);
+    if reserved != 0 {
+        return Err(WireError::ReservedNotZero { found: reserved });
+    }
+    let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+    if len != REQUEST_PAYLOAD_BYTES {
+        return Err(WireError::RequestLength { len });
+    }
+    let payload = &frame[HEADER_BYTES..];
+    if payload.len() < REQUEST_PAYLOAD_BYTES {
+        return Err(WireError::Truncated { field: "requested window", needed: REQUEST_PAYLOAD_BYTES - payload.len() });
+    }
+    if payload.len() > REQUEST_PAYLOAD_BYTES {
+        return Err(WireError::TrailingBytes { count: payload.len() - REQUEST_PAYLOAD_BYTES });
+    }
+    let mut ns = [0u8; 8];
+    ns.copy_from_slice(payload);
+    check_request_window(u64::from_le_bytes(ns))
+}
+
+/// Reads exactly one window request from a blocking stream (the library's side of the socket).
+/// After an error the caller drops the connection.
+pub fn read_request(reader: &mut impl std::io::Read) -> Result<u64, ReadError> {
+    let mut frame = [0u8; REQUEST_FRAME_BYTES];
+    reader.read_exact(&mut frame[..HEADER_BYTES])?;
+    // Check the header before waiting for a payload that a foreign peer may never send.
+    let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
+    if frame[..4] != REQUEST_MAGIC || len != REQUEST_PAYLOAD_BYTES {
+        return Err(decode_request(&frame[..HEADER_BYTES]).err().unwrap_or(WireError::RequestLength { len }).into());
+    }
+    reader.read_exact(&mut frame[HEADER_BYTES..])?;
+    Ok(decode_request(&frame)?)
 }
 
 /// The parsed frame header.
@@ -753,6 +851,67 @@ mod tests {
         s.callback_count = 600_123;
         s.summaries_dropped = 3;
         s
+    }
+
+    #[test]
+    fn a_window_request_is_a_gscr_header_and_a_u64() {
+        let frame = encode_request(500_000_000).unwrap();
+        assert_eq!(&frame[..4], b"GSCR");
+        assert_eq!(&frame[4..12], &[1, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(&frame[12..], &500_000_000u64.to_le_bytes());
+        assert_eq!(decode_request(&frame).unwrap(), 500_000_000);
+        for ns in [MIN_REQUEST_WINDOW_NS, MAX_REQUEST_WINDOW_NS] {
+            assert_eq!(decode_request(&encode_request(ns).unwrap()).unwrap(), ns);
+        }
+    }
+
+    #[test]
+    fn a_window_request_out_of_range_is_refused_at_both_ends() {
+        for ns in [0, MIN_REQUEST_WINDOW_NS - 1, MAX_REQUEST_WINDOW_NS + 1, u64::MAX] {
+            assert_eq!(encode_request(ns).unwrap_err(), WireError::RequestWindow { window_ns: ns });
+            let mut frame = encode_request(MIN_REQUEST_WINDOW_NS).unwrap();
+            frame[12..].copy_from_slice(&ns.to_le_bytes());
+            let err = decode_request(&frame).unwrap_err();
+            assert_eq!(err, WireError::RequestWindow { window_ns: ns });
+            assert!(err.to_string().contains("1 ms to 60 s"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_window_request_is_rejected_by_name() {
+        let frame = encode_request(1_000_000_000).unwrap();
+        let summary = encode(&WindowSummary::empty(1, 0, 0, 0)).unwrap();
+        assert_eq!(decode_request(&summary).unwrap_err(), WireError::BadRequestMagic { found: *b"GSCU" });
+        let mut bad = frame;
+        bad[4] = 2;
+        assert_eq!(decode_request(&bad).unwrap_err(), WireError::UnsupportedVersion { found: 2 });
+        let mut bad = frame;
+        bad[7] = 1;
+        assert_eq!(decode_request(&bad).unwrap_err(), WireError::ReservedNotZero { found: 256 });
+        let mut bad = frame;
+        bad[8] = 9;
+        assert_eq!(decode_request(&bad).unwrap_err(), WireError::RequestLength { len: 9 });
+        for len in 0..frame.len() {
+            assert!(matches!(decode_request(&frame[..len]), Err(WireError::Truncated { .. })), "{len} bytes");
+        }
+        let mut long = frame.to_vec();
+        long.push(0);
+        assert_eq!(decode_request(&long).unwrap_err(), WireError::TrailingBytes { count: 1 });
+    }
+
+    #[test]
+    fn window_requests_travel_over_a_real_unix_socket() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut agent, mut library) = UnixStream::pair().unwrap();
+        agent.write_all(&encode_request(2_000_000).unwrap()).unwrap();
+        agent.write_all(&encode_request(60_000_000_000).unwrap()).unwrap();
+        agent.write_all(b"GSCU\x01\x00\x00\x00\xff\xff\xff\xff").unwrap();
+        drop(agent);
+        assert_eq!(read_request(&mut library).unwrap(), 2_000_000);
+        assert_eq!(read_request(&mut library).unwrap(), 60_000_000_000);
+        let err = read_request(&mut library).unwrap_err();
+        assert!(matches!(err, ReadError::Wire(WireError::BadRequestMagic { .. })), "{err}");
     }
 
     #[test]
