@@ -13,6 +13,8 @@
 //! it).
 
 pub mod fp32_gemm_kernels;
+#[cfg(test)]
+mod from_records;
 pub mod gpu_gaps;
 pub mod pageable_memcpy;
 pub mod short_kernels;
