@@ -130,3 +130,28 @@ fn failing_gpm_is_asked_once_and_its_ratios_are_absent() {
     assert_eq!((calls["nvmlGpmSampleGet"], calls["nvmlGpmMetricsGet"]), (16, 8));
     assert!(q["gpus"][0]["sm_active_ratio"].is_number());
 }
+
+/// A running agent on H100s whose GPM fails from scenario second 8 on: the ratios it read
+/// before are gone from `/metrics` once a sample fails, not kept from the last good pass.
+#[test]
+fn gpm_ratios_read_before_a_failure_are_not_exported_after_it() {
+    use common::{Clock, NodeSpec, eventually, start, unix_now};
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/healthy-bf16-training.toml"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpm-fails-at-8s.toml");
+    std::fs::write(&path, format!("{base}\n[[faults]]\nwhat = \"gpm\"\nat_s = 8\nduration_s = 3600\n")).unwrap();
+    let node = start(NodeSpec::new(path.to_str().unwrap(), Clock::Running { start: unix_now() }));
+    node.wait_ready();
+    let sm = |m: &common::Metrics| m.find("gpuscope_gpu_sm_active_ratio", &[]).len();
+    // Two good samples before second 8 (the agent samples every 200 ms).
+    eventually(8, || (sm(&node.metrics()) == 8).then_some(()));
+    let m = eventually(60, || {
+        let m = node.metrics();
+        (!m.find("gpuscope_agent_nvml_errors_total", &[("signal", "gpm_sample")]).is_empty()).then_some(m)
+    });
+    assert_eq!(sm(&m), 0, "no GPU keeps an SM activity once its GPM sample failed");
+    assert!(m.find("gpuscope_gpu_tensor_active_ratio", &[]).is_empty());
+    assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[]).len(), 8, "the other signals stay");
+}
