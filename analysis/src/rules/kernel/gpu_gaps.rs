@@ -16,7 +16,7 @@ pub const RULE: RuleInfo = RuleInfo {
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: KERNEL,
-    condition: "an idle gap > 500 ms between the process's kernels, in two consecutive profiling windows (a gap is only seen inside a window: it needs windows longer than the threshold)",
+    condition: "an idle gap > 500 ms between the process's kernels, in two consecutive profiling windows (a gap is only seen inside a window: it needs windows longer than the default 0.5 s, GPUSCOPE_CUPTI_WINDOW_MS in the process, or on-demand ones)",
     recommendation: "The CPU side stalls between GPU work: profile the host (data loading, checkpointing, logging).",
     action: None,
     workloads: "any",
