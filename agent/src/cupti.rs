@@ -346,6 +346,11 @@ impl Shared {
                 tracing::warn!("CUPTI socket: a peer without credentials (SO_PEERCRED failed), closed");
                 continue;
             };
+            // A PID the kernel reused for a new process starts a new profile.
+            let started = start_ticks(&self.opts.procfs_root, pid);
+            if st.profiles.get(&pid).is_some_and(|e| e.start_ticks != started) {
+                st.profiles.remove(&pid);
+            }
             let Ok(handle) = stream.try_clone() else { continue };
             let id = st.next_conn;
             st.next_conn += 1;

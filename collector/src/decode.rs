@@ -389,6 +389,12 @@ pub fn decode_with(req: &ExportMetricsServiceRequest, limits: &Limits) -> Decode
                 out.limited[Limit::TooManyProcesses as usize] += (snap.processes.len() - limits.max_processes) as u64;
                 snap.processes.truncate(limits.max_processes);
             }
+            // Kernel profiles are processes too, and held to the same bound.
+            if snap.kernel_profiles.len() > limits.max_processes {
+                let over = snap.kernel_profiles.len() - limits.max_processes;
+                out.limited[Limit::TooManyProcesses as usize] += over as u64;
+                snap.kernel_profiles.truncate(limits.max_processes);
+            }
             snap.node.hostname = hostname.clone();
             snap.node.machine_id = str_attr(rattrs, k::HOST_ID);
             snap.node.job = str_attr(rattrs, k::JOB);
@@ -483,5 +489,25 @@ mod tests {
         assert_eq!(g.len(), 1);
         assert_eq!((g[0].index, g[0].uuid.as_str(), g[0].power_watts), (2, "GPU-2", Some(250.0)));
         assert_eq!(g[0].xid_counts, [(48, 1), (79, 3)].into());
+    }
+
+    #[test]
+    fn kernel_profiles_are_held_to_the_process_bound() {
+        use gpuscope_core::KernelProfile;
+        let snap = NodeSnapshot {
+            node: gpuscope_core::NodeInfo { hostname: "n1".into(), ..Default::default() },
+            timestamp_ms: 1,
+            kernel_profiles: (1..=3)
+                .map(|pid| KernelProfile { pid, gpus: vec![0, 1], windows_total: 1, ..KernelProfile::default() })
+                .collect(),
+            ..NodeSnapshot::default()
+        };
+        let id = gpuscope_exporters::otlp::Identity { instance: "n1".into(), start_unix_nano: 1 };
+        let req = gpuscope_exporters::otlp::encode(&[&snap], &id);
+        let d = decode_with(&req, &Limits { max_processes: 2, ..Limits::NONE });
+        let profiles = &d.snapshots[0].kernel_profiles;
+        assert_eq!(profiles.iter().map(|p| p.pid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(profiles[0].gpus, [0, 1], "the gpus attribute parses back");
+        assert_eq!(d.limited[Limit::TooManyProcesses as usize], 1);
     }
 }

@@ -780,6 +780,36 @@ mod tests {
     }
 
     #[test]
+    fn profiles_yield_one_series_per_process_and_one_per_class() {
+        use crate::model::{KernelClassTime, KernelProfile};
+        let gemm = gpuscope_cupti::classify("ampere_sgemm_128x64_tn");
+        let nccl = gpuscope_cupti::classify("ncclDevKernel_AllReduce_Sum_bf16_RING_LL");
+        let snap = NodeSnapshot {
+            kernel_profiles: vec![
+                KernelProfile {
+                    pid: 7,
+                    kernel_seconds: 0.4,
+                    classes: vec![
+                        KernelClassTime { class: gemm, count: 3, seconds: 0.3 },
+                        KernelClassTime { class: nccl, count: 1, seconds: 0.1 },
+                    ],
+                    ..KernelProfile::default()
+                },
+                KernelProfile { pid: 8, median_kernel_seconds: Some(1e-5), ..KernelProfile::default() },
+            ],
+            ..NodeSnapshot::default()
+        };
+        assert_eq!(keys("gpuscope_process_kernel_time_seconds", &snap), vec![s("profile7", 0.4), s("profile8", 0.0)]);
+        assert_eq!(
+            keys("gpuscope_process_kernel_class_time_seconds", &snap),
+            vec![s("profile7/gemm/simt/fp32", 0.3), s("profile7/collective/allreduce", 0.1)]
+        );
+        // A median only where kernels ran: absent, not zero.
+        assert_eq!(keys("gpuscope_process_kernel_median_duration_seconds", &snap), vec![s("profile8", 1e-5)]);
+        assert!(keys("gpuscope_process_kernel_launches_per_second", &snap).is_empty());
+    }
+
+    #[test]
     fn slots_include_absent_values() {
         let snap = snapshot();
         let temps: Vec<_> = row("gpuscope_gpu_temperature_celsius").slots(&snap).map(|s| s.value).collect();

@@ -57,7 +57,9 @@ fn profile_attrs(a: &mut Vec<KeyValue>, p: &catalogue::ProfileId<'_>) {
             a.push(s(key, &**v));
         }
     }
-    a.push(s(k::PROCESS_GPUS, p.gpus_label()));
+    if !p.gpus.is_empty() {
+        a.push(s(k::PROCESS_GPUS, p.gpus_label()));
+    }
 }
 
 /// The attributes of a series: its owner's (with the GPU's identity on the row that carries it),

@@ -29,13 +29,17 @@ fn gpu_labels<'w, 'a>(line: Series<'w, 'a>, g: &GpuId<'_>) -> Series<'w, 'a> {
 }
 
 /// A profiled process's labels: those of a process, without a GPU (a profile spans the
-/// process's GPUs), and `gpus`, the GPUs it uses (`0,1`), fixed while the process lives.
+/// process's GPUs), and `gpus`, the GPUs it uses (`0,1`; none when NVML lists none of them),
+/// fixed while the process lives.
 fn profile_labels<'w, 'a>(mut line: Series<'w, 'a>, p: &ProfileId<'_>) -> Series<'w, 'a> {
     line = line.label("pid", p.pid).label("process", &*p.name);
     for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
         if let Some(v) = v {
             line = line.label(k, &**v);
         }
+    }
+    if p.gpus.is_empty() {
+        return line;
     }
     line.label("gpus", p.gpus_label().as_str())
 }
