@@ -22,7 +22,7 @@ pub const RULE: RuleInfo = RuleInfo {
     severity: Severity::Warning,
     timing: KERNEL,
     condition: "on GPUs with tensor cores (CC >= 7.0), >= 50% of the process's matmul/convolution kernel time is in SIMT kernels (no tensor cores; FP64 left to fp64-heavy), in two consecutive profiling windows",
-    recommendation: "Same fix as no-tensor-cores: enable automatic mixed precision (bf16 on Ampere+, fp16 with loss scaling on Volta/Turing), or at least allow TF32 (torch.backends.cuda.matmul.allow_tf32 = True, torch.set_float32_matmul_precision(\"high\")). The summary names the top offending kernels.",
+    recommendation: "Same fix as no-tensor-cores: enable automatic mixed precision (bf16 on Ampere+, fp16 with loss scaling on Volta/Turing), or at least allow TF32 (torch.backends.cuda.matmul.allow_tf32 = True, torch.set_float32_matmul_precision(\"high\")). The finding names the top offending kernels where the snapshot carries them (the agent's; the collector's do not), else `gpuscope profile --pid PID` on the node lists them.",
     action: None,
     workloads: "any",
     explained_by_waiting: false,
@@ -91,7 +91,10 @@ fn eval(c: &Ctx) -> Vec<Hit> {
         let top = offenders(p, matmul_s);
         let mut summary =
             format!("{} runs {} of its matmul/convolution kernel time without tensor cores", who(p), pct(share));
-        if !top.is_empty() {
+        if top.is_empty() {
+            // Kernel names stay on the agent (never labels): say where to read them.
+            summary += &format!(" (its kernels: gpuscope profile --pid {} on {node})", p.pid);
+        } else {
             summary += &format!(" (top: {})", top.join(", "));
         }
         let mut evidence = vec![ev("fp32_matmul_share", share, t.fp32_share)];
@@ -187,6 +190,12 @@ mod tests {
         // The node's GPUs stand in when the process's are unknown.
         let w = profiled(60, vec![h100(None)], |_| KernelProfile { gpus: vec![], ..window(0.3, 0.0) });
         assert_eq!(one_hit(&eval("fp32-gemm-kernels", &w), &[]).evidence.len(), 1);
+        // Without kernel names (the collector's snapshots): where to read them.
+        let w = profiled(60, vec![h100(None)], |_| KernelProfile { top_kernels: vec![], ..window(0.3, 0.0) });
+        assert_eq!(
+            eval("fp32-gemm-kernels", &w)[0].summary,
+            "python (4242) runs 100% of its matmul/convolution kernel time without tensor cores (its kernels: gpuscope profile --pid 4242 on n0)"
+        );
     }
 
     #[test]
