@@ -121,6 +121,18 @@ fn a_library_shows_up_on_metrics_the_api_and_query_json_with_exact_values() {
     let (_, _, text) = get(&node.addr, "/metrics", &[]);
     let text = String::from_utf8(text).unwrap();
     assert!(!text.contains("s16816gemm") && !text.contains("ncclDevKernel"), "a kernel name leaked into /metrics");
+    // Prometheus's own linter has nothing to say about the new families.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test installs the Debian prometheus package)");
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&lint.stdout), String::from_utf8_lossy(&lint.stderr));
+    assert!(lint.status.success() && said.trim().is_empty(), "promtool: {said}");
 
     // The API has the profile with its top kernels.
     let api = profile_json(&node);
