@@ -11,25 +11,16 @@
 
 mod common;
 
+use common::cupti::{GEMM, be_the_trainer, summary, unix_ns};
 use common::{Clock, Node, NodeSpec, bin, get, request, start};
-use gpuscope_cupti::summary::{
-    ClassStats, DeviceGaps, KernelStats, MemcpyKind, MemcpyStats, MemoryKind, SyncKind, SyncStats, TimeStats,
-    TransferStats, histogram_bucket,
-};
-use gpuscope_cupti::{WindowSummary, classify, wire};
+use gpuscope_cupti::wire;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::Duration;
 
 const SCENARIO: &str = "healthy-bf16-training";
-const GEMM: &str = "ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_nn";
-const NCCL: &str = "ncclDevKernel_AllReduce_Sum_bf16_RING_LL";
 const CONTAINER: &str = "3f1c2a9b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a";
-
-fn unix_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
 
 /// An agent on a simulated node with its CUPTI receiver on a socket in the node's directory,
 /// and this process in the node's /proc as the scenario's trainer.
@@ -45,78 +36,6 @@ fn node(extra_args: &[&str]) -> (Node, PathBuf, tempfile::TempDir) {
     let node = start(spec);
     be_the_trainer(&node.root.path().join("proc"));
     (node, socket, dir)
-}
-
-/// Copies the simulated trainer (pid 41001: python, uid 1000, a pod's container) to this
-/// process's PID in the simulated /proc.
-fn be_the_trainer(proc: &Path) {
-    let me = std::process::id().to_string();
-    let from = proc.join("41001");
-    let to = proc.join(&me);
-    std::fs::create_dir_all(&to).unwrap();
-    for f in ["cgroup", "cmdline", "comm", "status"] {
-        std::fs::copy(from.join(f), to.join(f)).unwrap();
-    }
-    let stat = std::fs::read_to_string(from.join("stat")).unwrap();
-    std::fs::write(to.join("stat"), stat.replacen("41001", &me, 2)).unwrap();
-}
-
-/// One window as the library would summarise it: 3 bf16 tensor-core GEMMs (300 ms) and one NCCL
-/// all-reduce (100 ms) in 500 ms, pageable copies, a device sync, gaps on GPU 0.
-fn summary(start_ns: u64, window_ns: u64) -> WindowSummary {
-    let mut s = WindowSummary::empty(7, start_ns, start_ns + window_ns, 5_000_000_000);
-    s.launches = 30_000;
-    s.launch_span_ns = 1_500_000_000;
-    s.launches_in_window = 4;
-    let (gemm, nccl) = (classify(GEMM), classify(NCCL));
-    s.classes = vec![
-        ClassStats { class: gemm, time: TimeStats { count: 3, total_ns: 300_000_000 } },
-        ClassStats { class: nccl, time: TimeStats { count: 1, total_ns: 100_000_000 } },
-    ];
-    s.top_kernels = vec![
-        KernelStats {
-            name: GEMM.into(),
-            class: gemm,
-            count: 3,
-            total_ns: 300_000_000,
-            max_ns: 120_000_000,
-            grid: [132, 1, 1],
-            block: [256, 1, 1],
-        },
-        KernelStats {
-            name: NCCL.into(),
-            class: nccl,
-            count: 1,
-            total_ns: 100_000_000,
-            max_ns: 100_000_000,
-            grid: [32, 1, 1],
-            block: [640, 1, 1],
-        },
-    ];
-    s.graph_kernels = TimeStats { count: 2, total_ns: 200_000_000 };
-    let copy = |is_async, count, bytes| MemcpyStats {
-        kind: MemcpyKind::HostToDevice,
-        src: MemoryKind::Pageable,
-        dst: MemoryKind::Device,
-        is_async,
-        transfer: TransferStats { count, bytes, total_ns: 1_000_000 },
-    };
-    s.memcpy = vec![copy(false, 1, 1 << 20), copy(true, 5, 5 << 20)];
-    s.sync = vec![SyncStats { kind: SyncKind::Device, time: TimeStats { count: 2, total_ns: 50_000_000 } }];
-    s.gpu_gaps = vec![DeviceGaps {
-        device: 0,
-        busy_ns: 400_000_000,
-        idle_ns: 60_000_000,
-        gap_count: 3,
-        max_gap_ns: 40_000_000,
-        intervals_dropped: 0,
-    }];
-    s.duration_histogram[histogram_bucket(100_000_000)] = 4;
-    s.dropped_records = 3;
-    s.callback_overhead_ns = 12_000_000;
-    s.callback_count = 30_000;
-    s.summaries_dropped = 1;
-    s
 }
 
 /// Scrapes until `name` has a series (the agent samples every 200 ms).
@@ -202,6 +121,18 @@ fn a_library_shows_up_on_metrics_the_api_and_query_json_with_exact_values() {
     let (_, _, text) = get(&node.addr, "/metrics", &[]);
     let text = String::from_utf8(text).unwrap();
     assert!(!text.contains("s16816gemm") && !text.contains("ncclDevKernel"), "a kernel name leaked into /metrics");
+    // Prometheus's own linter has nothing to say about the new families.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test installs the Debian prometheus package)");
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let lint = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&lint.stdout), String::from_utf8_lossy(&lint.stderr));
+    assert!(lint.status.success() && said.trim().is_empty(), "promtool: {said}");
 
     // The API has the profile with its top kernels.
     let api = profile_json(&node);
