@@ -7,6 +7,14 @@ use gpuscope_core::Severity;
 settings! {
     /// The longest idle gap between two kernels of the process (any of its GPUs) above this, seconds, is a hit.
     gap_s = 0.5,
+    /// A gap above this share of its profiling window is a hit too: a window no longer than
+    /// `gap_s` cannot show a gap that long (the default window is 0.5 s).
+    window_share = 0.4,
+}
+
+/// The gap that counts in a window of `window_s` seconds: `gap_s`, or less in a short window.
+fn threshold(t: &Settings, window_s: f64) -> f64 {
+    if window_s > 0.0 { t.gap_s.min(t.window_share * window_s) } else { t.gap_s }
 }
 
 /// The rule.
@@ -16,7 +24,7 @@ pub const RULE: RuleInfo = RuleInfo {
     scope: RuleScope::Process,
     severity: Severity::Warning,
     timing: KERNEL,
-    condition: "an idle gap > 500 ms between the process's kernels, in two consecutive profiling windows (a gap is only seen inside a window: it needs windows longer than the default 0.5 s, GPUSCOPE_CUPTI_WINDOW_MS in the process, or on-demand ones)",
+    condition: "an idle gap between the process's kernels > 500 ms, or > 40 % of a shorter profiling window (a gap is only seen inside one: 200 ms in the default 0.5 s window), in two consecutive windows",
     recommendation: "The CPU side stalls between GPU work: profile the host (data loading, checkpointing, logging).",
     action: None,
     workloads: "any",
@@ -32,9 +40,12 @@ fn eval(c: &Ctx) -> Vec<Hit> {
     for (node, w, s, p) in profiles(c) {
         // A gap is time between two kernels inside one window (the time before the first and
         // after the last kernel is not one), so no gap is longer than the window.
-        let Some((a, b)) = both(w, p, |p| p.gpu_gap_max_seconds) else { continue };
-        let low = a.min(b);
-        if low > t.gap_s {
+        // Each window against its own threshold; the evidence is the weaker of the two.
+        let Some((a, b)) = both(w, p, |p| p.gpu_gap_max_seconds.map(|g| (g, threshold(t, p.window_seconds)))) else {
+            continue;
+        };
+        let (low, limit) = if a.0 / a.1 <= b.0 / b.1 { a } else { b };
+        if low > limit {
             let mut summary = format!(
                 "{}: its GPU sat idle for {} between two kernels",
                 who(p),
@@ -44,7 +55,7 @@ fn eval(c: &Ctx) -> Vec<Hit> {
                 summary +=
                     &format!(" ({} of the latest profiling window idle between kernels)", pct(idle / p.window_seconds));
             }
-            out.push(process_hit(node, s, p, summary, vec![ev("gpu_gap_max_s", low, t.gap_s)]));
+            out.push(process_hit(node, s, p, summary, vec![ev("gpu_gap_max_s", low, limit)]));
         }
     }
     out
@@ -84,6 +95,15 @@ mod tests {
         assert!(eval("gpu-gaps", &w).is_empty());
         // No kernels, or fewer than two: no gap measured, not a gap of 0.
         assert!(eval("gpu-gaps", &profiled(60, vec![gpu(0)], |_| gaps(None))).is_empty());
+    }
+
+    #[test]
+    fn in_the_default_half_second_window_a_gap_over_forty_percent_of_it_is_a_hit() {
+        let short = |gap: f64| KernelProfile { window_seconds: 0.5, ..gaps(Some(gap)) };
+        let w = profiled(60, vec![gpu(0)], |_| short(0.25));
+        let hits = eval("gpu-gaps", &w);
+        assert_eq!(evidence(one_hit(&hits, &[0])), vec![("gpu_gap_max_s".into(), 0.25, 0.2)]);
+        assert!(eval("gpu-gaps", &profiled(60, vec![gpu(0)], |_| short(0.2))).is_empty());
     }
 
     #[test]
