@@ -72,7 +72,7 @@ fn millis(
         Ok(ms) if (min..=max).contains(&Duration::from_millis(ms)) => Duration::from_millis(ms),
         _ => {
             warnings.push(format!(
-                "gpuscope-cupti: {key}={raw:?} is not a whole number of milliseconds in {}..={}; using {}",
+                "{key}={raw:?} is not a whole number of milliseconds in {}..={}; using {}",
                 min.as_millis(),
                 max.as_millis(),
                 default.as_millis()
@@ -84,7 +84,7 @@ fn millis(
 
 impl Config {
     /// Reads the settings through `get` (the environment in the library, a map in tests); the
-    /// second value holds one warning line per rejected variable.
+    /// second value holds one warning line per rejected variable (without the library's prefix).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         let mut warnings = Vec::new();
         let window = millis(&get, ENV_WINDOW_MS, MIN_WINDOW, MAX_WINDOW, DEFAULT_WINDOW, &mut warnings);
@@ -97,7 +97,7 @@ impl Config {
                 Ok(b) if b > 0.0 && b <= 1.0 => b,
                 _ => {
                     warnings.push(format!(
-                        "gpuscope-cupti: {ENV_BUDGET}={raw:?} is not a fraction in (0, 1] (0.01 = 1 % of one CPU); using {DEFAULT_BUDGET}"
+                        "{ENV_BUDGET}={raw:?} is not a fraction in (0, 1] (0.01 = 1 % of one CPU); using {DEFAULT_BUDGET}"
                     ));
                     DEFAULT_BUDGET
                 }

@@ -159,6 +159,15 @@ pub unsafe extern "C" fn on_buffer_completed(
 #[derive(Debug)]
 pub struct Subscriber(CUpti_SubscriberHandle);
 
+/// Records dropped from CUPTI's global queue (context NULL) since the last call: drops that no
+/// completed buffer of a context reports (when the pool had no buffer to give at all).
+pub fn take_global_dropped_records() -> u64 {
+    let mut dropped = 0usize;
+    // SAFETY: valid out-pointer; a NULL context asks for the global queue.
+    let result = unsafe { sys::cuptiActivityGetNumDroppedRecords(std::ptr::null_mut(), 0, &mut dropped) };
+    if result == CUptiResult::CUPTI_SUCCESS { dropped as u64 } else { 0 }
+}
+
 /// Subscribes the launch callback; `Err` carries CUPTI's refusal.
 pub fn subscribe() -> Result<Subscriber, CUptiResult> {
     let mut subscriber: CUpti_SubscriberHandle = std::ptr::null_mut();
@@ -244,6 +253,13 @@ pub unsafe fn for_each_record(buffer: *mut u8, valid_bytes: usize, mut each: imp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn launch_callback_ids_are_those_of_the_cuda_12_8_header() {
+        // cupti_driver_cbid.h of CUDA 12.8: cuLaunchKernel, cuLaunchKernelEx,
+        // cuLaunchCooperativeKernel, cuGraphLaunch, then their _ptsz twins.
+        assert_eq!(LAUNCH_CBIDS, [307, 652, 477, 514, 442, 653, 478, 515]);
+    }
 
     #[test]
     fn a_panic_is_caught_and_the_fallback_returned() {

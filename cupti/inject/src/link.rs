@@ -275,6 +275,40 @@ mod tests {
     }
 
     #[test]
+    fn garbage_from_the_agent_never_yields_a_bad_window() {
+        // Deterministic pseudo-random byte streams, some starting with a valid-looking header:
+        // every outcome is a timeout, a refusal (connection closed) or a window in range.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        for case in 0..200 {
+            let mut link = AgentLink::new(path.clone());
+            assert!(link.send(b"x"));
+            let (mut agent, _) = listener.accept().unwrap();
+            let len = (next() % 48) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if case % 2 == 0 && len >= 12 {
+                bytes[..12].copy_from_slice(&request(1_000_000)[..12]);
+            }
+            agent.write_all(&bytes).unwrap();
+            match link.wait(Duration::from_millis(20)) {
+                Waited::Timeout => assert!(bytes.len() < REQUEST_FRAME_BYTES, "{bytes:02x?}"),
+                Waited::Request(window) => {
+                    assert!((Duration::from_millis(1)..=Duration::from_secs(60)).contains(&window), "{bytes:02x?}")
+                }
+                Waited::Refused(_) => assert!(!link.is_connected()),
+            }
+        }
+    }
+
+    #[test]
     fn an_agent_that_goes_away_is_noticed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");

@@ -400,8 +400,9 @@ mod tests {
 
     #[test]
     fn field_offsets_match_the_cuda_12_8_headers() {
-        // Offsets of cupti_activity.h (CUDA 12.8) for the fields read here: a binding change
-        // that moved one would be caught before it misreads a real buffer.
+        // Offsets and sizes of NVIDIA's cupti_activity.h of CUDA 12.8 (nvidia-cuda-cupti-cu12
+        // 12.8.90, measured with offsetof/sizeof in C) for the fields read here: a binding
+        // change that moved one would be caught before it misreads a real buffer.
         assert_eq!(offset_of!(CUpti_ActivityKernel9, start), 16);
         assert_eq!(offset_of!(CUpti_ActivityKernel9, end), 24);
         assert_eq!(offset_of!(CUpti_ActivityKernel9, deviceId), 40);
@@ -414,7 +415,11 @@ mod tests {
         assert_eq!(offset_of!(CUpti_ActivityMemcpy6, start), 16);
         assert_eq!(offset_of!(CUpti_ActivityMemcpy6, graphId), 72);
         assert_eq!(size_of::<CUpti_ActivityMemcpy6>(), 96);
+        assert_eq!(size_of::<CUpti_ActivityKernel9>(), 208);
         assert_eq!(offset_of!(CUpti_ActivityMemset4, bytes), 8);
+        assert_eq!(size_of::<CUpti_ActivityMemset4>(), 88);
         assert_eq!(size_of::<CUpti_ActivitySynchronization>(), 40);
+        assert_eq!(size_of::<cudarc::cupti::sys::CUpti_ActivitySynchronization2>(), 56);
+        assert_eq!(offset_of!(cudarc::cupti::sys::CUpti_CallbackData, callbackSite), 0);
     }
 }

@@ -9,7 +9,9 @@ use gpuscope_cupti::{Aggregator, AggregatorConfig, WindowMeta};
 use crate::budget::{BudgetController, CycleCost, window_cost_ns};
 use crate::config::{Config, MAX_PERIOD};
 use crate::counter::CounterReading;
-use crate::cupti::{LAUNCHES, Shared, describe, flush_all, for_each_record, set_window_kinds};
+use crate::cupti::{
+    LAUNCHES, Shared, describe, flush_all, for_each_record, set_window_kinds, take_global_dropped_records,
+};
 use crate::link::{AgentLink, Waited};
 use crate::pool::Completed;
 use crate::records;
@@ -94,13 +96,13 @@ impl Worker {
             let requested = self.wait_until(next_start);
             let idle_ns = ns(idle_from.elapsed());
             let idle_cpu_ns = process_cpu_ns().saturating_sub(idle_cpu_from);
-            let window = requested.unwrap_or(self.config.window);
-            let cost = self.window(window, idle_ns, idle_cpu_ns);
+            let started = Instant::now();
+            let cost = self.window(requested.unwrap_or(self.config.window), idle_ns, idle_cpu_ns);
             self.period = Duration::from_nanos(self.controller.period_ns(&cost));
+            // An on-demand window leaves the schedule as it was, unless it ran past it.
             let now = Instant::now();
-            // An on-demand window leaves the schedule as it was.
             if requested.is_none() || next_start <= now {
-                next_start = now + self.period.saturating_sub(window);
+                next_start = (started + self.period).max(now);
             }
         }
     }
@@ -118,7 +120,7 @@ impl Worker {
                     self.log(&format!("agent asked for a window of {} ms", window.as_millis()));
                     return Some(window);
                 }
-                Waited::Refused(e) => self.log(&format!("closed the agent connection: bad window request ({e:?})")),
+                Waited::Refused(e) => self.log(&format!("closed the agent connection: bad window request ({e})")),
             }
         }
     }
@@ -137,8 +139,25 @@ impl Worker {
             let kinds: Vec<String> = refused.iter().map(|(k, r)| format!("{k:?}: {}", describe(*r))).collect();
             self.log(&format!("CUPTI refused activity kinds: {}", kinds.join(", ")));
         }
-        while start.elapsed() < length {
-            std::thread::sleep((length - start.elapsed().min(length)).min(DRAIN_EVERY));
+        // A request that arrives during the window extends it to the requested length from
+        // the request: the next summary, which the agent takes as the answer, covers it.
+        let mut end_at = start + length;
+        loop {
+            let now = Instant::now();
+            if now >= end_at {
+                break;
+            }
+            match self.link.wait((end_at - now).min(DRAIN_EVERY)) {
+                Waited::Timeout => {}
+                Waited::Request(window) => {
+                    self.log(&format!(
+                        "agent asked for a window of {} ms: this window is extended",
+                        window.as_millis()
+                    ));
+                    end_at = end_at.max(Instant::now() + window);
+                }
+                Waited::Refused(e) => self.log(&format!("closed the agent connection: bad window request ({e})")),
+            }
             self.drain();
         }
         set_window_kinds(false);
@@ -155,7 +174,8 @@ impl Worker {
         self.agg.launches(idle.launches, false);
         self.agg.launches(in_window.launches, true);
         self.agg.callback_overhead(since_summary.callbacks, since_summary.estimated_cost_ns());
-        self.agg.dropped_records(self.shared.dropped_records.swap(0, std::sync::atomic::Ordering::Relaxed));
+        let dropped = self.shared.dropped_records.swap(0, std::sync::atomic::Ordering::Relaxed);
+        self.agg.dropped_records(dropped.saturating_add(take_global_dropped_records()));
         let meta = WindowMeta {
             pid: std::process::id(),
             window_start_unix_ns: unix_start,

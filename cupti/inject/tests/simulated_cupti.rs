@@ -65,8 +65,19 @@ struct Run {
 }
 
 /// Plays the mix for `seconds` with the library injected and `env` set; the test listens on the
-/// socket unless `listen` is false, sending `request` (a GSCR frame) once connected.
-fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Duration>) -> Run {
+/// socket unless `listen` is false, sending `requests` (GSCR frames, back to back) once connected.
+fn play(seconds: f64, env: &[(&str, &str)], listen: bool, requests: &[Duration]) -> Run {
+    play_with(seconds, env, listen, requests, None)
+}
+
+/// [`play`], and when `after_first` is set, a request of that length once the first summary came.
+fn play_with(
+    seconds: f64,
+    env: &[(&str, &str)],
+    listen: bool,
+    requests: &[Duration],
+    after_first: Option<Duration>,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("cupti.sock");
     let listener = listen.then(|| {
@@ -90,7 +101,7 @@ fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Durati
     let mut child = cmd.spawn().expect("start gpuscope-sim-cuda");
     let pid = child.id();
     let summaries = match &listener {
-        Some(l) => receive(l, &mut child, request),
+        Some(l) => receive(l, &mut child, requests, after_first),
         None => Vec::new(),
     };
     let out = child.wait_with_output().unwrap();
@@ -102,7 +113,12 @@ fn play(seconds: f64, env: &[(&str, &str)], listen: bool, request: Option<Durati
 
 /// Accepts the library's connection (if it makes one before the process ends) and reads frames
 /// until the process closes it.
-fn receive(listener: &UnixListener, child: &mut Child, request: Option<Duration>) -> Vec<WindowSummary> {
+fn receive(
+    listener: &UnixListener,
+    child: &mut Child,
+    requests: &[Duration],
+    after_first: Option<Duration>,
+) -> Vec<WindowSummary> {
     let mut stream = loop {
         match listener.accept() {
             Ok((s, _)) => break s,
@@ -120,15 +136,23 @@ fn receive(listener: &UnixListener, child: &mut Child, request: Option<Duration>
         }
     };
     stream.set_nonblocking(false).unwrap();
-    if let Some(window) = request {
+    let send = |stream: &mut std::os::unix::net::UnixStream, window: Duration| {
         use std::io::Write;
         let frame = gpuscope_cupti::wire::encode_request(window.as_nanos() as u64).unwrap();
         stream.write_all(&frame).unwrap();
+    };
+    for window in requests {
+        send(&mut stream, *window);
     }
     let mut summaries = Vec::new();
     loop {
         match read_frame(&mut stream) {
-            Ok(s) => summaries.push(s),
+            Ok(s) => {
+                summaries.push(s);
+                if let (1, Some(window)) = (summaries.len(), after_first) {
+                    send(&mut stream, window);
+                }
+            }
             Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => return summaries,
             Err(e) => panic!("frame {} is not a valid summary: {e}", summaries.len()),
         }
@@ -190,7 +214,7 @@ fn summaries_of_the_simulated_process_carry_its_kernel_mix() {
         3.5,
         &[("GPUSCOPE_CUPTI_WINDOW_MS", "300"), ("GPUSCOPE_CUPTI_PERIOD_MS", "1000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
         true,
-        None,
+        &[],
     );
     assert_eq!(run.stderr, "", "silent");
     assert_eq!(run.harness["launches"], 7_000);
@@ -220,7 +244,7 @@ fn an_agent_request_opens_a_window_at_once() {
         2.0,
         &[("GPUSCOPE_CUPTI_WINDOW_MS", "100"), ("GPUSCOPE_CUPTI_PERIOD_MS", "600000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
         true,
-        Some(Duration::from_millis(400)),
+        &[Duration::from_millis(400)],
     );
     assert_eq!(run.summaries.len(), 1, "one requested window");
     let s = &run.summaries[0];
@@ -231,15 +255,54 @@ fn an_agent_request_opens_a_window_at_once() {
 }
 
 #[test]
+fn a_request_during_a_window_extends_it() {
+    // The first request opens a window; the second, already waiting on the socket, is read
+    // inside it and extends it to 1.5 s from then: one summary answers both.
+    let run = play(
+        3.0,
+        &[("GPUSCOPE_CUPTI_WINDOW_MS", "100"), ("GPUSCOPE_CUPTI_PERIOD_MS", "600000"), ("GPUSCOPE_CUPTI_BUDGET", "1")],
+        true,
+        &[Duration::from_millis(400), Duration::from_millis(1_500)],
+    );
+    assert_eq!(run.summaries.len(), 1, "one extended window");
+    assert!(run.summaries[0].window_ns() >= 1_500_000_000, "{}", run.summaries[0].window_ns());
+    check_window(&run.summaries[0]);
+}
+
+#[test]
+fn an_expensive_window_stretches_the_period_and_the_next_summary_says_so() {
+    // A budget of one millionth of a CPU: any window costs more than 1 s of it allows (reading
+    // its records alone takes the worker well over a microsecond), so after the first window the
+    // controller stretches the 1 s period (to at least the window's cost / budget, at most
+    // 10 minutes). A request gets the next summary, which carries the stretched period.
+    let run = play_with(
+        3.5,
+        &[
+            ("GPUSCOPE_CUPTI_WINDOW_MS", "200"),
+            ("GPUSCOPE_CUPTI_PERIOD_MS", "1000"),
+            ("GPUSCOPE_CUPTI_BUDGET", "0.000001"),
+        ],
+        true,
+        &[],
+        Some(Duration::from_millis(200)),
+    );
+    assert_eq!(run.summaries.len(), 2, "the scheduled window, then the requested one");
+    assert_eq!(run.summaries[0].period_ns, 1_000_000_000, "the configured period while the first ran");
+    let stretched = run.summaries[1].period_ns;
+    assert!(stretched > 1_000_000_000 && stretched <= 600_000_000_000, "{stretched}");
+    check_window(&run.summaries[1]);
+}
+
+#[test]
 fn without_an_agent_the_process_runs_and_nothing_is_printed() {
-    let run = play(1.5, &[("GPUSCOPE_CUPTI_WINDOW_MS", "200"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], false, None);
+    let run = play(1.5, &[("GPUSCOPE_CUPTI_WINDOW_MS", "200"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], false, &[]);
     assert_eq!(run.stderr, "");
     assert_eq!(run.harness["launches"], 3_000);
 }
 
 #[test]
 fn with_another_subscriber_the_library_steps_aside_and_says_so_once() {
-    let run = play(1.5, &[("GPUSCOPE_SIM_CUPTI_SUBSCRIBED", "1"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], true, None);
+    let run = play(1.5, &[("GPUSCOPE_SIM_CUPTI_SUBSCRIBED", "1"), ("GPUSCOPE_CUPTI_PERIOD_MS", "500")], true, &[]);
     assert!(run.summaries.is_empty(), "no connection, no summary");
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{}", run.stderr);
