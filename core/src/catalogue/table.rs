@@ -61,7 +61,7 @@ fn peer_of(g: &mut crate::model::GpuSample, peer: u32) -> &mut crate::model::Gpu
     &mut g.peers[at]
 }
 use MetricKind::{Counter, Gauge, UpDownCounter};
-use Unit::{Bytes, BytesPerSecond, Celsius, Count, Hertz, Joules, Ratio, Seconds, State, Watts};
+use Unit::{Bytes, BytesPerSecond, Celsius, Count, Hertz, Joules, PerSecond, Ratio, Seconds, State, Watts};
 
 /// Every signal gpuscope exports, in the order exporters emit them.
 pub static CATALOGUE: &[MetricDef] = &[
@@ -436,6 +436,17 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "Current graphics clock.",
         accessor: field!(Gpu, graphics_clock_hertz),
+        ..base(Group::Clocks)
+    },
+    MetricDef {
+        prometheus: "gpuscope_gpu_video_clock_hertz",
+        otlp: "gpuscope.gpu.clock",
+        otlp_attributes: &[("gpuscope.clock", "video")],
+        unit: Hertz,
+        kind: Gauge,
+        help: "Current video encoder/decoder clock; read every slow pass.",
+        accessor: field!(Gpu, video_clock_hertz),
+        dcgm: dcgm("DCGM_FI_DEV_VIDEO_CLOCK", "DCGM_FI_DEV_VIDEO_CLOCK_HERTZ", Gauge, 1e-6),
         ..base(Group::Clocks)
     },
     MetricDef {
@@ -822,6 +833,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when MIG mode is enabled.",
         accessor: field!(Gpu, mig_enabled),
+        dcgm: dcgm("DCGM_FI_DEV_MIG_MODE", "DCGM_FI_DEV_MIG_MODE", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -831,6 +843,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when persistence mode is enabled.",
         accessor: field!(Gpu, persistence_mode),
+        dcgm: dcgm("DCGM_FI_DEV_PERSISTENCE_MODE", "DCGM_FI_DEV_PERSISTENCE_MODE", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -850,6 +863,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when ECC is enabled.",
         accessor: field!(Gpu, ecc_mode_current),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_CURRENT", "DCGM_FI_DEV_ECC_CURRENT", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -860,6 +874,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when ECC will be enabled after the next reboot.",
         accessor: field!(Gpu, ecc_mode_pending),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_PENDING", "DCGM_FI_DEV_ECC_PENDING", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -878,17 +893,8 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "Performance state: 0 (P0, maximum performance) to 15 (P15, minimum); read every slow pass.",
         accessor: field!(Gpu, performance_state),
+        dcgm: dcgm("DCGM_FI_DEV_PSTATE", "DCGM_FI_DEV_PSTATE", Gauge, 1.0),
         ..base(Group::State)
-    },
-    MetricDef {
-        prometheus: "gpuscope_gpu_video_clock_hertz",
-        otlp: "gpuscope.gpu.clock",
-        otlp_attributes: &[("gpuscope.clock", "video")],
-        unit: Hertz,
-        kind: Gauge,
-        help: "Current video encoder/decoder clock; read every slow pass.",
-        accessor: field!(Gpu, video_clock_hertz),
-        ..base(Group::Clocks)
     },
     // ---- GPU processes
     MetricDef {
@@ -966,6 +972,223 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Resident set size of the process.",
         accessor: field!(Process, rss_bytes),
         ..base(Group::Process)
+    },
+    // ---- kernel profiles (CUPTI injection library), one series per profiled process
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_windows_total",
+        otlp: "gpuscope.process.kernel.profile.windows",
+        unit: Count,
+        kind: Counter,
+        help: "Profiling windows the CUPTI injection library reported for the process.",
+        accessor: Accessor::Profile(
+            |p| Some(p.windows_total.to_f64()),
+            |p, v| p.windows_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_window_seconds",
+        otlp: "gpuscope.process.kernel.profile.window.duration",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Length of the process's latest profiling window.",
+        accessor: Accessor::Profile(|p| Some(p.window_seconds), |p, v| p.window_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_period_seconds",
+        otlp: "gpuscope.process.kernel.profile.period",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Time between profiling window starts in effect (the library stretches it to keep its overhead in budget).",
+        accessor: Accessor::Profile(|p| Some(p.period_seconds), |p, v| p.period_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_window_end_timestamp_seconds",
+        otlp: "gpuscope.process.kernel.profile.window.end",
+        unit: Seconds,
+        kind: Gauge,
+        help: "When the process's latest profiling window ended, Unix time.",
+        accessor: Accessor::Profile(
+            |p| Some(p.window_end_unix_ms as f64 / 1000.0),
+            |p, v| p.window_end_unix_ms = MetricValue::from_f64(v * 1000.0),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_launches_per_second",
+        otlp: "gpuscope.process.kernel.launch.rate",
+        unit: PerSecond,
+        kind: Gauge,
+        help: "Kernel launches per second (driver API launches and graph launches), counted between profiling windows too.",
+        accessor: field!(Profile, launches_per_second),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_time_seconds",
+        otlp: "gpuscope.process.kernel.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Kernel time in the latest profiling window, all kernels on all the process's GPUs.",
+        accessor: Accessor::Profile(|p| Some(p.kernel_seconds), |p, v| p.kernel_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_executions",
+        otlp: "gpuscope.process.kernel.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels that completed in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.kernel_count.to_f64()),
+            |p, v| p.kernel_count = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_median_duration_seconds",
+        otlp: "gpuscope.process.kernel.duration.median",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Median kernel duration in the latest profiling window (the floor of its power-of-two bucket).",
+        accessor: field!(Profile, median_kernel_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_graph_executions",
+        otlp: "gpuscope.process.kernel.graph.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels launched from CUDA graphs in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.graph_kernels.to_f64()),
+            |p, v| p.graph_kernels = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_pageable_copies",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.copies",
+        unit: Count,
+        kind: Gauge,
+        help: "Copies from or to pageable host memory in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.pageable_copies.to_f64()),
+            |p, v| p.pageable_copies = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_pageable_copy_bytes",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.size",
+        unit: Bytes,
+        kind: Gauge,
+        help: "Bytes copied from or to pageable host memory in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.pageable_copy_bytes.to_f64()),
+            |p, v| p.pageable_copy_bytes = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_async_pageable_copies",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.async_copies",
+        unit: Count,
+        kind: Gauge,
+        help: "Asynchronous copies from or to pageable host memory in the latest profiling window (they run synchronously).",
+        accessor: Accessor::Profile(
+            |p| Some(p.async_pageable_copies.to_f64()),
+            |p, v| p.async_pageable_copies = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_sync_seconds",
+        otlp: "gpuscope.process.kernel.sync.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Host time in CUDA synchronization calls in the latest profiling window.",
+        accessor: Accessor::Profile(|p| Some(p.sync_seconds), |p, v| p.sync_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_gpu_gap_max_seconds",
+        otlp: "gpuscope.process.kernel.gpu.gap.max",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Longest idle gap between kernels on any of the process's GPUs in the latest profiling window.",
+        accessor: field!(Profile, gpu_gap_max_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_gpu_gap_seconds",
+        otlp: "gpuscope.process.kernel.gpu.gap.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Idle time between kernels in the latest profiling window (the GPU of the process with the most).",
+        accessor: field!(Profile, gpu_gap_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_overhead_seconds_total",
+        otlp: "gpuscope.process.kernel.profiler.overhead",
+        unit: Seconds,
+        kind: Counter,
+        help: "Time the CUPTI injection library spent in its callbacks in the process.",
+        accessor: Accessor::Profile(|p| Some(p.overhead_seconds_total), |p, v| p.overhead_seconds_total = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_overhead_ratio",
+        otlp: "gpuscope.process.kernel.profiler.cpu_share",
+        unit: Ratio,
+        kind: Gauge,
+        help: "The injection library's callback time as a share of the process's CPU time.",
+        accessor: field!(Profile, overhead_cpu_ratio),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_dropped_records_total",
+        otlp: "gpuscope.process.kernel.profiler.dropped_records",
+        unit: Count,
+        kind: Counter,
+        help: "Activity records CUPTI dropped in the process because its buffers were full.",
+        accessor: Accessor::Profile(
+            |p| Some(p.dropped_records_total.to_f64()),
+            |p, v| p.dropped_records_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_summaries_dropped_total",
+        otlp: "gpuscope.process.kernel.profiler.summaries_dropped",
+        unit: Count,
+        kind: Counter,
+        help: "Window summaries the injection library could not deliver to the agent.",
+        accessor: Accessor::Profile(
+            |p| Some(p.summaries_dropped_total.to_f64()),
+            |p, v| p.summaries_dropped_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_class_time_seconds",
+        otlp: "gpuscope.process.kernel.class.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Kernel time by kernel class (kind, pipe, precision) in the latest profiling window.",
+        accessor: Accessor::ProfileClass(|c| Some(c.seconds), |c, v| c.seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_class_executions",
+        otlp: "gpuscope.process.kernel.class.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels by kernel class (kind, pipe, precision) that completed in the latest profiling window.",
+        accessor: Accessor::ProfileClass(|c| Some(c.count.to_f64()), |c, v| c.count = MetricValue::from_f64(v)),
+        ..base(Group::Kernel)
     },
     // ---- host CPU and memory
     MetricDef {
@@ -1516,7 +1739,8 @@ mod tests {
     }
 
     /// Each dcgm-exporter profile names every alias once; 4.9 renamed all but the ECC counters
-    /// (outside its default set) and the PCIe rates, which 4.10 renamed.
+    /// (outside its default set), the unitless state fields (DCGM 4.7 renamed only fields whose
+    /// unit changed) and the PCIe rates, which 4.10 renamed.
     #[test]
     fn dcgm_profiles_name_every_alias_once() {
         use crate::catalogue::DcgmProfile;
@@ -1534,17 +1758,22 @@ mod tests {
                 "DCGM_FI_PROF_PCIE_TX_BYTES",
                 "DCGM_FI_PROF_PCIE_RX_BYTES",
                 "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
-                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+                "DCGM_FI_DEV_MIG_MODE",
+                "DCGM_FI_DEV_PERSISTENCE_MODE",
+                "DCGM_FI_DEV_ECC_CURRENT",
+                "DCGM_FI_DEV_ECC_PENDING",
+                "DCGM_FI_DEV_PSTATE"
             ]
         );
         let renamed_4_10: Vec<&str> =
             aliases.iter().filter(|a| a.renamed_4_10 != a.renamed).map(|a| a.renamed_4_10).collect();
         assert_eq!(renamed_4_10, ["DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND"]);
-        // The eleven unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
+        // The unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
         assert_eq!(
             aliases.iter().filter(|a| a.scale != 1.0).count(),
-            11,
-            "our ten of NVIDIA's eleven (no NVLink total), and the fan speed (% → ratio), outside its default set"
+            12,
+            "our ten of NVIDIA's eleven (no NVLink total), and the fan speed (% → ratio) and video clock (MHz → Hz), outside its default set"
         );
         assert!(aliases.iter().all(|a| a.scale_in(DcgmProfile::V4_9) == 1.0));
     }

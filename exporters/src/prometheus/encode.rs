@@ -1,7 +1,7 @@
 //! Encodes a node snapshot in the Prometheus text formats: the catalogue's walk gives the
 //! series, this file turns their identities into labels, the core writer writes the lines.
 
-use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner};
+use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner, ProfileId};
 use gpuscope_core::exposition::{Kind, Series, Writer};
 use gpuscope_core::{DcgmProfile, NodeSnapshot, Unit};
 
@@ -26,6 +26,22 @@ fn gpu_labels<'w, 'a>(line: Series<'w, 'a>, g: &GpuId<'_>) -> Series<'w, 'a> {
     line.label("gpu", g.index)
         .label("uuid", g.uuid.as_deref().unwrap_or_default())
         .label("model", g.model.as_deref().unwrap_or_default())
+}
+
+/// A profiled process's labels: those of a process, without a GPU (a profile spans the
+/// process's GPUs), and `gpus`, the GPUs it uses (`0,1`; none when NVML lists none of them),
+/// fixed while the process lives.
+fn profile_labels<'w, 'a>(mut line: Series<'w, 'a>, p: &ProfileId<'_>) -> Series<'w, 'a> {
+    line = line.label("pid", p.pid).label("process", &*p.name);
+    for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
+        if let Some(v) = v {
+            line = line.label(k, &**v);
+        }
+    }
+    if p.gpus.is_empty() {
+        return line;
+    }
+    line.label("gpus", p.gpus_label().as_str())
 }
 
 /// The labels of a series: its owner's, then the row's extra label.
@@ -59,6 +75,13 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
         Owner::Nic { name, kind } => line = line.label("interface", &**name).label("kind", kind.as_str()),
         Owner::Disk(name) => line = line.label("device", &**name),
         Owner::Fs(m) => line = line.label("mountpoint", &**m),
+        Owner::Profile(p) => line = profile_labels(line, p),
+        Owner::ProfileClass { profile, class } => {
+            line = profile_labels(line, profile);
+            for (k, v) in gpuscope_core::catalogue::kernel_class_labels(class) {
+                line = line.label(k, v);
+            }
+        }
     }
     if let Some(l) = &id.label {
         line = line.label(l.key, l.value);
@@ -158,6 +181,51 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             w.sample("gpuscope_agent_nvml_calls_total", &[("entry_point", entry_point.into())], *n as f64);
         }
     }
+    if let Some(c) = &a.cupti {
+        for (name, kind, help, v) in [
+            (
+                "gpuscope_agent_cupti_connections",
+                Kind::Gauge,
+                "Injection library connections open on the CUPTI socket.",
+                c.connections,
+            ),
+            (
+                "gpuscope_agent_cupti_connections_total",
+                Kind::Counter,
+                "Injection library connections accepted on the CUPTI socket.",
+                c.connections_total,
+            ),
+            (
+                "gpuscope_agent_cupti_connections_refused_total",
+                Kind::Counter,
+                "CUPTI socket connections closed at once because the connection limit was reached.",
+                c.connections_refused_total,
+            ),
+            (
+                "gpuscope_agent_cupti_frames_received_total",
+                Kind::Counter,
+                "Window summaries received from injection libraries.",
+                c.frames_received_total,
+            ),
+            (
+                "gpuscope_agent_cupti_profiles_evicted_total",
+                Kind::Counter,
+                "Kernel profiles dropped to make room for a new process (the profile limit was reached).",
+                c.profiles_evicted_total,
+            ),
+        ] {
+            w.header(name, kind, help);
+            w.sample(name, &[], v as f64);
+        }
+        w.header(
+            "gpuscope_agent_cupti_frames_rejected_total",
+            Kind::Counter,
+            "Frames from injection libraries rejected (their connection was closed), by reason.",
+        );
+        for (reason, n) in &c.frames_rejected_total {
+            w.sample("gpuscope_agent_cupti_frames_rejected_total", &[("reason", reason.into())], *n as f64);
+        }
+    }
     if !a.unsupported.is_empty() {
         w.header(
             "gpuscope_agent_unsupported_gpus",
@@ -170,10 +238,10 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     }
 }
 
-/// dcgm-exporter's help texts carry the unit.
-fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
+/// dcgm-exporter's help texts carry the unit; a state (P-state, a mode) has none.
+fn dcgm_unit(scale: f64, m: &MetricDef) -> Option<&'static str> {
     let base = scale == 1.0;
-    match (m.unit, scale) {
+    Some(match (m.unit, scale) {
         (_, s) if (s - 100.0).abs() < 1e-9 => "in %",
         (Unit::Hertz, _) if base => "in Hz",
         (Unit::Hertz, _) => "in MHz",
@@ -185,8 +253,9 @@ fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
         (Unit::Celsius, _) => "in C",
         (Unit::BytesPerSecond, _) => "in B/s",
         (Unit::Ratio, _) => "ratio",
+        (Unit::State, _) => return None,
         _ => "count",
-    }
+    })
 }
 
 fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
@@ -212,7 +281,11 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
             (MetricKind::Counter, Format::OpenMetrics) => Kind::Unknown,
             (k, _) => k.exposition(),
         };
-        w.header(name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(scale, m)));
+        let help = match dcgm_unit(scale, m) {
+            Some(unit) => format!("{} ({unit}).", m.help.trim_end_matches('.')),
+            None => m.help.to_string(),
+        };
+        w.header(name, kind, &help);
         for (m, s) in series {
             // Aliases sit on per-GPU and per-MIG-instance rows only (a catalogue invariant).
             let (g, instance) = match &s.identity.owner {
