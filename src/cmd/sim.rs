@@ -85,13 +85,13 @@ pub enum SimCommand {
 pub fn run(cmd: SimCommand) -> Result<()> {
     match cmd {
         SimCommand::List => {
-            println!("{:<24} {:>5} {:>4}  {:<30} EXPECTED FINDINGS", "SCENARIO", "NODES", "GPUS", "GPU MODEL");
+            println!("{:<26} {:>5} {:>4}  {:<30} EXPECTED FINDINGS", "SCENARIO", "NODES", "GPUS", "GPU MODEL");
             for (name, _) in BUILTIN {
                 let s = Scenario::load(name)?;
                 let models: Vec<&str> = s.gpus.iter().map(|g| g.model.as_str()).collect();
                 let expect = if s.expect.is_empty() { "(none)".to_string() } else { s.expect.join(", ") };
                 println!(
-                    "{:<24} {:>5} {:>4}  {:<30} {}",
+                    "{:<26} {:>5} {:>4}  {:<30} {}",
                     name,
                     s.node_count(),
                     s.gpu_count(),

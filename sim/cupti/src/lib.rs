@@ -6,8 +6,9 @@
 //! buffer callbacks. The "driver" side is the harness `gpuscope-sim-cuda` (or a test): it marks
 //! the driver initialized (`gpuscopeSimCuptiDriverInit`) and plays a scenario's `[cuda]` workload
 //! (`gpuscopeSimCuptiPlay`), which fires the callbacks and writes the records. Without a driver,
-//! the calls that need one answer `CUPTI_ERROR_NOT_INITIALIZED`, as the real library does in a
-//! process without CUDA. `sim/README.md` documents the behaviour.
+//! the calls that need one answer `CUPTI_ERROR_NOT_INITIALIZED` and the others work, in the order
+//! NVIDIA's `libcupti.so.12` (CUDA 12.8.90) checks them in a process without CUDA (measured).
+//! `sim/README.md` documents the behaviour.
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
@@ -168,12 +169,15 @@ cupti! {
         SUCCESS
     }
 
-    /// `cuptiGetResultString`: the result's enum name (needs no driver).
+    /// `cuptiGetResultString`: the result's enum name, `<unknown>` with INVALID_PARAMETER for a
+    /// value that is none (needs no driver).
     fn cuptiGetResultString(result: u32, out: *mut *const c_char) {
         if out.is_null() {
             return INVALID_PARAMETER;
         }
         let Some((_, name)) = RESULT_NAMES.iter().find(|(r, _)| *r == result) else {
+            // SAFETY: checked non-null.
+            unsafe { *out = c"<unknown>".as_ptr() };
             return INVALID_PARAMETER;
         };
         // SAFETY: checked non-null.
@@ -181,17 +185,17 @@ cupti! {
         SUCCESS
     }
 
-    /// `cuptiSubscribe`.
+    /// `cuptiSubscribe` (the driver is checked before the arguments, as the real one does).
     fn cuptiSubscribe(
         subscriber: *mut *const callbacks::Subscriber,
         callback: Option<callbacks::CallbackFn>,
         userdata: *mut c_void,
     ) {
-        if subscriber.is_null() {
-            return INVALID_PARAMETER;
-        }
         if !driver() {
             return NOT_INITIALIZED;
+        }
+        if subscriber.is_null() {
+            return INVALID_PARAMETER;
         }
         let r = callbacks::subscribe(callback, userdata);
         if r == SUCCESS {
@@ -203,6 +207,9 @@ cupti! {
 
     /// `cuptiUnsubscribe`.
     fn cuptiUnsubscribe(subscriber: *const callbacks::Subscriber) {
+        if subscriber.is_null() {
+            return INVALID_PARAMETER;
+        }
         if !driver() {
             return NOT_INITIALIZED;
         }
@@ -211,6 +218,9 @@ cupti! {
 
     /// `cuptiEnableCallback`.
     fn cuptiEnableCallback(enable: u32, subscriber: *const callbacks::Subscriber, domain: u32, cbid: u32) {
+        if subscriber.is_null() {
+            return INVALID_PARAMETER;
+        }
         if !driver() {
             return NOT_INITIALIZED;
         }
@@ -219,13 +229,16 @@ cupti! {
 
     /// `cuptiEnableDomain`.
     fn cuptiEnableDomain(enable: u32, subscriber: *const callbacks::Subscriber, domain: u32) {
+        if subscriber.is_null() {
+            return INVALID_PARAMETER;
+        }
         if !driver() {
             return NOT_INITIALIZED;
         }
         callbacks::enable_domain(enable != 0, subscriber, domain)
     }
 
-    /// `cuptiActivityRegisterCallbacks`.
+    /// `cuptiActivityRegisterCallbacks` (needs no driver).
     fn cuptiActivityRegisterCallbacks(
         requested: Option<activity::RequestFn>,
         completed: Option<activity::CompleteFn>,
@@ -233,9 +246,6 @@ cupti! {
         let (Some(requested), Some(completed)) = (requested, completed) else {
             return INVALID_PARAMETER;
         };
-        if !driver() {
-            return NOT_INITIALIZED;
-        }
         activity::register(requested, completed);
         SUCCESS
     }
@@ -306,13 +316,11 @@ cupti! {
     }
 
     /// `cuptiActivityGetNumDroppedRecords`: records dropped since the last call (all records
-    /// go to the global queue: `context` NULL; a context's own queue has dropped none).
+    /// go to the global queue: `context` NULL; a context's own queue has dropped none). Needs no
+    /// driver.
     fn cuptiActivityGetNumDroppedRecords(context: *mut c_void, stream_id: u32, dropped: *mut usize) {
         if dropped.is_null() {
             return INVALID_PARAMETER;
-        }
-        if !driver() {
-            return NOT_INITIALIZED;
         }
         let n = if context.is_null() { activity::take_dropped() } else { 0 };
         let _ = stream_id;
@@ -321,24 +329,19 @@ cupti! {
         SUCCESS
     }
 
-    /// `cuptiGetTimestamp`: CLOCK_REALTIME ns, the clock of every record.
+    /// `cuptiGetTimestamp`: CLOCK_REALTIME ns, the clock of every record (needs no driver).
     fn cuptiGetTimestamp(timestamp: *mut u64) {
         if timestamp.is_null() {
             return INVALID_PARAMETER;
-        }
-        if !driver() {
-            return NOT_INITIALIZED;
         }
         // SAFETY: checked non-null.
         unsafe { *timestamp = timestamp_ns() };
         SUCCESS
     }
 
-    /// `cuptiFinalize`: every buffer back to the client, activity off, the subscriber gone.
+    /// `cuptiFinalize`: every buffer back to the client, activity off, the subscriber gone
+    /// (with no driver there is nothing to finalize: SUCCESS).
     fn cuptiFinalize() {
-        if !driver() {
-            return NOT_INITIALIZED;
-        }
         activity::finalize(timestamp_ns());
         callbacks::finalize();
         SUCCESS

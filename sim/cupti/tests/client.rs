@@ -505,6 +505,7 @@ fn walking_a_buffer_checks_its_arguments() {
         assert_eq!((api.get_result_string)(39, &mut s), 0);
         assert_eq!(CStr::from_ptr(s).to_str().unwrap(), "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED");
         assert_eq!((api.get_result_string)(4242, &mut s), 1);
+        assert_eq!(CStr::from_ptr(s).to_str().unwrap(), "<unknown>");
     }
 }
 

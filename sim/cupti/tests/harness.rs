@@ -71,6 +71,7 @@ fn a_missing_or_failing_injection_library_is_reported_and_the_process_goes_on() 
     let lib = std::path::PathBuf::from(env!("CARGO_BIN_EXE_gpuscope-sim-cuda"));
     let dir = lib.parent().unwrap();
     let cupti = [dir.join("libcupti.so"), dir.join("deps/libcupti.so")].into_iter().find(|p| p.exists()).unwrap();
+    // (Either copy will do: only its lack of InitializeInjection matters here.)
     let out = harness()
         .env("CUDA_INJECTION64_PATH", &cupti)
         .args(["--workload", "cuda-bf16-tensor", "--seconds", "0.1"])

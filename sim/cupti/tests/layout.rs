@@ -1,6 +1,8 @@
 //! The records and callback structs the simulated CUPTI writes have the CUDA 12.8 layouts:
 //! every field this library writes sits at the offset cudarc's bindings of the 12.8 headers
-//! give it, and every struct has the header's size.
+//! give it, and every struct has the header's size. (Measured once more in C with `offsetof`
+//! against NVIDIA's own `cupti_activity.h` of nvidia-cuda-cupti-cu12 12.8.90: all 108 offsets
+//! and the five sizes agree.)
 
 use cudarc::cupti::sys;
 use cupti::records::*;

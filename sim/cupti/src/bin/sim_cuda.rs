@@ -26,7 +26,7 @@ struct Args {
     /// Launches per second (default: the workload's launches_per_s).
     #[arg(long)]
     rate: Option<f64>,
-    /// The simulated libcupti.so (default: libcupti.so next to this program, or in its deps/).
+    /// The simulated libcupti.so (default: libcupti.so next to this program, or the newer one in its deps/).
     #[arg(long, env = "GPUSCOPE_SIM_CUPTI_LIB")]
     cupti_lib: Option<PathBuf>,
 }
@@ -90,9 +90,15 @@ fn main() -> Result<()> {
         None => {
             let exe = std::env::current_exe().context("locating this program")?;
             let next = exe.with_file_name("libcupti.so");
-            // `cargo test` leaves the library in deps/ only.
+            // `cargo test` builds the library in deps/ only: a copy next to the program may be
+            // an older build's, so the newer of the two is this build's.
             let deps = exe.with_file_name("deps").join("libcupti.so");
-            if !next.exists() && deps.exists() { deps } else { next }
+            let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            match (modified(&next), modified(&deps)) {
+                (Some(a), Some(b)) if b > a => deps,
+                (None, Some(_)) => deps,
+                _ => next,
+            }
         }
     };
     let lib_str = lib.to_str().context("the libcupti.so path is not UTF-8")?;

@@ -39,14 +39,16 @@ pub struct Cupti {
     ) -> u32,
 }
 
-/// The simulated libcupti.so cargo built next to the harness (`cargo build`) or in `deps/`
-/// (`cargo test` builds it there only).
+/// The simulated libcupti.so cargo built: `cargo test` leaves it in `deps/` only, so a copy next
+/// to the harness may be an older `cargo build`'s; the newer one is this build's.
 pub fn lib_path() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_gpuscope-sim-cuda"));
     let dir = exe.parent().expect("the harness is in a directory");
     [dir.join("libcupti.so"), dir.join("deps/libcupti.so")]
         .into_iter()
-        .find(|p| p.exists())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
         .expect("libcupti.so is built next to the harness")
 }
 
