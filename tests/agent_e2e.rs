@@ -193,6 +193,13 @@ fn promtool_finds_nothing_in_native_and_dcgm_output() {
     assert_eq!(m.one("DCGM_FI_DEV_FB_USED", &l), 45.0 * 1024.0);
     assert_eq!(m.one("DCGM_FI_DEV_SM_CLOCK", &l), 345.0, "an idle H100 clocks down");
     assert_eq!(m.one("DCGM_FI_DEV_GPU_UTIL", &[("gpu", "0")]), 97.0);
+    // The state fields: a GPU a process holds stays in P0 even idle; ECC and persistence on.
+    assert_eq!(m.one("DCGM_FI_DEV_PSTATE", &l), 0.0);
+    assert_eq!(m.one("DCGM_FI_DEV_ECC_CURRENT", &l), 1.0);
+    assert_eq!(m.one("DCGM_FI_DEV_ECC_PENDING", &l), 1.0);
+    assert_eq!(m.one("DCGM_FI_DEV_PERSISTENCE_MODE", &l), 1.0);
+    assert_eq!(m.one("DCGM_FI_DEV_MIG_MODE", &l), 0.0);
+    assert_eq!(m.one("DCGM_FI_DEV_VIDEO_CLOCK", &l) * 1e6, m.one("gpuscope_gpu_video_clock_hertz", &[("gpu", "1")]));
     assert!(m.text.contains("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter"));
     assert!(!m.find("gpuscope_gpu_power_watts", &[]).is_empty());
     // OpenMetrics on request, gzip on request.

@@ -187,18 +187,25 @@ fn an_outage_loses_nothing_and_a_restart_keeps_the_history() {
         let n = c.api_json("/api/v1/nodes/lost-node-0");
         (n["node"]["samples_total"].as_u64().unwrap_or(0) > queued as u64).then_some(n)
     });
-    // The first batch the new collector got is the first one the old one missed, and none
-    // is missing or out of order after it.
+    // The new collector's history starts where the old one's ended: the samples taken during
+    // the 3 s outage arrive from the spill queue, in order. (Without the queue the first sample
+    // would come after the outage, ≥ 3 s later.) The bound is half the outage rather than the
+    // 200 ms interval: a pass the busy machine delays is no loss, and the agent's own counters
+    // below say whether anything was lost.
     let first_after = n["node"]["first_sample_ms"].as_u64().unwrap();
     assert!(
-        first_after > last_before && first_after - last_before <= 450,
+        first_after > last_before && first_after - last_before < 1500,
         "gap across the outage {} ms",
         first_after - last_before
     );
-    assert!(n["node"]["max_gap_ms"].as_u64().unwrap() <= 450, "{n}");
+    assert!(n["node"]["max_gap_ms"].as_u64().unwrap() < 1500, "{n}");
     assert_eq!(n["node"]["out_of_order_total"], 0);
-    // The queue drains (a batch may be in flight at any one moment).
+    // The queue drains (a batch may be in flight at any one moment), and the agent dropped or
+    // had rejected no batch.
     eventually(10, || (std::fs::read_dir(&spill).unwrap().count() == 0).then_some(()));
+    let m = node.metrics();
+    assert_eq!(m.one("gpuscope_otlp_batches_dropped_total", &[]), 0.0);
+    assert_eq!(m.one("gpuscope_otlp_batches_rejected_total", &[]), 0.0);
     // The history survived the restart: the finding is still there, still open, one record.
     let f = c.api_json("/api/v1/findings?rule=gpu-lost");
     assert_eq!(f.as_array().unwrap().len(), 1, "{f}");

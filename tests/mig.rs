@@ -78,4 +78,11 @@ fn mig_instances_on_metrics_native_and_dcgm_with_exact_values() {
     }
     assert!(gpus[0]["utilization_ratio"].is_null());
     assert_eq!(gpus[1]["mig_instances"].as_array().map(Vec::len), Some(0));
+
+    // Each instance's two GPM samples are allocated once and read into in turn: two more passes
+    // (eight more instance reads) allocate nothing.
+    let calls = |entry: &str| node.metrics().one("gpuscope_agent_nvml_calls_total", &[("entry_point", entry)]);
+    let (allocs, reads) = (calls("nvmlGpmSampleAlloc"), calls("nvmlGpmMigSampleGet"));
+    eventually(30, || (calls("nvmlGpmMigSampleGet") >= reads + 8.0).then_some(()));
+    assert_eq!(calls("nvmlGpmSampleAlloc"), allocs);
 }

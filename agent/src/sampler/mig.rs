@@ -20,6 +20,8 @@ struct Instance {
     gpu_instance_id: u32,
     profile: String,
     gpm_prev: Option<(MigGpmSample, Instant)>,
+    /// The sample before `gpm_prev`, read into again next time: no allocation per pass.
+    gpm_spare: Option<MigGpmSample>,
     graphics_active: Option<f64>,
 }
 
@@ -78,8 +80,9 @@ impl Instances {
             };
             // Keep the GPM baseline of an instance that is still there.
             let kept = self.found.iter_mut().find(|i| i.gpu_instance_id == gpu_instance_id && i.profile == profile);
-            let (gpm_prev, graphics_active) = kept.map_or((None, None), |i| (i.gpm_prev.take(), i.graphics_active));
-            found.push(Instance { device, gpu_instance_id, profile, gpm_prev, graphics_active });
+            let (gpm_prev, gpm_spare, graphics_active) =
+                kept.map_or((None, None, None), |i| (i.gpm_prev.take(), i.gpm_spare.take(), i.graphics_active));
+            found.push(Instance { device, gpu_instance_id, profile, gpm_prev, gpm_spare, graphics_active });
         }
         found.sort_by_key(|i| i.gpu_instance_id);
         self.found = found;
@@ -94,7 +97,7 @@ impl Instance {
         {
             return;
         }
-        let Ok(sample) = MigGpmSample::get(nvml, parent, self.gpu_instance_id) else {
+        let Ok(sample) = MigGpmSample::get(nvml, parent, self.gpu_instance_id, self.gpm_spare.take()) else {
             self.graphics_active = None;
             return;
         };
@@ -108,7 +111,9 @@ impl Instance {
             .and_then(|r| r.ok())
             .map(|m| (m.value / 100.0).clamp(0.0, 1.0));
         }
-        self.gpm_prev = Some((sample, now));
+        if let Some((old, _)) = self.gpm_prev.replace((sample, now)) {
+            self.gpm_spare = Some(old);
+        }
     }
 }
 
@@ -134,15 +139,27 @@ fn gpu_instance_id(nvml: &Nvml, d: &Device<'_>) -> Result<u32, NvmlError> {
 struct MigGpmSample(GpmSample<'static>);
 
 impl MigGpmSample {
-    fn get(nvml: &'static Nvml, parent: &Device<'static>, gpu_instance_id: u32) -> Result<MigGpmSample, NvmlError> {
+    /// Reads the instance's counters into `spare` (allocating a sample only when there is none);
+    /// a failed read frees the sample.
+    fn get(
+        nvml: &'static Nvml,
+        parent: &Device<'static>,
+        gpu_instance_id: u32,
+        spare: Option<MigGpmSample>,
+    ) -> Result<MigGpmSample, NvmlError> {
         let lib = nvml.lib();
         let get = lib.nvmlGpmMigSampleGet.as_ref().map_err(|_| NvmlError::NotSupported)?;
-        let alloc = lib.nvmlGpmSampleAlloc.as_ref().map_err(|_| NvmlError::NotSupported)?;
-        let mut handle = std::ptr::null_mut();
-        // SAFETY: alloc writes a new sample handle through the pointer.
-        nvml_try(call("nvmlGpmSampleAlloc", unsafe { alloc(&mut handle) }))?;
-        // SAFETY: allocated just now by this library; the GpmSample owns and frees it.
-        let sample = MigGpmSample(unsafe { GpmSample::from_handle(nvml, handle) });
+        let sample = match spare {
+            Some(s) => s,
+            None => {
+                let alloc = lib.nvmlGpmSampleAlloc.as_ref().map_err(|_| NvmlError::NotSupported)?;
+                let mut handle = std::ptr::null_mut();
+                // SAFETY: alloc writes a new sample handle through the pointer.
+                nvml_try(call("nvmlGpmSampleAlloc", unsafe { alloc(&mut handle) }))?;
+                // SAFETY: allocated just now by this library; the GpmSample owns and frees it.
+                MigGpmSample(unsafe { GpmSample::from_handle(nvml, handle) })
+            }
+        };
         // SAFETY: a live sample of this library and a live device handle.
         nvml_try(call("nvmlGpmMigSampleGet", unsafe { get(parent.handle(), gpu_instance_id, sample.0.handle()) }))?;
         Ok(sample)

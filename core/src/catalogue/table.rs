@@ -439,6 +439,17 @@ pub static CATALOGUE: &[MetricDef] = &[
         ..base(Group::Clocks)
     },
     MetricDef {
+        prometheus: "gpuscope_gpu_video_clock_hertz",
+        otlp: "gpuscope.gpu.clock",
+        otlp_attributes: &[("gpuscope.clock", "video")],
+        unit: Hertz,
+        kind: Gauge,
+        help: "Current video encoder/decoder clock; read every slow pass.",
+        accessor: field!(Gpu, video_clock_hertz),
+        dcgm: dcgm("DCGM_FI_DEV_VIDEO_CLOCK", "DCGM_FI_DEV_VIDEO_CLOCK_HERTZ", Gauge, 1e-6),
+        ..base(Group::Clocks)
+    },
+    MetricDef {
         prometheus: "gpuscope_gpu_sm_clock_max_hertz",
         otlp: "gpuscope.gpu.clock.max",
         otlp_attributes: &[("gpuscope.clock", "sm")],
@@ -822,6 +833,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when MIG mode is enabled.",
         accessor: field!(Gpu, mig_enabled),
+        dcgm: dcgm("DCGM_FI_DEV_MIG_MODE", "DCGM_FI_DEV_MIG_MODE", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -831,6 +843,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when persistence mode is enabled.",
         accessor: field!(Gpu, persistence_mode),
+        dcgm: dcgm("DCGM_FI_DEV_PERSISTENCE_MODE", "DCGM_FI_DEV_PERSISTENCE_MODE", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -850,6 +863,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when ECC is enabled.",
         accessor: field!(Gpu, ecc_mode_current),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_CURRENT", "DCGM_FI_DEV_ECC_CURRENT", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -860,6 +874,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "1 when ECC will be enabled after the next reboot.",
         accessor: field!(Gpu, ecc_mode_pending),
+        dcgm: dcgm("DCGM_FI_DEV_ECC_PENDING", "DCGM_FI_DEV_ECC_PENDING", Gauge, 1.0),
         ..base(Group::State)
     },
     MetricDef {
@@ -878,17 +893,8 @@ pub static CATALOGUE: &[MetricDef] = &[
         kind: Gauge,
         help: "Performance state: 0 (P0, maximum performance) to 15 (P15, minimum); read every slow pass.",
         accessor: field!(Gpu, performance_state),
+        dcgm: dcgm("DCGM_FI_DEV_PSTATE", "DCGM_FI_DEV_PSTATE", Gauge, 1.0),
         ..base(Group::State)
-    },
-    MetricDef {
-        prometheus: "gpuscope_gpu_video_clock_hertz",
-        otlp: "gpuscope.gpu.clock",
-        otlp_attributes: &[("gpuscope.clock", "video")],
-        unit: Hertz,
-        kind: Gauge,
-        help: "Current video encoder/decoder clock; read every slow pass.",
-        accessor: field!(Gpu, video_clock_hertz),
-        ..base(Group::Clocks)
     },
     // ---- GPU processes
     MetricDef {
@@ -1733,7 +1739,8 @@ mod tests {
     }
 
     /// Each dcgm-exporter profile names every alias once; 4.9 renamed all but the ECC counters
-    /// (outside its default set) and the PCIe rates, which 4.10 renamed.
+    /// (outside its default set), the unitless state fields (DCGM 4.7 renamed only fields whose
+    /// unit changed) and the PCIe rates, which 4.10 renamed.
     #[test]
     fn dcgm_profiles_name_every_alias_once() {
         use crate::catalogue::DcgmProfile;
@@ -1751,17 +1758,22 @@ mod tests {
                 "DCGM_FI_PROF_PCIE_TX_BYTES",
                 "DCGM_FI_PROF_PCIE_RX_BYTES",
                 "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
-                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+                "DCGM_FI_DEV_MIG_MODE",
+                "DCGM_FI_DEV_PERSISTENCE_MODE",
+                "DCGM_FI_DEV_ECC_CURRENT",
+                "DCGM_FI_DEV_ECC_PENDING",
+                "DCGM_FI_DEV_PSTATE"
             ]
         );
         let renamed_4_10: Vec<&str> =
             aliases.iter().filter(|a| a.renamed_4_10 != a.renamed).map(|a| a.renamed_4_10).collect();
         assert_eq!(renamed_4_10, ["DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND", "DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND"]);
-        // The eleven unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
+        // The unit changes of 4.9: %, MHz, MiB and mJ became ratio, Hz, bytes and J.
         assert_eq!(
             aliases.iter().filter(|a| a.scale != 1.0).count(),
-            11,
-            "our ten of NVIDIA's eleven (no NVLink total), and the fan speed (% → ratio), outside its default set"
+            12,
+            "our ten of NVIDIA's eleven (no NVLink total), and the fan speed (% → ratio) and video clock (MHz → Hz), outside its default set"
         );
         assert!(aliases.iter().all(|a| a.scale_in(DcgmProfile::V4_9) == 1.0));
     }

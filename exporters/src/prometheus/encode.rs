@@ -238,10 +238,10 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
     }
 }
 
-/// dcgm-exporter's help texts carry the unit.
-fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
+/// dcgm-exporter's help texts carry the unit; a state (P-state, a mode) has none.
+fn dcgm_unit(scale: f64, m: &MetricDef) -> Option<&'static str> {
     let base = scale == 1.0;
-    match (m.unit, scale) {
+    Some(match (m.unit, scale) {
         (_, s) if (s - 100.0).abs() < 1e-9 => "in %",
         (Unit::Hertz, _) if base => "in Hz",
         (Unit::Hertz, _) => "in MHz",
@@ -253,8 +253,9 @@ fn dcgm_unit(scale: f64, m: &MetricDef) -> &'static str {
         (Unit::Celsius, _) => "in C",
         (Unit::BytesPerSecond, _) => "in B/s",
         (Unit::Ratio, _) => "ratio",
+        (Unit::State, _) => return None,
         _ => "count",
-    }
+    })
 }
 
 fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
@@ -280,7 +281,11 @@ fn dcgm(w: &mut Writer<'_>, snap: &NodeSnapshot, profile: DcgmProfile) {
             (MetricKind::Counter, Format::OpenMetrics) => Kind::Unknown,
             (k, _) => k.exposition(),
         };
-        w.header(name, kind, &format!("{} ({}).", m.help.trim_end_matches('.'), dcgm_unit(scale, m)));
+        let help = match dcgm_unit(scale, m) {
+            Some(unit) => format!("{} ({unit}).", m.help.trim_end_matches('.')),
+            None => m.help.to_string(),
+        };
+        w.header(name, kind, &help);
         for (m, s) in series {
             // Aliases sit on per-GPU and per-MIG-instance rows only (a catalogue invariant).
             let (g, instance) = match &s.identity.owner {
