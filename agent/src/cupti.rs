@@ -462,9 +462,10 @@ impl Receiver {
         let mut st = lock(&self.shared.state);
         let State { profiles, conns, waiters, .. } = &mut *st;
         let root = &self.shared.opts.procfs_root;
+        let connected_pids: std::collections::HashSet<u32> = conns.values().map(|c| c.pid).collect();
         profiles.retain(|pid, e| {
             let fresh = now.duration_since(e.last_window) <= e.expire_after;
-            let connected = conns.values().any(|c| c.pid == *pid);
+            let connected = connected_pids.contains(pid);
             fresh && (connected || (e.start_ticks.is_some() && start_ticks(root, *pid) == e.start_ticks))
         });
         let stale = Duration::from_nanos(wire::MAX_REQUEST_WINDOW_NS) + WAITER_GRACE;
