@@ -6,6 +6,7 @@
 //! and the /proc + /sys tree writer in [`procfs`].
 
 pub mod clock;
+pub mod cuda;
 pub mod engine;
 pub mod mig;
 pub mod noise;

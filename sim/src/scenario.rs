@@ -79,6 +79,8 @@ pub struct Scenario {
     /// Driver calls that fail for a while (a read that raced, a busy driver), scenario seconds.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// The CUDA workload of one of the processes, played by the simulated CUPTI.
+    pub cuda: Option<crate::cuda::CudaSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -699,6 +701,8 @@ pub struct Event {
 pub enum FaultKind {
     /// The running-process lists (`nvmlDeviceGetComputeRunningProcesses*`) answer UNKNOWN.
     Processes,
+    /// GPM samples (`nvmlGpmSampleGet`, `nvmlGpmMigSampleGet`) answer UNKNOWN on a GPM GPU.
+    Gpm,
 }
 
 /// A driver call that fails for `duration_s` at `at_s`, and again every `every_s` if given.
@@ -788,6 +792,11 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("pcie-replay", include_str!("../scenarios/pcie-replay.toml")),
     ("nvlink-errors", include_str!("../scenarios/nvlink-errors.toml")),
     ("net-link-degraded", include_str!("../scenarios/net-link-degraded.toml")),
+    ("cuda-fp32-sgemm", include_str!("../scenarios/cuda-fp32-sgemm.toml")),
+    ("cuda-bf16-tensor", include_str!("../scenarios/cuda-bf16-tensor.toml")),
+    ("cuda-pageable-copies", include_str!("../scenarios/cuda-pageable-copies.toml")),
+    ("cuda-sync-heavy", include_str!("../scenarios/cuda-sync-heavy.toml")),
+    ("cuda-decode-short-kernels", include_str!("../scenarios/cuda-decode-short-kernels.toml")),
 ];
 
 impl Scenario {
@@ -804,6 +813,11 @@ impl Scenario {
                 .unwrap_or_else(|| origin.to_string());
         }
         s.validate().map_err(|message| ScenarioError::Invalid { path: origin.to_string(), message })?;
+        if let Some(cuda) = &mut s.cuda
+            && cuda.name.is_empty()
+        {
+            cuda.name = s.name.clone();
+        }
         Ok(s)
     }
 
@@ -948,6 +962,14 @@ impl Scenario {
                     p.ppid, p.pid
                 ));
             }
+        }
+        if let Some(cuda) = &self.cuda {
+            cuda.validate(|pid| {
+                self.processes.iter().find(|p| p.pid == pid).map(|p| match &p.gpus {
+                    GpuSelection::All(_) => n,
+                    GpuSelection::List(l) => l.len() as u32,
+                })
+            })?;
         }
         for e in &self.events {
             if e.gpu >= n {
