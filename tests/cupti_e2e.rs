@@ -282,12 +282,17 @@ fn sync_heavy_opens_sync_heavy_with_the_share_of_the_window() {
     let f = finding(&p, "sync-heavy");
     let ev = evidence(f);
     assert_eq!((ev.len(), ev[0].0.as_str(), ev[0].2), (1, "sync_share", 0.1), "{f:#}");
-    // 300 µs after every 8th of 4,000 launches a second: 15 % of the time, a window's edges
-    // cutting at most a few syncs off either way.
-    assert!((0.1..0.25).contains(&ev[0].1), "{f:#}");
+    // At least the threshold in both windows (15 % on schedule: 300 µs after every 8th of
+    // 4,000 launches a second; a harness catching up on a busy machine packs them closer).
+    assert!(ev[0].1 >= 0.1, "{f:#}");
     let summary = f["summary"].as_str().unwrap();
     assert!(summary.contains("waiting for the GPU in synchronization calls"), "{summary}");
     check_agent(&p);
+    // The records' sync time is whole 300 µs stream synchronizations, whatever the window.
+    let m = p.node.metrics();
+    let secs = m.one("gpuscope_process_kernel_sync_seconds", &[("pid", &p.cuda.pid.to_string())]);
+    let n = (secs / 300e-6).round();
+    assert!(n >= 1.0 && (secs - n * 300e-6).abs() < 1e-9, "{secs} s is not a whole number of 300 µs syncs");
 }
 
 #[test]
