@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result};
 use gpuscope_sim::Scenario;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -99,8 +100,19 @@ pub fn start(
         }
         _ => lib_dir.as_os_str().to_owned(),
     };
-    let child = Command::new(&harness)
-        // A day of launches; the demo ends it.
+    let mut cmd = Command::new(&harness);
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A day of launches: should the demo be killed outright, its CUDA process goes too.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        // The demo ends it.
         .args(["--scenario", workload, "--seconds", "86400"])
         .env("CUDA_INJECTION64_PATH", &injection)
         .env("GPUSCOPE_SIM_CUPTI_LIB", &cupti)
