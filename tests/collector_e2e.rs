@@ -49,7 +49,23 @@ fn demo_prints_the_finding_as_it_opens_and_closes() {
     assert!((170.0..360.0).contains(&secs(open)), "{open}");
     assert!((400.0..=600.0).contains(&secs(close)), "{close}");
     assert!(text.contains("advice: The input pipeline cannot feed the GPUs"));
-    assert_eq!(text.matches("OPEN ").count(), 1, "nothing else opens: {text}");
+    assert_eq!(text.matches("OPEN  input-bound-cpu").count(), 1, "{text}");
+    // The node's profiled CUDA process (the workspace is built: its programs are there) plays
+    // SIMT SGEMMs: the kernel-level finding names it. Nothing else opens.
+    let pid = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("kernel profiles: pid "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains(&format!("kernel profiles: pid {pid} plays the CUDA workload of cuda-fp32-sgemm")), "{text}");
+    assert!(text.contains("expected findings: input-bound-cpu, fp32-gemm-kernels"), "{text}");
+    let kernel = text.lines().find(|l| l.contains("OPEN  fp32-gemm-kernels")).unwrap_or_else(|| panic!("{text}"));
+    assert!(kernel.contains(&format!("(its kernels: gpuscope profile --pid {pid} on gpu-node-0)")), "{kernel}");
+    let mut opened: Vec<&str> =
+        text.lines().filter_map(|l| l.split("OPEN  ").nth(1)?.split_whitespace().next()).collect();
+    opened.sort_unstable();
+    opened.dedup();
+    assert_eq!(opened, ["fp32-gemm-kernels", "input-bound-cpu"], "nothing else opens: {text}");
 }
 
 /// The demo's simulated /proc (`$TMPDIR/gpuscope-demo-<pid>`) while it runs, and what is left after.

@@ -1,6 +1,14 @@
 //! Every shipped scenario through the whole product at 20× speed: simulated node(s) → the real
 //! agent (simulated NVML, simulated /proc) → OTLP/HTTP → the real collector → findings. The
 //! findings that open are exactly the scenario's `expect` list, on the right GPUs and nodes.
+//!
+//! A scenario's `[cuda]` table (the `cuda-*` ones) is not played here: its kernel-level
+//! findings (`[cuda] expect`) are tests/cupti_e2e.rs's. The CUDA process runs in wall-clock
+//! time whatever the node's speed, and keeps a core busy launching kernels: three scenarios at a
+//! time with one each would starve the agents of a two-core test machine, and the matrix would
+//! only repeat, without exact evidence, what cupti_e2e checks one scenario at a time. Here those
+//! scenarios are judged on what NVML and /proc show (`expect`), and no kernel-level finding can
+//! open without a profiled process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 

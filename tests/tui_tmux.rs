@@ -140,10 +140,19 @@ fn demo_ui_switches_views_sorts_filters_helps_pauses_and_quits_cleanly() {
     eventually(30, || (!t.screen().contains("any key closes it")).then_some(()));
     t.keys(&["3"]);
     t.wait_for("CPU (64 cores");
-    t.keys(&["1", "Space"]);
-    t.wait_for("PAUSED");
+    // The demo's profiled CUDA process (SIMT SGEMMs) opens fp32-gemm-kernels beside it; the
+    // newest finding is listed, and selected, first: `g` goes to where the selected one opened.
+    t.keys(&["1"]);
+    t.wait_for("fp32-gemm-kernels");
+    t.keys(&["Space"]);
+    let s = t.wait_for("PAUSED");
+    let selected = s
+        .lines()
+        .find_map(|l| l.split("▶ WARNING  ").nth(1)?.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(["no-tensor-cores", "fp32-gemm-kernels"].contains(&selected.as_str()), "{s}");
     t.keys(&["g"]);
-    t.wait_for("paused where no-tensor-cores opened");
+    t.wait_for(&format!("paused where {selected} opened"));
     // Back to the oldest sample: the status line says how far behind the newest it is.
     t.keys(&["Left", "Left", "Left", "["]);
     let behind = eventually(60, || {

@@ -3,7 +3,8 @@
 //! top of them (the agent's snapshots, the collector's findings); `--headless` prints the
 //! findings as they open and close instead.
 
-use crate::config::agent::OtlpEndpoint;
+use crate::cmd::demo_cuda;
+use crate::config::agent::{CuptiConfig, OtlpEndpoint};
 use crate::config::{AgentConfig, CollectorSettings, UsageError};
 use crate::signals::Shutdown;
 use crate::stack::{RunningAgent, RunningCollector};
@@ -155,16 +156,33 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         otlp_endpoint: Some(OtlpEndpoint::http(collector.http_addr())),
         otlp_interval: interval,
         otlp_spill_max_bytes: 64 << 20,
+        cupti: CuptiConfig { enabled: true, socket: root.join("cupti.sock") },
         ..AgentConfig::default()
     })?;
+    // One profiled CUDA process on the node, when its programs are built.
+    let cuda = demo_cuda::start(&scenario, &a.scenario, &root.join("proc"), &root.join("cupti.sock"))?;
+    let cuda_line = match &cuda {
+        Ok(p) => format!(
+            "kernel profiles: pid {} plays the CUDA workload of {} (simulated CUPTI); `gpuscope profile --pid {}` shows its kernels",
+            p.pid(),
+            p.workload,
+            p.pid()
+        ),
+        Err(why) => format!("kernel profiles: off ({why})"),
+    };
 
     let duration = a.duration.map(Duration::from_secs_f64);
     let mut ui = None;
     if a.headless {
         println!("gpuscope demo: scenario {} at {}x speed on {}", scenario.name, a.speed, scenario.hostname(0));
         println!("  {}", scenario.description.split_whitespace().collect::<Vec<_>>().join(" "));
-        let expect = if scenario.expect.is_empty() { "none".to_string() } else { scenario.expect.join(", ") };
+        let mut expect = scenario.expect.clone();
+        if let Ok(p) = &cuda {
+            expect.extend(p.expect.iter().cloned());
+        }
+        let expect = if expect.is_empty() { "none".to_string() } else { expect.join(", ") };
         println!("  expected findings: {expect}");
+        println!("  {cuda_line}");
         println!(
             "  agent metrics: http://{}/metrics   findings: http://{}/api/v1/findings",
             agent.metrics_addr(),
@@ -194,6 +212,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             }
         });
     } else {
+        // Printed before the UI takes the screen: it shows again when the UI quits.
+        eprintln!("gpuscope demo: {cuda_line}");
         let (tx, rx) = std::sync::mpsc::channel();
         let mut app = App::new(SourceKind::Demo { scenario: scenario.name.clone() }, theme);
         // The processes on screen are simulated: their PIDs belong to nobody on this machine.
@@ -225,7 +245,9 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         });
         ui = Some(handle);
     }
-    // The simulated node goes first, whatever becomes of a UI whose terminal hung up.
+    // The simulated node goes first, whatever becomes of a UI whose terminal hung up; its CUDA
+    // process before the agent whose socket it writes to.
+    drop(cuda);
     let stopped = agent.stop();
     collector.stop();
     drop(host);

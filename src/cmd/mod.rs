@@ -4,6 +4,7 @@ pub mod agent;
 pub mod collector;
 pub mod dashboards;
 pub mod demo;
+pub mod demo_cuda;
 pub mod install;
 pub mod profile;
 pub mod query;

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test crates
 
 pub mod cupti;
+pub mod sim_cuda;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
