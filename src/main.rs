@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         gap_ms: u64,
     },
+    /// One kernel-level profiling window of a CUDA process (CUPTI), through the local agent.
+    Profile(cmd::profile::ProfileArgs),
     /// Run the collector: OTLP receivers (gRPC :4317, HTTP :4318), analysis, findings API (:9467).
     Collector(config::CollectorArgs),
     /// The interactive terminal UI: this node's GPUs, processes, host and findings, or a recording.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Agent(o) => cmd::agent::run(&o),
         Command::Query { config, json, gap_ms } => cmd::query::run(&config, json, gap_ms),
         Command::Install(a) => cmd::install::run(&a),
+        Command::Profile(a) => cmd::profile::run(&a),
         Command::Collector(a) => cmd::collector::run(&a),
         Command::Demo(a) => cmd::demo::run(&a),
         Command::Top(a) => cmd::top::run(&a),

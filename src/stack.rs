@@ -32,6 +32,7 @@ pub struct RunningAgent {
     stop_serving: oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
     pushing: Option<JoinHandle<()>>,
+    cupti: Option<Arc<gpuscope_agent::cupti::Receiver>>,
 }
 
 impl RunningAgent {
@@ -59,10 +60,17 @@ impl RunningAgent {
             }
             None => None,
         };
+        let cupti = if cfg.cupti.enabled {
+            let opts = gpuscope_agent::cupti::ReceiverOptions::new(cfg.cupti.socket.clone(), cfg.procfs_root.clone());
+            Some(gpuscope_agent::cupti::Receiver::start(opts).context("cannot start the CUPTI receiver ([cupti])")?)
+        } else {
+            None
+        };
         let endpoint = Endpoint {
             names: Names { native: cfg.native_metrics, dcgm: cfg.compat.dcgm_profile() },
             labels: cfg.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             otlp: pusher.as_ref().map(|p| p.stats()),
+            profiler: cupti.clone().map(|r| r as Arc<dyn gpuscope_core::api::KernelProfiler>),
         };
         let web = match &cfg.web_config_file {
             Some(path) => {
@@ -73,7 +81,8 @@ impl RunningAgent {
             None => None,
         };
         let scheme = if web.as_ref().is_some_and(|w| w.current().tls.is_some()) { "https" } else { "http" };
-        let engine = Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
+        let engine = Engine::start(gpuscope_agent::AgentOptions { cupti: cupti.clone(), ..cfg.agent_options() })
+            .context("cannot start the sampling thread")?;
         let snapshots = engine.subscribe();
         let pushing = pusher.map(|p| runtime.spawn(p.run(snapshots.clone())));
         let (stop_serving, stopped) = oneshot::channel::<()>();
@@ -81,7 +90,7 @@ impl RunningAgent {
             let _ = stopped.await;
         }));
         tracing::info!("listening on {scheme}://{metrics}/metrics");
-        Ok(RunningAgent { runtime, engine, metrics, stop_serving, serving, pushing })
+        Ok(RunningAgent { runtime, engine, metrics, stop_serving, serving, pushing, cupti })
     }
 
     /// Where the Prometheus endpoint listens.
@@ -102,7 +111,7 @@ impl RunningAgent {
     /// Stops serving (letting scrapes in flight finish), stops pushing and sampling. Call it
     /// outside async code.
     pub fn stop(self) -> Result<()> {
-        let RunningAgent { runtime, engine, stop_serving, serving, pushing, .. } = self;
+        let RunningAgent { runtime, engine, stop_serving, serving, pushing, cupti, .. } = self;
         let _ = stop_serving.send(());
         let served = runtime.block_on(async { tokio::time::timeout(STOP_GRACE, serving).await });
         if let Some(p) = pushing {
@@ -110,6 +119,9 @@ impl RunningAgent {
         }
         runtime.shutdown_timeout(STOP_GRACE);
         engine.stop();
+        if let Some(c) = cupti {
+            c.stop();
+        }
         match served {
             Ok(Ok(result)) => result.context("the Prometheus endpoint failed"),
             Ok(Err(e)) => Err(e).context("the Prometheus endpoint failed"),

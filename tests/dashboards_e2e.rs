@@ -127,6 +127,7 @@ struct Fleet {
     prom: Prometheus,
     _nodes: Vec<common::Node>,
     _collector: common::Collector,
+    _cupti: tempfile::TempDir,
     healthy: String,
 }
 
@@ -160,9 +161,30 @@ fn fleet() -> Fleet {
     node("mig-inference", 0, &[]);
     // A V100: page retirement instead of row remapping.
     node("retired-pages", 0, &[]);
-    // The training node also serves dcgm-exporter's legacy names, for NVIDIA's dashboard.
-    node("healthy-bf16-training", 0, &["--compat", "dcgm"]);
+    // The training node also serves dcgm-exporter's legacy names, for NVIDIA's dashboard, and
+    // receives kernel profiles: this test process plays its trainer's injection library.
+    let cupti = tempfile::tempdir().unwrap();
+    let socket = cupti.path().join("cupti.sock");
+    node(
+        "healthy-bf16-training",
+        0,
+        &["--compat", "dcgm", "--cupti-enabled", "true", "--cupti-socket", socket.to_str().unwrap()],
+    );
     let healthy = nodes.last().unwrap().addr.clone();
+    common::cupti::be_the_trainer(&nodes.last().unwrap().root.path().join("proc"));
+    let mut library = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // One window a second until the agent goes away with the fleet.
+        loop {
+            let mut s = common::cupti::summary(common::cupti::unix_ns(), 500_000_000);
+            s.period_ns = 1_000_000_000;
+            if library.write_all(&gpuscope_cupti::wire::encode(&s).unwrap()).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
     let targets: Vec<String> = nodes.iter().map(|n| format!("'{}'", n.addr)).collect();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['alerts.yml']\nscrape_configs:\n  \
@@ -183,7 +205,7 @@ fn fleet() -> Fleet {
         let idle = prom.query("count_over_time(gpuscope:gpu_idle_allocated:bool[30s])");
         idle.iter().any(|(_, v)| *v >= 10.0).then_some(())
     });
-    Fleet { prom, _nodes: nodes, _collector: c, healthy }
+    Fleet { prom, _nodes: nodes, _collector: c, _cupti: cupti, healthy }
 }
 
 /// The single value of `q` whose series has label `key` = `value`.

@@ -36,7 +36,8 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// Every sampler, in the order a pass runs them (processes after NVML, which finds them).
+/// Every sampler, in the order a pass runs them (processes after NVML, which finds them, and
+/// after the CUPTI profiles, which they name).
 struct Samplers {
     list: Vec<Box<dyn Sampler>>,
     stats: AgentStats,
@@ -49,7 +50,7 @@ struct Samplers {
 
 impl Samplers {
     fn new(opts: &AgentOptions) -> Samplers {
-        let list: Vec<Box<dyn Sampler>> = vec![
+        let mut list: Vec<Box<dyn Sampler>> = vec![
             Box::new(
                 NvmlSampler::new(opts.nvml_lib.clone(), opts.slow_interval, opts.interval)
                     .with_sysfs_root(opts.sysfs_root.clone()),
@@ -65,6 +66,10 @@ impl Samplers {
             Box::new(StorageSampler::new(opts.procfs_root.clone(), opts.sysfs_root.clone())),
             Box::new(crate::sampler::filesystem::FilesystemSampler::new(opts.procfs_root.clone())),
         ];
+        if let Some(receiver) = &opts.cupti {
+            // Before the process sampler, which names the profiles.
+            list.insert(1, Box::new(crate::cupti::CuptiSampler::new(receiver.clone())));
+        }
         let hostname =
             if opts.hostname.is_empty() { system_hostname(&opts.procfs_root) } else { opts.hostname.clone() };
         let machine_id =

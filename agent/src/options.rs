@@ -28,6 +28,9 @@ pub struct AgentOptions {
     pub job: Option<String>,
     /// Extra node labels.
     pub labels: BTreeMap<String, String>,
+    /// The running CUPTI receiver whose profiles each pass copies into the snapshot; `None`
+    /// when kernel-level profiling is off.
+    pub cupti: Option<std::sync::Arc<crate::cupti::Receiver>>,
 }
 
 impl Default for AgentOptions {
@@ -43,6 +46,7 @@ impl Default for AgentOptions {
             hostname: String::new(),
             job: None,
             labels: BTreeMap::new(),
+            cupti: None,
         }
     }
 }

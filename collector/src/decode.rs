@@ -3,7 +3,7 @@
 //! the value. One snapshot per (resource host, point timestamp). Points of metrics the catalogue does not know (any other
 //! OTLP exporter's) are counted as rejected: the request still succeeds, partially.
 
-use gpuscope_core::catalogue::{GpuId, Identity, Label, MetricDef, Owner, ProcessId, Scope, otlp_keys as k};
+use gpuscope_core::catalogue::{GpuId, Identity, Label, MetricDef, Owner, ProcessId, ProfileId, Scope, otlp_keys as k};
 use gpuscope_core::exposition::LabelValue;
 use gpuscope_core::{DriverInfo, NicKind, NodeSnapshot};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -174,6 +174,25 @@ fn gpu_id<'a>(attrs: &'a [KeyValue], with_identity: bool) -> Option<GpuId<'a>> {
     Some(g)
 }
 
+/// A profiled process a point names: by PID; described from the attributes only when the
+/// snapshot does not hold it yet.
+fn profile_id<'a>(attrs: &'a [KeyValue], snap: &NodeSnapshot) -> Option<ProfileId<'a>> {
+    let pid = index(attrs, k::PID)?;
+    if snap.kernel_profiles.iter().any(|p| p.pid == pid) {
+        return Some(ProfileId { pid, ..ProfileId::default() });
+    }
+    Some(ProfileId {
+        pid,
+        name: str_attr_cow(attrs, k::PROCESS).unwrap_or_default(),
+        user: str_attr_cow(attrs, k::OWNER),
+        container: str_attr_cow(attrs, k::CONTAINER),
+        pod: str_attr_cow(attrs, k::POD),
+        namespace: str_attr_cow(attrs, k::NAMESPACE),
+        pod_uid: str_attr_cow(attrs, k::POD_UID),
+        gpus: Cow::Owned(str_attr_cow(attrs, k::PROCESS_GPUS).map(|g| ProfileId::parse_gpus(&g)).unwrap_or_default()),
+    })
+}
+
 /// The series a point of `def` names, built from its attributes (borrowed, not copied); `None`
 /// when an identifying attribute is missing. `scratch` holds a label that was not sent as text.
 /// The series a point names. `snap` is the snapshot it goes into: a process or interface already
@@ -234,6 +253,16 @@ fn identity<'a>(
         }
         Scope::Disk => Owner::Disk(str_attr_cow(attrs, k::DEVICE)?),
         Scope::Filesystem => Owner::Fs(str_attr_cow(attrs, k::MOUNTPOINT)?),
+        Scope::KernelProfile => Owner::Profile(profile_id(attrs, snap)?),
+        Scope::KernelClass => {
+            let class = gpuscope_core::catalogue::kernel_class_from_labels(
+                &str_attr_cow(attrs, k::KERNEL_KIND)?,
+                str_attr_cow(attrs, k::KERNEL_COLLECTIVE).as_deref(),
+                &str_attr_cow(attrs, k::KERNEL_PIPE)?,
+                &str_attr_cow(attrs, k::KERNEL_PRECISION)?,
+            )?;
+            Owner::ProfileClass { profile: profile_id(attrs, snap)?, class }
+        }
     };
     let label = match def.label() {
         None => None,
@@ -360,6 +389,12 @@ pub fn decode_with(req: &ExportMetricsServiceRequest, limits: &Limits) -> Decode
                 out.limited[Limit::TooManyProcesses as usize] += (snap.processes.len() - limits.max_processes) as u64;
                 snap.processes.truncate(limits.max_processes);
             }
+            // Kernel profiles are processes too, and held to the same bound.
+            if snap.kernel_profiles.len() > limits.max_processes {
+                let over = snap.kernel_profiles.len() - limits.max_processes;
+                out.limited[Limit::TooManyProcesses as usize] += over as u64;
+                snap.kernel_profiles.truncate(limits.max_processes);
+            }
             snap.node.hostname = hostname.clone();
             snap.node.machine_id = str_attr(rattrs, k::HOST_ID);
             snap.node.job = str_attr(rattrs, k::JOB);
@@ -454,5 +489,25 @@ mod tests {
         assert_eq!(g.len(), 1);
         assert_eq!((g[0].index, g[0].uuid.as_str(), g[0].power_watts), (2, "GPU-2", Some(250.0)));
         assert_eq!(g[0].xid_counts, [(48, 1), (79, 3)].into());
+    }
+
+    #[test]
+    fn kernel_profiles_are_held_to_the_process_bound() {
+        use gpuscope_core::KernelProfile;
+        let snap = NodeSnapshot {
+            node: gpuscope_core::NodeInfo { hostname: "n1".into(), ..Default::default() },
+            timestamp_ms: 1,
+            kernel_profiles: (1..=3)
+                .map(|pid| KernelProfile { pid, gpus: vec![0, 1], windows_total: 1, ..KernelProfile::default() })
+                .collect(),
+            ..NodeSnapshot::default()
+        };
+        let id = gpuscope_exporters::otlp::Identity { instance: "n1".into(), start_unix_nano: 1 };
+        let req = gpuscope_exporters::otlp::encode(&[&snap], &id);
+        let d = decode_with(&req, &Limits { max_processes: 2, ..Limits::NONE });
+        let profiles = &d.snapshots[0].kernel_profiles;
+        assert_eq!(profiles.iter().map(|p| p.pid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(profiles[0].gpus, [0, 1], "the gpus attribute parses back");
+        assert_eq!(d.limited[Limit::TooManyProcesses as usize], 1);
     }
 }

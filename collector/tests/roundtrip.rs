@@ -46,6 +46,26 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         filesystems: vec![gpuscope_core::FsSample { mountpoint: "/data".into(), ..Default::default() }],
         ..HostSample::default()
     };
+    // A CUPTI profile spanning two GPUs, with a matmul class and a collective (whose class has a
+    // fourth label). Kernel names (top_kernels) stay on the agent: never labels, never OTLP.
+    let mut kp = KernelProfile {
+        pid: 4242,
+        name: "python".into(),
+        user: Some("alice".into()),
+        container: Some("c0ffee".into()),
+        pod: Some("trainer-0".into()),
+        namespace: Some("ml".into()),
+        pod_uid: Some("6b1f0d7e-2c4a-4f7e-9a51-0c7d2e8b9f13".into()),
+        gpus: vec![0, 1],
+        classes: [
+            "ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_nn",
+            "ncclDevKernel_AllReduce_Sum_bf16_RING_LL",
+        ]
+        .iter()
+        .map(|n| KernelClassTime { class: gpuscope_cupti::classify(n), count: 0, seconds: 0.0 })
+        .collect(),
+        ..KernelProfile::default()
+    };
     for (i, m) in CATALOGUE.iter().enumerate() {
         // Whole numbers survive the integer fields; booleans and the up flag get 1.
         let v = (i as f64 + 1.0 + bump).round();
@@ -79,6 +99,8 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
             Accessor::Nic(_, set) => h.nics.iter_mut().for_each(|n| set(n, v)),
             Accessor::Disk(_, set) => h.disks.iter_mut().for_each(|d| set(d, v)),
             Accessor::Fs(_, set) => h.filesystems.iter_mut().for_each(|f| set(f, v)),
+            Accessor::Profile(_, set) => set(&mut kp, v),
+            Accessor::ProfileClass(_, set) => kp.classes.iter_mut().for_each(|c| set(c, v)),
         }
     }
     let g1 = GpuSample {
@@ -101,6 +123,7 @@ fn full(ts: u64, bump: f64) -> NodeSnapshot {
         processes: vec![p],
         host: Some(h),
         agent: AgentStats { driver_up: true, ..AgentStats::default() },
+        kernel_profiles: vec![kp],
         ..NodeSnapshot::default()
     }
 }

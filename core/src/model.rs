@@ -713,24 +713,25 @@ impl KernelProfile {
     /// Takes in one window summary from this process: the latest-window values are replaced,
     /// the totals grow. Identity (pid, name, user, container, GPUs) is the caller's to fill.
     pub fn record(&mut self, s: &gpuscope_cupti::WindowSummary) {
-        const NS: f64 = 1e-9;
+        // Divided, not multiplied by 1e-9: 300 ms of ns becomes exactly 0.3 s.
+        let secs = |ns: u64| ns as f64 / 1e9;
         self.windows_total = self.windows_total.saturating_add(1);
-        self.window_seconds = s.window_ns() as f64 * NS;
-        self.period_seconds = s.period_ns as f64 * NS;
+        self.window_seconds = secs(s.window_ns());
+        self.period_seconds = secs(s.period_ns);
         self.window_end_unix_ms = s.window_end_unix_ns / 1_000_000;
         self.launches_per_second = s.launches_per_second();
         self.classes = s
             .classes
             .iter()
-            .map(|c| KernelClassTime { class: c.class, count: c.time.count, seconds: c.time.total_ns as f64 * NS })
+            .map(|c| KernelClassTime { class: c.class, count: c.time.count, seconds: secs(c.time.total_ns) })
             .collect();
         let (count, ns) = s
             .classes
             .iter()
             .fold((0u64, 0u64), |(n, t), c| (n.saturating_add(c.time.count), t.saturating_add(c.time.total_ns)));
         self.kernel_count = count;
-        self.kernel_seconds = ns as f64 * NS;
-        self.median_kernel_seconds = s.median_kernel_duration_floor_ns().map(|ns| ns as f64 * NS);
+        self.kernel_seconds = secs(ns);
+        self.median_kernel_seconds = s.median_kernel_duration_floor_ns().map(secs);
         let pageable = s.memcpy.iter().filter(|m| {
             use gpuscope_cupti::summary::MemoryKind::Pageable;
             m.src == Pageable || m.dst == Pageable
@@ -741,23 +742,18 @@ impl KernelProfile {
         self.pageable_copies = copies;
         self.pageable_copy_bytes = bytes;
         self.async_pageable_copies = s.pageable_async_copies().count;
-        self.sync_seconds = s.sync_ns() as f64 * NS;
-        self.gpu_gap_max_seconds = s.gpu_gaps.iter().map(|g| g.max_gap_ns).max().map(|ns| ns as f64 * NS);
-        self.gpu_gap_seconds = s.gpu_gaps.iter().map(|g| g.idle_ns).max().map(|ns| ns as f64 * NS);
+        self.sync_seconds = secs(s.sync_ns());
+        self.gpu_gap_max_seconds = s.gpu_gaps.iter().map(|g| g.max_gap_ns).max().map(secs);
+        self.gpu_gap_seconds = s.gpu_gaps.iter().map(|g| g.idle_ns).max().map(secs);
         self.graph_kernels = s.graph_kernels.count;
-        self.overhead_seconds_total += s.callback_overhead_ns as f64 * NS;
+        self.overhead_seconds_total += secs(s.callback_overhead_ns);
         self.dropped_records_total = self.dropped_records_total.saturating_add(s.dropped_records);
         self.summaries_dropped_total = self.summaries_dropped_total.saturating_add(s.summaries_dropped);
         self.top_kernels = s
             .top_kernels
             .iter()
             .take(PROFILE_TOP_KERNELS)
-            .map(|k| TopKernel {
-                name: k.name.clone(),
-                class: k.class,
-                count: k.count,
-                seconds: k.total_ns as f64 * NS,
-            })
+            .map(|k| TopKernel { name: k.name.clone(), class: k.class, count: k.count, seconds: secs(k.total_ns) })
             .collect();
     }
 }

@@ -20,6 +20,8 @@ pub enum Unit {
     Joules,
     /// Hertz.
     Hertz,
+    /// Events per second (kernel launches).
+    PerSecond,
     /// Seconds.
     Seconds,
     /// A plain count of events or things (errors, pages, rows).
@@ -41,6 +43,7 @@ impl Unit {
             Unit::Watts => Some("_watts"),
             Unit::Joules => Some("_joules"),
             Unit::Hertz => Some("_hertz"),
+            Unit::PerSecond => Some("_per_second"),
             Unit::Seconds => Some("_seconds"),
             Unit::Info => Some("_info"),
             Unit::Count | Unit::State => None,
@@ -57,6 +60,7 @@ impl Unit {
             Unit::Watts => "W",
             Unit::Joules => "J",
             Unit::Hertz => "Hz",
+            Unit::PerSecond => "1/s",
             Unit::Seconds => "s",
         }
     }

@@ -5,6 +5,7 @@ pub mod collector;
 pub mod dashboards;
 pub mod demo;
 pub mod install;
+pub mod profile;
 pub mod query;
 pub mod record;
 pub mod rules;

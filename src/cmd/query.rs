@@ -11,13 +11,29 @@ use std::time::Duration;
 pub fn run(args: &AgentArgs, json: bool, gap_ms: u64) -> Result<()> {
     let cfg = AgentConfig::load(args)?;
     crate::logging::init(if json { "error" } else { "warn" });
-    let snap = gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
+    let mut snap = gpuscope_agent::sample_once(&cfg.agent_options(), Duration::from_millis(gap_ms.max(100)));
+    if cfg.cupti.enabled {
+        // The running agent holds the CUPTI socket and the profiles: ask it. Without an agent
+        // (or behind TLS or authentication) there are none to show, which is not an error.
+        match agent_profiles(&cfg) {
+            Ok(profiles) => snap.kernel_profiles = profiles,
+            Err(e) => tracing::warn!("no kernel profiles: {e:#}"),
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);
     } else {
         print!("{}", table(&snap));
     }
     Ok(())
+}
+
+/// The kernel profiles of the agent listening at the configured address.
+fn agent_profiles(cfg: &AgentConfig) -> Result<Vec<gpuscope_core::KernelProfile>> {
+    let addr = super::profile::local_addr(cfg.listen);
+    let (status, body) = super::profile::agent_request(addr, "GET", "/api/v1/profiles", None, Duration::from_secs(5))?;
+    anyhow::ensure!(status == 200, "the agent at {addr} answered {status}: {}", body.trim());
+    Ok(serde_json::from_str(&body)?)
 }
 
 fn opt(v: Option<f64>, scale: f64, digits: usize, unit: &str) -> String {
@@ -121,6 +137,27 @@ pub fn table(s: &NodeSnapshot) -> String {
                 opt(d.read_bytes_per_second, 1e-6, 0, ""),
                 opt(d.write_bytes_per_second, 1e-6, 0, ""),
                 opt(d.busy_ratio, 100.0, 0, "%")
+            );
+        }
+    }
+    if !s.kernel_profiles.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>8} {:<16} {:>9} {:>9} {:>10} {:>10}  TOP KERNEL",
+            "PID", "PROFILED", "WINDOW ms", "KERNELS", "KERNEL ms", "LAUNCH/s"
+        );
+        for p in &s.kernel_profiles {
+            let top = p.top_kernels.first().map_or("-".to_string(), |k| k.name.chars().take(48).collect());
+            let _ = writeln!(
+                out,
+                "{:>8} {:<16} {:>9.1} {:>9} {:>10.3} {:>10}  {}",
+                p.pid,
+                p.name,
+                p.window_seconds * 1e3,
+                p.kernel_count,
+                p.kernel_seconds * 1e3,
+                p.launches_per_second.map_or("-".into(), |r| format!("{r:.0}")),
+                top
             );
         }
     }

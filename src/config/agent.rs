@@ -209,6 +209,45 @@ pub struct AgentLayer {
     #[arg(long = "label", env = "GPUSCOPE_LABELS", value_name = "KEY=VALUE")]
     #[serde(default, deserialize_with = "super::table_of_pairs")]
     pub labels: Option<Vec<Pairs>>,
+    /// Receive kernel-level profiles from gpuscope's CUPTI injection library ([cupti] enabled)
+    /// [default: false].
+    #[arg(long, env = "GPUSCOPE_CUPTI_ENABLED", value_parser = trimmed::<bool>, value_name = "BOOL")]
+    #[serde(skip)]
+    pub cupti_enabled: Option<bool>,
+    /// The Unix socket the injection library connects to ([cupti] socket)
+    /// [default: /run/gpuscope/cupti.sock].
+    #[arg(long, env = "GPUSCOPE_CUPTI_SOCKET", value_name = "PATH")]
+    #[serde(skip)]
+    pub cupti_socket: Option<PathBuf>,
+    /// The file's `[cupti]` table (flags and variables set its keys as `cupti_*`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub cupti: Option<CuptiLayer>,
+}
+
+/// The `[cupti]` table of the agent's file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CuptiLayer {
+    /// Receive kernel-level profiles.
+    pub enabled: Option<bool>,
+    /// The socket's path.
+    pub socket: Option<PathBuf>,
+}
+
+/// Kernel-level profiling: the agent's CUPTI receiver (`[cupti]` in the file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CuptiConfig {
+    /// Listen for the injection library. Off by default: the socket is open to every local user.
+    pub enabled: bool,
+    /// Where.
+    pub socket: PathBuf,
+}
+
+impl Default for CuptiConfig {
+    fn default() -> Self {
+        CuptiConfig { enabled: false, socket: gpuscope_agent::cupti::DEFAULT_SOCKET.into() }
+    }
 }
 
 /// The agent's command line: a configuration file under `GPUSCOPE_*` variables under flags.
@@ -289,6 +328,8 @@ pub struct AgentConfig {
     pub otlp_headers: BTreeMap<String, String>,
     /// Labels on every series.
     pub labels: BTreeMap<String, String>,
+    /// Kernel-level profiling (a table: last, after the plain keys).
+    pub cupti: CuptiConfig,
 }
 
 fn hidden_values<S: serde::Serializer>(m: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
@@ -322,6 +363,7 @@ impl Default for AgentConfig {
             web_config_file: None,
             otlp_headers: BTreeMap::new(),
             labels: BTreeMap::new(),
+            cupti: CuptiConfig::default(),
         }
     }
 }
@@ -347,6 +389,14 @@ impl AgentConfig {
         no_native: bool,
     ) -> Result<AgentConfig, UsageError> {
         let d = AgentConfig::default();
+        // The file's [cupti] table sets the same keys as the cupti_* flags and variables.
+        let file = file.map(|(path, mut layer)| {
+            if let Some(t) = layer.cupti.take() {
+                layer.cupti_enabled = t.enabled;
+                layer.cupti_socket = t.socket;
+            }
+            (path, layer)
+        });
         let mut l = Layers::new(file, cli);
         let mut cfg = AgentConfig {
             listen: l.get("listen", |s| &s.listen, d.listen),
@@ -381,6 +431,10 @@ impl AgentConfig {
             web_config_file: l.get("web_config_file", |s| &s.web_config_file, Blankable(d.web_config_file)).0,
             otlp_headers: l.pairs("otlp_headers", |s| &s.otlp_headers),
             labels: l.pairs("labels", |s| &s.labels),
+            cupti: CuptiConfig {
+                enabled: l.get("cupti_enabled", |s| &s.cupti_enabled, d.cupti.enabled),
+                socket: l.get("cupti_socket", |s| &s.cupti_socket, d.cupti.socket),
+            },
         };
         if no_native {
             cfg.native_metrics = false;
@@ -433,6 +487,15 @@ impl AgentConfig {
             }
             _ => {}
         }
+        // A relative path would depend on the agent's working directory, which the injection
+        // library (in another process) cannot know.
+        if self.cupti.enabled && !self.cupti.socket.is_absolute() {
+            return Err(UsageError(format!(
+                "{}: key `cupti.socket`: must be an absolute path (got {:?})",
+                at.origin("cupti_socket"),
+                self.cupti.socket.display().to_string()
+            )));
+        }
         for k in self.labels.keys() {
             let mut c = k.chars();
             let ok = c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -476,6 +539,7 @@ impl AgentConfig {
             hostname: self.hostname.clone().unwrap_or_default(),
             job: self.job.clone(),
             labels: self.labels.clone(),
+            cupti: None,
         }
     }
 
@@ -541,6 +605,21 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--no-native"]).unwrap();
         let e = AgentConfig::resolve(None, &cli.args.settings, cli.args.no_native).unwrap_err().to_string();
         assert!(e.starts_with("flag --no-native: key `native_metrics`"), "{e}");
+    }
+
+    #[test]
+    fn the_cupti_table_and_its_flags() {
+        let cfg = from_file("[cupti]\nenabled = true\nsocket = \"/run/x/cupti.sock\"\n").unwrap();
+        assert_eq!(cfg.cupti, CuptiConfig { enabled: true, socket: "/run/x/cupti.sock".into() });
+        assert_eq!(from_file(&cfg.to_toml().unwrap()).unwrap(), cfg, "printed as a [cupti] table");
+        let cli = Cli::try_parse_from(["x", "--cupti-socket", "/tmp/c.sock"]).unwrap();
+        let layer: AgentLayer = toml::from_str("[cupti]\nenabled = true\nsocket = \"/run/x.sock\"\n").unwrap();
+        let cfg = AgentConfig::resolve(Some(("agent.toml".into(), layer)), &cli.args.settings, false).unwrap();
+        assert_eq!(cfg.cupti, CuptiConfig { enabled: true, socket: "/tmp/c.sock".into() });
+        let e = from_file("[cupti]\nenabled = true\nsocket = \"run/cupti.sock\"\n").unwrap_err().to_string();
+        assert_eq!(e, "config file agent.toml: key `cupti.socket`: must be an absolute path (got \"run/cupti.sock\")");
+        let e = from_file("[cupti]\nenable = true\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `enable`"), "{e}");
     }
 
     #[test]

@@ -189,6 +189,9 @@ fn group_advice(g: Group) -> &'static str {
         Group::Network => {
             "Network interfaces, Ethernet and InfiniBand. InfiniBand near its link speed with idle SMs is communication bound; a multi-node job with InfiniBand present but idle while Ethernet carries gigabytes per second means NCCL fell back to TCP (check NCCL_IB_HCA and /dev/infiniband in the container). Errors and drops should stay at zero."
         }
+        Group::Kernel => {
+            "Kernel-level profiles of CUDA processes that load gpuscope's CUPTI injection library (CUDA_INJECTION64_PATH), from short profiling windows: kernel time by class (kind, tensor or SIMT pipe, precision), launch rate, median kernel duration, pageable copies, synchronization time and idle gaps between kernels. Much FP32 SIMT GEMM time means matrix math without tensor cores (enable TF32 or mixed precision); a median kernel under 10 us at a high launch rate is launch bound (CUDA graphs, torch.compile); async pageable copies are silently synchronous (pin host memory); long GPU gaps mean the host stalls between kernels."
+        }
         Group::Disk => {
             "Block devices. A device near its maximum read rate or busy more than 90 % of the time while the GPUs wait means storage cannot feed the job: stage data on local NVMe, use large sequential record formats, raise prefetch."
         }
@@ -225,7 +228,11 @@ fn catalogue_panel(d: &'static MetricDef) -> Panel {
         Scope::Gpu | Scope::NvLink | Scope::Mig | Scope::Process => "{instance=~\"$node\", gpu=~\"$gpu\"}".to_string(),
         _ => "{instance=~\"$node\"}".to_string(),
     };
-    let sel = if d.scope() == Scope::Process { sel.replace('}', ", namespace=~\"$namespace\"}") } else { sel };
+    let sel = if matches!(d.scope(), Scope::Process | Scope::KernelProfile | Scope::KernelClass) {
+        sel.replace('}', ", namespace=~\"$namespace\"}")
+    } else {
+        sel
+    };
     let series =
         if rate { format!("rate({}{sel}[$__rate_interval])", d.prometheus) } else { format!("{}{sel}", d.prometheus) };
     let (expr, legend) = match d.scope() {
@@ -246,6 +253,11 @@ fn catalogue_panel(d: &'static MetricDef) -> Panel {
         Scope::Nic => (series, "{{host}} {{interface}} ({{kind}})".to_string()),
         Scope::Disk => (series, "{{host}} {{device}}".to_string()),
         Scope::Filesystem => (series, "{{host}} {{mountpoint}}".to_string()),
+        Scope::KernelProfile => (series, "{{host}} {{namespace}}/{{pod}} {{process}} ({{pid}})".to_string()),
+        Scope::KernelClass => (
+            format!("sum without (collective) ({series})"),
+            "{{host}} {{process}} ({{pid}}) {{kind}} {{pipe}} {{precision}}".to_string(),
+        ),
     };
     // Legends name the host: join the instance to its host name.
     let expr = format!("{expr} * on (instance) group_left (host) {HOST}");

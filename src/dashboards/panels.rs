@@ -332,7 +332,7 @@ pub fn unit_of(m: &MetricDef) -> (&'static str, bool) {
         (Unit::Seconds, false) => "s",
         // CPU or busy seconds per second: a share of one core or device.
         (Unit::Seconds, true) => "percentunit",
-        (Unit::Count, true) => "cps",
+        (Unit::Count, true) | (Unit::PerSecond, _) => "cps",
         (Unit::Count, false) | (Unit::State, _) | (Unit::Info, _) => "short",
     };
     (unit, rate)

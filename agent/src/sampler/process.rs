@@ -159,6 +159,53 @@ impl ProcessSampler {
     }
 }
 
+impl ProcessSampler {
+    /// Names the CUPTI profiles the receiver put into the snapshot, as GPU processes are named:
+    /// comm, user, container and pod from /proc (cached per process like theirs), GPUs from
+    /// the GPU processes NVML listed; and the library's overhead as a share of the process's
+    /// CPU time. A profiled process NVML does not list (yet) is still named from /proc.
+    fn describe_profiles(
+        &mut self,
+        snap: &mut NodeSnapshot,
+        read_now: &mut HashMap<u32, Option<(String, StatFields)>>,
+    ) {
+        for prof in &mut snap.kernel_profiles {
+            let dir = self.procfs_root.join(prof.pid.to_string());
+            let stat = read_now
+                .entry(prof.pid)
+                .or_insert_with(|| {
+                    let text = std::fs::read_to_string(dir.join("stat")).ok()?;
+                    parse_stat(&text).map(|(comm, f)| (comm.to_string(), f))
+                })
+                .clone();
+            let mut gpus: Vec<u32> = snap.processes.iter().filter(|p| p.pid == prof.pid).map(|p| p.gpu_index).collect();
+            gpus.sort_unstable();
+            gpus.dedup();
+            prof.gpus = gpus;
+            // Gone between its last window and now: it keeps its numbers, unnamed.
+            let Some((comm, f)) = stat else { continue };
+            if self.identities.get(&prof.pid).is_none_or(|id| id.start_ticks != f.start_ticks) {
+                let id = self.identity(&dir, &comm, f);
+                self.identities.insert(prof.pid, id);
+            }
+            prof.name = comm;
+            let cpu_seconds = f.cpu_ticks as f64 / USER_HZ;
+            prof.overhead_cpu_ratio = (cpu_seconds > 0.0).then(|| prof.overhead_seconds_total / cpu_seconds);
+            if let Some(id) = self.identities.get(&prof.pid) {
+                prof.user = id.user.clone();
+                prof.container = id.container.clone();
+                if let Some(uid) = &id.pod_uid {
+                    if let Some((ns, name)) = self.pods.get(uid) {
+                        prof.namespace = Some(ns.clone());
+                        prof.pod = Some(name.clone());
+                    }
+                    prof.pod_uid = Some(uid.clone());
+                }
+            }
+        }
+    }
+}
+
 impl Sampler for ProcessSampler {
     fn name(&self) -> &'static str {
         "processes"
@@ -221,6 +268,7 @@ impl Sampler for ProcessSampler {
                 }
             }
         }
+        self.describe_profiles(snap, &mut read_now);
         self.identities.retain(|pid, _| read_now.contains_key(pid));
         if failures > 0 && failures == snap.processes.len() {
             return Err(SampleError::Parse {

@@ -9,12 +9,13 @@
 mod series;
 mod table;
 
-pub use series::{GpuId, Identity, Label, Owner, ProcessId, Series, Slot, Slots};
+pub use series::{GpuId, Identity, Label, Owner, ProcessId, ProfileId, Series, Slot, Slots};
 pub use table::CATALOGUE;
 
 use crate::exposition::{self, LabelValue};
 use crate::model::{
-    CpuSample, DiskSample, FsSample, GpuSample, HostSample, MigSample, NicSample, NvLinkSample, ProcessSample,
+    CpuSample, DiskSample, FsSample, GpuSample, HostSample, KernelClassTime, KernelProfile, MigSample, NicSample,
+    NvLinkSample, ProcessSample,
 };
 use crate::units::Unit;
 
@@ -62,6 +63,12 @@ pub enum Scope {
     Disk,
     /// One mounted filesystem (`mountpoint`).
     Filesystem,
+    /// One process profiled by the CUPTI injection library (`pid`, `process`, container/pod
+    /// labels, `gpus`): a profile spans all the process's GPUs.
+    KernelProfile,
+    /// One kernel class of a profiled process (the profile's labels + `kind`, `pipe`,
+    /// `precision`, and `collective` for collectives): bounded enums, never kernel names.
+    KernelClass,
 }
 
 /// What a signal is about: dashboards build one row per group and the TUI one panel.
@@ -97,6 +104,8 @@ pub enum Group {
     Network,
     /// Block devices.
     Disk,
+    /// Kernel-level profiles of CUDA processes (the CUPTI injection library).
+    Kernel,
 }
 
 impl Group {
@@ -117,6 +126,7 @@ impl Group {
         Group::HostMemory,
         Group::Network,
         Group::Disk,
+        Group::Kernel,
     ];
 
     /// Snake-case name (dashboard uids, config keys).
@@ -137,6 +147,7 @@ impl Group {
             Group::HostMemory => "host_memory",
             Group::Network => "network",
             Group::Disk => "disk",
+            Group::Kernel => "kernel",
         }
     }
 
@@ -158,6 +169,7 @@ impl Group {
             Group::HostMemory => "Host memory",
             Group::Network => "Network",
             Group::Disk => "Disk",
+            Group::Kernel => "Kernels (CUPTI)",
         }
     }
 }
@@ -262,6 +274,10 @@ pub enum Accessor {
     Disk(fn(&DiskSample) -> Option<f64>, fn(&mut DiskSample, f64)),
     /// A per-filesystem value.
     Fs(fn(&FsSample) -> Option<f64>, fn(&mut FsSample, f64)),
+    /// A value of a process profiled through CUPTI.
+    Profile(fn(&KernelProfile) -> Option<f64>, fn(&mut KernelProfile, f64)),
+    /// A value of one kernel class of a profiled process (its labels come from the class).
+    ProfileClass(fn(&KernelClassTime) -> Option<f64>, fn(&mut KernelClassTime, f64)),
 }
 
 impl Accessor {
@@ -277,6 +293,8 @@ impl Accessor {
             Accessor::Nic(..) => Scope::Nic,
             Accessor::Disk(..) => Scope::Disk,
             Accessor::Fs(..) => Scope::Filesystem,
+            Accessor::Profile(..) => Scope::KernelProfile,
+            Accessor::ProfileClass(..) => Scope::KernelClass,
         }
     }
 
@@ -455,6 +473,16 @@ pub mod otlp_keys {
     pub const NAMESPACE: &str = "k8s.namespace.name";
     /// Kubernetes pod UID.
     pub const POD_UID: &str = "k8s.pod.uid";
+    /// The GPUs a profiled process uses, NVML indices separated by commas (`0,1`).
+    pub const PROCESS_GPUS: &str = "gpuscope.process.gpus";
+    /// Kernel class: what the kernels compute (`gemm`, `attention`, `collective`, …).
+    pub const KERNEL_KIND: &str = "gpuscope.kernel.kind";
+    /// Kernel class: the NCCL operation of a collective (`allreduce`, …).
+    pub const KERNEL_COLLECTIVE: &str = "gpuscope.kernel.collective";
+    /// Kernel class: tensor cores, SIMT cores or unknown.
+    pub const KERNEL_PIPE: &str = "gpuscope.kernel.pipe";
+    /// Kernel class: arithmetic precision (`bf16`, `fp32`, …).
+    pub const KERNEL_PRECISION: &str = "gpuscope.kernel.precision";
     /// Workload class of a process (`training`, `inference`, `notebook`, `unknown`).
     pub const WORKLOAD: &str = "gpuscope.workload.class";
     /// CPU core.
@@ -489,6 +517,63 @@ pub mod otlp_keys {
             _ => "gpuscope.label",
         }
     }
+}
+
+/// The labels of a kernel class, as metric labels and OTLP attributes carry them: `kind`, then
+/// `collective` (collectives only), `pipe`, `precision`. Every value comes from a bounded enum.
+pub fn kernel_class_labels(class: &gpuscope_cupti::KernelClass) -> Vec<(&'static str, &'static str)> {
+    let mut labels = vec![("kind", class.kind.label())];
+    if let gpuscope_cupti::KernelKind::Collective(op) = class.kind {
+        labels.push(("collective", op.label()));
+    }
+    labels.push(("pipe", class.pipe.label()));
+    labels.push(("precision", class.precision.label()));
+    labels
+}
+
+/// The kernel class its labels name (the inverse of [`kernel_class_labels`]); `None` for a
+/// value no class has.
+pub fn kernel_class_from_labels(
+    kind: &str,
+    collective: Option<&str>,
+    pipe: &str,
+    precision: &str,
+) -> Option<gpuscope_cupti::KernelClass> {
+    use gpuscope_cupti::{CollectiveKind as C, KernelKind as K, MathPipe as M, Precision as P};
+    let kind = match kind {
+        "collective" => {
+            let ops = [
+                C::AllReduce,
+                C::AllGather,
+                C::ReduceScatter,
+                C::Broadcast,
+                C::Reduce,
+                C::SendRecv,
+                C::AllToAll,
+                C::Other,
+            ];
+            K::Collective(ops.into_iter().find(|op| Some(op.label()) == collective)?)
+        }
+        other => {
+            let kinds = [
+                K::Gemm,
+                K::Conv,
+                K::Attention,
+                K::Elementwise,
+                K::Reduction,
+                K::Normalization,
+                K::Memcpy,
+                K::Memset,
+                K::Other,
+            ];
+            kinds.into_iter().find(|k| k.label() == other)?
+        }
+    };
+    let pipe = [M::TensorCore, M::Simt, M::Unknown].into_iter().find(|p| p.label() == pipe)?;
+    let precision = [P::Fp64, P::Fp32, P::Tf32, P::Fp16, P::Bf16, P::Fp8, P::Fp4, P::Int8, P::Unknown]
+        .into_iter()
+        .find(|p| p.label() == precision)?;
+    Some(gpuscope_cupti::KernelClass { kind, pipe, precision })
 }
 
 /// NVML clock event (throttle) reason bits and their label values.
@@ -544,6 +629,40 @@ mod tests {
             let t = g.title();
             assert!(!t.is_empty() && t.starts_with(|c: char| c.is_ascii_uppercase()) && !t.ends_with('.'), "{t}");
         }
+    }
+
+    #[test]
+    fn kernel_class_labels_name_the_class_and_parse_back() {
+        use gpuscope_cupti::classify;
+        for name in [
+            "ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_nn",
+            "ampere_sgemm_128x64_tn",
+            "ncclDevKernel_AllReduce_Sum_bf16_RING_LL",
+            "void at::native::elementwise_kernel<128, 4>",
+            "flash_fwd_kernel",
+            "some_unknown_kernel",
+        ] {
+            let class = classify(name);
+            let labels = kernel_class_labels(&class);
+            let get = |k: &str| labels.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+            let parsed = kernel_class_from_labels(
+                get("kind").unwrap_or_default(),
+                get("collective"),
+                get("pipe").unwrap_or_default(),
+                get("precision").unwrap_or_default(),
+            );
+            assert_eq!(parsed, Some(class), "{name}: {labels:?}");
+        }
+        let nccl = kernel_class_labels(&classify("ncclDevKernel_AllReduce_Sum_bf16_RING_LL"));
+        assert_eq!(
+            nccl,
+            vec![("kind", "collective"), ("collective", "allreduce"), ("pipe", "unknown"), ("precision", "unknown")]
+        );
+        let gemm = kernel_class_labels(&classify("ampere_sgemm_128x64_tn"));
+        assert_eq!(gemm, vec![("kind", "gemm"), ("pipe", "simt"), ("precision", "fp32")]);
+        assert_eq!(kernel_class_from_labels("gemm", None, "tensor", "fp33"), None);
+        assert_eq!(kernel_class_from_labels("collective", None, "unknown", "unknown"), None);
+        assert_eq!(kernel_class_from_labels("collective", Some("gossip"), "unknown", "unknown"), None);
     }
 
     #[test]

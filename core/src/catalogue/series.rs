@@ -11,9 +11,10 @@
 use super::{Accessor, MetricDef};
 use crate::exposition::LabelValue;
 use crate::model::{
-    CpuSample, DiskSample, FsSample, GpuSample, HostSample, MigSample, NicKind, NicSample, NodeSnapshot, NvLinkSample,
-    ProcessSample,
+    CpuSample, DiskSample, FsSample, GpuSample, HostSample, KernelClassTime, KernelProfile, MigSample, NicKind,
+    NicSample, NodeSnapshot, NvLinkSample, ProcessSample,
 };
+use gpuscope_cupti::KernelClass;
 use std::borrow::Cow;
 
 /// A GPU as a series names it. Walked from a snapshot, every description is filled in as the
@@ -155,6 +156,85 @@ impl<'a> ProcessId<'a> {
     }
 }
 
+/// A process profiled through CUPTI as a series names it: found by its host PID; the rest
+/// describes it when it is first seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileId<'a> {
+    /// Host PID.
+    pub pid: u32,
+    /// Process name.
+    pub name: Cow<'a, str>,
+    /// Owner.
+    pub user: Option<Cow<'a, str>>,
+    /// Container id.
+    pub container: Option<Cow<'a, str>>,
+    /// Kubernetes pod name.
+    pub pod: Option<Cow<'a, str>>,
+    /// Kubernetes namespace.
+    pub namespace: Option<Cow<'a, str>>,
+    /// Kubernetes pod UID.
+    pub pod_uid: Option<Cow<'a, str>>,
+    /// NVML indices of the GPUs the process uses.
+    pub gpus: Cow<'a, [u32]>,
+}
+
+impl<'a> ProfileId<'a> {
+    /// The identity of a profile of a snapshot.
+    pub fn of(p: &'a KernelProfile) -> Self {
+        let text = |v: &'a Option<String>| v.as_deref().map(Cow::Borrowed);
+        ProfileId {
+            pid: p.pid,
+            name: Cow::Borrowed(&p.name),
+            user: text(&p.user),
+            container: text(&p.container),
+            pod: text(&p.pod),
+            namespace: text(&p.namespace),
+            pod_uid: text(&p.pod_uid),
+            gpus: Cow::Borrowed(&p.gpus),
+        }
+    }
+
+    /// The GPUs as one label value: NVML indices separated by commas (`0,1`).
+    pub fn gpus_label(&self) -> String {
+        let mut out = String::new();
+        for (i, g) in self.gpus.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&g.to_string());
+        }
+        out
+    }
+
+    /// The GPUs a [`Self::gpus_label`] names; an entry that is not an index is left out.
+    pub fn parse_gpus(label: &str) -> Vec<u32> {
+        label.split(',').filter_map(|g| g.trim().parse().ok()).collect()
+    }
+
+    fn is(&self, p: &KernelProfile) -> bool {
+        p.pid == self.pid
+    }
+
+    fn find_or_insert<'s>(&self, profiles: &'s mut Vec<KernelProfile>) -> &'s mut KernelProfile {
+        find_or_insert(profiles, 0, |p| self.is(p), || self.to_profile())
+    }
+
+    fn to_profile(&self) -> KernelProfile {
+        let text = |v: &Option<Cow<'_, str>>| v.as_deref().map(str::to_string);
+        KernelProfile {
+            pid: self.pid,
+            name: self.name.to_string(),
+            user: text(&self.user),
+            container: text(&self.container),
+            pod: text(&self.pod),
+            namespace: text(&self.namespace),
+            pod_uid: text(&self.pod_uid),
+            gpus: self.gpus.to_vec(),
+            ..KernelProfile::default()
+        }
+    }
+}
+
 /// Who a series belongs to. A new scope of series is a new variant here only when it has a new
 /// kind of owner; a new split of an existing owner is a [`Label`].
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +274,15 @@ pub enum Owner<'a> {
     Disk(Cow<'a, str>),
     /// A mounted filesystem, by mount point.
     Fs(Cow<'a, str>),
+    /// A process profiled through CUPTI.
+    Profile(ProfileId<'a>),
+    /// One kernel class of a profiled process.
+    ProfileClass {
+        /// The profiled process.
+        profile: ProfileId<'a>,
+        /// The class (its labels: kind, collective, pipe, precision).
+        class: KernelClass,
+    },
 }
 
 /// The extra label of a labelled row's series.
@@ -278,6 +367,13 @@ impl MetricDef {
             }
             (Accessor::Disk(get, _), Owner::Disk(name)) => host?.disks.iter().find(|d| d.name == *name).and_then(get),
             (Accessor::Fs(get, _), Owner::Fs(m)) => host?.filesystems.iter().find(|f| f.mountpoint == *m).and_then(get),
+            (Accessor::Profile(get, _), Owner::Profile(p)) => {
+                snap.kernel_profiles.iter().find(|x| p.is(x)).and_then(get)
+            }
+            (Accessor::ProfileClass(get, _), Owner::ProfileClass { profile, class }) => {
+                let p = snap.kernel_profiles.iter().find(|x| profile.is(x))?;
+                p.classes.iter().find(|c| c.class == *class).and_then(get)
+            }
             _ => None,
         }
     }
@@ -338,6 +434,13 @@ impl MetricDef {
             (Accessor::Fs(_, set), Owner::Fs(m)) => {
                 let new = || FsSample { mountpoint: m.to_string(), ..FsSample::default() };
                 set(find_or_insert(&mut host(snap).filesystems, 0, |f| f.mountpoint == *m, new), value);
+            }
+            (Accessor::Profile(_, set), Owner::Profile(p)) => set(p.find_or_insert(&mut snap.kernel_profiles), value),
+            (Accessor::ProfileClass(_, set), Owner::ProfileClass { profile, class }) => {
+                let class = *class;
+                let classes = &mut profile.find_or_insert(&mut snap.kernel_profiles).classes;
+                let new = || KernelClassTime { class, count: 0, seconds: 0.0 };
+                set(find_or_insert(classes, 0, |c| c.class == class, new), value);
             }
             _ => return false,
         }
@@ -475,6 +578,29 @@ impl<'s> Iterator for Slots<'s> {
                     }
                     (Owner::Fs(Cow::Borrowed(&f.mountpoint)), None, v)
                 }
+                Accessor::Profile(get, _) => {
+                    let p = snap.kernel_profiles.get(self.outer)?;
+                    self.outer += 1;
+                    let v = get(p);
+                    if v.is_none() && self.skip_absent {
+                        continue;
+                    }
+                    (Owner::Profile(ProfileId::of(p)), None, v)
+                }
+                Accessor::ProfileClass(get, _) => {
+                    let p = snap.kernel_profiles.get(self.outer)?;
+                    let Some(c) = p.classes.get(self.inner) else {
+                        self.outer += 1;
+                        self.inner = 0;
+                        continue;
+                    };
+                    self.inner += 1;
+                    let v = get(c);
+                    if v.is_none() && self.skip_absent {
+                        continue;
+                    }
+                    (Owner::ProfileClass { profile: ProfileId::of(p), class: c.class }, None, v)
+                }
             };
             return Some(Slot { identity: Identity { owner, label }, value });
         }
@@ -558,6 +684,8 @@ mod tests {
                     Owner::Nic { name, kind } => format!("{name}:{}", kind.as_str()),
                     Owner::Disk(name) => name.to_string(),
                     Owner::Fs(m) => format!("fs:{m}"),
+                    Owner::Profile(p) => format!("profile{}", p.pid),
+                    Owner::ProfileClass { profile, class } => format!("profile{}/{}", profile.pid, class.label()),
                 };
                 (owner, s.identity.label.map(|l| format!("{}={}", l.key, l.value)), s.value)
             })
@@ -652,6 +780,36 @@ mod tests {
     }
 
     #[test]
+    fn profiles_yield_one_series_per_process_and_one_per_class() {
+        use crate::model::{KernelClassTime, KernelProfile};
+        let gemm = gpuscope_cupti::classify("ampere_sgemm_128x64_tn");
+        let nccl = gpuscope_cupti::classify("ncclDevKernel_AllReduce_Sum_bf16_RING_LL");
+        let snap = NodeSnapshot {
+            kernel_profiles: vec![
+                KernelProfile {
+                    pid: 7,
+                    kernel_seconds: 0.4,
+                    classes: vec![
+                        KernelClassTime { class: gemm, count: 3, seconds: 0.3 },
+                        KernelClassTime { class: nccl, count: 1, seconds: 0.1 },
+                    ],
+                    ..KernelProfile::default()
+                },
+                KernelProfile { pid: 8, median_kernel_seconds: Some(1e-5), ..KernelProfile::default() },
+            ],
+            ..NodeSnapshot::default()
+        };
+        assert_eq!(keys("gpuscope_process_kernel_time_seconds", &snap), vec![s("profile7", 0.4), s("profile8", 0.0)]);
+        assert_eq!(
+            keys("gpuscope_process_kernel_class_time_seconds", &snap),
+            vec![s("profile7/gemm/simt/fp32", 0.3), s("profile7/collective/allreduce", 0.1)]
+        );
+        // A median only where kernels ran: absent, not zero.
+        assert_eq!(keys("gpuscope_process_kernel_median_duration_seconds", &snap), vec![s("profile8", 1e-5)]);
+        assert!(keys("gpuscope_process_kernel_launches_per_second", &snap).is_empty());
+    }
+
+    #[test]
     fn slots_include_absent_values() {
         let snap = snapshot();
         let temps: Vec<_> = row("gpuscope_gpu_temperature_celsius").slots(&snap).map(|s| s.value).collect();
@@ -659,6 +817,16 @@ mod tests {
         let iowait: Vec<_> = row("gpuscope_host_cpu_core_iowait_ratio").slots(&snap).map(|s| s.value).collect();
         assert_eq!(iowait, vec![None, Some(0.0)]);
         assert_eq!(row("gpuscope_host_load1").slots(&NodeSnapshot::default()).count(), 0, "no host, no slot");
+    }
+
+    fn profile_id() -> ProfileId<'static> {
+        ProfileId {
+            pid: 42,
+            name: "python".into(),
+            pod: Some("trainer-0".into()),
+            gpus: Cow::Owned(vec![0, 3]),
+            ..ProfileId::default()
+        }
     }
 
     /// One identity per scope, as a decoder would build it: keys and descriptions only.
@@ -687,6 +855,11 @@ mod tests {
             Scope::Nic => Owner::Nic { name: "eth0".into(), kind: NicKind::Ethernet },
             Scope::Disk => Owner::Disk("nvme0n1".into()),
             Scope::Filesystem => Owner::Fs("/data".into()),
+            Scope::KernelProfile => Owner::Profile(profile_id()),
+            Scope::KernelClass => Owner::ProfileClass {
+                profile: profile_id(),
+                class: gpuscope_cupti::classify("ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_nn"),
+            },
         };
         let label = m.label().map(|key| Label {
             key,

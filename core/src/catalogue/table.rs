@@ -61,7 +61,7 @@ fn peer_of(g: &mut crate::model::GpuSample, peer: u32) -> &mut crate::model::Gpu
     &mut g.peers[at]
 }
 use MetricKind::{Counter, Gauge, UpDownCounter};
-use Unit::{Bytes, BytesPerSecond, Celsius, Count, Hertz, Joules, Ratio, Seconds, State, Watts};
+use Unit::{Bytes, BytesPerSecond, Celsius, Count, Hertz, Joules, PerSecond, Ratio, Seconds, State, Watts};
 
 /// Every signal gpuscope exports, in the order exporters emit them.
 pub static CATALOGUE: &[MetricDef] = &[
@@ -972,6 +972,223 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Resident set size of the process.",
         accessor: field!(Process, rss_bytes),
         ..base(Group::Process)
+    },
+    // ---- kernel profiles (CUPTI injection library), one series per profiled process
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_windows_total",
+        otlp: "gpuscope.process.kernel.profile.windows",
+        unit: Count,
+        kind: Counter,
+        help: "Profiling windows the CUPTI injection library reported for the process.",
+        accessor: Accessor::Profile(
+            |p| Some(p.windows_total.to_f64()),
+            |p, v| p.windows_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_window_seconds",
+        otlp: "gpuscope.process.kernel.profile.window.duration",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Length of the process's latest profiling window.",
+        accessor: Accessor::Profile(|p| Some(p.window_seconds), |p, v| p.window_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_period_seconds",
+        otlp: "gpuscope.process.kernel.profile.period",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Time between profiling window starts in effect (the library stretches it to keep its overhead in budget).",
+        accessor: Accessor::Profile(|p| Some(p.period_seconds), |p, v| p.period_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profile_window_end_timestamp_seconds",
+        otlp: "gpuscope.process.kernel.profile.window.end",
+        unit: Seconds,
+        kind: Gauge,
+        help: "When the process's latest profiling window ended, Unix time.",
+        accessor: Accessor::Profile(
+            |p| Some(p.window_end_unix_ms as f64 / 1000.0),
+            |p, v| p.window_end_unix_ms = MetricValue::from_f64(v * 1000.0),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_launches_per_second",
+        otlp: "gpuscope.process.kernel.launch.rate",
+        unit: PerSecond,
+        kind: Gauge,
+        help: "Kernel launches per second (driver API launches and graph launches), counted between profiling windows too.",
+        accessor: field!(Profile, launches_per_second),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_time_seconds",
+        otlp: "gpuscope.process.kernel.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Kernel time in the latest profiling window, all kernels on all the process's GPUs.",
+        accessor: Accessor::Profile(|p| Some(p.kernel_seconds), |p, v| p.kernel_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_executions",
+        otlp: "gpuscope.process.kernel.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels that completed in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.kernel_count.to_f64()),
+            |p, v| p.kernel_count = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_median_duration_seconds",
+        otlp: "gpuscope.process.kernel.duration.median",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Median kernel duration in the latest profiling window (the floor of its power-of-two bucket).",
+        accessor: field!(Profile, median_kernel_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_graph_executions",
+        otlp: "gpuscope.process.kernel.graph.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels launched from CUDA graphs in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.graph_kernels.to_f64()),
+            |p, v| p.graph_kernels = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_pageable_copies",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.copies",
+        unit: Count,
+        kind: Gauge,
+        help: "Copies from or to pageable host memory in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.pageable_copies.to_f64()),
+            |p, v| p.pageable_copies = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_pageable_copy_bytes",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.size",
+        unit: Bytes,
+        kind: Gauge,
+        help: "Bytes copied from or to pageable host memory in the latest profiling window.",
+        accessor: Accessor::Profile(
+            |p| Some(p.pageable_copy_bytes.to_f64()),
+            |p, v| p.pageable_copy_bytes = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_async_pageable_copies",
+        otlp: "gpuscope.process.kernel.memcpy.pageable.async_copies",
+        unit: Count,
+        kind: Gauge,
+        help: "Asynchronous copies from or to pageable host memory in the latest profiling window (they run synchronously).",
+        accessor: Accessor::Profile(
+            |p| Some(p.async_pageable_copies.to_f64()),
+            |p, v| p.async_pageable_copies = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_sync_seconds",
+        otlp: "gpuscope.process.kernel.sync.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Host time in CUDA synchronization calls in the latest profiling window.",
+        accessor: Accessor::Profile(|p| Some(p.sync_seconds), |p, v| p.sync_seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_gpu_gap_max_seconds",
+        otlp: "gpuscope.process.kernel.gpu.gap.max",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Longest idle gap between kernels on any of the process's GPUs in the latest profiling window.",
+        accessor: field!(Profile, gpu_gap_max_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_gpu_gap_seconds",
+        otlp: "gpuscope.process.kernel.gpu.gap.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Idle time between kernels in the latest profiling window (the GPU of the process with the most).",
+        accessor: field!(Profile, gpu_gap_seconds),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_overhead_seconds_total",
+        otlp: "gpuscope.process.kernel.profiler.overhead",
+        unit: Seconds,
+        kind: Counter,
+        help: "Time the CUPTI injection library spent in its callbacks in the process.",
+        accessor: Accessor::Profile(|p| Some(p.overhead_seconds_total), |p, v| p.overhead_seconds_total = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_overhead_ratio",
+        otlp: "gpuscope.process.kernel.profiler.cpu_share",
+        unit: Ratio,
+        kind: Gauge,
+        help: "The injection library's callback time as a share of the process's CPU time.",
+        accessor: field!(Profile, overhead_cpu_ratio),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_dropped_records_total",
+        otlp: "gpuscope.process.kernel.profiler.dropped_records",
+        unit: Count,
+        kind: Counter,
+        help: "Activity records CUPTI dropped in the process because its buffers were full.",
+        accessor: Accessor::Profile(
+            |p| Some(p.dropped_records_total.to_f64()),
+            |p, v| p.dropped_records_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_profiler_summaries_dropped_total",
+        otlp: "gpuscope.process.kernel.profiler.summaries_dropped",
+        unit: Count,
+        kind: Counter,
+        help: "Window summaries the injection library could not deliver to the agent.",
+        accessor: Accessor::Profile(
+            |p| Some(p.summaries_dropped_total.to_f64()),
+            |p, v| p.summaries_dropped_total = MetricValue::from_f64(v),
+        ),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_class_time_seconds",
+        otlp: "gpuscope.process.kernel.class.time",
+        unit: Seconds,
+        kind: Gauge,
+        help: "Kernel time by kernel class (kind, pipe, precision) in the latest profiling window.",
+        accessor: Accessor::ProfileClass(|c| Some(c.seconds), |c, v| c.seconds = v),
+        ..base(Group::Kernel)
+    },
+    MetricDef {
+        prometheus: "gpuscope_process_kernel_class_executions",
+        otlp: "gpuscope.process.kernel.class.executions",
+        unit: Count,
+        kind: Gauge,
+        help: "Kernels by kernel class (kind, pipe, precision) that completed in the latest profiling window.",
+        accessor: Accessor::ProfileClass(|c| Some(c.count.to_f64()), |c, v| c.count = MetricValue::from_f64(v)),
+        ..base(Group::Kernel)
     },
     // ---- host CPU and memory
     MetricDef {

@@ -43,6 +43,25 @@ fn gpu_attrs(a: &mut Vec<KeyValue>, g: &GpuId<'_>) {
     ]);
 }
 
+fn profile_attrs(a: &mut Vec<KeyValue>, p: &catalogue::ProfileId<'_>) {
+    a.push(i(k::PID, i64::from(p.pid)));
+    a.push(s(k::PROCESS, &*p.name));
+    for (key, v) in [
+        (k::OWNER, &p.user),
+        (k::CONTAINER, &p.container),
+        (k::POD, &p.pod),
+        (k::NAMESPACE, &p.namespace),
+        (k::POD_UID, &p.pod_uid),
+    ] {
+        if let Some(v) = v {
+            a.push(s(key, &**v));
+        }
+    }
+    if !p.gpus.is_empty() {
+        a.push(s(k::PROCESS_GPUS, p.gpus_label()));
+    }
+}
+
 /// The attributes of a series: its owner's (with the GPU's identity on the row that carries it),
 /// then the row's extra label.
 fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<KeyValue> {
@@ -108,6 +127,19 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
         Owner::Nic { name, kind } => a.extend([s(k::INTERFACE, &**name), s(k::NIC_KIND, kind.as_str())]),
         Owner::Disk(name) => a.push(s(k::DEVICE, &**name)),
         Owner::Fs(m) => a.push(s(k::MOUNTPOINT, &**m)),
+        Owner::Profile(p) => profile_attrs(&mut a, p),
+        Owner::ProfileClass { profile, class } => {
+            profile_attrs(&mut a, profile);
+            for (label, v) in catalogue::kernel_class_labels(class) {
+                let key = match label {
+                    "kind" => k::KERNEL_KIND,
+                    "collective" => k::KERNEL_COLLECTIVE,
+                    "pipe" => k::KERNEL_PIPE,
+                    _ => k::KERNEL_PRECISION,
+                };
+                a.push(s(key, v));
+            }
+        }
     }
     if let Some(l) = &id.label {
         a.push(s(k::for_label(l.key), l.value.to_string()));

@@ -1,7 +1,7 @@
 //! Encodes a node snapshot in the Prometheus text formats: the catalogue's walk gives the
 //! series, this file turns their identities into labels, the core writer writes the lines.
 
-use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner};
+use gpuscope_core::catalogue::{CATALOGUE, GpuId, Identity, MetricDef, MetricKind, Owner, ProfileId};
 use gpuscope_core::exposition::{Kind, Series, Writer};
 use gpuscope_core::{DcgmProfile, NodeSnapshot, Unit};
 
@@ -26,6 +26,22 @@ fn gpu_labels<'w, 'a>(line: Series<'w, 'a>, g: &GpuId<'_>) -> Series<'w, 'a> {
     line.label("gpu", g.index)
         .label("uuid", g.uuid.as_deref().unwrap_or_default())
         .label("model", g.model.as_deref().unwrap_or_default())
+}
+
+/// A profiled process's labels: those of a process, without a GPU (a profile spans the
+/// process's GPUs), and `gpus`, the GPUs it uses (`0,1`; none when NVML lists none of them),
+/// fixed while the process lives.
+fn profile_labels<'w, 'a>(mut line: Series<'w, 'a>, p: &ProfileId<'_>) -> Series<'w, 'a> {
+    line = line.label("pid", p.pid).label("process", &*p.name);
+    for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
+        if let Some(v) = v {
+            line = line.label(k, &**v);
+        }
+    }
+    if p.gpus.is_empty() {
+        return line;
+    }
+    line.label("gpus", p.gpus_label().as_str())
 }
 
 /// The labels of a series: its owner's, then the row's extra label.
@@ -59,6 +75,13 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
         Owner::Nic { name, kind } => line = line.label("interface", &**name).label("kind", kind.as_str()),
         Owner::Disk(name) => line = line.label("device", &**name),
         Owner::Fs(m) => line = line.label("mountpoint", &**m),
+        Owner::Profile(p) => line = profile_labels(line, p),
+        Owner::ProfileClass { profile, class } => {
+            line = profile_labels(line, profile);
+            for (k, v) in gpuscope_core::catalogue::kernel_class_labels(class) {
+                line = line.label(k, v);
+            }
+        }
     }
     if let Some(l) = &id.label {
         line = line.label(l.key, l.value);
@@ -156,6 +179,51 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
         );
         for (entry_point, n) in &a.nvml_calls {
             w.sample("gpuscope_agent_nvml_calls_total", &[("entry_point", entry_point.into())], *n as f64);
+        }
+    }
+    if let Some(c) = &a.cupti {
+        for (name, kind, help, v) in [
+            (
+                "gpuscope_agent_cupti_connections",
+                Kind::Gauge,
+                "Injection library connections open on the CUPTI socket.",
+                c.connections,
+            ),
+            (
+                "gpuscope_agent_cupti_connections_total",
+                Kind::Counter,
+                "Injection library connections accepted on the CUPTI socket.",
+                c.connections_total,
+            ),
+            (
+                "gpuscope_agent_cupti_connections_refused_total",
+                Kind::Counter,
+                "CUPTI socket connections closed at once because the connection limit was reached.",
+                c.connections_refused_total,
+            ),
+            (
+                "gpuscope_agent_cupti_frames_received_total",
+                Kind::Counter,
+                "Window summaries received from injection libraries.",
+                c.frames_received_total,
+            ),
+            (
+                "gpuscope_agent_cupti_profiles_evicted_total",
+                Kind::Counter,
+                "Kernel profiles dropped to make room for a new process (the profile limit was reached).",
+                c.profiles_evicted_total,
+            ),
+        ] {
+            w.header(name, kind, help);
+            w.sample(name, &[], v as f64);
+        }
+        w.header(
+            "gpuscope_agent_cupti_frames_rejected_total",
+            Kind::Counter,
+            "Frames from injection libraries rejected (their connection was closed), by reason.",
+        );
+        for (reason, n) in &c.frames_rejected_total {
+            w.sample("gpuscope_agent_cupti_frames_rejected_total", &[("reason", reason.into())], *n as f64);
         }
     }
     if !a.unsupported.is_empty() {

@@ -1,4 +1,6 @@
-//! The HTTP side: `/metrics` (content negotiation, gzip), `/healthz`, `/readyz`.
+//! The HTTP side: `/metrics` (content negotiation, gzip), `/healthz`, `/readyz`, and the CUPTI
+//! kernel profiles: `GET /api/v1/profiles` (the latest of every profiled process) and
+//! `POST /api/v1/profile?pid=N&duration_ms=D` (one window on request).
 //!
 //! Each scrape encodes the latest published snapshot; it never touches NVML, so the cost of a
 //! scrape does not depend on how often Prometheus scrapes.
@@ -30,6 +32,8 @@ pub struct Endpoint {
     pub labels: Vec<(String, String)>,
     /// The OTLP pusher's counters, when pushing.
     pub otlp: Option<Arc<crate::otlp::PushStats>>,
+    /// The CUPTI receiver, which runs profiling windows on request; `None` when it is off.
+    pub profiler: Option<Arc<dyn gpuscope_core::api::KernelProfiler>>,
 }
 
 struct State {
@@ -128,7 +132,107 @@ fn self_metrics(
     }
 }
 
-fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {e}\n")),
+    }
+}
+
+/// How long `/api/v1/profile` waits past the window's end for its summary: the library sends it
+/// after flushing CUPTI's buffers, which takes a few milliseconds, or longer on a busy host.
+const PROFILE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The window `/api/v1/profile` asks for without `duration_ms`.
+const DEFAULT_PROFILE_MS: u64 = 500;
+
+/// The value of query parameter `key`, if given.
+fn query_param<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then_some(v)
+    })
+}
+
+/// `POST /api/v1/profile?pid=N&duration_ms=D`: asks the injection library in `pid` for one
+/// window of `D` ms (1..=60000, default 500) and answers with the process's profile from it.
+async fn profile(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only POST\n");
+        r.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(profiler) = state.endpoint.profiler.clone() else {
+        return plain(StatusCode::NOT_FOUND, "kernel-level profiling is off in this agent ([cupti] enabled = false)\n");
+    };
+    let pid = match query_param(req, "pid").map(str::parse::<u32>) {
+        Some(Ok(pid)) if pid > 0 => pid,
+        Some(_) => return plain(StatusCode::BAD_REQUEST, "pid must be a process id (a positive integer)\n"),
+        None => return plain(StatusCode::BAD_REQUEST, "pid is missing: POST /api/v1/profile?pid=N&duration_ms=D\n"),
+    };
+    let ms = match query_param(req, "duration_ms").map(str::parse::<u64>) {
+        None => DEFAULT_PROFILE_MS,
+        Some(Ok(ms)) if (1..=60_000).contains(&ms) => ms,
+        Some(_) => return plain(StatusCode::BAD_REQUEST, "duration_ms must be 1 to 60000 (milliseconds)\n"),
+    };
+    let window = std::time::Duration::from_millis(ms);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let reply = Box::new(move |p: gpuscope_core::KernelProfile| {
+        let _ = tx.send(p);
+    });
+    if let Err(refusal) = profiler.request_window(pid, window, reply) {
+        use gpuscope_core::api::ProfileRefusal as R;
+        let status = match refusal {
+            R::NotConnected { .. } => StatusCode::NOT_FOUND,
+            R::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            R::Failed { .. } => StatusCode::BAD_GATEWAY,
+            R::Invalid { .. } => StatusCode::BAD_REQUEST,
+        };
+        return text(status, format!("{refusal}\n"));
+    }
+    match tokio::time::timeout(window + PROFILE_GRACE, rx).await {
+        Ok(Ok(mut p)) => {
+            // The receiver knows the process by PID; the sampling pass has named it.
+            if let Some(named) = state.rx.borrow().kernel_profiles.iter().find(|x| x.pid == pid) {
+                p.name.clone_from(&named.name);
+                p.user.clone_from(&named.user);
+                p.container.clone_from(&named.container);
+                p.pod.clone_from(&named.pod);
+                p.namespace.clone_from(&named.namespace);
+                p.pod_uid.clone_from(&named.pod_uid);
+                p.gpus.clone_from(&named.gpus);
+                p.overhead_cpu_ratio = named.overhead_cpu_ratio;
+            }
+            json(&p)
+        }
+        Ok(Err(_)) => text(
+            StatusCode::BAD_GATEWAY,
+            format!("the injection library of pid {pid} disconnected before its window ended\n"),
+        ),
+        Err(_) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "no summary from pid {pid} within {:.1} s (is its injection library from this gpuscope release?)\n",
+                (window + PROFILE_GRACE).as_secs_f64()
+            ),
+        ),
+    }
+}
+
+async fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/api/v1/profile" {
+        return profile(state, &req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
@@ -138,7 +242,14 @@ fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
         // Ready once the first sampling pass has been published.
         "/readyz" if state.rx.borrow().timestamp_ms > 0 => plain(StatusCode::OK, "ready\n"),
         "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "no sample yet\n"),
-        "/" => plain(StatusCode::OK, "gpuscope agent: /metrics /healthz /readyz\n"),
+        "/api/v1/profiles" => {
+            let snap = state.rx.borrow().clone();
+            json(&snap.kernel_profiles)
+        }
+        "/" => plain(
+            StatusCode::OK,
+            "gpuscope agent: /metrics /healthz /readyz /api/v1/profiles, POST /api/v1/profile?pid=N&duration_ms=D\n",
+        ),
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -178,7 +289,7 @@ pub async fn serve(
                 let cfg = watched.as_ref().map(|w| w.current());
                 async move {
                     let Some(cfg) = cfg else {
-                        return Ok::<_, std::convert::Infallible>(route(&state, req));
+                        return Ok::<_, std::convert::Infallible>(route(&state, req).await);
                     };
                     if cfg.requires_auth() {
                         let header = WebConfig::credentials(&req);
@@ -192,7 +303,7 @@ pub async fn serve(
                             return Ok(r);
                         }
                     }
-                    let mut r = route(&state, req);
+                    let mut r = route(&state, req).await;
                     cfg.decorate(&mut r);
                     Ok(r)
                 }
