@@ -140,6 +140,9 @@ fn demo_ui_switches_views_sorts_filters_helps_pauses_and_quits_cleanly() {
     eventually(30, || (!t.screen().contains("any key closes it")).then_some(()));
     t.keys(&["3"]);
     t.wait_for("CPU (64 cores");
+    // The demo's processes load no CUPTI library: the kernels tab says how to get profiles.
+    t.keys(&["5"]);
+    t.wait_for("no kernel profile — load the gpuscope injection library (docs/cupti.md)");
     t.keys(&["1", "Space"]);
     t.wait_for("PAUSED");
     t.keys(&["g"]);
