@@ -362,3 +362,55 @@ fn a_second_agent_does_not_take_a_live_socket() {
 fn node_stop(node: Node) {
     drop(node);
 }
+
+/// The profile endpoints sit behind the web configuration's authentication like /metrics, and
+/// `gpuscope profile --basic-auth` gets through.
+#[test]
+fn the_profile_endpoints_require_the_endpoints_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    // Cost 4, bcrypt's lowest: the agent checks a hash per request.
+    let hash = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+    std::fs::write(&web, format!("basic_auth_users:\n  prom: {hash}\n")).unwrap();
+    let socket = dir.path().join("cupti.sock");
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let agent = common::Proc(
+        std::process::Command::new(bin())
+            .args(["agent", "--listen", &addr, "--interval-ms", "200", "--cupti-enabled", "true"])
+            .arg("--cupti-socket")
+            .arg(&socket)
+            .arg("--web.config.file")
+            .arg(&web)
+            // No driver and an empty /proc: the samplers fail, the endpoint and the receiver serve.
+            .env("GPUSCOPE_NVML_LIB", dir.path().join("no-libnvidia-ml.so"))
+            .env("GPUSCOPE_PROCFS_ROOT", dir.path().join("proc"))
+            .env("GPUSCOPE_SYSFS_ROOT", dir.path().join("sys"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::eventually(30, || (std::net::TcpStream::connect(&addr).is_ok() && socket.exists()).then_some(()));
+    let lib = UnixStream::connect(&socket).unwrap();
+    let library = answer_requests(lib);
+    let me = std::process::id().to_string();
+    assert_eq!(request(&addr, "POST", &format!("/api/v1/profile?pid={me}"), &[], &[]).0, 401);
+    assert_eq!(get(&addr, "/api/v1/profiles", &[]).0, 401);
+    let profile = |auth: Option<&str>| {
+        let mut c = std::process::Command::new(bin());
+        c.args(["profile", "--pid", &me, "--duration", "100ms", "--json"]).env("GPUSCOPE_LISTEN", &addr);
+        if let Some(a) = auth {
+            c.args(["--basic-auth", a]);
+        }
+        c.output().unwrap()
+    };
+    let refused = profile(None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("answered 401"), "{refused:?}");
+    let out = profile(Some("prom:s3cret"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["window_seconds"], 0.1);
+    drop(agent);
+    assert_eq!(library.join().unwrap(), 1);
+}

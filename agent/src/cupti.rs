@@ -462,9 +462,10 @@ impl Receiver {
         let mut st = lock(&self.shared.state);
         let State { profiles, conns, waiters, .. } = &mut *st;
         let root = &self.shared.opts.procfs_root;
+        let connected_pids: std::collections::HashSet<u32> = conns.values().map(|c| c.pid).collect();
         profiles.retain(|pid, e| {
             let fresh = now.duration_since(e.last_window) <= e.expire_after;
-            let connected = conns.values().any(|c| c.pid == *pid);
+            let connected = connected_pids.contains(pid);
             fresh && (connected || (e.start_ticks.is_some() && start_ticks(root, *pid) == e.start_ticks))
         });
         let stale = Duration::from_nanos(wire::MAX_REQUEST_WINDOW_NS) + WAITER_GRACE;
@@ -741,5 +742,58 @@ mod tests {
             r.request_window(1, Duration::from_secs(61), Box::new(|_| {})),
             Err(ProfileRefusal::Invalid { .. })
         ));
+    }
+
+    /// A /proc with processes `pids` in it, all alive.
+    fn fake_proc(dir: &Path, pids: &[u32]) -> PathBuf {
+        let root = dir.join("proc");
+        for pid in pids {
+            let d = root.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            let stat = format!(
+                "{pid} (python) S 1 {pid} {pid} 0 -1 4194560 100 0 2 0 1500 250 0 0 20 0 12 0 360000 8000000 2048 0"
+            );
+            std::fs::write(d.join("stat"), stat).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn the_profile_limit_evicts_the_process_silent_for_longest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = ReceiverOptions::new(dir.path().join("cupti.sock"), fake_proc(dir.path(), &[11, 12, 13]));
+        opts.max_profiles = 2;
+        let r = Receiver::start(opts).unwrap();
+        for pid in [11, 12, 13] {
+            r.shared.record(pid, &summary(1));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let pids: Vec<u32> = r.profiles().iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [12, 13]);
+        assert_eq!(r.stats().profiles_evicted_total, 1);
+        // A process already known takes no one's place.
+        r.shared.record(12, &summary(2));
+        assert_eq!(r.profiles().len(), 2);
+        assert_eq!(r.stats().profiles_evicted_total, 1);
+    }
+
+    #[test]
+    fn a_profile_expires_three_periods_after_its_last_window_or_when_its_process_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fake_proc(dir.path(), &[21, 22]);
+        let r = Receiver::start(ReceiverOptions::new(dir.path().join("cupti.sock"), root.clone())).unwrap();
+        // Period 100 ms, window 10 ms: three periods are less than the 1 s floor.
+        let mut short = WindowSummary::empty(1, 0, 10_000_000, 100_000_000);
+        short.launches = 1;
+        r.shared.record(21, &short);
+        // Period 1 h: kept while the process lives.
+        let mut long = summary(1);
+        long.period_ns = 3_600_000_000_000;
+        r.shared.record(22, &long);
+        eventually("pid 21 to expire", || r.profiles().iter().all(|p| p.pid != 21));
+        assert_eq!(r.profiles().iter().map(|p| p.pid).collect::<Vec<_>>(), [22]);
+        // Not connected, and now gone from /proc: dropped at once.
+        std::fs::remove_dir_all(root.join("22")).unwrap();
+        assert!(r.profiles().is_empty());
     }
 }

@@ -12,8 +12,13 @@ pub fn aggregate(samples: &[NodeSnapshot]) -> Option<NodeSnapshot> {
     if samples.len() == 1 {
         return Some(out);
     }
-    // A link's up flag is not averaged: the newest state is reported, as the counters are.
-    for m in CATALOGUE.iter().filter(|m| m.kind == MetricKind::Gauge && m.scope() != Scope::NvLink) {
+    // A link's up flag is not averaged: the newest state is reported, as the counters are. Nor
+    // is a kernel profile: its values already describe one window (the latest), and a mean of
+    // two windows' values (or end times) describes none.
+    let averaged = |m: &&gpuscope_core::MetricDef| {
+        m.kind == MetricKind::Gauge && !matches!(m.scope(), Scope::NvLink | Scope::KernelProfile | Scope::KernelClass)
+    };
+    for m in CATALOGUE.iter().filter(averaged) {
         // Every place the newest sample has, even where its own value is absent: the older
         // samples' values still make a mean.
         for slot in m.slots(newest) {
@@ -83,5 +88,23 @@ mod tests {
         assert_eq!(a.gpus[0].nvlinks[0].active, Some(false), "link state from the newest sample");
         assert!(a.gpus[1].lost);
         assert_eq!(a.gpus[1].power_watts, None, "a lost GPU is not given its past values");
+    }
+
+    #[test]
+    fn kernel_profiles_report_their_latest_window_not_a_mean_of_windows() {
+        use gpuscope_core::KernelProfile;
+        let s = |t: u64, kernel_seconds: f64, end_ms: u64| NodeSnapshot {
+            timestamp_ms: t,
+            kernel_profiles: vec![KernelProfile {
+                pid: 7,
+                kernel_seconds,
+                window_end_unix_ms: end_ms,
+                ..KernelProfile::default()
+            }],
+            ..NodeSnapshot::default()
+        };
+        let a = aggregate(&[s(1000, 0.1, 900), s(2000, 0.3, 1900)]).expect("aggregate");
+        assert_eq!(a.kernel_profiles[0].kernel_seconds, 0.3);
+        assert_eq!(a.kernel_profiles[0].window_end_unix_ms, 1900);
     }
 }
