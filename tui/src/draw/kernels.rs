@@ -189,7 +189,7 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, p: &KernelProfile) {
     let n_classes = p.classes.len().max(1);
     let n_top = p.top_kernels.len().max(1);
     // The blank separators go first when the screen is short.
-    let roomy = lines.len() + 2 + n_classes + 2 + n_top < usize::from(area.height.saturating_sub(2));
+    let roomy = lines.len() + 4 + n_classes + n_top <= usize::from(area.height.saturating_sub(2));
     if roomy {
         lines.push(Line::raw(""));
     }
@@ -218,7 +218,8 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, p: &KernelProfile) {
     }
 
     // The top kernels: the name takes what the numbers leave.
-    let name_w = inner.saturating_sub(1 + 24 + 1 + 8 + 1 + 9 + 1 + 5).max(12);
+    // Capped, so that on a wide terminal the numbers stay next to the names they belong to.
+    let name_w = inner.saturating_sub(1 + 24 + 1 + 8 + 1 + 9 + 1 + 5).clamp(12, 120);
     lines.push(Line::styled(
         format!("{:<name_w$} {:<24} {:>8} {:>9} {:>5}", "TOP KERNELS", "CLASS", "COUNT", "TIME", "SHARE"),
         t.dim,
