@@ -28,6 +28,11 @@ fn sim_counts(path: &std::path::Path) -> BTreeMap<String, u64> {
 }
 
 fn compare(scenario: &str, at: u32) -> BTreeMap<String, u64> {
+    compare_query(scenario, at).0
+}
+
+/// The agent's NVML call counts, checked against the library's, and the `query --json` output.
+fn compare_query(scenario: &str, at: u32) -> (BTreeMap<String, u64>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let counts = dir.path().join("calls.txt");
     let out = Command::new(common::bin())
@@ -56,7 +61,7 @@ fn compare(scenario: &str, at: u32) -> BTreeMap<String, u64> {
     for (entry, n) in &agent {
         assert!(sim.contains_key(entry), "{scenario}: the agent counted {n} × {entry}, the library none");
     }
-    agent
+    (agent, q)
 }
 
 #[test]
@@ -93,4 +98,60 @@ fn agent_counts_equal_the_library_counts() {
     let fan = compare("workstation-inference", 60);
     assert!(fan["nvmlDeviceGetNumFans"] > 0);
     assert_eq!(fan["nvmlDeviceGetFanSpeed_v2"], fan["nvmlDeviceGetNumFans"] * 2);
+}
+
+/// GPM failing on every GPU (the scenario's `gpm` fault): the first pass asks once per GPU and
+/// fails, the second (150 ms later) does not ask again (GPM is retried 30 s after a failure),
+/// and the ratios are absent, not 0 and not an earlier pass's values.
+#[test]
+fn failing_gpm_is_asked_once_and_its_ratios_are_absent() {
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/healthy-bf16-training.toml"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpm-failing.toml");
+    std::fs::write(&path, format!("{base}\n[[faults]]\nwhat = \"gpm\"\nduration_s = 3600\n")).unwrap();
+    let (calls, q) = compare_query(path.to_str().unwrap(), 100);
+    assert_eq!(calls["nvmlGpmSampleGet"], 8, "one failed sample per GPU, then none for 30 s");
+    assert!(!calls.contains_key("nvmlGpmMetricsGet"), "no two samples to compare");
+    assert_eq!(q["agent"]["nvml_errors"]["gpm_sample"], 8, "{}", q["agent"]);
+    let gpus = q["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8);
+    for g in gpus {
+        for k in
+            ["sm_active_ratio", "sm_occupancy_ratio", "tensor_active_ratio", "fp32_active_ratio", "dram_active_ratio"]
+        {
+            assert!(g[k].is_null(), "GPU {}: {k} = {}", g["index"], g[k]);
+        }
+        assert!(g["utilization_ratio"].is_number(), "the other signals stay: {}", g["utilization_ratio"]);
+    }
+    // Without the fault the same scenario has every ratio, from the two samples of the two passes.
+    let (calls, q) = compare_query("healthy-bf16-training", 100);
+    assert_eq!((calls["nvmlGpmSampleGet"], calls["nvmlGpmMetricsGet"]), (16, 8));
+    assert!(q["gpus"][0]["sm_active_ratio"].is_number());
+}
+
+/// A running agent on H100s whose GPM fails from scenario second 8 on: the ratios it read
+/// before are gone from `/metrics` once a sample fails, not kept from the last good pass.
+#[test]
+fn gpm_ratios_read_before_a_failure_are_not_exported_after_it() {
+    use common::{Clock, NodeSpec, eventually, start, unix_now};
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/healthy-bf16-training.toml"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpm-fails-at-8s.toml");
+    std::fs::write(&path, format!("{base}\n[[faults]]\nwhat = \"gpm\"\nat_s = 8\nduration_s = 3600\n")).unwrap();
+    let node = start(NodeSpec::new(path.to_str().unwrap(), Clock::Running { start: unix_now() }));
+    node.wait_ready();
+    let sm = |m: &common::Metrics| m.find("gpuscope_gpu_sm_active_ratio", &[]).len();
+    // Two good samples before second 8 (the agent samples every 200 ms).
+    eventually(8, || (sm(&node.metrics()) == 8).then_some(()));
+    let m = eventually(60, || {
+        let m = node.metrics();
+        (!m.find("gpuscope_agent_nvml_errors_total", &[("signal", "gpm_sample")]).is_empty()).then_some(m)
+    });
+    assert_eq!(sm(&m), 0, "no GPU keeps an SM activity once its GPM sample failed");
+    assert!(m.find("gpuscope_gpu_tensor_active_ratio", &[]).is_empty());
+    assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[]).len(), 8, "the other signals stay");
 }

@@ -1,7 +1,7 @@
 //! A window of recent snapshots of one node, with the summaries rules ask for.
 
-use gpuscope_core::{GpuSample, HostSample, NodeSnapshot};
-use std::collections::VecDeque;
+use gpuscope_core::{GpuSample, HostSample, KernelProfile, NodeSnapshot};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// What the long-span rules read of one GPU in one sample: the clock event reasons and the
@@ -75,6 +75,9 @@ pub struct NodeWindow {
     /// The newest sample lacks something the span before it had: a read that failed or raced,
     /// not (yet) a changed workload.
     newest_incomplete: bool,
+    /// Each profiled process's latest profiling window and the distinct one before it, by host
+    /// PID: a snapshot carries only the latest window, and the kernel-level rules judge two.
+    kernel: BTreeMap<u32, (KernelProfile, Option<KernelProfile>)>,
 }
 
 impl NodeWindow {
@@ -90,7 +93,40 @@ impl NodeWindow {
             max_lag_ms,
             presence: VecDeque::new(),
             newest_incomplete: false,
+            kernel: BTreeMap::new(),
         }
+    }
+
+    /// Keeps the windows of the newest snapshot's profiled processes: a new window (another end
+    /// time) moves the one seen before it to second place; a process whose window count went
+    /// back is another process under a reused PID and starts afresh; a process the snapshot no
+    /// longer lists has stopped sending windows and is forgotten.
+    fn keep_kernel_windows(&mut self, snap: &NodeSnapshot) {
+        let mut kept = BTreeMap::new();
+        for p in &snap.kernel_profiles {
+            let entry = match self.kernel.remove(&p.pid) {
+                // The same window as before: nothing to copy.
+                Some((last, prev)) if last.window_end_unix_ms == p.window_end_unix_ms => (last, prev),
+                Some((last, _)) if last.windows_total < p.windows_total => (p.clone(), Some(last)),
+                _ => (p.clone(), None),
+            };
+            kept.insert(p.pid, entry);
+        }
+        self.kernel = kept;
+    }
+
+    /// The profiling window of process `p` before its latest one (`p` as the newest snapshot
+    /// has it), when the two are consecutive: the earlier one ended before the latest and at
+    /// most three periods before it, the same horizon after which the agent stops listing a
+    /// silent process. `None` for a process's first window or after a pause.
+    pub fn kernel_previous(&self, p: &KernelProfile) -> Option<&KernelProfile> {
+        let (last, prev) = self.kernel.get(&p.pid)?;
+        let prev = prev.as_ref()?;
+        if last.window_end_unix_ms != p.window_end_unix_ms || prev.window_end_unix_ms >= p.window_end_unix_ms {
+            return None;
+        }
+        let horizon_ms = 3.0 * p.period_seconds.max(prev.period_seconds) * 1000.0;
+        ((p.window_end_unix_ms - prev.window_end_unix_ms) as f64 <= horizon_ms).then_some(prev)
     }
 
     /// What the rules read from the newest sample rather than average over the span, counted:
@@ -186,6 +222,7 @@ impl NodeWindow {
                 self.presence.pop_front();
             }
             self.presence.push_back((t, presence));
+            self.keep_kernel_windows(&snap);
         }
         self.thin.insert(tpos, thin);
         let pos = self.samples.partition_point(|s| s.timestamp_ms <= t);

@@ -701,6 +701,8 @@ pub struct Event {
 pub enum FaultKind {
     /// The running-process lists (`nvmlDeviceGetComputeRunningProcesses*`) answer UNKNOWN.
     Processes,
+    /// GPM samples (`nvmlGpmSampleGet`, `nvmlGpmMigSampleGet`) answer UNKNOWN on a GPM GPU.
+    Gpm,
 }
 
 /// A driver call that fails for `duration_s` at `at_s`, and again every `every_s` if given.

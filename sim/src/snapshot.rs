@@ -96,7 +96,22 @@ pub fn snapshot(sim: &Simulation, t: f64) -> NodeSnapshot {
     let mut processes = Vec::new();
     for i in 0..sim.gpus().len() as u32 {
         let Some(s) = sim.gpu(i, t) else { continue };
-        let g = gpu_sample(sim, i, &s);
+        let mut g = gpu_sample(sim, i, &s);
+        if sim.failing(crate::scenario::FaultKind::Gpm, i, t) {
+            // The agent reports GPM ratios absent while GPM fails (and asks again 30 s after a
+            // failure, which these snapshots, built per second, do not play).
+            for r in [
+                &mut g.sm_active_ratio,
+                &mut g.sm_occupancy_ratio,
+                &mut g.tensor_active_ratio,
+                &mut g.fp64_active_ratio,
+                &mut g.fp32_active_ratio,
+                &mut g.fp16_active_ratio,
+                &mut g.dram_active_ratio,
+            ] {
+                *r = None;
+            }
+        }
         // A failing process list leaves the GPU without processes in that sample, as the agent
         // sees it.
         if !s.lost && !sim.failing(crate::scenario::FaultKind::Processes, i, t) {

@@ -258,3 +258,18 @@ fn bad_scenarios_name_the_problem() {
     let job = Scenario::load("straggler").expect("straggler");
     assert!(Simulation::new(job, 4).is_err(), "node 4 of a 4-node job");
 }
+
+/// A `gpm` fault: the snapshots built from the engine lack the GPM ratios while it holds, as the
+/// agent's do, and only on the GPUs it names.
+#[test]
+fn a_gpm_fault_leaves_the_ratios_absent_while_it_holds() {
+    let base = BUILTIN.iter().find(|(n, _)| *n == "healthy-bf16-training").unwrap().1;
+    let text = format!("{base}\n[[faults]]\nwhat = \"gpm\"\nat_s = 10\nduration_s = 5\ngpus = [1]\n");
+    let sim = Simulation::new(Scenario::from_toml(&text, "gpm-fault.toml").unwrap(), 0).unwrap();
+    let sm = |t: f64, gpu: usize| gpuscope_sim::snapshot::snapshot(&sim, t).gpus[gpu].sm_active_ratio;
+    assert!(sm(9.0, 1).is_some());
+    assert_eq!(sm(12.0, 1), None);
+    assert!(sm(12.0, 0).is_some(), "GPU 0 is not named");
+    assert!(gpuscope_sim::snapshot::snapshot(&sim, 12.0).gpus[1].utilization_ratio.is_some());
+    assert!(sm(15.0, 1).is_some(), "over after 5 s");
+}

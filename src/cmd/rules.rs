@@ -93,7 +93,14 @@ pub fn markdown() -> String {
          lowest with low utilization when something else holds it back (its host, its input). Each\n  \
          member is compared with the others, so two-node jobs work; single GPUs are compared before\n  \
          whole nodes. The finding names what the telemetry shows slowing it. Rules marked\n  \
-         *explained by waiting* below say nothing about the members that wait for a straggler.\n",
+         *explained by waiting* below say nothing about the members that wait for a straggler.\n\
+         - **Kernel-level rules judge two profiling windows.** The rules of scope `process` read what\n  \
+         gpuscope's CUPTI injection library measured inside a process, in short windows (0.5 s every\n  \
+         30 s by default). One window is a half-second sample that a checkpoint or a warm-up can\n  \
+         skew, so such a rule holds only when its condition held in the process's latest window and\n  \
+         in the one before it (at most three periods apart), and its evidence is the weaker of the\n  \
+         two values. That is their sustain period: they open as soon as it is met, and close after\n  \
+         60 s without it. One finding per process: its `cause` is `process <PID>`.\n",
     );
     for r in RULES {
         let timing = |s: f64| if s == 0.0 { "immediately".to_string() } else { format!("{s:.0} s") };
@@ -106,7 +113,13 @@ pub fn markdown() -> String {
             timing(r.timing.sustain_s),
             timing(r.timing.clear_s),
             r.condition,
-            if r.eval.is_none() { "- needs kernel-level (CUPTI) data: not evaluated yet\n" } else { "" },
+            match (r.eval.is_some(), r.scope) {
+                (false, _) => "- not evaluated yet\n",
+                (true, gpuscope_analysis::RuleScope::Process) => {
+                    "- needs kernel-level data: the process runs with gpuscope's CUPTI injection library; judged on its two latest profiling windows\n"
+                }
+                (true, _) => "",
+            },
             r.recommendation
         ));
         if r.explained_by_waiting {

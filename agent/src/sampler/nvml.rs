@@ -90,6 +90,19 @@ const PROCESS_PASSES: u32 = 5;
 /// GPM needs its two samples at least this far apart.
 const GPM_MIN_GAP: Duration = Duration::from_millis(100);
 
+/// After a GPM call fails, GPM is asked again only this much later: a device whose GPM keeps
+/// failing (dcgm-exporter#661: fractional vGPU guests, where every sample fails) costs one
+/// failed call per GPU every 30 s instead of one every pass.
+///
+/// Another profiler does not make GPM fail. Nsight Compute, Nsight Systems' GPU metrics, CUPTI's
+/// profiling API and DCGM's profiling module (before Hopper) lock the GPU's perfmon unit, one
+/// client at a time; GPM is a separate unit built so that metrics and profiling run at once, and
+/// on GPM devices DCGM reads its profiling fields through NVML GPM itself (NVIDIA's DCGM
+/// maintainer, NVIDIA/DCGM#62, January 2025). nvml.h documents no error for GPM calls beyond
+/// "nonzero NVML_ERROR_? enum on error", so every failure is handled alike: the ratios are
+/// absent, never the last pass's values.
+const GPM_RETRY: Duration = Duration::from_secs(30);
+
 /// Per-pass bookkeeping of NVML outcomes.
 #[derive(Default)]
 struct Outcome {
@@ -208,6 +221,8 @@ struct GpuSlot {
     /// A sample buffer whose reading is no longer needed, reused for the next sample.
     gpm_spare: Option<GpmSample<'static>>,
     gpm_values: [Option<f64>; 8],
+    /// GPM failed: not asked again before this time (`GPM_RETRY`).
+    gpm_retry_at: Option<Instant>,
     nvlink_prev: Option<Counters>,
     /// Each link's last byte counters, and its rates from the last pass (KiB turned to bytes).
     nvlink_links_prev: Vec<Counters>,
@@ -391,6 +406,7 @@ impl NvmlSampler {
                 gpm_prev: None,
                 gpm_spare: None,
                 gpm_values: [None; 8],
+                gpm_retry_at: None,
                 nvlink_prev: None,
                 nvlink_links_prev: Vec::new(),
                 nvlink_link_rates: Vec::new(),
@@ -792,7 +808,12 @@ impl GpuSlot {
     /// Takes a GPM sample into a sample buffer kept from earlier passes (nvml-wrapper allocates
     /// and frees one per sample: two more calls every pass) and turns two samples into ratios.
     fn gpm_sample(&mut self, nvml: &'static Nvml, pass: &Pass, o: &mut Outcome) {
+        if self.gpm_retry_at.is_some_and(|t| pass.now < t) {
+            return;
+        }
+        self.gpm_retry_at = None;
         let Some(now) = o.ok("gpm_sample", gpm_sample_into(nvml, &self.device, self.gpm_spare.take())) else {
+            self.gpm_failed(pass);
             return;
         };
         if let Some((prev, then)) = &self.gpm_prev
@@ -806,6 +827,10 @@ impl GpuSlot {
                 }
                 Err(e) => {
                     o.ok::<()>("gpm_metrics", Err(e));
+                    // The sample itself is good: it stays the baseline of the next attempt.
+                    self.gpm_spare = self.gpm_prev.replace((now, pass.now)).map(|(old, _)| old);
+                    self.gpm_failed(pass);
+                    return;
                 }
             }
         } else if self.gpm_prev.is_some() {
@@ -814,6 +839,12 @@ impl GpuSlot {
             return;
         }
         self.gpm_spare = self.gpm_prev.replace((now, pass.now)).map(|(old, _)| old);
+    }
+
+    /// A GPM call failed: the ratios are absent until GPM answers again, asked `GPM_RETRY` later.
+    fn gpm_failed(&mut self, pass: &Pass) {
+        self.gpm_values = [None; 8];
+        self.gpm_retry_at = Some(pass.now + GPM_RETRY);
     }
 
     /// Values that change rarely (limits, error counters, modes, link state), read every slow

@@ -137,7 +137,7 @@ pub enum RuleScope {
     Node,
     /// A multi-node job.
     Job,
-    /// One process (kernel-level rules, need CUPTI).
+    /// One process (kernel-level rules: they read its CUPTI profiling windows).
     Process,
 }
 
@@ -203,7 +203,7 @@ pub struct RuleInfo {
     pub explained_by_waiting: bool,
     /// The rule's thresholds (its `[rules.<id>]` keys besides the common ones).
     pub thresholds: &'static [Threshold],
-    /// Evaluation; `None` for kernel-level rules that need CUPTI data.
+    /// Evaluation; `None` for a rule listed before its input exists.
     pub eval: Option<fn(&Ctx) -> Vec<Hit>>,
     /// Standalone PromQL versions over the agent's native metrics, for fleets that run only
     /// Prometheus (empty when PromQL cannot express the rule: windows of snapshots, jobs, CUPTI).
@@ -393,7 +393,8 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), RULES.len());
         assert_eq!(RULES.len(), 32, "the 32 rules of RULES.md");
-        assert_eq!(RULES.iter().filter(|r| r.eval.is_none()).count(), 5, "the kernel-level rules");
+        assert_eq!(RULES.iter().filter(|r| r.eval.is_none()).count(), 0, "every rule evaluates, the kernel-level too");
+        assert_eq!(RULES.iter().filter(|r| r.scope == RuleScope::Process).count(), 5, "the kernel-level rules");
         for r in RULES {
             let cfg: AnalysisConfig = toml::from_str(&format!("[rules.{}]\ndisabled = true\nsustain_s = 7\n", r.id))
                 .unwrap_or_else(|e| panic!("{}: {e}", r.id));

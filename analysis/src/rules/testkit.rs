@@ -4,7 +4,7 @@
 use super::{Ctx, Hit, rule};
 use crate::config::AnalysisConfig;
 use crate::window::NodeWindow;
-use gpuscope_core::{GpuSample, HostSample, NodeInfo, NodeSnapshot, ProcessSample};
+use gpuscope_core::{GpuSample, HostSample, KernelProfile, NodeInfo, NodeSnapshot, ProcessSample};
 use std::sync::Arc;
 
 /// Evaluation time of every test, ms since the epoch.
@@ -59,6 +59,38 @@ pub fn busy_host(host: &str, sm: Option<f64>, h: HostSample) -> NodeSnapshot {
         host: Some(h),
         ..node(host, vec![GpuSample { sm_active_ratio: sm, ..gpu(0) }])
     }
+}
+
+/// Seconds between two profiling windows in [`profiled`] (the default period).
+pub const PERIOD_S: u64 = 30;
+
+/// A profiled process: `python` with PID `pid` on GPU 0, 0.5 s windows every 30 s, nothing
+/// measured yet (no kernels, copies or waits).
+pub fn kernel_profile(pid: u32) -> KernelProfile {
+    KernelProfile {
+        pid,
+        name: "python".into(),
+        gpus: vec![0],
+        window_seconds: 0.5,
+        period_seconds: PERIOD_S as f64,
+        ..KernelProfile::default()
+    }
+}
+
+/// A window of one snapshot a second for `secs` seconds up to `NOW_MS` (as [`series`]) of a
+/// node with these GPUs and one profiled process: window `k` (`at(k)`) arrives at second
+/// `k × PERIOD_S` and every snapshot until the next carries it; its count and end time are set
+/// here (it ends at its arrival).
+pub fn profiled(secs: u64, gpus: Vec<GpuSample>, at: impl Fn(u64) -> KernelProfile) -> NodeWindow {
+    series(secs, |t| {
+        let k = t / PERIOD_S;
+        let mut p = at(k);
+        if p.windows_total == 0 {
+            p.windows_total = k + 1;
+        }
+        p.window_end_unix_ms = NOW_MS - (secs - k * PERIOD_S) * 1000;
+        NodeSnapshot { kernel_profiles: vec![p], ..node("n0", gpus.clone()) }
+    })
 }
 
 /// Evaluates the rule `id` with `cfg` over these windows at `NOW_MS`.

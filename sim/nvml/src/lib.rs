@@ -830,6 +830,7 @@ nvml! {
     fn nvmlGpmSampleGet(dev: *mut c_void, sample: *mut c_void) {
         let (l, g) = gpm_device(dev)?;
         if !registry(&GPM_SAMPLES).contains(&(sample as usize)) { return Err(INVALID_ARGUMENT); }
+        gpm_fault(l, g)?;
         // SAFETY: a live sample allocated by nvmlGpmSampleAlloc.
         unsafe { *sample.cast::<GpmSample>() = GpmSample { taken: Some((g.index, l.clock.now())), instance: None } };
         Ok(())
@@ -838,6 +839,7 @@ nvml! {
         let (l, g) = gpm_device(dev)?;
         if !g.mig_instances.iter().any(|i| i.gpu_instance_id == gpu_instance_id) { return Err(NOT_FOUND); }
         if !registry(&GPM_SAMPLES).contains(&(sample as usize)) { return Err(INVALID_ARGUMENT); }
+        gpm_fault(l, g)?;
         // SAFETY: a live sample allocated by nvmlGpmSampleAlloc.
         unsafe { *sample.cast::<GpmSample>() = GpmSample { taken: Some((g.index, l.clock.now())), instance: Some(gpu_instance_id) } };
         Ok(())
@@ -1040,6 +1042,15 @@ fn gpm_device(dev: *mut c_void) -> Result<(&'static Loaded, &'static GpuInfo), R
         return Err(NOT_SUPPORTED);
     }
     Ok((l, g))
+}
+
+/// A scenario's `gpm` fault: the sample fails with UNKNOWN, the generic error nvml.h allows GPM
+/// calls ("nonzero NVML_ERROR_? enum on error"); the sample buffer keeps what it held.
+fn gpm_fault(l: &Loaded, g: &GpuInfo) -> Result<(), Ret> {
+    if l.sim.failing(gpuscope_sim::scenario::FaultKind::Gpm, g.index, l.clock.now()) {
+        return Err(UNKNOWN);
+    }
+    Ok(())
 }
 
 const GPM_NAMES: &[(u32, &CStr, &CStr)] = &[
