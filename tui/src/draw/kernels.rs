@@ -239,11 +239,11 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, p: &KernelProfile) {
     }
     if p.top_kernels.is_empty() {
         let why = if matches!(app.source, SourceKind::Collector { .. }) {
-            "kernel names do not travel over OTLP: gpuscope top on the node shows them"
+            format!("kernel names do not travel over OTLP: gpuscope profile --pid {} on the node shows them", p.pid)
         } else if p.kernel_count == 0 {
-            "no kernel ran in the latest window"
+            "no kernel ran in the latest window".to_string()
         } else {
-            "no kernel names in the latest window"
+            "no kernel names in the latest window".to_string()
         };
         lines.push(Line::styled(why, t.dim));
     }

@@ -567,6 +567,9 @@ fn from_a_collector_the_kernels_screen_says_names_do_not_travel() {
     app.source = SourceKind::Collector { url: "http://collector:9400".into() };
     key(&mut app, KeyCode::Char('5'));
     let screen = render(&app, 200, 50);
-    assert!(screen.contains("kernel names do not travel over OTLP: gpuscope top on the node shows them"), "{screen}");
+    assert!(
+        screen.contains("kernel names do not travel over OTLP: gpuscope profile --pid 41001 on the node shows them"),
+        "{screen}"
+    );
     assert!(screen.contains("│gemm/tensor/bf16 "), "the classes still show: {screen}");
 }
