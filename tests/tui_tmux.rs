@@ -140,6 +140,10 @@ fn demo_ui_switches_views_sorts_filters_helps_pauses_and_quits_cleanly() {
     eventually(30, || (!t.screen().contains("any key closes it")).then_some(()));
     t.keys(&["3"]);
     t.wait_for("CPU (64 cores");
+    // The demo's profiled CUDA process (SIMT SGEMMs): the kernels tab shows its latest window.
+    t.keys(&["5"]);
+    let s = t.wait_for("Kernel profiles (1)");
+    assert!(s.contains("gemm") && s.contains("simt"), "{s}");
     // The demo's profiled CUDA process (SIMT SGEMMs) opens fp32-gemm-kernels beside it; the
     // newest finding is listed, and selected, first: `g` goes to where the selected one opened.
     t.keys(&["1"]);
@@ -307,5 +311,56 @@ fn fleet_mode_lists_and_opens_nodes_and_survives_a_collector_restart() {
         let s = t.screen();
         (!s.contains("unreachable") && s.contains("lost-node-0") && s.contains("CRIT")).then_some(())
     });
+    t.quit_and_check_restored();
+}
+
+/// A file cargo builds next to the binary (or in its `deps/`).
+fn built(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(bin()).parent().unwrap().to_path_buf();
+    [dir.join(name), dir.join("deps").join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is built (cargo build --workspace)"))
+}
+
+#[test]
+fn top_shows_the_kernel_profile_the_injection_library_sends_from_a_cuda_process() {
+    // `top` on a simulated node with its own CUPTI receiver; the simulator's CUDA process loads
+    // the real injection library over the simulated CUPTI and profiles itself every second.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("cupti.sock");
+    let cmd = format!(
+        "GPUSCOPE_SIM_SCENARIO=cuda-bf16-tensor GPUSCOPE_NVML_LIB={} GPUSCOPE_CUPTI_ENABLED=true \
+         GPUSCOPE_CUPTI_SOCKET={} {} top --no-color",
+        nvml_lib().display(),
+        socket.display(),
+        bin()
+    );
+    let t = Tmux::start("kernels", &cmd, 200, 50);
+    t.wait_for("GPUs at");
+    t.keys(&["5"]);
+    t.wait_for("no kernel profile — load the gpuscope injection library");
+    eventually(30, || socket.exists().then_some(()));
+    let _cuda = common::Proc(
+        Command::new(built("gpuscope-sim-cuda"))
+            .args(["--scenario", "cuda-bf16-tensor", "--seconds", "60"])
+            .env("CUDA_INJECTION64_PATH", built("libgpuscope_cupti_inject.so"))
+            .env("GPUSCOPE_CUPTI_SOCKET", &socket)
+            .env("GPUSCOPE_CUPTI_PERIOD_MS", "1000")
+            .env("GPUSCOPE_CUPTI_WINDOW_MS", "300")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    t.wait_for("Kernel profiles (1)");
+    // Named from /proc by its host PID; the scenario's kernels by class and by name.
+    let s = t.wait_for("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64");
+    assert!(s.contains("gpuscope-sim-cu ("), "{s}");
+    for class in ["gemm/tensor/bf16", "attention/tensor/", "elementwise", "normalization"] {
+        assert!(s.lines().any(|l| l.starts_with(&format!("│{class}"))), "{class} has a row:\n{s}");
+    }
+    // The period is the library's (the budget may stretch it on a busy machine): only its form.
+    assert!(s.contains("profiler a ") && s.contains(" window every "), "{s}");
     t.quit_and_check_restored();
 }

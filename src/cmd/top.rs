@@ -146,7 +146,19 @@ pub fn run(a: &TopArgs) -> Result<()> {
     need_terminal("for one reading use `gpuscope query`")?;
     // Log lines would tear the screen: silent unless GPUSCOPE_LOG asks (and stderr goes elsewhere).
     crate::logging::init("off");
-    let engine = gpuscope_agent::Engine::start(cfg.agent_options()).context("cannot start the sampling thread")?;
+    // With [cupti] on, the UI receives the injection libraries' summaries itself, as the agent
+    // would. A running agent holding the socket keeps it: the UI then goes on without profiles.
+    let (cupti, cupti_note) = if cfg.cupti.enabled {
+        let opts = gpuscope_agent::cupti::ReceiverOptions::new(cfg.cupti.socket.clone(), cfg.procfs_root.clone());
+        match gpuscope_agent::cupti::Receiver::start(opts) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("no kernel profiles here: {e}"))),
+        }
+    } else {
+        (None, None)
+    };
+    let engine = gpuscope_agent::Engine::start(gpuscope_agent::AgentOptions { cupti, ..cfg.agent_options() })
+        .context("cannot start the sampling thread")?;
     let (tx, rx) = mpsc::channel();
     feed::snapshots(
         engine.subscribe(),
@@ -158,6 +170,7 @@ pub fn run(a: &TopArgs) -> Result<()> {
     let mut app = App::new(SourceKind::Local, theme);
     app.readonly = a.ui.readonly;
     app.speed = 1.0 / a.time_scale.unwrap_or(1.0);
+    app.message = cupti_note;
     let result = run_ui(app, rx, None);
     engine.stop();
     result

@@ -3,7 +3,7 @@
 
 use crate::theme::Theme;
 use gpuscope_core::api::{FindingEvent, FindingRecord};
-use gpuscope_core::{NodeSnapshot, ProcessSample};
+use gpuscope_core::{KernelProfile, NodeSnapshot, ProcessSample};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -273,13 +273,15 @@ pub enum View {
     Host,
     /// Findings with their evidence and advice.
     Findings,
+    /// Kernel profiles of the processes that load the CUPTI injection library.
+    Kernels,
     /// The collector's nodes (fleet mode only).
     Fleet,
 }
 
 impl View {
     /// All views in tab order.
-    pub const ALL: [View; 4] = [View::Gpus, View::Processes, View::Host, View::Findings];
+    pub const ALL: [View; 5] = [View::Gpus, View::Processes, View::Host, View::Findings, View::Kernels];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
@@ -288,6 +290,7 @@ impl View {
             View::Processes => "Processes",
             View::Host => "Host",
             View::Findings => "Findings",
+            View::Kernels => "Kernels",
             View::Fleet => "Fleet",
         }
     }
@@ -732,6 +735,9 @@ pub struct App {
     pub help: bool,
     /// Process detail view open for this PID.
     pub process_detail: Option<u32>,
+    /// The process whose kernel profile the kernels screen details (the first when `None` or
+    /// no longer profiled).
+    pub kernel_pid: Option<u32>,
     /// A signal awaiting confirmation.
     pub confirm: Option<PendingSignal>,
     /// Signals are refused.
@@ -766,6 +772,7 @@ impl App {
             finding_selected: 0,
             help: false,
             process_detail: None,
+            kernel_pid: None,
             confirm: None,
             readonly: false,
             message: None,
@@ -804,6 +811,19 @@ impl App {
     pub fn process_rows(&self) -> Vec<ProcessRow> {
         let Some(s) = self.shown() else { return Vec::new() };
         self.processes.apply(process_rows(&s, self.before_shown().as_deref(), self.speed))
+    }
+
+    /// The kernel profiles at the time shown, by PID.
+    pub fn kernel_profiles(&self) -> Vec<KernelProfile> {
+        let Some(s) = self.shown() else { return Vec::new() };
+        let mut v = s.kernel_profiles.clone();
+        v.sort_by_key(|p| p.pid);
+        v
+    }
+
+    /// Position of the profile the kernels screen details among [`App::kernel_profiles`].
+    pub fn kernel_selected(&self, profiles: &[KernelProfile]) -> usize {
+        self.kernel_pid.and_then(|pid| profiles.iter().position(|p| p.pid == pid)).unwrap_or(0)
     }
 
     /// The chart window in milliseconds.

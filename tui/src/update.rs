@@ -62,7 +62,7 @@ pub fn tab_spans(fleet: bool) -> Vec<(View, char, u16, u16)> {
     let tabs: Vec<(View, char)> = fleet
         .then_some((View::Fleet, '0'))
         .into_iter()
-        .chain(View::ALL.iter().zip('1'..='4').map(|(v, k)| (*v, k)))
+        .chain(View::ALL.iter().zip('1'..='5').map(|(v, k)| (*v, k)))
         .collect();
     tabs.into_iter()
         .map(|(v, k)| {
@@ -232,7 +232,7 @@ impl App {
                 KeyCode::Char('/') => self.processes.editing_filter = true,
                 KeyCode::Char('q') => return Effect::Quit,
                 KeyCode::Char('?') => self.help = true,
-                KeyCode::Char(c @ '1'..='4') if self.fleet.as_ref().is_some_and(|f| f.drilled.is_some()) => {
+                KeyCode::Char(c @ '1'..='5') if self.fleet.as_ref().is_some_and(|f| f.drilled.is_some()) => {
                     self.view = View::ALL[(c as usize) - ('1' as usize)];
                 }
                 _ => {}
@@ -254,10 +254,7 @@ impl App {
                 self.process_detail = None;
                 self.message = None;
             }
-            KeyCode::Char(c @ '1'..='4') => {
-                self.view = View::ALL[(c as usize) - ('1' as usize)];
-                self.process_detail = None;
-            }
+            KeyCode::Char(c @ '1'..='5') => self.open_view(View::ALL[(c as usize) - ('1' as usize)]),
             KeyCode::Tab => self.cycle_view(1),
             KeyCode::BackTab => self.cycle_view(View::ALL.len() - 1),
             KeyCode::Char(' ') | KeyCode::Char('p') => self.toggle_pause(),
@@ -324,7 +321,19 @@ impl App {
 
     fn cycle_view(&mut self, by: usize) {
         let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
-        self.view = View::ALL[(i + by) % View::ALL.len()];
+        self.open_view(View::ALL[(i + by) % View::ALL.len()]);
+    }
+
+    /// Switches screens; the kernels screen opens on the process selected in the process list
+    /// (or whose detail is open) when that process is profiled.
+    fn open_view(&mut self, v: View) {
+        if v == View::Kernels && self.view == View::Processes {
+            let pid = self.process_detail.or_else(|| self.selected_process().map(|(pid, _)| pid));
+            if let Some(pid) = pid.filter(|pid| self.kernel_profiles().iter().any(|p| p.pid == *pid)) {
+                self.kernel_pid = Some(pid);
+            }
+        }
+        self.view = v;
         self.process_detail = None;
     }
 
@@ -382,6 +391,11 @@ impl App {
             View::Gpus | View::Findings => {
                 let n = self.findings_at().len();
                 self.finding_selected = self.finding_selected.saturating_add_signed(by).min(n.saturating_sub(1));
+            }
+            View::Kernels => {
+                let profiles = self.kernel_profiles();
+                let i = self.kernel_selected(&profiles).saturating_add_signed(by).min(profiles.len().saturating_sub(1));
+                self.kernel_pid = profiles.get(i).map(|p| p.pid);
             }
             View::Fleet => self.move_fleet(by),
             View::Host => {}

@@ -45,6 +45,34 @@ pub fn num(v: Option<f64>, scale: f64, digits: usize, unit: &str) -> String {
     v.map_or(UNKNOWN.into(), |x| format!("{:.*}{unit}", digits, x * scale))
 }
 
+/// A short time span given in seconds (`850ns`, `16µs`, `3.1ms`, `1.25s`).
+pub fn seconds(v: Option<f64>) -> String {
+    let Some(s) = v else { return UNKNOWN.into() };
+    if s < 1e-6 {
+        format!("{:.0}ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1}ms", s * 1e3)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+/// A count or rate with a decimal unit (`950`, `12.3K`, `4.1M`).
+pub fn count(v: Option<f64>) -> String {
+    let Some(x) = v else { return UNKNOWN.into() };
+    if x >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.0}K", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.1}K", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 /// Wall-clock time of day (UTC) of a timestamp in ms.
 pub fn clock(ms: u64) -> String {
     let s = (ms / 1000) % 86_400;
@@ -143,5 +171,14 @@ mod tests {
         assert_eq!(rate(Some(2.5e9)), "2.5G/s");
         assert_eq!(pcie_capacity(Some(5), Some(16)), Some(3.938e9 * 16.0));
         assert_eq!(clock_badges(Some(0x4 | 0x40)), vec!["PWR-CAP", "HW-THERM"]);
+        assert_eq!(seconds(Some(850e-9)), "850ns");
+        assert_eq!(seconds(Some(16.4e-6)), "16µs");
+        assert_eq!(seconds(Some(0.0031)), "3.1ms");
+        assert_eq!(seconds(Some(1.25)), "1.25s");
+        assert_eq!(seconds(None), UNKNOWN);
+        assert_eq!(count(Some(950.0)), "950");
+        assert_eq!(count(Some(1234.0)), "1.2K");
+        assert_eq!(count(Some(12_345.0)), "12K");
+        assert_eq!(count(Some(4.1e6)), "4.1M");
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod fleet;
 pub mod format;
 mod gpus;
 mod host;
+pub mod kernels;
 mod processes;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             View::Processes => processes::draw(frame, body, app),
             View::Host => host::draw(frame, body, app),
             View::Findings => findings::draw_view(frame, body, app),
+            View::Kernels => kernels::draw(frame, body, app),
             View::Fleet => fleet::draw(frame, body, app),
         }
     }
@@ -149,6 +151,7 @@ fn status_line(app: &App) -> Line<'static> {
         let keys = match (app.view, app.playback.is_some()) {
             (View::Fleet, _) => "↑↓ select  enter open the node  s sort  / filter  ? help  q quit",
             (_, true) => "space play/pause  ←→ step  [ ] 1 min  +/- speed  g finding  ? help  q quit",
+            (View::Kernels, false) => "↑↓ select  space pause  ←→ scroll back  ? help  q quit",
             (View::Processes, false) => {
                 "s sort  r reverse  t tree  / filter  enter detail  x kill  space pause  ? help  q quit"
             }
@@ -163,14 +166,14 @@ fn status_line(app: &App) -> Line<'static> {
 /// The key list.
 fn help(frame: &mut Frame, area: Rect, app: &App) {
     let rows = [
-        ("1-4, Tab", "GPUs, Processes, Host, Findings"),
+        ("1-5, Tab", "GPUs, Processes, Host, Findings, Kernels"),
         ("0 / Esc", "fleet mode: back to the node list (Enter opens a node)"),
         ("space / p", "pause or resume (replay: play or pause)"),
         ("← →", "one sample back / forward (pauses a live view)"),
         ("[ ]", "one minute back / forward"),
         ("Home / End", "oldest sample / back to live (replay: its end)"),
         ("g", "jump to when the selected finding opened"),
-        ("↑ ↓ / j k", "select a finding or a process"),
+        ("↑ ↓ / j k", "select a finding, a process or a kernel profile"),
         ("w", "chart window: 1 min, 5 min, 15 min, 1 h"),
         ("c", "compact GPU rows"),
         ("s / r", "next sort column / reverse order (or click a header)"),

@@ -91,7 +91,8 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
     let rows = process_rows(&snap, app.before_shown().as_deref(), app.speed);
     let row = rows.iter().find(|r| r.pid == pid);
     let [info, sm_area, mem_area] =
-        Layout::vertical([Constraint::Length(6), Constraint::Min(3), Constraint::Min(3)]).areas(area);
+        Layout::vertical([Constraint::Length(7), Constraint::Min(3), Constraint::Min(3)]).areas(area);
+    let profile = snap.kernel_profiles.iter().find(|p| p.pid == pid);
     let lines = match row {
         Some(r) => vec![
             Line::from(vec![
@@ -126,6 +127,10 @@ fn detail(frame: &mut Frame, area: Rect, app: &App, pid: u32) {
                 Span::styled(num(r.cpu_cores, 100.0, 0, "%"), t.text),
                 Span::styled("   RSS ", t.dim),
                 Span::styled(bytes(r.rss_bytes), t.text),
+            ]),
+            Line::from(vec![
+                Span::styled("kernels  ", t.dim),
+                Span::styled(super::kernels::brief(profile), if profile.is_some() { t.text } else { t.dim }),
             ]),
             Line::styled("Esc: back to the list", t.dim),
         ],

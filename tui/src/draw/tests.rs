@@ -157,7 +157,7 @@ fn eight_gpus_fit_an_80x24_terminal() {
     }
     insta::assert_snapshot!(screen);
     let mut app = app;
-    for v in ['2', '3', '4'] {
+    for v in ['2', '3', '4', '5'] {
         key(&mut app, KeyCode::Char(v));
         insta::assert_snapshot!(format!("80x24_view_{v}"), render(&app, 80, 24));
     }
@@ -363,4 +363,213 @@ fn the_light_theme_uses_colours_readable_on_a_light_background() {
     }
     app.view = View::Gpus;
     insta::assert_snapshot!(render_styled(&app, 120, 36));
+}
+
+/// Names as CUPTI reports them for a bf16 training step (cuBLAS on Hopper, FlashAttention,
+/// PyTorch's elementwise kernels, NCCL), classified by the same table the library uses.
+const KERNEL_NAMES: [&str; 4] = [
+    "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas",
+    "flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4, false, false, cutlass::bfloat16_t>, false, true>",
+    "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>",
+    "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(ncclDevKernelArgsStorage<4096ul>)",
+];
+
+/// The profile the agent holds for rank 41001 after its twelfth window: 0.5 s of 30 s, 420 ms of
+/// kernels split 60/20/10/10 over four classes; and one for 41077, a process whose latest window
+/// ran no kernel (its median, gaps and launch rate are unknown).
+fn kernel_profiles(at_ms: u64) -> Vec<gpuscope_core::KernelProfile> {
+    use gpuscope_core::{KernelClassTime, KernelProfile, TopKernel};
+    let timed = [(3000, 0.252), (1200, 0.084), (4800, 0.042), (130, 0.042)];
+    let classes = KERNEL_NAMES
+        .iter()
+        .zip(timed)
+        .map(|(n, (count, seconds))| KernelClassTime { class: gpuscope_cupti::classify(n), count, seconds })
+        .collect();
+    let top_kernels = KERNEL_NAMES
+        .iter()
+        .zip(timed)
+        .map(|(n, (count, seconds))| TopKernel {
+            name: n.to_string(),
+            class: gpuscope_cupti::classify(n),
+            count,
+            seconds,
+        })
+        .collect();
+    vec![
+        KernelProfile {
+            pid: 41077,
+            name: "python".into(),
+            gpus: vec![],
+            windows_total: 1,
+            window_seconds: 0.5,
+            period_seconds: 30.0,
+            window_end_unix_ms: at_ms - 2000,
+            ..KernelProfile::default()
+        },
+        KernelProfile {
+            pid: 41001,
+            name: "python".into(),
+            user: Some("trainer".into()),
+            gpus: (0..8).collect(),
+            windows_total: 12,
+            window_seconds: 0.5,
+            period_seconds: 30.0,
+            window_end_unix_ms: at_ms - 1000,
+            launches_per_second: Some(18_250.0),
+            classes,
+            kernel_seconds: 0.42,
+            kernel_count: 9130,
+            median_kernel_seconds: Some(16_384e-9),
+            pageable_copies: 4,
+            pageable_copy_bytes: 256 << 20,
+            async_pageable_copies: 3,
+            sync_seconds: 0.025,
+            gpu_gap_max_seconds: Some(0.0031),
+            gpu_gap_seconds: Some(0.012),
+            graph_kernels: 0,
+            overhead_seconds_total: 0.084,
+            overhead_cpu_ratio: Some(0.0012),
+            dropped_records_total: 0,
+            summaries_dropped_total: 1,
+            top_kernels,
+            ..KernelProfile::default()
+        },
+    ]
+}
+
+/// The healthy training node with one more snapshot that carries kernel profiles.
+fn profiled() -> App {
+    let mut app = played("healthy-bf16-training", 120);
+    let mut s = (*app.history.latest().unwrap().clone()).clone();
+    s.timestamp_ms += 1000;
+    s.kernel_profiles = kernel_profiles(s.timestamp_ms);
+    app.update(Input::Snapshot(Arc::new(s)));
+    app
+}
+
+#[test]
+fn the_kernels_screen_shows_the_selected_processs_latest_window() {
+    let mut app = profiled();
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.view, View::Kernels);
+    let screen = render(&app, 200, 50);
+    let line = |needle: &str| -> String {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
+            .into()
+    };
+    assert!(screen.contains("Kernel profiles (2)"), "{screen}");
+    // The list, by PID: 41001 first and selected, its values formatted; 41077's unknowns as —.
+    let row = line("▶   41001");
+    for v in ["0-7", "18K", "420.0ms", "16µs", "5%", "256M", "3.1ms", "sm90_xmma_gemm_bf16bf16"] {
+        assert!(row.contains(v), "{v:?} in {row:?}");
+    }
+    assert_eq!(
+        line("    41077").matches('—').count(),
+        5,
+        "GPUs, launch rate, median, gap and top kernel unknown, not 0"
+    );
+    // The detail of the window.
+    assert!(screen.contains("python (41001): latest window ended 08:02:00, 12 windows"), "{screen}");
+    assert!(screen.contains("launches/s 18K   kernels 9130 (420.0ms of kernel time)   median kernel 16µs"));
+    assert!(screen.contains("sync 5% of the window (25.0ms)   largest GPU gap 3.1ms (12.0ms idle in all)"));
+    assert!(screen.contains("pageable copies 4, 256M (3 async)"));
+    assert!(screen.contains("profiler a 500.0ms window every 30.00s   overhead 84.0ms in all (0.12% of its CPU)"));
+    assert!(screen.contains("dropped 0 records, 1 summaries"));
+    // Time by class, largest first, with bars in proportion.
+    let classes: Vec<String> = ["gemm/tensor/bf16", "attention/tensor/bf16", "elementwise", "collective/allreduce"]
+        .iter()
+        .map(|c| line(&format!("│{c:<24} ")))
+        .collect();
+    for (c, (share, time, n)) in classes.iter().zip([
+        ("60%", "252.0ms", "3000"),
+        ("20%", "84.0ms", "1200"),
+        ("10%", "42.0ms", "4800"),
+        ("10%", "42.0ms", "130"),
+    ]) {
+        assert!(c.contains(&format!(" {share} {time:>9} {n:>8}")), "{c}");
+    }
+    let bars: Vec<usize> = classes.iter().map(|c| c.matches('█').count()).collect();
+    assert!(bars[0] == 3 * bars[1] && bars[1] == 2 * bars[2] && bars[2] == bars[3] && bars[3] > 0, "{bars:?}");
+    // The top kernels, whole names where they fit.
+    let gemm = line(&format!("│{} ", KERNEL_NAMES[0]));
+    assert!(gemm.contains("gemm/tensor/bf16") && gemm.contains("3000   252.0ms   60%"), "{gemm}");
+    assert!(line("ncclDevKernel_AllReduce_Sum_bf16_RING_LL").contains("collective/allreduce"));
+    insta::assert_snapshot!("kernels_200x50", screen);
+    // On 80 columns the names are cut to the room the numbers leave, and everything still fits.
+    let narrow = render(&app, 80, 24);
+    let gemm =
+        narrow.lines().find(|l| l.contains("│sm90_xmma_gemm_bf16bf16_bf1… ")).unwrap_or_else(|| panic!("{narrow}"));
+    assert!(gemm.contains("gemm/tensor/bf16") && gemm.contains("3000   252.0ms   60%"), "{gemm}");
+    assert!(narrow.contains("│ncclDevKernel_AllReduce_Sum… collective/allreduce"), "{narrow}");
+    assert!(narrow.contains("│overhead 84.0ms in all (0.12% of its CPU)   dropped 0 records, 1 summaries"), "{narrow}");
+    insta::assert_snapshot!("kernels_80x24", narrow);
+
+    // ↓ selects the other process: a window without kernels says so and shows no 0 for unknowns.
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.kernel_pid, Some(41077));
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("python (41077): latest window ended 08:01:59, 1 windows"), "{screen}");
+    assert!(screen.contains("launches/s —   kernels 0 (0ns of kernel time)   median kernel —"), "{screen}");
+    assert!(screen.contains("largest GPU gap — (— idle in all)"), "{screen}");
+    assert_eq!(screen.matches("no kernel ran in the latest window").count(), 2, "classes and top kernels");
+    insta::assert_snapshot!("kernels_empty_window", screen);
+}
+
+#[test]
+fn the_process_detail_shows_its_kernel_profile_or_how_to_get_one() {
+    let mut app = profiled();
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.process_detail, Some(41001));
+    let screen = render(&app, 200, 50);
+    assert!(
+        screen.contains(
+            "kernels  launches/s 18K   median kernel 16µs   sync 5%   top class gemm/tensor/bf16 60%   (5: kernels)"
+        ),
+        "{screen}"
+    );
+    // 5 from the detail opens the kernels screen on that process.
+    app.kernel_pid = Some(41077);
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!((app.view, app.kernel_pid), (View::Kernels, Some(41001)));
+    // Without profiles, the detail says how to get one.
+    let mut app = played("healthy-bf16-training", 120);
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains(&format!("kernels  {}", super::kernels::NO_PROFILE)), "{screen}");
+}
+
+#[test]
+fn without_kernel_profiles_the_kernels_screen_says_how_to_get_them() {
+    let mut app = played("healthy-bf16-training", 120);
+    key(&mut app, KeyCode::Char('5'));
+    let screen = render(&app, 120, 30);
+    assert!(screen.contains("Kernel profiles (0)"), "{screen}");
+    assert!(screen.contains("no kernel profile — load the gpuscope injection library (docs/cupti.md)"), "{screen}");
+    assert!(screen.contains(" 5 Kernels "), "the tab is on the first line: {screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn from_a_collector_the_kernels_screen_says_names_do_not_travel() {
+    let mut app = profiled();
+    let mut s = (*app.history.latest().unwrap().clone()).clone();
+    s.timestamp_ms += 1000;
+    // What the collector decodes from OTLP: the profile and its classes, no kernel names.
+    for p in &mut s.kernel_profiles {
+        p.top_kernels.clear();
+    }
+    app.update(Input::Snapshot(Arc::new(s)));
+    app.source = SourceKind::Collector { url: "http://collector:9400".into() };
+    key(&mut app, KeyCode::Char('5'));
+    let screen = render(&app, 200, 50);
+    assert!(
+        screen.contains("kernel names do not travel over OTLP: gpuscope profile --pid 41001 on the node shows them"),
+        "{screen}"
+    );
+    assert!(screen.contains("│gemm/tensor/bf16 "), "the classes still show: {screen}");
 }
