@@ -576,7 +576,7 @@ mod tests {
             if (300..330).contains(&t) {
                 return None; // 30 s without any sample
             }
-            Some(idle_node(t, |g| g == 0, t % 45 != 0))
+            Some(idle_node(t, |g| g == 0, !t.is_multiple_of(45)))
         };
         let (_, log) = run(900, sparse);
         let opened: Vec<(u64, &Finding)> =

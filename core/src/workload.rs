@@ -341,11 +341,11 @@ fn classify_traced<S: AsRef<str>>(comm: &str, cmdline: &[S], trace: &mut Trace<'
 
     // Stage 1.
     for (i, row) in PATTERNS.iter().enumerate() {
-        if let Title(title) = row.matcher {
-            if title_matches(comm, argv0, title) {
-                trace.hit(i, 0);
-                return row.workload();
-            }
+        if let Title(title) = row.matcher
+            && title_matches(comm, argv0, title)
+        {
+            trace.hit(i, 0);
+            return row.workload();
         }
     }
 

@@ -203,7 +203,7 @@ impl Decoder {
             self.paths.push(p);
             self.values.push(None);
         }
-        if d.set.len() % 2 != 0 {
+        if !d.set.len().is_multiple_of(2) {
             return Err(DeltaError::Pairs);
         }
         let mut last: i64 = -1;

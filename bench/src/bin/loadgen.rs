@@ -272,8 +272,9 @@ fn main() -> Result<()> {
     let probe_every = (a.nodes / a.latency_probes.max(1)).max(1);
     let probe_nodes: Vec<usize> = (0..a.latency_probes.min(a.nodes)).map(|p| p * probe_every).collect();
     let last = a.steps - 1;
-    let is_probe =
-        |n: usize, step: usize| a.paced && step == last && n % probe_every == 0 && n / probe_every < a.latency_probes;
+    let is_probe = |n: usize, step: usize| {
+        a.paced && step == last && n.is_multiple_of(probe_every) && n / probe_every < a.latency_probes
+    };
     let t = Instant::now();
     let bodies = encode_all(&templates, &a, &is_probe);
     let encode_s = t.elapsed().as_secs_f64();

@@ -84,7 +84,7 @@ impl LaunchCounter {
     #[inline]
     pub fn run(&self, body: impl FnOnce() -> bool) {
         let n = self.callbacks.fetch_add(1, Ordering::Relaxed);
-        if n % SAMPLE_EVERY != 0 {
+        if !n.is_multiple_of(SAMPLE_EVERY) {
             if body() {
                 self.launches.fetch_add(1, Ordering::Relaxed);
             }

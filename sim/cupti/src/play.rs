@@ -157,26 +157,26 @@ impl Iterator for Schedule<'_> {
         self.host += self.slot_ns;
         let n = self.issued;
         for (copy, c) in spec.copies.iter().enumerate() {
-            if n % u64::from(c.every) == 0 {
+            if n.is_multiple_of(u64::from(c.every)) {
                 let (start, end) = self.on_gpu(self.host, c.duration_us);
                 self.pending.push_back(Step::Copy { host: self.host.round() as u64, copy, start, end });
             }
         }
         for (memset, m) in spec.memsets.iter().enumerate() {
-            if n % u64::from(m.every) == 0 {
+            if n.is_multiple_of(u64::from(m.every)) {
                 let (start, end) = self.on_gpu(self.host, m.duration_us);
                 self.pending.push_back(Step::Memset { host: self.host.round() as u64, memset, start, end });
             }
         }
         for (sync, s) in spec.syncs.iter().enumerate() {
-            if n % u64::from(s.every) == 0 {
+            if n.is_multiple_of(u64::from(s.every)) {
                 let begin = self.host;
                 self.host += s.duration_us * 1e3;
                 self.pending.push_back(Step::Sync { host: begin.round() as u64, sync, end: self.host.round() as u64 });
             }
         }
         for i in &spec.idle {
-            if n % u64::from(i.every) == 0 {
+            if n.is_multiple_of(u64::from(i.every)) {
                 let begin = self.host;
                 self.host += i.duration_us * 1e3;
                 self.pending.push_back(Step::Idle { host: begin.round() as u64, end: self.host.round() as u64 });

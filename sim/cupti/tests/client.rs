@@ -160,7 +160,7 @@ unsafe extern "C" fn on_complete(_ctx: *mut c_void, _stream: u32, buffer: *mut u
     let mut g = client();
     if let Some(c) = g.as_mut() {
         c.completions += 1;
-        if valid > size || valid % 8 != 0 {
+        if valid > size || !valid.is_multiple_of(8) {
             c.bad_valid_sizes += 1;
         }
         c.records.extend(walked);

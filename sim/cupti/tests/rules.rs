@@ -109,7 +109,7 @@ fn opened(name: &str, from: u64, secs: u64) -> BTreeSet<String> {
     let mut rules = BTreeSet::new();
     for t in 0..=secs {
         let mut s = snapshot(&sim, t as f64);
-        if t >= from && (t - from) % PERIOD_S == 0 {
+        if t >= from && (t - from).is_multiple_of(PERIOD_S) {
             let start_ns = (T0_MS + t * 1000) * 1_000_000 - WINDOW_NS;
             profile.record(&window(&mut agg, &spec, start_ns));
         }

@@ -103,7 +103,7 @@ fn device(dev: *mut c_void) -> Result<(&'static Loaded, u32), Ret> {
     let size = std::mem::size_of::<Device>();
     let base = l.devices.as_ptr() as usize;
     let p = dev as usize;
-    if dev.is_null() || p < base || p >= base + l.devices.len() * size || (p - base) % size != 0 {
+    if dev.is_null() || p < base || p >= base + l.devices.len() * size || !(p - base).is_multiple_of(size) {
         return Err(INVALID_ARGUMENT);
     }
     Ok((l, ((p - base) / size) as u32))

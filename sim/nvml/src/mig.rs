@@ -39,7 +39,8 @@ fn position(l: &Loaded, dev: *mut c_void) -> Option<usize> {
     let size = std::mem::size_of::<MigDevice>();
     let base = l.migs.as_ptr() as usize;
     let p = dev as usize;
-    (!dev.is_null() && p >= base && p < base + l.migs.len() * size && (p - base) % size == 0).then(|| (p - base) / size)
+    (!dev.is_null() && p >= base && p < base + l.migs.len() * size && (p - base).is_multiple_of(size))
+        .then(|| (p - base) / size)
 }
 
 /// Whether `dev` is one of the MIG device handles.

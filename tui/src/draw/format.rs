@@ -98,10 +98,10 @@ pub fn bar(ratio: Option<f64>, width: usize) -> String {
     let eighths = (r.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
     let mut s = "█".repeat(eighths / 8);
     const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push_str(PARTS[eighths % 8]);
     }
-    let used = eighths / 8 + usize::from(eighths % 8 > 0);
+    let used = eighths / 8 + usize::from(!eighths.is_multiple_of(8));
     s.push_str(&" ".repeat(width.saturating_sub(used)));
     s
 }
