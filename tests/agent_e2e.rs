@@ -239,14 +239,13 @@ fn query_json(node: &common::Node, scenario: &str, clock: (&str, String), gap_ms
 /// counters only with whole-tree rewrites (uneven steps of 100 ms and more on a busy machine)
 /// and the agent timed rates from its pass's start rather than from the counters' reading. The
 /// simulator's files hold the counters as of their last write (every 20 ms; the kernel's are
-/// live): the agent times a file outside procfs and sysfs by its modification time, so a busy
-/// machine that delays the writer does not skew the rate. 6 % leaves room for the time between
-/// the simulator computing a value and writing it.
+/// live), so a busy machine that delays the writer at one end of the gap skews the rate by the
+/// delay over the gap: a 5 s gap keeps 6 % for a delay of up to 300 ms.
 #[test]
 fn query_reads_infiniband_at_the_scenario_rate() {
     let start_at = unix_now() - 100.0;
     let node = start(NodeSpec::new("healthy-bf16-training", Clock::Running { start: start_at }));
-    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_START", format!("{start_at:.3}")), 2000);
+    let q = query_json(&node, "healthy-bf16-training", ("GPUSCOPE_SIM_START", format!("{start_at:.3}")), 5000);
     let nics = q["host"]["nics"].as_array().expect("nics");
     let ports: Vec<&serde_json::Value> =
         nics.iter().filter(|n| n["name"].as_str().is_some_and(|s| s.starts_with("mlx5_"))).collect();

@@ -7,7 +7,7 @@ use gpuscope_core::{CpuSample, DiskSample, HostSample, NicKind, NicSample, NodeS
 use procfs_core::{FromBufRead, FromBufReadSI, FromRead};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 fn host(snap: &mut NodeSnapshot) -> &mut HostSample {
     snap.host.get_or_insert_with(HostSample::default)
@@ -181,10 +181,6 @@ pub struct NetworkSampler {
     links: HashMap<String, (Option<f64>, NicKind)>,
     /// InfiniBand ports, re-listed on slow passes.
     ib_ports: Vec<IbPort>,
-    /// Whether the roots are the kernel's pseudo-filesystems (procfs, sysfs), whose counters are
-    /// current as they are read, rather than a recorded or simulated tree.
-    procfs_live: bool,
-    sysfs_live: bool,
 }
 
 /// An InfiniBand port and what its adapter model can do.
@@ -240,17 +236,7 @@ fn parse_ib_state(text: &str) -> Option<u32> {
 impl NetworkSampler {
     /// Reads under the given roots.
     pub fn new(procfs_root: PathBuf, sysfs_root: PathBuf) -> NetworkSampler {
-        let procfs_live = kernel_fs(&procfs_root);
-        let sysfs_live = kernel_fs(&sysfs_root);
-        NetworkSampler {
-            procfs_root,
-            sysfs_root,
-            prev: HashMap::new(),
-            links: HashMap::new(),
-            ib_ports: Vec::new(),
-            procfs_live,
-            sysfs_live,
-        }
+        NetworkSampler { procfs_root, sysfs_root, prev: HashMap::new(), links: HashMap::new(), ib_ports: Vec::new() }
     }
 
     fn list_ib_ports(&mut self) {
@@ -286,34 +272,6 @@ impl NetworkSampler {
 /// The InfiniBand logical port state that carries traffic.
 const IB_ACTIVE: u32 = 4;
 
-/// Whether `path` lies on procfs or sysfs, whose files the kernel fills as they are read.
-fn kernel_fs(path: &Path) -> bool {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    const SYSFS_MAGIC: i64 = 0x6265_6572;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
-    // SAFETY: a NUL-terminated path and a zeroed statfs the call fills.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    #[allow(clippy::unnecessary_cast)] // f_type's type differs between libcs
-    let magic = st.f_type as i64;
-    magic == PROC_SUPER_MAGIC || magic == SYSFS_MAGIC
-}
-
-/// When the counters in `path` were current. The kernel's are current as they are read
-/// (`read_at`); a file in any other tree (a recording, the simulator's) holds them as of its last
-/// write, so its modification time says when: a rate timed from the read instead is off by how
-/// late the writer ran at either end of the interval, which on a busy machine is a lot.
-fn counters_at(path: &Path, live: bool, read_at: Instant) -> Instant {
-    if live {
-        return read_at;
-    }
-    let Ok(modified) = std::fs::metadata(path).and_then(|m| m.modified()) else { return read_at };
-    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
-    read_at.checked_sub(age).unwrap_or(read_at)
-}
-
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -329,7 +287,7 @@ impl Sampler for NetworkSampler {
             .map_err(|e| proc_err(&path, e))?;
         // The counters' reading time: the pass started earlier (NVML first), and a rate over
         // the pass interval is off by that skew.
-        let dev_read_at = counters_at(&path, self.procfs_live, Instant::now().max(pass.now));
+        let dev_read_at = Instant::now().max(pass.now);
         if pass.slow {
             self.links.clear();
             self.list_ib_ports();
@@ -384,7 +342,7 @@ impl Sampler for NetworkSampler {
             let words = |f: &str| read_u64(&c.join(f)).and_then(|w| w.checked_mul(4));
             let rx = words("port_rcv_data");
             let tx = words("port_xmit_data");
-            let read_at = counters_at(&c.join("port_rcv_data"), self.sysfs_live, Instant::now().max(pass.now));
+            let read_at = Instant::now().max(pass.now);
             let (gbps, width) =
                 std::fs::read_to_string(port.dir.join("rate")).map_or((None, None), |r| parse_ib_rate(&r));
             let ib_state = std::fs::read_to_string(port.dir.join("state")).ok().and_then(|s| parse_ib_state(&s));
@@ -493,26 +451,6 @@ impl Sampler for StorageSampler {
 #[cfg(test)]
 mod tests {
     use super::parse_uptime;
-
-    /// The kernel's counter files are current when read; a tree's (the simulator's) are as old
-    /// as their last write.
-    #[test]
-    fn counters_are_timed_by_the_kernel_on_procfs_and_by_their_write_elsewhere() {
-        use std::time::{Duration, Instant, SystemTime};
-        assert!(super::kernel_fs(std::path::Path::new("/proc")));
-        let dir = tempfile::tempdir().unwrap();
-        assert!(!super::kernel_fs(dir.path()));
-        let f = dir.path().join("port_rcv_data");
-        std::fs::write(&f, "1\n").unwrap();
-        let file = std::fs::File::options().write(true).open(&f).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(2)).unwrap();
-        let now = Instant::now();
-        let at = super::counters_at(&f, false, now);
-        let age = now.duration_since(at);
-        assert!(age >= Duration::from_secs(2) && age < Duration::from_secs(60), "{age:?}");
-        assert_eq!(super::counters_at(&f, true, now), now);
-        assert_eq!(super::counters_at(&dir.path().join("missing"), false, now), now);
-    }
 
     /// A /proc file cut short (read while written, or a foreign format) is an error in words, not
     /// the parser library's "please report this bug".
