@@ -115,6 +115,7 @@ fn failing_gpm_is_asked_once_and_its_ratios_are_absent() {
     assert_eq!(calls["nvmlGpmSampleGet"], 8, "one failed sample per GPU, then none for 30 s");
     assert!(!calls.contains_key("nvmlGpmMetricsGet"), "no two samples to compare");
     assert_eq!(q["agent"]["nvml_errors"]["gpm_sample"], 8, "{}", q["agent"]);
+    assert_eq!(q["agent"]["gpm_unavailable"], serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7]), "the state query shows");
     let gpus = q["gpus"].as_array().unwrap();
     assert_eq!(gpus.len(), 8);
     for g in gpus {
@@ -129,6 +130,7 @@ fn failing_gpm_is_asked_once_and_its_ratios_are_absent() {
     let (calls, q) = compare_query("healthy-bf16-training", 100);
     assert_eq!((calls["nvmlGpmSampleGet"], calls["nvmlGpmMetricsGet"]), (16, 8));
     assert!(q["gpus"][0]["sm_active_ratio"].is_number());
+    assert_eq!(q["agent"]["gpm_unavailable"], serde_json::json!([]));
 }
 
 /// A running agent on H100s whose GPM fails from scenario second 8 on: the ratios it read
@@ -152,6 +154,7 @@ fn gpm_ratios_read_before_a_failure_are_not_exported_after_it() {
         (!m.find("gpuscope_agent_nvml_errors_total", &[("signal", "gpm_sample")]).is_empty()).then_some(m)
     });
     assert_eq!(sm(&m), 0, "no GPU keeps an SM activity once its GPM sample failed");
+    assert_eq!(m.one("gpuscope_agent_gpm_unavailable_gpus", &[]), 8.0);
     assert!(m.find("gpuscope_gpu_tensor_active_ratio", &[]).is_empty());
     assert_eq!(m.find("gpuscope_gpu_utilization_ratio", &[]).len(), 8, "the other signals stay");
 }

@@ -74,6 +74,10 @@ pub struct AgentStats {
     /// NVML calls made since the agent started, per entry point (`nvmlDeviceGetFieldValues`…).
     #[serde(default)]
     pub nvml_calls: BTreeMap<String, u64>,
+    /// GPUs with GPM whose last GPM read failed: their profiling ratios are absent (not the
+    /// last good values) until GPM answers again, asked every 30 s.
+    #[serde(default)]
+    pub gpm_unavailable: Vec<u32>,
     /// The CUPTI receiver's counters; absent when the receiver is off.
     #[serde(default)]
     pub cupti: Option<CuptiStats>,

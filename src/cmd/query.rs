@@ -81,6 +81,14 @@ pub fn table(s: &NodeSnapshot) -> String {
             );
         }
     }
+    if !s.agent.gpm_unavailable.is_empty() {
+        let gpus: Vec<String> = s.agent.gpm_unavailable.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "profiling (GPM) unavailable on GPU {}: the last GPM read failed, so SM, tensor and DRAM activity are absent; asked again every 30 s",
+            gpus.join(", ")
+        );
+    }
     if !s.processes.is_empty() {
         let _ = writeln!(
             out,

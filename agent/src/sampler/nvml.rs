@@ -1262,6 +1262,9 @@ impl Sampler for NvmlSampler {
         for slot in &mut self.slots {
             let mut o = Outcome::default();
             let (mut g, procs) = slot.sample(nvml, pass, &mut o);
+            if slot.gpm_retry_at.is_some() {
+                snap.agent.gpm_unavailable.push(slot.index);
+            }
             g.xid_last = xid_last.get(&slot.index).copied();
             g.xid_counts = xid_counts
                 .iter()

@@ -161,6 +161,14 @@ fn self_metrics(w: &mut Writer<'_>, snap: &NodeSnapshot) {
             }
         }
     }
+    if a.driver_up {
+        w.header(
+            "gpuscope_agent_gpm_unavailable_gpus",
+            Kind::Gauge,
+            "GPUs whose GPM profiling failed at its last read: their profiling ratios are absent until it answers (asked every 30 s).",
+        );
+        w.sample("gpuscope_agent_gpm_unavailable_gpus", &[], a.gpm_unavailable.len() as f64);
+    }
     if !a.nvml_errors.is_empty() {
         w.header(
             "gpuscope_agent_nvml_errors_total",
