@@ -55,6 +55,30 @@ macro_rules! settings {
 pub mod efficiency;
 pub mod health;
 pub mod kernel;
+
+/// A process named for a finding: `name (pid, user u, pod ns/pod)`, or the container's short id
+/// where it has no pod; each part only where known.
+pub(crate) fn process_who(
+    name: &str,
+    pid: u32,
+    user: Option<&str>,
+    namespace: Option<&str>,
+    pod: Option<&str>,
+    container: Option<&str>,
+) -> String {
+    let mut who = format!("{name} ({pid}");
+    if let Some(u) = user {
+        who += &format!(", user {u}");
+    }
+    match (namespace, pod, container) {
+        (Some(ns), Some(pod), _) => who += &format!(", pod {ns}/{pod}"),
+        (None, Some(pod), _) => who += &format!(", pod {pod}"),
+        (_, None, Some(c)) => who += &format!(", container {}", c.get(..12).unwrap_or(c)),
+        _ => {}
+    }
+    who + ")"
+}
+
 pub mod power;
 #[cfg(test)]
 mod testkit;

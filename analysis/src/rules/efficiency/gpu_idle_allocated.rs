@@ -48,20 +48,16 @@ fn advice(class: Option<WorkloadClass>) -> Option<(WorkloadClass, &'static str)>
     }
 }
 
-/// Who holds the GPU: the process, its user, and its pod (namespace/name) or else its container
-/// (the short id), each where known.
+/// Who holds the GPU: the process, its user, and its pod or container, where known.
 fn holder(p: &gpuscope_core::ProcessSample) -> String {
-    let mut who = format!("{} ({}", p.name, p.pid);
-    if let Some(u) = &p.user {
-        who += &format!(", user {u}");
-    }
-    match (&p.namespace, &p.pod, &p.container) {
-        (Some(ns), Some(pod), _) => who += &format!(", pod {ns}/{pod}"),
-        (None, Some(pod), _) => who += &format!(", pod {pod}"),
-        (_, None, Some(c)) => who += &format!(", container {}", c.get(..12).unwrap_or(c)),
-        _ => {}
-    }
-    who + ")"
+    crate::rules::process_who(
+        &p.name,
+        p.pid,
+        p.user.as_deref(),
+        p.namespace.as_deref(),
+        p.pod.as_deref(),
+        p.container.as_deref(),
+    )
 }
 
 fn eval(c: &Ctx) -> Vec<Hit> {
