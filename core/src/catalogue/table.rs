@@ -18,6 +18,13 @@ macro_rules! field {
     };
 }
 
+/// A field that always has a value (a kernel profile's), read and written through [`MetricValue`].
+macro_rules! value {
+    ($variant:ident, $field:ident) => {
+        Accessor::$variant(|s| Some(MetricValue::to_f64(&s.$field)), |s, v| s.$field = MetricValue::from_f64(v))
+    };
+}
+
 /// A dcgm-exporter alias: its ≤ 4.8 name, kind and unit scale, and its 4.9 name (in base units,
 /// unchanged by 4.10).
 const fn dcgm(name: &'static str, renamed: &'static str, kind: MetricKind, scale: f64) -> Option<DcgmAlias> {
@@ -980,10 +987,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "Profiling windows the CUPTI injection library reported for the process.",
-        accessor: Accessor::Profile(
-            |p| Some(p.windows_total.to_f64()),
-            |p, v| p.windows_total = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, windows_total),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -992,7 +996,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Gauge,
         help: "Length of the process's latest profiling window.",
-        accessor: Accessor::Profile(|p| Some(p.window_seconds), |p, v| p.window_seconds = v),
+        accessor: value!(Profile, window_seconds),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1001,7 +1005,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Gauge,
         help: "Time between profiling window starts in effect (the library stretches it to keep its overhead in budget).",
-        accessor: Accessor::Profile(|p| Some(p.period_seconds), |p, v| p.period_seconds = v),
+        accessor: value!(Profile, period_seconds),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1031,7 +1035,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Gauge,
         help: "Kernel time in the latest profiling window, all kernels on all the process's GPUs.",
-        accessor: Accessor::Profile(|p| Some(p.kernel_seconds), |p, v| p.kernel_seconds = v),
+        accessor: value!(Profile, kernel_seconds),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1040,10 +1044,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Gauge,
         help: "Kernels that completed in the latest profiling window.",
-        accessor: Accessor::Profile(
-            |p| Some(p.kernel_count.to_f64()),
-            |p, v| p.kernel_count = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, kernel_count),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1061,10 +1062,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Gauge,
         help: "Kernels launched from CUDA graphs in the latest profiling window.",
-        accessor: Accessor::Profile(
-            |p| Some(p.graph_kernels.to_f64()),
-            |p, v| p.graph_kernels = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, graph_kernels),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1073,10 +1071,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Gauge,
         help: "Copies from or to pageable host memory in the latest profiling window.",
-        accessor: Accessor::Profile(
-            |p| Some(p.pageable_copies.to_f64()),
-            |p, v| p.pageable_copies = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, pageable_copies),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1085,10 +1080,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Bytes,
         kind: Gauge,
         help: "Bytes copied from or to pageable host memory in the latest profiling window.",
-        accessor: Accessor::Profile(
-            |p| Some(p.pageable_copy_bytes.to_f64()),
-            |p, v| p.pageable_copy_bytes = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, pageable_copy_bytes),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1097,10 +1089,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Gauge,
         help: "Asynchronous copies from or to pageable host memory in the latest profiling window (they run synchronously).",
-        accessor: Accessor::Profile(
-            |p| Some(p.async_pageable_copies.to_f64()),
-            |p, v| p.async_pageable_copies = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, async_pageable_copies),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1109,7 +1098,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Gauge,
         help: "Host time in CUDA synchronization calls in the latest profiling window.",
-        accessor: Accessor::Profile(|p| Some(p.sync_seconds), |p, v| p.sync_seconds = v),
+        accessor: value!(Profile, sync_seconds),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1136,7 +1125,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Counter,
         help: "Time the CUPTI injection library spent in its callbacks in the process.",
-        accessor: Accessor::Profile(|p| Some(p.overhead_seconds_total), |p, v| p.overhead_seconds_total = v),
+        accessor: value!(Profile, overhead_seconds_total),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1154,10 +1143,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "Activity records CUPTI dropped in the process because its buffers were full.",
-        accessor: Accessor::Profile(
-            |p| Some(p.dropped_records_total.to_f64()),
-            |p, v| p.dropped_records_total = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, dropped_records_total),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1166,10 +1152,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Counter,
         help: "Window summaries the injection library could not deliver to the agent.",
-        accessor: Accessor::Profile(
-            |p| Some(p.summaries_dropped_total.to_f64()),
-            |p, v| p.summaries_dropped_total = MetricValue::from_f64(v),
-        ),
+        accessor: value!(Profile, summaries_dropped_total),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1178,7 +1161,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Seconds,
         kind: Gauge,
         help: "Kernel time by kernel class (kind, pipe, precision) in the latest profiling window.",
-        accessor: Accessor::ProfileClass(|c| Some(c.seconds), |c, v| c.seconds = v),
+        accessor: value!(ProfileClass, seconds),
         ..base(Group::Kernel)
     },
     MetricDef {
@@ -1187,7 +1170,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         unit: Count,
         kind: Gauge,
         help: "Kernels by kernel class (kind, pipe, precision) that completed in the latest profiling window.",
-        accessor: Accessor::ProfileClass(|c| Some(c.count.to_f64()), |c, v| c.count = MetricValue::from_f64(v)),
+        accessor: value!(ProfileClass, count),
         ..base(Group::Kernel)
     },
     // ---- host CPU and memory
