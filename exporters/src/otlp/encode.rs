@@ -43,20 +43,20 @@ fn gpu_attrs(a: &mut Vec<KeyValue>, g: &GpuId<'_>) {
     ]);
 }
 
-fn profile_attrs(a: &mut Vec<KeyValue>, p: &catalogue::ProfileId<'_>) {
-    a.push(i(k::PID, i64::from(p.pid)));
-    a.push(s(k::PROCESS, &*p.name));
-    for (key, v) in [
-        (k::OWNER, &p.user),
-        (k::CONTAINER, &p.container),
-        (k::POD, &p.pod),
-        (k::NAMESPACE, &p.namespace),
-        (k::POD_UID, &p.pod_uid),
-    ] {
+/// A process's own attributes, for a process on a GPU and a profiled process alike: its PID and
+/// name, then owner, container, pod, namespace and pod UID where known.
+fn process_attrs(a: &mut Vec<KeyValue>, pid: u32, name: &str, known: [&Option<std::borrow::Cow<'_, str>>; 5]) {
+    a.push(i(k::PID, i64::from(pid)));
+    a.push(s(k::PROCESS, name));
+    for (key, v) in [k::OWNER, k::CONTAINER, k::POD, k::NAMESPACE, k::POD_UID].into_iter().zip(known) {
         if let Some(v) = v {
             a.push(s(key, &**v));
         }
     }
+}
+
+fn profile_attrs(a: &mut Vec<KeyValue>, p: &catalogue::ProfileId<'_>) {
+    process_attrs(a, p.pid, &p.name, [&p.user, &p.container, &p.pod, &p.namespace, &p.pod_uid]);
     if !p.gpus.is_empty() {
         a.push(s(k::PROCESS_GPUS, p.gpus_label()));
     }
@@ -99,19 +99,7 @@ fn attributes(id: &catalogue::Identity<'_>, carries_gpu_identity: bool) -> Vec<K
                     a.extend([s(k::HW_ID, &*p.gpu_uuid), s(k::HW_TYPE, "gpu"), i(k::GPU_INDEX, i64::from(p.gpu_index))])
                 }
             }
-            a.push(i(k::PID, i64::from(p.pid)));
-            a.push(s(k::PROCESS, &*p.name));
-            for (key, v) in [
-                (k::OWNER, &p.user),
-                (k::CONTAINER, &p.container),
-                (k::POD, &p.pod),
-                (k::NAMESPACE, &p.namespace),
-                (k::POD_UID, &p.pod_uid),
-            ] {
-                if let Some(v) = v {
-                    a.push(s(key, &**v));
-                }
-            }
+            process_attrs(&mut a, p.pid, &p.name, [&p.user, &p.container, &p.pod, &p.namespace, &p.pod_uid]);
             if let Some(w) = p.workload {
                 a.push(s(k::WORKLOAD, w.as_str()));
             }

@@ -32,16 +32,28 @@ fn gpu_labels<'w, 'a>(line: Series<'w, 'a>, g: &GpuId<'_>) -> Series<'w, 'a> {
 /// process's GPUs), and `gpus`, the GPUs it uses (`0,1`; none when NVML lists none of them),
 /// fixed while the process lives.
 fn profile_labels<'w, 'a>(mut line: Series<'w, 'a>, p: &ProfileId<'_>) -> Series<'w, 'a> {
-    line = line.label("pid", p.pid).label("process", &*p.name);
-    for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)] {
-        if let Some(v) = v {
-            line = line.label(k, &**v);
-        }
-    }
+    line = process_labels(line, p.pid, &p.name, [&p.user, &p.container, &p.pod, &p.namespace]);
     if p.gpus.is_empty() {
         return line;
     }
     line.label("gpus", p.gpus_label().as_str())
+}
+
+/// A process's own labels, for a process on a GPU and a profiled process alike: `pid`,
+/// `process`, and `user`, `container`, `pod`, `namespace` where known (in that order).
+fn process_labels<'w, 'a>(
+    mut line: Series<'w, 'a>,
+    pid: u32,
+    name: &str,
+    known: [&Option<std::borrow::Cow<'_, str>>; 4],
+) -> Series<'w, 'a> {
+    line = line.label("pid", pid).label("process", name);
+    for (k, v) in ["user", "container", "pod", "namespace"].into_iter().zip(known) {
+        if let Some(v) = v {
+            line = line.label(k, &**v);
+        }
+    }
+    line
 }
 
 /// The labels of a series: its owner's, then the row's extra label.
@@ -59,13 +71,7 @@ fn labels<'w, 'a>(mut line: Series<'w, 'a>, id: &Identity<'_>) -> Series<'w, 'a>
             if let Some(g) = &p.gpu {
                 line = line.label("model", g.model.as_str());
             }
-            line = line.label("pid", p.pid).label("process", &*p.name);
-            for (k, v) in [("user", &p.user), ("container", &p.container), ("pod", &p.pod), ("namespace", &p.namespace)]
-            {
-                if let Some(v) = v {
-                    line = line.label(k, &**v);
-                }
-            }
+            line = process_labels(line, p.pid, &p.name, [&p.user, &p.container, &p.pod, &p.namespace]);
             if let Some(w) = p.workload {
                 line = line.label("workload", w.as_str());
             }
